@@ -1,0 +1,7 @@
+//! HTTP routes, one module per area, each with `pub fn router()`.
+
+pub mod auth;
+pub mod health;
+pub mod metrics;
+pub mod patterns;
+pub mod scan;

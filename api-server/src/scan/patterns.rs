@@ -1,0 +1,72 @@
+//! The pattern library as the scanners use it: an immutable snapshot of one version.
+
+use std::collections::HashSet;
+
+/// Tunable rule parameters (kind `rule_parameter` in the library).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RuleParams {
+    /// More transfers than this in one transaction is suspicious.
+    pub max_transfers: u32,
+    /// Risk score from which the action is BLOCK.
+    pub block_score: u32,
+    /// Risk score from which the action is WARN.
+    pub warn_score: u32,
+}
+
+impl Default for RuleParams {
+    fn default() -> Self {
+        Self {
+            max_transfers: 8,
+            block_score: 70,
+            warn_score: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PatternSet {
+    pub version: i64,
+    pub blocked_domains: Vec<String>,
+    pub allowed_domains: Vec<String>,
+    pub protected_domains: Vec<String>,
+    pub malicious_addresses: HashSet<String>,
+    pub trusted_addresses: HashSet<String>,
+    pub trusted_programs: HashSet<String>,
+    pub params: RuleParams,
+}
+
+impl PatternSet {
+    /// Adds one library entry. Unknown kinds and bad parameters are skipped (and reported).
+    pub fn add(&mut self, kind: &str, value: &str, data: &serde_json::Value) -> Result<(), String> {
+        let value = value.trim();
+        match kind {
+            "blocked_domain" => self.blocked_domains.push(value.to_ascii_lowercase()),
+            "allowed_domain" => self.allowed_domains.push(value.to_ascii_lowercase()),
+            "protected_domain" => self.protected_domains.push(value.to_ascii_lowercase()),
+            "malicious_address" => {
+                self.malicious_addresses.insert(value.to_string());
+            }
+            "trusted_address" => {
+                self.trusted_addresses.insert(value.to_string());
+            }
+            "trusted_program" => {
+                self.trusted_programs.insert(value.to_string());
+            }
+            "rule_parameter" => {
+                let n = data
+                    .get("value")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("rule parameter {value} needs data.value (a u32)"))?;
+                match value {
+                    "max_transfers" => self.params.max_transfers = n,
+                    "block_score" => self.params.block_score = n,
+                    "warn_score" => self.params.warn_score = n,
+                    other => return Err(format!("unknown rule parameter {other}")),
+                }
+            }
+            other => return Err(format!("unknown pattern kind {other}")),
+        }
+        Ok(())
+    }
+}

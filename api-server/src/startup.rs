@@ -1,0 +1,225 @@
+//! Building the router and running the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::{ApiError, error_response};
+use crate::routes;
+use crate::state::AppState;
+use crate::store;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application: API, health and metrics.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::scan::router())
+        .merge(routes::patterns::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::per_ip,
+        ));
+
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::metrics::router())
+        .nest("/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+            )
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed for this route",
+    )
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    state.metrics.observe_http(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Start-up failures, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("invalid DATABASE_URL: {0}")]
+    DatabaseUrl(#[source] sqlx::Error),
+    #[error("invalid REDIS_URL: {0}")]
+    RedisUrl(#[source] redis::RedisError),
+    #[error("applying database migrations failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("PostgreSQL did not become reachable within {0:?}")]
+    DatabaseUnreachable(Duration),
+    #[error("cannot listen on LISTEN_ADDR {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates and binds. Waits up to `db_wait` for PostgreSQL, since the schema must
+    /// exist before serving; Redis may come later (the service is unready until it does).
+    pub async fn build(config: Config, db_wait: Duration) -> Result<Self, StartupError> {
+        config.validate()?;
+        let db = store::db::pool(&config.database_url, config.database_max_connections)
+            .map_err(StartupError::DatabaseUrl)?;
+        let redis = store::redis::connect(&config.redis_url).map_err(StartupError::RedisUrl)?;
+
+        let deadline = Instant::now() + db_wait;
+        loop {
+            match store::db::migrate(&db).await {
+                Ok(()) => break,
+                Err(sqlx::migrate::MigrateError::Execute(e)) if is_connect_error(&e) => {
+                    if Instant::now() >= deadline {
+                        return Err(StartupError::DatabaseUnreachable(db_wait));
+                    }
+                    tracing::warn!(error = %e, "PostgreSQL not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(StartupError::Migrate(e)),
+            }
+        }
+        tracing::info!("database migrations applied");
+
+        let addr = config.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let state = AppState::new(config, db, redis);
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes; then turns unready, waits SHUTDOWN_DELAY_SECONDS so
+    /// load balancers stop routing here, stops accepting and drains in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let delay = Duration::from_secs(state.config.shutdown_delay_seconds);
+        let router = app(self.state);
+        tracing::info!(addr = %self.listener.local_addr()?, "listening");
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.begin_shutdown();
+            tracing::info!(delay_secs = delay.as_secs(), "shutting down: now unready");
+            tokio::time::sleep(delay).await;
+            tracing::info!("closing listener and draining in-flight requests");
+        })
+        .await
+    }
+}
+
+fn is_connect_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+    )
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,49 @@
+//! State shared by every handler.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::patterns::PatternCache;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub metrics: Arc<Metrics>,
+    pub patterns: Arc<PatternCache>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: PgPool, redis: ConnectionManager) -> Self {
+        Self {
+            config: Arc::new(config),
+            db,
+            redis,
+            metrics: Arc::new(Metrics::new()),
+            patterns: Arc::new(PatternCache::default()),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A Redis key under this deployment's prefix.
+    pub fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.config.redis_key_prefix.clone();
+        key.push_str(&parts.join(":"));
+        key
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,5 @@
+//! PostgreSQL and Redis access.
+
+pub mod db;
+pub mod patterns;
+pub mod redis;

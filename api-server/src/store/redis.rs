@@ -1,0 +1,25 @@
+//! The Redis connection (one multiplexed, self-reconnecting connection per replica).
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// A lazily connecting manager: the service starts (unready) even while Redis is unreachable,
+/// and reconnects by itself when Redis comes back.
+pub fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
+pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
+    let mut conn = conn.clone();
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,9 @@
+//! Integration tests against real PostgreSQL and Redis (see helpers.rs). One binary, so the
+//! workspace links one test executable.
+
+mod auth;
+mod errors;
+mod health;
+mod helpers;
+mod migrations;
+mod readiness;
