@@ -1,0 +1,356 @@
+//! Domain checks: allow- and block-list suffix matching, and lookalikes of protected brand
+//! domains (edit distance, homoglyphs, brand names under other domains).
+
+use super::patterns::PatternSet;
+use super::rules::{Severity, Warning};
+
+/// Longest accepted domain (RFC 1035).
+pub const MAX_DOMAIN_LEN: usize = 253;
+
+/// A domain (or URL) reduced to its lowercase host name, or why it is not one.
+pub fn normalize(input: &str) -> Result<String, &'static str> {
+    let mut s = input.trim();
+    if let Some((scheme, rest)) = s.split_once("://") {
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
+            return Err("invalid URL scheme");
+        }
+        s = rest;
+    }
+    let s = s.split(['/', '?', '#']).next().unwrap_or("");
+    let s = s.rsplit_once('@').map_or(s, |(_, host)| host);
+    let s = s.split(':').next().unwrap_or("");
+    let s = s.trim_end_matches('.');
+    if s.is_empty() {
+        return Err("empty domain");
+    }
+    if s.len() > MAX_DOMAIN_LEN {
+        return Err("domain is too long");
+    }
+    let lower = s.to_lowercase();
+    if !lower.contains('.') {
+        return Err("domain needs at least two labels");
+    }
+    for label in lower.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("invalid label length");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("labels cannot start or end with '-'");
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err("invalid character in domain");
+        }
+    }
+    Ok(lower)
+}
+
+/// `domain` is `suffix` or a subdomain of it.
+pub fn matches_suffix(domain: &str, suffix: &str) -> bool {
+    domain == suffix
+        || (domain.len() > suffix.len()
+            && domain.ends_with(suffix)
+            && domain.as_bytes()[domain.len() - suffix.len() - 1] == b'.')
+}
+
+const SECOND_LEVEL: &[&str] = &["co", "com", "org", "net", "ac", "gov", "edu"];
+
+/// The registrable part (approximation without the public suffix list): the last two labels,
+/// or three for `x.co.uk`-style names.
+pub fn registrable(domain: &str) -> &str {
+    let labels: Vec<&str> = domain.rsplitn(4, '.').collect();
+    let take = if labels.len() >= 3 && labels[0].len() == 2 && SECOND_LEVEL.contains(&labels[1]) {
+        3
+    } else {
+        2
+    };
+    if labels.len() <= take {
+        return domain;
+    }
+    let tail_len: usize = labels[..take].iter().map(|l| l.len()).sum::<usize>() + take - 1;
+    &domain[domain.len() - tail_len..]
+}
+
+/// Maps confusable characters to the ASCII letters they imitate.
+fn skeleton_char(c: char) -> char {
+    match c {
+        'а' | 'ɑ' | 'α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | '@' => 'a',
+        'Ь' | 'ь' | 'ḃ' => 'b',
+        'с' | 'ϲ' | 'ç' => 'c',
+        'ԁ' | 'ɗ' => 'd',
+        'е' | 'ё' | 'è' | 'é' | 'ê' | 'ë' | 'ε' | '3' => 'e',
+        'ɡ' => 'g',
+        'һ' => 'h',
+        'і' | 'ı' | 'ì' | 'í' | 'î' | 'ï' | 'l' | '1' | '|' | 'ӏ' => 'l',
+        'ј' => 'j',
+        'κ' | 'к' => 'k',
+        'ո' | 'п' => 'n',
+        'о' | 'ο' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | '0' | 'ø' => 'o',
+        'р' | 'ρ' => 'p',
+        'ԛ' => 'q',
+        'ѕ' | '5' | '$' => 's',
+        'т' | 'τ' | '7' => 't',
+        'υ' | 'ù' | 'ú' | 'û' | 'ü' => 'u',
+        'ν' | 'ѵ' => 'v',
+        'ѡ' | 'ԝ' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'ý' | 'ÿ' => 'y',
+        'ᴢ' => 'z',
+        other => other,
+    }
+}
+
+/// A comparison form: confusables mapped, 'i' and 'l' merged, "rn" read as "m", "vv" as "w",
+/// hyphens dropped.
+pub fn skeleton(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .map(skeleton_char)
+        .map(|c| if c == 'i' { 'l' } else { c })
+        .filter(|&c| c != '-')
+        .collect();
+    mapped.replace("rn", "m").replace("vv", "w")
+}
+
+fn label_of(registrable: &str) -> &str {
+    registrable.split('.').next().unwrap_or(registrable)
+}
+
+const SUSPICIOUS_WORDS: &[&str] = &[
+    "airdrop",
+    "claim",
+    "giveaway",
+    "bonus",
+    "reward",
+    "free-mint",
+    "freemint",
+    "drain",
+    "walletconnect",
+    "wallet-connect",
+    "connect-wallet",
+    "validate",
+    "verify-wallet",
+    "recover",
+    "restore",
+    "sync-wallet",
+    "unlock",
+    "presale",
+    "whitelist",
+];
+const SUSPICIOUS_TLDS: &[&str] = &[
+    "xyz", "top", "click", "site", "online", "live", "icu", "buzz", "rest", "monster", "cfd",
+    "sbs", "shop", "fun", "pw", "tk", "ml", "ga", "cf", "gq",
+];
+
+/// Warnings for one normalized domain.
+pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let warn = |out: &mut Vec<Warning>, kind, severity, message: String| {
+        out.push(Warning {
+            kind,
+            severity,
+            message,
+            instruction: None,
+        });
+    };
+    if set
+        .allowed_domains
+        .iter()
+        .any(|a| matches_suffix(domain, a))
+    {
+        return out;
+    }
+    if let Some(b) = set
+        .blocked_domains
+        .iter()
+        .find(|b| matches_suffix(domain, b))
+    {
+        warn(
+            &mut out,
+            "blocked_domain",
+            Severity::Critical,
+            format!("{domain} is on the block list ({b})"),
+        );
+        return out;
+    }
+
+    let reg = registrable(domain);
+    let reg_label = label_of(reg);
+    let tld = reg.rsplit('.').next().unwrap_or("");
+    let has_non_ascii = !domain.is_ascii();
+    let punycode = domain.split('.').any(|l| l.starts_with("xn--"));
+    let reg_skeleton = skeleton(reg);
+    let label_skeleton = skeleton(reg_label);
+    let whole_skeleton = skeleton(domain);
+
+    let mut lookalike = false;
+    for brand in &set.protected_domains {
+        if matches_suffix(domain, brand) {
+            // The brand itself (or its subdomain), not a lookalike.
+            return out;
+        }
+        let brand_label = label_of(brand);
+        let brand_skeleton = skeleton(brand_label);
+        if reg_skeleton == skeleton(brand) || (has_non_ascii && label_skeleton == brand_skeleton) {
+            warn(
+                &mut out,
+                "homoglyph_domain",
+                Severity::Critical,
+                format!("{domain} imitates {brand} with look-alike characters"),
+            );
+            lookalike = true;
+            break;
+        }
+        if brand_label.len() >= 4 {
+            let distance = strsim::damerau_levenshtein(&label_skeleton, &brand_skeleton);
+            let max = if brand_label.len() >= 7 { 2 } else { 1 };
+            if reg_label != brand_label && distance <= max {
+                warn(
+                    &mut out,
+                    "typosquat_domain",
+                    Severity::High,
+                    format!("{domain} is {distance} edit(s) away from {brand}"),
+                );
+                lookalike = true;
+                break;
+            }
+            if reg_label == brand_label && reg != brand.as_str() {
+                warn(
+                    &mut out,
+                    "brand_tld_swap",
+                    Severity::High,
+                    format!("{domain} uses the name of {brand} under another top-level domain"),
+                );
+                lookalike = true;
+                break;
+            }
+            // The brand's name inside another registrable domain: phantom-wallet.com,
+            // phantom.app.evil.io, secure-phant0m.xyz.
+            if whole_skeleton.contains(&brand_skeleton) {
+                warn(
+                    &mut out,
+                    "brand_impersonation",
+                    Severity::High,
+                    format!("{domain} contains the name of {brand} but is not {brand}"),
+                );
+                lookalike = true;
+                break;
+            }
+        }
+    }
+    if punycode && !lookalike {
+        warn(
+            &mut out,
+            "punycode_domain",
+            Severity::Medium,
+            format!("{domain} uses punycode (internationalized) labels"),
+        );
+    } else if has_non_ascii && !lookalike {
+        warn(
+            &mut out,
+            "non_ascii_domain",
+            Severity::Medium,
+            format!("{domain} contains non-ASCII characters"),
+        );
+    }
+    let words: Vec<&str> = SUSPICIOUS_WORDS
+        .iter()
+        .copied()
+        .filter(|w| domain.contains(w))
+        .collect();
+    if !words.is_empty() {
+        warn(
+            &mut out,
+            "phishing_keywords",
+            Severity::Medium,
+            format!(
+                "{domain} contains words common in wallet phishing: {}",
+                words.join(", ")
+            ),
+        );
+    }
+    if SUSPICIOUS_TLDS.contains(&tld) && (!words.is_empty() || lookalike) {
+        warn(
+            &mut out,
+            "suspicious_tld",
+            Severity::Low,
+            format!(".{tld} is a top-level domain often used for phishing"),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> PatternSet {
+        let mut s = PatternSet::default();
+        for b in [
+            "phantom.app",
+            "solflare.com",
+            "jup.ag",
+            "magiceden.io",
+            "raydium.io",
+        ] {
+            s.protected_domains.push(b.into());
+        }
+        s.allowed_domains.push("solana.com".into());
+        s.blocked_domains.push("drainer.xyz".into());
+        s
+    }
+
+    fn kinds(d: &str) -> Vec<&'static str> {
+        analyze(&normalize(d).unwrap(), &set())
+            .into_iter()
+            .map(|w| w.kind)
+            .collect()
+    }
+
+    #[test]
+    fn normalizes_urls() {
+        assert_eq!(
+            normalize("https://User@Phantom.App:443/path?x#y").unwrap(),
+            "phantom.app"
+        );
+        assert_eq!(normalize("phantom.app.").unwrap(), "phantom.app");
+        assert!(normalize("localhost").is_err());
+        assert!(normalize("a..b").is_err());
+        assert!(normalize("-a.com").is_err());
+        assert!(normalize("a b.com").is_err());
+    }
+
+    #[test]
+    fn suffix_matching_respects_label_boundaries() {
+        assert!(matches_suffix("a.drainer.xyz", "drainer.xyz"));
+        assert!(!matches_suffix("notdrainer.xyz", "drainer.xyz"));
+        assert_eq!(kinds("app.drainer.xyz"), vec!["blocked_domain"]);
+        assert!(kinds("docs.solana.com").is_empty());
+        assert!(kinds("phantom.app").is_empty());
+        assert!(kinds("help.phantom.app").is_empty());
+    }
+
+    #[test]
+    fn finds_lookalikes() {
+        assert_eq!(kinds("phant0m.app"), vec!["homoglyph_domain"]);
+        assert_eq!(kinds("рhantom.app"), vec!["homoglyph_domain"]); // Cyrillic р
+        assert_eq!(kinds("phamtom.app"), vec!["typosquat_domain"]);
+        assert_eq!(kinds("solfare.com"), vec!["typosquat_domain"]);
+        assert_eq!(kinds("phantom.com"), vec!["brand_tld_swap"]);
+        assert_eq!(kinds("phantom-wallet.io"), vec!["brand_impersonation"]);
+        assert_eq!(
+            kinds("phantom.app.login-secure.io"),
+            vec!["brand_impersonation"]
+        );
+        assert!(kinds("claim-airdrop-now.xyz").contains(&"phishing_keywords"));
+        assert!(kinds("example.org").is_empty());
+        assert_eq!(registrable("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(registrable("a.b.example.com"), "example.com");
+    }
+}

@@ -1,0 +1,426 @@
+//! Rules over decoded transactions: System, SPL Token, Token-2022, Stake and the upgradeable
+//! loader, plus unknown programs, lookup tables and known-malicious addresses.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+
+use super::patterns::PatternSet;
+use super::tx::{Instruction, Pubkey, Transaction};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn score(self) -> u32 {
+        match self {
+            Self::Low => 10,
+            Self::Medium => 30,
+            Self::High => 60,
+            Self::Critical => 100,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Action {
+    #[serde(rename = "NONE")]
+    None,
+    #[serde(rename = "WARN")]
+    Warn,
+    #[serde(rename = "BLOCK")]
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Warn => "WARN",
+            Self::Block => "BLOCK",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    /// Index of the instruction that triggered it, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub action: Action,
+    pub risk_score: u32,
+    pub warnings: Vec<Warning>,
+}
+
+/// Risk score (capped at 100) and action from the warnings and the rule parameters.
+pub fn verdict(warnings: Vec<Warning>, set: &PatternSet) -> Verdict {
+    let risk_score = warnings
+        .iter()
+        .map(|w| w.severity.score())
+        .sum::<u32>()
+        .min(100);
+    let action = if risk_score >= set.params.block_score {
+        Action::Block
+    } else if risk_score >= set.params.warn_score {
+        Action::Warn
+    } else {
+        Action::None
+    };
+    Verdict {
+        action,
+        risk_score,
+        warnings,
+    }
+}
+
+pub static SYSTEM_PROGRAM: LazyLock<Pubkey> = LazyLock::new(|| Pubkey([0u8; 32]));
+pub static TOKEN_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"));
+pub static TOKEN_2022_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"));
+pub static STAKE_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("Stake11111111111111111111111111111111111111"));
+pub static UPGRADEABLE_LOADER: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("BPFLoaderUpgradeab1e11111111111111111111111"));
+pub static COMPUTE_BUDGET: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("ComputeBudget111111111111111111111111111111"));
+pub static MEMO_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"));
+pub static MEMO_V1_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo"));
+pub static ASSOCIATED_TOKEN_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"));
+pub static VOTE_PROGRAM: LazyLock<Pubkey> =
+    LazyLock::new(|| Pubkey::must("Vote111111111111111111111111111111111111111"));
+
+fn le_u32(data: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(..4)?.try_into().ok()?))
+}
+
+fn le_u64(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The instruction's n-th account: its message index, if present.
+fn account(ix: &Instruction, n: usize) -> Option<u8> {
+    ix.accounts.get(n).copied()
+}
+
+struct Ctx<'a> {
+    tx: &'a Transaction,
+    set: &'a PatternSet,
+    warnings: Vec<Warning>,
+    transfers: usize,
+}
+
+impl Ctx<'_> {
+    fn warn(&mut self, kind: &'static str, severity: Severity, ix: Option<usize>, message: String) {
+        self.warnings.push(Warning {
+            kind,
+            severity,
+            message,
+            instruction: ix,
+        });
+    }
+
+    fn name(&self, index: u8) -> String {
+        match self.tx.key(index) {
+            Some(k) => k.to_string(),
+            None => format!("lookup-table account #{index}"),
+        }
+    }
+
+    fn is_user(&self, index: u8) -> bool {
+        self.tx.is_signer(index)
+    }
+
+    fn is_trusted(&self, index: u8) -> bool {
+        self.tx
+            .key(index)
+            .is_some_and(|k| self.set.trusted_addresses.contains(&k.to_string()))
+    }
+}
+
+/// Every warning for one decoded transaction.
+pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
+    let mut cx = Ctx {
+        tx,
+        set,
+        warnings: Vec::new(),
+        transfers: 0,
+    };
+
+    for key in &tx.account_keys {
+        if set.malicious_addresses.contains(&key.to_string()) {
+            cx.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                None,
+                format!("the transaction involves {key}, a known malicious address"),
+            );
+        }
+    }
+    for lookup in &tx.lookups {
+        if set.malicious_addresses.contains(&lookup.table.to_string()) {
+            cx.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                None,
+                format!(
+                    "the transaction loads accounts from {}, a known malicious lookup table",
+                    lookup.table
+                ),
+            );
+        }
+    }
+
+    let mut hidden_writable = 0usize;
+    for (i, ix) in tx.instructions.iter().enumerate() {
+        let Some(program) = tx.key(ix.program_id_index).copied() else {
+            continue;
+        };
+        hidden_writable += ix
+            .accounts
+            .iter()
+            .filter(|&&a| tx.is_from_lookup(a) && tx.is_writable(a))
+            .count();
+        if program == *SYSTEM_PROGRAM {
+            system(&mut cx, i, ix);
+        } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
+            token(&mut cx, i, ix);
+        } else if program == *STAKE_PROGRAM {
+            stake(&mut cx, i, ix);
+        } else if program == *UPGRADEABLE_LOADER {
+            loader(&mut cx, i, ix);
+        } else if program == *COMPUTE_BUDGET
+            || program == *MEMO_PROGRAM
+            || program == *MEMO_V1_PROGRAM
+            || program == *ASSOCIATED_TOKEN_PROGRAM
+            || program == *VOTE_PROGRAM
+            || set.trusted_programs.contains(&program.to_string())
+        {
+        } else {
+            let touched: Vec<u8> = ix
+                .accounts
+                .iter()
+                .copied()
+                .filter(|&a| cx.is_user(a) && tx.is_writable(a))
+                .collect();
+            if !touched.is_empty() {
+                let names: Vec<String> = touched.iter().map(|&a| cx.name(a)).collect();
+                cx.warn(
+                    "unknown_program_writable_accounts",
+                    Severity::Medium,
+                    Some(i),
+                    format!(
+                        "unknown program {program} can modify your writable account(s) {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if hidden_writable > 0 {
+        cx.warn(
+            "lookup_table_accounts",
+            Severity::Medium,
+            None,
+            format!(
+                "{hidden_writable} writable account reference(s) come from address lookup tables and cannot be checked here"
+            ),
+        );
+    }
+    if cx.transfers > set.params.max_transfers as usize {
+        let n = cx.transfers;
+        cx.warn(
+            "many_transfers",
+            Severity::High,
+            None,
+            format!(
+                "{n} transfers in one transaction (more than {})",
+                set.params.max_transfers
+            ),
+        );
+    }
+    cx.warnings
+}
+
+fn system(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
+    let Some(tag) = le_u32(&ix.data) else { return };
+    match tag {
+        // Assign { owner }, AssignWithSeed { base, seed, owner }
+        1 | 10 => {
+            let owner = if tag == 1 {
+                ix.data.get(4..36)
+            } else {
+                ix.data.len().checked_sub(32).and_then(|s| ix.data.get(s..))
+            };
+            let owner = owner.and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey);
+            let Some(acct) = account(ix, 0) else { return };
+            if owner != Some(*SYSTEM_PROGRAM) && cx.is_user(acct) {
+                let owner = owner.map_or_else(|| "an unreadable owner".into(), |o| o.to_string());
+                cx.warn(
+                    "owner_reassignment",
+                    Severity::Critical,
+                    Some(i),
+                    format!("assigns your account {} to program {owner}, giving it full control", cx.name(acct)),
+                );
+            }
+        }
+        // Transfer, TransferWithSeed
+        2 | 11 => {
+            cx.transfers += 1;
+        }
+        // AdvanceNonceAccount
+        4 => cx.warn(
+            "durable_nonce",
+            Severity::Medium,
+            Some(i),
+            "uses a durable nonce: this signed transaction stays valid indefinitely and can be submitted later".into(),
+        ),
+        // AuthorizeNonceAccount { new authority }
+        7 => {
+            let new = ix.data.get(4..36).and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey);
+            let new = new.map_or_else(|| "an unreadable key".into(), |k| k.to_string());
+            cx.warn(
+                "nonce_authority_change",
+                Severity::High,
+                Some(i),
+                format!("hands the authority of a durable nonce account to {new}"),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
+    let Some(&tag) = ix.data.first() else { return };
+    match tag {
+        // Transfer, TransferChecked
+        3 | 12 => cx.transfers += 1,
+        // Approve { amount } [source, delegate, owner]; ApproveChecked [source, mint, delegate, owner]
+        4 | 13 => {
+            let amount = le_u64(&ix.data, 1);
+            let delegate = account(ix, if tag == 4 { 1 } else { 2 });
+            if amount == Some(u64::MAX) {
+                cx.warn(
+                    "unlimited_approval",
+                    Severity::High,
+                    Some(i),
+                    "approves a delegate to spend an unlimited amount of your tokens".into(),
+                );
+            }
+            if let Some(d) = delegate
+                && !cx.is_user(d)
+                && !cx.is_trusted(d)
+            {
+                cx.warn(
+                    "unknown_delegate_approval",
+                    Severity::Medium,
+                    Some(i),
+                    format!(
+                        "approves {} (not a known address) as a delegate of your tokens",
+                        cx.name(d)
+                    ),
+                );
+            }
+        }
+        // SetAuthority { authority_type, new_authority: COption<Pubkey> } [account, current]
+        6 => {
+            let kind = ix.data.get(1).copied();
+            let new = match ix.data.get(2) {
+                Some(1) => ix
+                    .data
+                    .get(3..35)
+                    .and_then(|o| <[u8; 32]>::try_from(o).ok())
+                    .map(Pubkey),
+                _ => None,
+            };
+            let new = new.map_or_else(|| "nobody".to_string(), |k| k.to_string());
+            let (what, severity) = match kind {
+                Some(2) => ("owner of a token account", Severity::Critical),
+                Some(3) => ("close authority of a token account", Severity::Critical),
+                Some(0) => ("mint authority", Severity::High),
+                Some(1) => ("freeze authority", Severity::High),
+                _ => ("an authority", Severity::High),
+            };
+            cx.warn(
+                "token_authority_change",
+                severity,
+                Some(i),
+                format!("changes the {what} to {new}"),
+            );
+        }
+        // CloseAccount [account, destination, owner]
+        9 => {
+            if let (Some(dest), Some(owner)) = (account(ix, 1), account(ix, 2)) {
+                let same = cx.tx.key(dest).is_some() && cx.tx.key(dest) == cx.tx.key(owner);
+                if !same && !cx.is_user(dest) {
+                    cx.warn(
+                        "close_to_third_party",
+                        Severity::High,
+                        Some(i),
+                        format!(
+                            "closes a token account and sends its rent to {}",
+                            cx.name(dest)
+                        ),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn stake(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
+    // Authorize, AuthorizeChecked, AuthorizeWithSeed, AuthorizeCheckedWithSeed
+    if let Some(1 | 8 | 10 | 11) = le_u32(&ix.data) {
+        cx.warn(
+            "stake_authority_change",
+            Severity::High,
+            Some(i),
+            "changes the staker or withdrawer authority of a stake account".into(),
+        );
+    }
+}
+
+fn loader(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
+    match le_u32(&ix.data) {
+        // SetAuthority, SetAuthorityChecked
+        Some(4 | 7) => cx.warn(
+            "upgrade_authority_change",
+            Severity::Critical,
+            Some(i),
+            "changes the upgrade authority of a program".into(),
+        ),
+        Some(3) => cx.warn(
+            "program_upgrade",
+            Severity::Medium,
+            Some(i),
+            "upgrades a program's code".into(),
+        ),
+        _ => {}
+    }
+}
