@@ -1,0 +1,268 @@
+//! The SecurityGuard controller: a reconcile is five steps, one module each.
+//!
+//! dereference (read referenced Secrets) → validate (pure) → build (pure, every desired object)
+//! → apply (server-side apply, delete what is no longer asked for) → status (from what was
+//! applied).
+
+pub mod apply;
+pub mod build;
+pub mod dereference;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use self::apply::{Applier, Stores, publish};
+use crate::crd::{CONDITION_DEGRADED, SecurityGuard};
+use crate::metrics::Metrics;
+
+/// Shared state of every reconcile.
+pub struct Context {
+    /// Kubernetes client (requests counted by the metrics layer).
+    pub client: Client,
+    /// Caches of the children.
+    pub stores: Stores,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Time between reconciles of an unchanged SecurityGuard.
+    pub resync: Duration,
+}
+
+/// A reconcile that failed, naming the SecurityGuard and the step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a referenced object failed.
+    #[error("SecurityGuard {guard}: {source}")]
+    Dereference {
+        /// namespace/name of the SecurityGuard.
+        guard: String,
+        /// What failed.
+        #[source]
+        source: dereference::Error,
+    },
+    /// Writing a child failed.
+    #[error("SecurityGuard {guard}: {source}")]
+    Apply {
+        /// namespace/name of the SecurityGuard.
+        guard: String,
+        /// What failed.
+        #[source]
+        source: apply::Error,
+    },
+    /// Writing the status failed.
+    #[error("SecurityGuard {guard}: writing status: {source}")]
+    Status {
+        /// namespace/name of the SecurityGuard.
+        guard: String,
+        /// What failed.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Short category: the metric label and the Event reason.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Dereference { .. } => "ReadFailed",
+            Self::Apply { .. } => "ApplyFailed",
+            Self::Status { .. } => "StatusFailed",
+        }
+    }
+}
+
+/// Reconciles one SecurityGuard.
+pub async fn reconcile(guard: Arc<SecurityGuard>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let mut timer = ctx.metrics.reconcile_timer();
+    let reference = guard.object_ref(&());
+    let result = reconcile_steps(&guard, &ctx, &reference).await;
+    match &result {
+        Ok(_) => timer.set_result("success"),
+        Err(error) => {
+            timer.set_result(error.category());
+            tracing::warn!(%error, "reconcile failed");
+            let message = error.to_string();
+            report_degraded(&ctx, &guard, &reference, error.category(), &message).await;
+        }
+    }
+    result
+}
+
+async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &ObjectReference) -> Result<Action, Error> {
+    let key = format!("{}/{}", guard.namespace().unwrap_or_default(), guard.name_any());
+    if guard.spec.paused {
+        let status = status::paused(guard, Timestamp::now());
+        if status::write(&ctx.client, guard, status).await.map_err(|source| Error::Status { guard: key, source })? {
+            publish(&ctx.recorder, reference, EventType::Normal, "Paused", "Reconcile", "Reconciliation paused by spec.paused".into()).await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let refs = dereference::dereference(&ctx.client, guard)
+        .await
+        .map_err(|source| Error::Dereference { guard: key.clone(), source })?;
+    let validated = match validate::validate(guard, &refs) {
+        Ok(v) => v,
+        Err(invalid) => {
+            // Nothing can work until the spec or a Secret changes; both are watched.
+            report_degraded(ctx, guard, reference, "InvalidReference", &invalid.to_string()).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let prepared = build::build(&validated);
+    let applier = Applier { client: &ctx.client, stores: &ctx.stores, recorder: &ctx.recorder, reference };
+    let applied = applier
+        .apply(&validated, prepared)
+        .await
+        .map_err(|source| Error::Apply { guard: key.clone(), source })?;
+    let new_status = status::from_applied(guard, &validated, &applied, Timestamp::now());
+    let became_ready = new_status.condition(crate::crd::CONDITION_READY).is_some_and(|c| c.status == "True")
+        && guard.status.as_ref().and_then(|s| s.condition(crate::crd::CONDITION_READY)).is_none_or(|c| c.status != "True");
+    status::write(&ctx.client, guard, new_status).await.map_err(|source| Error::Status { guard: key, source })?;
+    if became_ready {
+        publish(&ctx.recorder, reference, EventType::Normal, "Ready", "Reconcile", "Every object is available".into()).await;
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// Sets Degraded with the message and publishes a Warning Event when the message is new.
+async fn report_degraded(ctx: &Context, guard: &SecurityGuard, reference: &ObjectReference, reason: &'static str, message: &str) {
+    let already = guard
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(CONDITION_DEGRADED))
+        .is_some_and(|c| c.status == "True" && c.message == message);
+    if !already {
+        publish(&ctx.recorder, reference, EventType::Warning, reason, "Reconcile", message.to_owned()).await;
+    }
+    let status = status::degraded(guard, reason, message, Timestamp::now());
+    if let Err(error) = status::write(&ctx.client, guard, status).await {
+        tracing::warn!(%error, "could not write the Degraded status");
+    }
+}
+
+/// Retries a failed reconcile after a pause (never at once: no hot loop).
+pub fn error_policy(_guard: Arc<SecurityGuard>, _error: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// Label selecting the objects the operator writes.
+pub fn managed_selector() -> String {
+    format!("{}={}", build::MANAGED_BY_LABEL, build::FIELD_MANAGER)
+}
+
+/// Starts a label-selected, cached watch of one kind of child; returns its cache and the stream
+/// of changed objects.
+fn child_watch<K>(client: &Client) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default().labels(&managed_selector()))
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    resync: Duration,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (service_accounts, sa_stream) = child_watch::<ServiceAccount>(&client);
+    let (config_maps, cm_stream) = child_watch::<ConfigMap>(&client);
+    let (stateful_sets, sts_stream) = child_watch::<StatefulSet>(&client);
+    let (services, svc_stream) = child_watch::<Service>(&client);
+    let (network_policies, np_stream) = child_watch::<NetworkPolicy>(&client);
+    let (deployments, deploy_stream) = child_watch::<Deployment>(&client);
+    let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client);
+    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client);
+    let (ingresses, ing_stream) = child_watch::<Ingress>(&client);
+    // Every Secret's metadata: a referenced Secret appearing or changing triggers its guards.
+    let (secrets, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    let secret_stream = watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(secret_writer)
+        .touched_objects()
+        .predicate_filter(predicates::resource_version, Default::default());
+
+    let (guards, guard_writer) = reflector::store::<SecurityGuard>();
+    // Only spec changes trigger: our own status writes do not come back as work.
+    let guard_stream = watcher(Api::<SecurityGuard>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(guard_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
+    let stores = Stores {
+        service_accounts,
+        config_maps,
+        secrets,
+        stateful_sets,
+        services,
+        network_policies,
+        deployments,
+        hpas,
+        pdbs,
+        ingresses,
+    };
+    let recorder = Recorder::new(client.clone(), Reporter::from(build::FIELD_MANAGER));
+    let ctx = Arc::new(Context { client, stores, recorder, metrics, resync });
+    let secret_guards = guards.clone();
+
+    Controller::for_stream(guard_stream, guards)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .owns_stream(sa_stream)
+        .owns_stream(cm_stream)
+        .owns_stream(sts_stream)
+        .owns_stream(svc_stream)
+        .owns_stream(np_stream)
+        .owns_stream(deploy_stream)
+        .owns_stream(hpa_stream)
+        .owns_stream(pdb_stream)
+        .owns_stream(ing_stream)
+        .watches_stream(secret_stream, move |secret| guards_referencing(&secret_guards, &secret))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((guard, _)) => tracing::debug!(guard = %guard, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+            }
+        })
+        .await;
+}
+
+/// The SecurityGuards in the Secret's namespace that refer to it.
+fn guards_referencing(guards: &Store<SecurityGuard>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<SecurityGuard>> {
+    let name = secret.name_any();
+    let namespace = secret.namespace();
+    guards
+        .state()
+        .iter()
+        .filter(|g| g.namespace() == namespace && dereference::referenced_secrets(g).contains(&name.as_str()))
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}

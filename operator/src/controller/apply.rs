@@ -1,0 +1,389 @@
+//! Apply: the only code that writes child objects.
+//!
+//! Each desired object is compared with the cached copy from the watch; only when the cache
+//! lacks something we ask for is it sent, with server-side apply under our field manager. So a
+//! converged SecurityGuard costs no write, and a hand edit of a field we manage is reverted.
+//! Children the spec no longer asks for are deleted.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{DeleteParams, Patch, PatchParams, PartialObjectMeta, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::build::{
+    Applied, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, Prepared,
+};
+use super::validate::ValidatedGuard;
+
+/// Annotation on the generated credentials Secret listing the keys it holds.
+pub const CREDENTIAL_KEYS_ANNOTATION: &str = "securityguard.io/credential-keys";
+
+/// A write that failed, naming the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Server-side apply was refused.
+    #[error("applying {kind} {namespace}/{name}: {source}")]
+    Apply {
+        /// Kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting an object the spec no longer asks for failed.
+    #[error("deleting {kind} {namespace}/{name}: {source}")]
+    Delete {
+        /// Kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The generated credentials could not be created or completed.
+    #[error("writing Secret {namespace}/{name}: {source}")]
+    Credentials {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Caches of every kind of child, filled by the controller's watches (label-selected on
+/// `app.kubernetes.io/managed-by`), plus the metadata of every Secret.
+#[derive(Clone)]
+pub struct Stores {
+    /// ServiceAccounts.
+    pub service_accounts: Store<ServiceAccount>,
+    /// ConfigMaps.
+    pub config_maps: Store<ConfigMap>,
+    /// Secret metadata (all Secrets: referenced ones are not ours).
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// StatefulSets.
+    pub stateful_sets: Store<StatefulSet>,
+    /// Services.
+    pub services: Store<Service>,
+    /// NetworkPolicies.
+    pub network_policies: Store<NetworkPolicy>,
+    /// Deployments.
+    pub deployments: Store<Deployment>,
+    /// HorizontalPodAutoscalers.
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// PodDisruptionBudgets.
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// Ingresses.
+    pub ingresses: Store<Ingress>,
+}
+
+/// Writes the children of one SecurityGuard.
+pub struct Applier<'a> {
+    /// Client (its requests are counted by the metrics layer).
+    pub client: &'a Client,
+    /// Caches of the children.
+    pub stores: &'a Stores,
+    /// Event recorder.
+    pub recorder: &'a Recorder,
+    /// Reference to the SecurityGuard, for events.
+    pub reference: &'a k8s_openapi::api::core::v1::ObjectReference,
+}
+
+impl Applier<'_> {
+    /// Applies every prepared child, in dependency order, then deletes the ones no longer asked
+    /// for. Returns the objects as the API server holds them.
+    pub async fn apply(
+        &self,
+        guard: &ValidatedGuard,
+        prepared: ChildResources<Prepared>,
+    ) -> Result<ChildResources<Applied>, Error> {
+        // Exhaustive on purpose: a new kind of child must be applied here to compile.
+        let ChildResources {
+            service_account,
+            config_map,
+            credentials,
+            postgres,
+            redis,
+            network_policies,
+            deployment,
+            service,
+            hpa,
+            pdb,
+            ingress,
+            state: PhantomData,
+        } = prepared;
+
+        // What pods refer to comes first: their ServiceAccount, configuration and passwords.
+        let service_account = self.apply_one(&self.stores.service_accounts, service_account).await?;
+        let config_map = self.apply_one(&self.stores.config_maps, config_map).await?;
+        if let Some(credentials) = &credentials {
+            self.ensure_credentials(credentials).await?;
+        }
+        // Fences before the datastores they fence, so these never accept a stranger.
+        let mut applied_policies = Vec::with_capacity(network_policies.len());
+        for policy in network_policies {
+            applied_policies.push(self.apply_one(&self.stores.network_policies, policy).await?);
+        }
+        let postgres = self.apply_datastore(postgres).await?;
+        let redis = self.apply_datastore(redis).await?;
+        let deployment = self.apply_one(&self.stores.deployments, deployment).await?;
+        let service = self.apply_one(&self.stores.services, service).await?;
+        let hpa = match hpa {
+            Some(h) => Some(self.apply_one(&self.stores.hpas, h).await?),
+            None => None,
+        };
+        let pdb = self.apply_one(&self.stores.pdbs, pdb).await?;
+        let ingress = match ingress {
+            Some(i) => Some(self.apply_one(&self.stores.ingresses, i).await?),
+            None => None,
+        };
+
+        let applied = ChildResources {
+            service_account,
+            config_map,
+            credentials,
+            postgres,
+            redis,
+            network_policies: applied_policies,
+            deployment,
+            service,
+            hpa,
+            pdb,
+            ingress,
+            state: PhantomData,
+        };
+        self.delete_orphans(guard, &applied).await?;
+        Ok(applied)
+    }
+
+    async fn apply_datastore(&self, objects: Option<DatastoreObjects>) -> Result<Option<DatastoreObjects>, Error> {
+        let Some(DatastoreObjects { stateful_set, service }) = objects else { return Ok(None) };
+        // The Service first: the pods resolve it as soon as they start.
+        let service = self.apply_one(&self.stores.services, service).await?;
+        let stateful_set = self.apply_one(&self.stores.stateful_sets, stateful_set).await?;
+        Ok(Some(DatastoreObjects { stateful_set, service }))
+    }
+
+    /// Sends `desired` unless the cached object already holds all of it.
+    async fn apply_one<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned,
+    {
+        let name = desired.name_any();
+        let namespace = desired.namespace().unwrap_or_default();
+        let cached = store.get(&ObjectRef::new(&name).within(&namespace));
+        if let Some(current) = &cached
+            && holds(&serde_json::to_value(current.as_ref()).unwrap_or(Value::Null), &serde_json::to_value(&desired).unwrap_or(Value::Null))
+        {
+            return Ok(current.as_ref().clone());
+        }
+        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|source| Error::Apply {
+            kind: K::kind(&()).into_owned(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+        let (reason, verb) = if cached.is_some() { ("Updated", "Updated") } else { ("Created", "Created") };
+        self.event(EventType::Normal, reason, format!("{verb} {} {name}", K::kind(&()))).await;
+        Ok(applied)
+    }
+
+    /// Creates the credentials Secret once; later only adds keys it lacks, never changing one.
+    async fn ensure_credentials(&self, credentials: &CredentialsSecret) -> Result<(), Error> {
+        let err = |source| Error::Credentials {
+            namespace: credentials.namespace.clone(),
+            name: credentials.name.clone(),
+            source,
+        };
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &credentials.namespace);
+        let cached = self.stores.secrets.get(&ObjectRef::new(&credentials.name).within(&credentials.namespace));
+        let held: Vec<String> = match &cached {
+            Some(meta) => meta
+                .annotations()
+                .get(CREDENTIAL_KEYS_ANNOTATION)
+                .map(|keys| keys.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
+            None => {
+                let mut secret = credentials.with_passwords(generate_password);
+                secret
+                    .metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(CREDENTIAL_KEYS_ANNOTATION.to_owned(), credentials.keys.join(","));
+                match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() }, &secret).await {
+                    Ok(_) => {
+                        self.event(EventType::Normal, "Created", format!("Created Secret {} with generated passwords", credentials.name)).await;
+                        return Ok(());
+                    }
+                    // Created meanwhile (or before our cache saw it): fall through to the check.
+                    Err(kube::Error::Api(status)) if status.code == 409 => Vec::new(),
+                    Err(e) => return Err(err(e)),
+                }
+            }
+        };
+        if credentials.keys.iter().all(|k| held.iter().any(|h| h == k)) {
+            return Ok(());
+        }
+        // Some key is missing (a datastore became managed later): read, add only what is absent.
+        let current = api.get(&credentials.name).await.map_err(err)?;
+        let data = current.data.unwrap_or_default();
+        let fresh = credentials.with_passwords(generate_password);
+        let mut added = serde_json::Map::new();
+        for (key, value) in fresh.data.unwrap_or_default() {
+            if !data.contains_key(&key) {
+                added.insert(key, serde_json::to_value(value).unwrap_or(Value::Null));
+            }
+        }
+        let mut all: Vec<String> = data.keys().cloned().collect();
+        all.extend(added.keys().cloned());
+        let patch = serde_json::json!({
+            "metadata": {"annotations": {CREDENTIAL_KEYS_ANNOTATION: all.join(",")}},
+            "data": added,
+        });
+        api.patch(&credentials.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(err)?;
+        Ok(())
+    }
+
+    /// Deletes children of this SecurityGuard that the applied set does not contain.
+    async fn delete_orphans(&self, guard: &ValidatedGuard, applied: &ChildResources<Applied>) -> Result<(), Error> {
+        let names = |objects: &mut dyn Iterator<Item = String>| objects.collect::<Vec<_>>();
+        let datastores = [&applied.postgres, &applied.redis];
+        let sts: Vec<String> = names(&mut datastores.iter().filter_map(|d| d.as_ref()).map(|d| d.stateful_set.name_any()));
+        let mut services: Vec<String> = names(&mut datastores.iter().filter_map(|d| d.as_ref()).map(|d| d.service.name_any()));
+        services.push(applied.service.name_any());
+        let policies = names(&mut applied.network_policies.iter().map(ResourceExt::name_any));
+        self.delete_unlisted(&self.stores.stateful_sets, guard, &sts).await?;
+        self.delete_unlisted(&self.stores.services, guard, &services).await?;
+        self.delete_unlisted(&self.stores.network_policies, guard, &policies).await?;
+        self.delete_unlisted(&self.stores.hpas, guard, &names(&mut applied.hpa.iter().map(ResourceExt::name_any))).await?;
+        self.delete_unlisted(&self.stores.ingresses, guard, &names(&mut applied.ingress.iter().map(ResourceExt::name_any))).await?;
+        self.delete_unlisted(&self.stores.deployments, guard, &[applied.deployment.name_any()]).await?;
+        self.delete_unlisted(&self.stores.pdbs, guard, &[applied.pdb.name_any()]).await?;
+        self.delete_unlisted(&self.stores.config_maps, guard, &[applied.config_map.name_any()]).await?;
+        self.delete_unlisted(&self.stores.service_accounts, guard, &[applied.service_account.name_any()]).await?;
+        Ok(())
+    }
+
+    async fn delete_unlisted<K>(&self, store: &Store<K>, guard: &ValidatedGuard, keep: &[String]) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        let orphans = store.state().into_iter().filter(|o| {
+            o.namespace().as_deref() == Some(guard.namespace.as_str())
+                && o.owner_references().iter().any(|r| r.uid == guard.owner.uid && r.controller == Some(true))
+                && !keep.contains(&o.name_any())
+                && o.meta().deletion_timestamp.is_none()
+        });
+        for orphan in orphans {
+            let name = orphan.name_any();
+            let api: Api<K> = Api::namespaced(self.client.clone(), &guard.namespace);
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    self.event(EventType::Normal, "Deleted", format!("Deleted {} {name}: no longer asked for", K::kind(&())))
+                        .await;
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return Err(Error::Delete {
+                        kind: K::kind(&()).into_owned(),
+                        namespace: guard.namespace.clone(),
+                        name,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes an Event about the SecurityGuard; a failure to publish is logged, not fatal.
+    pub async fn event(&self, type_: EventType, reason: &str, note: String) {
+        publish(self.recorder, self.reference, type_, reason, "Reconcile", note).await;
+    }
+}
+
+/// Publishes an Event; a failure to publish is logged, not fatal.
+pub async fn publish(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
+    if let Err(error) = recorder.publish(&event, reference).await {
+        tracing::warn!(%error, reason, "could not publish an Event");
+    }
+}
+
+/// True when `current` holds every value of `desired`: objects may have more fields (defaults
+/// filled in by the API server), lists must match element by element.
+pub fn holds(current: &Value, desired: &Value) -> bool {
+    match (current, desired) {
+        (Value::Object(c), Value::Object(d)) => d.iter().all(|(k, dv)| match c.get(k) {
+            Some(cv) => holds(cv, dv),
+            None => dv.is_null(),
+        }),
+        (Value::Array(c), Value::Array(d)) => c.len() == d.len() && c.iter().zip(d).all(|(cv, dv)| holds(cv, dv)),
+        (c, d) => c == d,
+    }
+}
+
+/// A 32-character alphanumeric password (safe inside URLs without escaping).
+fn generate_password() -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn holds_ignores_server_defaults_but_not_changed_values() {
+        let current = json!({"spec": {"replicas": 3, "template": {"containers": [
+            {"name": "api", "image": "a:1", "terminationMessagePath": "/dev/termination-log"}]}}});
+        assert!(holds(&current, &json!({"spec": {"template": {"containers": [{"name": "api", "image": "a:1"}]}}})));
+        assert!(!holds(&current, &json!({"spec": {"template": {"containers": [{"name": "api", "image": "a:2"}]}}})));
+        assert!(!holds(&current, &json!({"spec": {"template": {"containers": [{"name": "api"}, {"name": "x"}]}}})));
+        assert!(!holds(&current, &json!({"spec": {"paused": true}})));
+    }
+
+    #[test]
+    fn passwords_are_long_and_url_safe() {
+        let a = generate_password();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, generate_password());
+    }
+}

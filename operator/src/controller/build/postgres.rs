@@ -1,0 +1,119 @@
+//! The managed PostgreSQL.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, ExecAction, Probe, ResourceRequirements, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::credentials::{self, POSTGRES_PASSWORD_KEY};
+use super::datastore::{DATA_VOLUME, DatastoreParts, objects};
+use super::deployment::secret_env;
+use super::{Component, DatastoreObjects, restricted_container_security_context};
+use crate::controller::validate::ValidatedGuard;
+use crate::crd::{ManagedPostgres, SecretKeyReference};
+
+/// PostgreSQL's port.
+pub const POSTGRES_PORT: i32 = 5432;
+/// The `postgres` user of the Debian-based official image.
+pub const POSTGRES_UID: i64 = 999;
+/// Where the data volume is mounted; the cluster lives in a subdirectory of it.
+pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+
+/// StatefulSet and Service of the managed PostgreSQL.
+pub fn build(guard: &ValidatedGuard, spec: &ManagedPostgres) -> DatastoreObjects {
+    let password = SecretKeyReference { name: credentials::name(&guard.name), key: POSTGRES_PASSWORD_KEY.to_owned() };
+    let ready = Probe {
+        exec: Some(ExecAction {
+            command: Some(
+                ["pg_isready", "-h", "127.0.0.1", "-U", &spec.user, "-d", &spec.database]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+        }),
+        period_seconds: Some(5),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(6),
+        ..Probe::default()
+    };
+    let container = Container {
+        name: "postgres".to_owned(),
+        image: Some(spec.image.clone()),
+        ports: Some(vec![ContainerPort {
+            name: Some("postgres".to_owned()),
+            container_port: POSTGRES_PORT,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(vec![
+            EnvVar { name: "POSTGRES_USER".to_owned(), value: Some(spec.user.clone()), ..EnvVar::default() },
+            EnvVar { name: "POSTGRES_DB".to_owned(), value: Some(spec.database.clone()), ..EnvVar::default() },
+            secret_env("POSTGRES_PASSWORD", &password),
+            EnvVar { name: "PGDATA".to_owned(), value: Some(format!("{DATA_MOUNT}/pgdata")), ..EnvVar::default() },
+        ]),
+        resources: Some(spec.resources.clone().unwrap_or_else(|| resources("250m", "512Mi", "2Gi"))),
+        readiness_probe: Some(ready.clone()),
+        liveness_probe: Some(Probe { period_seconds: Some(15), ..ready }),
+        security_context: Some(restricted_container_security_context()),
+        volume_mounts: Some(vec![
+            mount(DATA_VOLUME, DATA_MOUNT),
+            mount("run", "/var/run/postgresql"),
+            mount("tmp", "/tmp"),
+        ]),
+        ..Container::default()
+    };
+    objects(
+        guard,
+        DatastoreParts {
+            component: Component::Postgres,
+            port: POSTGRES_PORT,
+            container,
+            uid: POSTGRES_UID,
+            storage: spec.storage.clone(),
+            storage_class_name: spec.storage_class_name.clone(),
+            scratch_volumes: vec!["run", "tmp"],
+        },
+    )
+}
+
+/// A volume mount.
+pub fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount { name: name.to_owned(), mount_path: path.to_owned(), ..VolumeMount::default() }
+}
+
+/// Requests of CPU and memory with a memory limit.
+pub fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), Quantity(memory_limit.to_owned()))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::build::test_support::{MINIMAL, guard};
+
+    #[test]
+    fn keeps_its_data_and_reads_its_password_from_the_generated_secret() {
+        let g = guard(MINIMAL);
+        let objects = build(&g, g.postgres_managed().expect("managed by default"));
+        let sts = serde_json::to_value(&objects.stateful_set).expect("serializes");
+        assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"], serde_json::json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
+        let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(
+            env[2],
+            serde_json::json!({"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "sg-credentials", "key": "postgres-password"}}})
+        );
+        assert_eq!(sts["spec"]["template"]["spec"]["securityContext"]["runAsUser"], 999);
+        let svc = serde_json::to_value(&objects.service).expect("serializes");
+        assert_eq!(svc["metadata"]["name"], "sg-postgres");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 5432);
+    }
+}

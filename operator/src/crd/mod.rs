@@ -1,0 +1,163 @@
+//! The `SecurityGuard` custom resource (`securityguard.io/v1alpha1`).
+//!
+//! Every field carries a doc comment: it becomes the description that `kubectl explain` shows.
+//! Cross-field rules are CEL `x-kubernetes-validations`, checked by the API server at admission.
+
+mod datastore;
+mod ingress;
+mod status;
+mod workload;
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, RedisSpec};
+pub use ingress::{IngressSpec, RateLimitSpec};
+pub use status::{
+    CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus,
+};
+pub use workload::{
+    ApiConfig, AutoscalingSpec, Environment, ImagePullPolicy, LogLevel, ScaleDownPolicy, ScaleUpPolicy,
+    SecretKeyReference, SecretsSpec,
+};
+
+/// API group of every custom resource of the operator.
+pub const GROUP: &str = "securityguard.io";
+
+/// Desired state of one SecurityGuard API installation: the API Deployment and everything it needs.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "securityguard.io",
+    version = "v1alpha1",
+    kind = "SecurityGuard",
+    plural = "securityguards",
+    singular = "securityguard",
+    shortname = "sg",
+    category = "securityguard",
+    namespaced,
+    status = "SecurityGuardStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.replicas) || !self.autoscaling.enabled")
+    .message("replicas is only used when autoscaling is disabled: set autoscaling.enabled to false or remove replicas")
+    .field_path(".replicas"))]
+pub struct SecurityGuardSpec {
+    /// Container image of the SecurityGuard API, for example `ghcr.io/securityguard/api:1.4.2`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+
+    /// When the kubelet pulls the API image: `Always`, `IfNotPresent` (default) or `Never`.
+    #[serde(default)]
+    pub image_pull_policy: ImagePullPolicy,
+
+    /// CPU and memory requests and limits of each API container. Defaults to requests of
+    /// 250m CPU / 256Mi memory and a 1Gi memory limit. Requests are needed by the autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+
+    /// Extra environment variables for the API container. Variables the operator sets itself
+    /// (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LOG_LEVEL)
+    /// cannot be overridden here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LOG_LEVEL', 'LISTEN_ADDR']))")
+        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LOG_LEVEL, LISTEN_ADDR)"))]
+    pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+
+    /// Secrets the API needs. Values are read from Secrets in the SecurityGuard's namespace and
+    /// never copied into the resource, its status, events or logs.
+    pub secrets: SecretsSpec,
+
+    /// Application settings of the API.
+    #[serde(default)]
+    pub config: ApiConfig,
+
+    /// Fixed number of API replicas, used only when `autoscaling.enabled` is false (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+
+    /// Horizontal autoscaling of the API on CPU and memory. Defaults follow the infrastructure
+    /// guide: 3 to 20 replicas, 70 % CPU, 80 % memory.
+    #[serde(default)]
+    pub autoscaling: AutoscalingSpec,
+
+    /// External access through an Ingress (ingress-nginx annotations for rate limiting).
+    #[serde(default)]
+    pub ingress: IngressSpec,
+
+    /// The PostgreSQL database: run by the operator (`managed`, the default) or `external`.
+    #[serde(default)]
+    pub postgres: PostgresSpec,
+
+    /// The Redis cache: run by the operator (`managed`, the default) or `external`.
+    #[serde(default)]
+    pub redis: RedisSpec,
+
+    /// Stop reconciling this SecurityGuard: its objects are left exactly as they are until
+    /// `paused` is false again. The status reports the pause.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+impl SecurityGuard {
+    /// The number of API replicas to run when autoscaling is off.
+    pub fn fixed_replicas(&self) -> i32 {
+        self.spec.replicas.unwrap_or(AutoscalingSpec::default().min_replicas)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn minimal_spec_gets_the_guide_defaults() {
+        let guard: SecurityGuardSpec = serde_json::from_value(serde_json::json!({
+            "image": "securityguard/api:1.0.0",
+            "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}},
+        }))
+        .expect("minimal spec parses");
+        assert_eq!(guard.autoscaling.min_replicas, 3);
+        assert_eq!(guard.autoscaling.max_replicas, 20);
+        assert_eq!(guard.autoscaling.target_cpu_utilization_percentage, 70);
+        assert_eq!(guard.autoscaling.target_memory_utilization_percentage, 80);
+        assert!(guard.postgres.managed.is_some() && guard.postgres.external.is_none());
+        assert!(guard.redis.managed.is_some() && guard.redis.external.is_none());
+        assert!(!guard.ingress.enabled);
+        assert_eq!(guard.config.environment, Environment::Production);
+    }
+
+    #[test]
+    fn every_schema_property_is_described() {
+        let crd = serde_json::to_value(SecurityGuard::crd()).expect("crd serializes");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let mut undocumented = Vec::new();
+        walk(schema, "spec", &mut undocumented);
+        assert!(undocumented.is_empty(), "fields without a description: {undocumented:?}");
+
+        fn walk(node: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+            if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+                for (name, child) in props {
+                    let p = format!("{path}.{name}");
+                    let described = child
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .is_some_and(|d| !d.trim().is_empty());
+                    if !described {
+                        out.push(p.clone());
+                    }
+                    walk(child, &p, out);
+                }
+            }
+            if let Some(items) = node.get("items") {
+                walk(items, &format!("{path}[]"), out);
+            }
+        }
+    }
+}

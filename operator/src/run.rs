@@ -1,0 +1,176 @@
+//! `securityguard-operator run`: the process around the controller.
+//!
+//! Serves /metrics, /healthz and /readyz at once; reconciles only while it holds the leader
+//! Lease; on SIGTERM or SIGINT it finishes the reconciles under way, releases the Lease (so
+//! another replica takes over at once) and exits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube::client::ClientBuilder;
+use kube::{Client, Config};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+
+use crate::cli::RunArgs;
+use crate::controller;
+use crate::http::{self, Health};
+use crate::metrics::{CountRequestsLayer, Metrics};
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No kubeconfig or in-cluster configuration.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Config(#[from] kube::config::InferConfigError),
+    /// The client could not be built.
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// Leader election could not start.
+    #[error("leader election on Lease {namespace}/{name}: {source}")]
+    Lease {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// What failed.
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    /// The HTTP endpoints could not be served.
+    #[error("serving HTTP on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leadership was lost while reconciling; the process stops so that only one replica acts.
+    #[error("lost the leader Lease; stopping so that only the new leader reconciles")]
+    LostLease,
+}
+
+/// Builds a client whose requests are counted by verb and resource.
+pub async fn client(metrics: &Arc<Metrics>) -> Result<Client, Error> {
+    let config = Config::infer().await?;
+    let builder = ClientBuilder::try_from(config).map_err(Error::Client)?;
+    Ok(builder.with_layer(&CountRequestsLayer(metrics.clone())).build())
+}
+
+/// Runs the operator until a termination signal.
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(forward_signals(stop_tx));
+
+    let health = Health { metrics: metrics.clone(), ready: ready.clone() };
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(http::serve(args.http_addr, health, async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    }));
+
+    let client = client(&metrics).await?;
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let lease_err = |source| Error::Lease { namespace: args.lease_namespace.clone(), name: args.lease_name.clone(), source };
+    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_seconds)
+        .with_grace((args.lease_seconds / 3).max(1))
+        .with_field_manager(format!("securityguard-operator-{identity}"))
+        .build()
+        .await
+        .map_err(lease_err)?;
+    let (mut leader, lease_task) = manager.watch().await;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(%identity, lease = %args.lease_name, "waiting to become the leader");
+
+    let mut stop = stop_rx.clone();
+    let elected = tokio::select! {
+        _ = stop.wait_for(|s| *s) => Ok(false),
+        became = leader.wait_for(|is_leader| *is_leader) => became.map(|_| true).map_err(|_| Error::LostLease),
+    };
+    let outcome = match elected {
+        Ok(true) => lead(&args, client, metrics.clone(), stop_rx.clone(), &mut leader).await,
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+
+    ready.store(false, Ordering::Relaxed);
+    metrics.leader.set(0);
+    // Closing the channel makes the lease task release the Lease.
+    drop(leader);
+    match lease_task.await {
+        Ok(Ok(_)) => tracing::info!("released the leader Lease"),
+        Ok(Err(error)) => tracing::warn!(%error, "could not release the leader Lease"),
+        Err(error) => tracing::warn!(%error, "lease task failed"),
+    }
+    match http.await {
+        Ok(Err(source)) => return Err(Error::Http { addr: args.http_addr, source }),
+        Ok(Ok(())) | Err(_) => {}
+    }
+    outcome
+}
+
+/// Reconciles while the Lease is held; stops on a signal or when the Lease is lost.
+async fn lead(
+    args: &RunArgs,
+    client: Client,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+    leader: &mut watch::Receiver<bool>,
+) -> Result<(), Error> {
+    tracing::info!("became the leader: reconciling");
+    metrics.leader.set(1);
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let mut controller_stop = stop.clone();
+    let mut controller_lost = lost_rx.clone();
+    let controller = controller::run(client, metrics, args.resync, args.concurrency, async move {
+        tokio::select! {
+            _ = controller_stop.wait_for(|s| *s) => {}
+            _ = controller_lost.wait_for(|l| *l) => {}
+        }
+    });
+    tokio::pin!(controller);
+    let lost = tokio::select! {
+        () = &mut controller => false,
+        _ = stop.wait_for(|s| *s) => false,
+        _ = leader.wait_for(|is_leader| !*is_leader) => true,
+    };
+    if lost {
+        tracing::error!("lost the leader Lease: stopping reconciles");
+        let _ = lost_tx.send(true);
+    }
+    // Let the reconciles under way finish.
+    controller.await;
+    let _ = lost_rx.borrow_and_update();
+    if lost { Err(Error::LostLease) } else { Ok(()) }
+}
+
+async fn forward_signals(stop: watch::Sender<bool>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("termination signal: shutting down");
+    let _ = stop.send(true);
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "securityguard-operator".to_owned());
+    format!("{host}-{}", std::process::id())
+}
