@@ -1,7 +1,466 @@
-use axum::Router;
+//! `/v1/scan/*` and `/v1/scans/*`: scanning, past scans and feedback.
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, Role};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::metrics::{CacheLabels, FeedbackLabels, ScanLabels, WarningLabels};
+use crate::scan::rules::Action;
+use crate::scan::tx::MAX_TRANSACTION_SIZE;
+use crate::scan::{self, domain};
 use crate::state::AppState;
+
+pub const MAX_TRANSACTIONS: usize = 16;
+pub const MAX_DOMAINS: usize = 50;
+pub const MAX_ADDRESSES: usize = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/scan/transactions", post(scan_transactions))
+        .route("/scan/domains", post(scan_domains))
+        .route("/scan/addresses", post(scan_addresses))
+        .route("/scans/{id}", get(get_scan))
+        .route("/scans/{id}/feedback", post(feedback))
+        .route("/scans/{id}/explain", post(crate::routes::explain::explain))
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Encoding {
+    #[default]
+    Base64,
+    Base58,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionsRequest {
+    transactions: Vec<String>,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+fn decode_payload(i: usize, s: &str, encoding: Encoding) -> Result<Vec<u8>, ApiError> {
+    // Base64 of the largest transaction, with slack for whitespace.
+    if s.len() > MAX_TRANSACTION_SIZE * 2 {
+        return Err(ApiError::bad_request(
+            "transaction_too_large",
+            format!("transactions[{i}] is longer than a Solana transaction can be"),
+        ));
+    }
+    let decoded = match encoding {
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .ok(),
+        Encoding::Base58 => bs58::decode(s.trim()).into_vec().ok(),
+    };
+    let decoded = decoded.filter(|b| !b.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_encoding",
+            format!("transactions[{i}] is not valid {encoding:?}").to_lowercase(),
+        )
+    })?;
+    if decoded.len() > MAX_TRANSACTION_SIZE {
+        return Err(ApiError::bad_request(
+            "transaction_too_large",
+            format!(
+                "transactions[{i}] is {} bytes, more than the {MAX_TRANSACTION_SIZE}-byte limit",
+                decoded.len()
+            ),
+        ));
+    }
+    Ok(decoded)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_scan(
+    state: &AppState,
+    user: &AuthUser,
+    kind: &str,
+    content_hash: &[u8],
+    pattern_version: i64,
+    action: Action,
+    risk_score: u32,
+    result: &Value,
+    cached: bool,
+) -> Result<Uuid, ApiError> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score, result, cached)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(&user.wallet)
+    .bind(kind)
+    .bind(content_hash)
+    .bind(pattern_version)
+    .bind(action.as_str())
+    .bind(risk_score as i32)
+    .bind(result)
+    .bind(cached)
+    .execute(&state.db)
+    .await?;
+    Ok(id)
+}
+
+async fn scan_transactions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<TransactionsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.transactions.is_empty() || req.transactions.len() > MAX_TRANSACTIONS {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("send between 1 and {MAX_TRANSACTIONS} transactions"),
+        ));
+    }
+    let payloads = req
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| decode_payload(i, s, req.encoding))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = state.patterns.current(&state.db).await?;
+
+    let mut hasher = Sha256::new();
+    for p in &payloads {
+        hasher.update((p.len() as u32).to_le_bytes());
+        hasher.update(p);
+    }
+    let hash = hasher.finalize();
+    let cache_key = state.key(&["scan", "tx", &set.version.to_string(), &hex::encode(hash)]);
+
+    let mut conn = state.redis.clone();
+    let cached: Option<String> = match redis::cmd("GET")
+        .arg(&cache_key)
+        .query_async(&mut conn)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "scan cache unavailable");
+            None
+        }
+    };
+    let (reports, hit) = match cached.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
+        Some(v) => {
+            state
+                .metrics
+                .cache
+                .get_or_create(&CacheLabels {
+                    result: "hit".into(),
+                })
+                .inc();
+            (v, true)
+        }
+        None => {
+            state
+                .metrics
+                .cache
+                .get_or_create(&CacheLabels {
+                    result: "miss".into(),
+                })
+                .inc();
+            let started = Instant::now();
+            let reports: Vec<_> = payloads
+                .iter()
+                .enumerate()
+                .map(|(i, p)| scan::scan_transaction(i, p, &set))
+                .collect();
+            state
+                .metrics
+                .scan_duration
+                .observe(started.elapsed().as_secs_f64());
+            let v =
+                serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let _: Result<(), _> = redis::cmd("SET")
+                .arg(&cache_key)
+                .arg(v.to_string())
+                .arg("EX")
+                .arg(state.config.scan_cache_ttl_seconds)
+                .query_async(&mut conn)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "scan cache write failed"));
+            (v, false)
+        }
+    };
+    summarize(&state, "transaction", &reports);
+    let (action, risk_score) = overall(&reports);
+    let mut body = json!({
+        "kind": "transaction",
+        "action": action.as_str(),
+        "risk_score": risk_score,
+        "pattern_version": set.version,
+        "cached": hit,
+        "transactions": reports,
+    });
+    let id = record_scan(
+        &state,
+        &user,
+        "transaction",
+        &hash,
+        set.version,
+        action,
+        risk_score,
+        &body,
+        hit,
+    )
+    .await?;
+    body["scan_id"] = json!(id);
+    Ok(Json(body))
+}
+
+/// Overall action and score of a list of reports: the worst of them.
+fn overall(reports: &Value) -> (Action, u32) {
+    let mut action = Action::None;
+    let mut score = 0u32;
+    for r in reports.as_array().into_iter().flatten() {
+        let a = match r["action"].as_str() {
+            Some("BLOCK") => Action::Block,
+            Some("WARN") => Action::Warn,
+            _ => Action::None,
+        };
+        action = action.max(a);
+        score = score.max(r["risk_score"].as_u64().unwrap_or(0) as u32);
+    }
+    (action, score)
+}
+
+/// Counts the scan and its warnings in the metrics.
+fn summarize(state: &AppState, kind: &str, reports: &Value) {
+    let (action, _) = overall(reports);
+    state
+        .metrics
+        .scans
+        .get_or_create(&ScanLabels {
+            kind: kind.into(),
+            verdict: action.as_str().into(),
+        })
+        .inc();
+    for r in reports.as_array().into_iter().flatten() {
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            state
+                .metrics
+                .warnings
+                .get_or_create(&WarningLabels {
+                    kind: w["kind"].as_str().unwrap_or("").into(),
+                    severity: w["severity"].as_str().unwrap_or("").into(),
+                })
+                .inc();
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainsRequest {
+    domains: Vec<String>,
+}
+
+async fn scan_domains(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<DomainsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.domains.is_empty() || req.domains.len() > MAX_DOMAINS {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("send between 1 and {MAX_DOMAINS} domains"),
+        ));
+    }
+    let normalized = req
+        .domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            domain::normalize(d).map_err(|why| {
+                ApiError::bad_request("invalid_domain", format!("domains[{i}]: {why}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = state.patterns.current(&state.db).await?;
+    let reports: Vec<_> = normalized
+        .into_iter()
+        .map(|d| scan::scan_domain(d, &set))
+        .collect();
+    let reports = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
+    finish(&state, &user, "domain", "domains", reports, set.version).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressesRequest {
+    addresses: Vec<String>,
+}
+
+async fn scan_addresses(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<AddressesRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.addresses.is_empty() || req.addresses.len() > MAX_ADDRESSES {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("send between 1 and {MAX_ADDRESSES} addresses"),
+        ));
+    }
+    for (i, a) in req.addresses.iter().enumerate() {
+        if crate::scan::tx::Pubkey::from_base58(a.trim()).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_address",
+                format!("addresses[{i}] is not a base58 Solana address"),
+            ));
+        }
+    }
+    let set = state.patterns.current(&state.db).await?;
+    let reports: Vec<_> = req
+        .addresses
+        .iter()
+        .map(|a| scan::scan_address(a.trim(), &set))
+        .collect();
+    let reports = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
+    finish(&state, &user, "address", "addresses", reports, set.version).await
+}
+
+async fn finish(
+    state: &AppState,
+    user: &AuthUser,
+    kind: &str,
+    field: &str,
+    reports: Value,
+    version: i64,
+) -> Result<Json<Value>, ApiError> {
+    let hash = Sha256::digest(reports.to_string().as_bytes());
+    summarize(state, kind, &reports);
+    let (action, risk_score) = overall(&reports);
+    let mut body = json!({
+        "kind": kind,
+        "action": action.as_str(),
+        "risk_score": risk_score,
+        "pattern_version": version,
+        "cached": false,
+    });
+    body[field] = reports;
+    let id = record_scan(
+        state, user, kind, &hash, version, action, risk_score, &body, false,
+    )
+    .await?;
+    body["scan_id"] = json!(id);
+    Ok(Json(body))
+}
+
+/// One of the caller's own past scans (admins may read any).
+async fn get_scan(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let row: Option<(String, Value, String)> = sqlx::query_as(
+        "SELECT wallet, result, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+         FROM scans WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    match row {
+        Some((wallet, mut result, created_at))
+            if wallet == user.wallet || user.role == Role::Admin =>
+        {
+            result["scan_id"] = json!(id);
+            result["created_at"] = json!(created_at);
+            result["wallet"] = json!(wallet);
+            Ok(Json(result))
+        }
+        // Other wallets' scans are indistinguishable from missing ones.
+        _ => Err(ApiError::NotFound("no such scan".into())),
+    }
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FeedbackVerdict {
+    FalsePositive,
+    FalseNegative,
+    Correct,
+}
+
+impl FeedbackVerdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::FalsePositive => "false_positive",
+            Self::FalseNegative => "false_negative",
+            Self::Correct => "correct",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRequest {
+    verdict: FeedbackVerdict,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+const MAX_COMMENT: usize = 2000;
+
+/// The caller reports whether the verdict of their scan was right; a second report replaces the
+/// first.
+async fn feedback(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<FeedbackRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if req
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("comment is longer than {MAX_COMMENT} characters"),
+        ));
+    }
+    let owner: Option<String> = sqlx::query_scalar("SELECT wallet FROM scans WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    if owner.as_deref() != Some(user.wallet.as_str()) {
+        return Err(ApiError::NotFound("no such scan".into()));
+    }
+    let feedback_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO scan_feedback (id, scan_id, wallet, verdict, comment) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (scan_id, wallet)
+         DO UPDATE SET verdict = EXCLUDED.verdict, comment = EXCLUDED.comment, created_at = now()
+         RETURNING id",
+    )
+    .bind(Uuid::new_v4())
+    .bind(id)
+    .bind(&user.wallet)
+    .bind(req.verdict.as_str())
+    .bind(&req.comment)
+    .fetch_one(&state.db)
+    .await?;
+    state
+        .metrics
+        .feedback
+        .get_or_create(&FeedbackLabels {
+            verdict: req.verdict.as_str().into(),
+        })
+        .inc();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": feedback_id, "scan_id": id, "verdict": req.verdict.as_str()})),
+    ))
 }

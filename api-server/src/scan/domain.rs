@@ -143,6 +143,9 @@ const SUSPICIOUS_WORDS: &[&str] = &[
     "presale",
     "whitelist",
 ];
+const LURE_WORDS: &[&str] = &[
+    "wallet", "login", "secure", "support", "help", "official", "connect", "auth", "app", "web",
+];
 const SUSPICIOUS_TLDS: &[&str] = &[
     "xyz", "top", "click", "site", "online", "live", "icu", "buzz", "rest", "monster", "cfd",
     "sbs", "shop", "fun", "pw", "tk", "ml", "ga", "cf", "gq",
@@ -207,6 +210,24 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
             lookalike = true;
             break;
         }
+        // Short brand names (jup) only match as a whole token.
+        if brand_label.len() == 3
+            && domain
+                .split(['.', '-'])
+                .filter(|t| *t == brand_label)
+                .count()
+                > 0
+            && reg_label != brand_label
+        {
+            warn(
+                &mut out,
+                "brand_impersonation",
+                Severity::High,
+                format!("{domain} contains the name of {brand} but is not {brand}"),
+            );
+            lookalike = true;
+            break;
+        }
         if brand_label.len() >= 4 {
             let distance = strsim::damerau_levenshtein(&label_skeleton, &brand_skeleton);
             let max = if brand_label.len() >= 7 { 2 } else { 1 };
@@ -231,8 +252,14 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
                 break;
             }
             // The brand's name inside another registrable domain: phantom-wallet.com,
-            // phantom.app.evil.io, secure-phant0m.xyz.
-            if whole_skeleton.contains(&brand_skeleton) {
+            // phantom.app.evil.io, secure-phant0m.xyz; a name merely containing it
+            // (tensorflow.org) only counts together with a lure word.
+            let tokens: Vec<String> = domain.split(['.', '-']).map(skeleton).collect();
+            let exact_token = tokens.contains(&brand_skeleton);
+            let lured = LURE_WORDS.iter().any(|w| domain.contains(w))
+                || SUSPICIOUS_WORDS.iter().any(|w| domain.contains(w))
+                || SUSPICIOUS_TLDS.contains(&tld);
+            if exact_token || (whole_skeleton.contains(&brand_skeleton) && lured) {
                 warn(
                     &mut out,
                     "brand_impersonation",

@@ -4,3 +4,132 @@ pub mod domain;
 pub mod patterns;
 pub mod rules;
 pub mod tx;
+
+use serde::Serialize;
+
+use patterns::PatternSet;
+use rules::{Action, Severity, Verdict, Warning, verdict};
+
+/// The verdict for one serialized transaction; undecodable ones are reported, not guessed.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransactionReport {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<tx::MessageVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReportError>,
+    pub action: Action,
+    pub risk_score: u32,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub fn scan_transaction(index: usize, bytes: &[u8], set: &PatternSet) -> TransactionReport {
+    match tx::Transaction::decode(bytes) {
+        Ok(tx) => {
+            let Verdict {
+                action,
+                risk_score,
+                warnings,
+            } = verdict(rules::analyze(&tx, set), set);
+            TransactionReport {
+                index,
+                version: Some(tx.version),
+                error: None,
+                action,
+                risk_score,
+                warnings,
+            }
+        }
+        Err(e) => {
+            let warning = Warning {
+                kind: e.code(),
+                severity: Severity::High,
+                message: format!("the transaction could not be checked: {e}"),
+                instruction: None,
+            };
+            let Verdict {
+                action,
+                risk_score,
+                warnings,
+            } = verdict(vec![warning], set);
+            TransactionReport {
+                index,
+                version: None,
+                error: Some(ReportError {
+                    code: e.code(),
+                    message: e.to_string(),
+                }),
+                action: action.max(Action::Warn),
+                risk_score,
+                warnings,
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainReport {
+    pub domain: String,
+    pub action: Action,
+    pub risk_score: u32,
+    pub warnings: Vec<Warning>,
+}
+
+pub fn scan_domain(normalized: String, set: &PatternSet) -> DomainReport {
+    let Verdict {
+        action,
+        risk_score,
+        warnings,
+    } = verdict(domain::analyze(&normalized, set), set);
+    DomainReport {
+        domain: normalized,
+        action,
+        risk_score,
+        warnings,
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AddressReport {
+    pub address: String,
+    pub reputation: &'static str,
+    pub action: Action,
+    pub risk_score: u32,
+    pub warnings: Vec<Warning>,
+}
+
+pub fn scan_address(address: &str, set: &PatternSet) -> AddressReport {
+    let (reputation, warnings) = if set.malicious_addresses.contains(address) {
+        (
+            "malicious",
+            vec![Warning {
+                kind: "known_malicious_address",
+                severity: Severity::Critical,
+                message: format!("{address} is a known malicious address"),
+                instruction: None,
+            }],
+        )
+    } else if set.trusted_addresses.contains(address) {
+        ("trusted", Vec::new())
+    } else {
+        ("unknown", Vec::new())
+    };
+    let Verdict {
+        action,
+        risk_score,
+        warnings,
+    } = verdict(warnings, set);
+    AddressReport {
+        address: address.to_string(),
+        reputation,
+        action,
+        risk_score,
+        warnings,
+    }
+}

@@ -3,7 +3,9 @@
 
 mod auth;
 mod errors;
+mod fixtures;
 mod health;
 mod helpers;
 mod migrations;
 mod readiness;
+mod scanning;

@@ -1,0 +1,706 @@
+//! The labelled fixture set: transactions serialized with the Solana SDK crates (legacy and v0
+//! messages, signed) and phishing-style and legitimate domains.
+
+use securityguard_api::scan::patterns::PatternSet;
+use solana_address::Address;
+use solana_hash::Hash;
+use solana_instruction::{AccountMeta, Instruction};
+use solana_keypair::Keypair;
+use solana_message::{AddressLookupTableAccount, VersionedMessage, v0};
+use solana_signer::Signer;
+use solana_system_interface::instruction as system;
+use solana_transaction::Transaction;
+use solana_transaction::versioned::VersionedTransaction;
+
+pub const TOKEN: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
+pub const TOKEN_2022: &str = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb";
+pub const STAKE: &str = "Stake11111111111111111111111111111111111111";
+pub const LOADER: &str = "BPFLoaderUpgradeab1e11111111111111111111111";
+pub const COMPUTE_BUDGET: &str = "ComputeBudget111111111111111111111111111111";
+pub const MEMO: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
+pub const ATA: &str = "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL";
+
+pub fn addr(s: &str) -> Address {
+    Address::new_from_array(bs58::decode(s).into_vec().unwrap().try_into().unwrap())
+}
+
+/// A deterministic key per (kind, n).
+pub fn key(kind: u8, n: u8) -> Address {
+    let mut b = [kind; 32];
+    b[31] = n;
+    b[30] = 0xA5;
+    Address::new_from_array(b)
+}
+
+pub fn payer(n: u8) -> Keypair {
+    let mut seed = [0x11u8; 32];
+    seed[0] = n;
+    Keypair::new_from_array(seed)
+}
+
+/// Addresses the fixture pattern set knows: attackers (malicious), a trusted delegate and a
+/// trusted program.
+pub fn attacker(n: u8) -> Address {
+    key(0xBA, n)
+}
+pub fn trusted_delegate() -> Address {
+    key(0x7D, 0)
+}
+pub fn trusted_program() -> Address {
+    key(0x7E, 0)
+}
+pub fn unknown_program(n: u8) -> Address {
+    key(0x99, n)
+}
+
+pub fn pattern_set() -> PatternSet {
+    let mut set = PatternSet {
+        version: 1,
+        ..PatternSet::default()
+    };
+    for n in 0..8 {
+        set.malicious_addresses.insert(attacker(n).to_string());
+    }
+    set.trusted_addresses.insert(trusted_delegate().to_string());
+    set.trusted_programs.insert(trusted_program().to_string());
+    for d in [
+        "phantom.app",
+        "solflare.com",
+        "backpack.app",
+        "jup.ag",
+        "raydium.io",
+        "orca.so",
+        "magiceden.io",
+        "tensor.trade",
+        "solana.com",
+        "marinade.finance",
+        "solscan.io",
+        "kamino.finance",
+        "drift.trade",
+        "coinbase.com",
+        "binance.com",
+    ] {
+        set.protected_domains.push(d.into());
+    }
+    for d in [
+        "solana.com",
+        "phantom.app",
+        "solflare.com",
+        "jup.ag",
+        "github.com",
+    ] {
+        set.allowed_domains.push(d.into());
+    }
+    for d in ["drainer.xyz", "claim-airdrop.xyz"] {
+        set.blocked_domains.push(d.into());
+    }
+    set
+}
+
+fn blockhash(n: u8) -> Hash {
+    Hash::new_from_array([n.wrapping_add(1); 32])
+}
+
+pub fn legacy(ixs: &[Instruction], signer: &Keypair, n: u8) -> Vec<u8> {
+    let tx =
+        Transaction::new_signed_with_payer(ixs, Some(&signer.pubkey()), &[signer], blockhash(n));
+    bincode::serialize(&tx).unwrap()
+}
+
+pub fn versioned(
+    ixs: &[Instruction],
+    signer: &Keypair,
+    tables: &[AddressLookupTableAccount],
+    n: u8,
+) -> Vec<u8> {
+    let msg = v0::Message::try_compile(&signer.pubkey(), ixs, tables, blockhash(n)).unwrap();
+    let tx = VersionedTransaction::try_new(VersionedMessage::V0(msg), &[signer]).unwrap();
+    bincode::serialize(&tx).unwrap()
+}
+
+fn token_ix(program: &str, data: Vec<u8>, accounts: Vec<AccountMeta>) -> Instruction {
+    Instruction {
+        program_id: addr(program),
+        accounts,
+        data,
+    }
+}
+
+fn token_program(n: u8) -> &'static str {
+    if n.is_multiple_of(2) { TOKEN } else { TOKEN_2022 }
+}
+
+pub fn spl_transfer(n: u8, owner: &Address) -> Instruction {
+    let mut data = vec![3];
+    data.extend(1000u64.wrapping_mul(u64::from(n) + 1).to_le_bytes());
+    token_ix(
+        token_program(n),
+        data,
+        vec![
+            AccountMeta::new(key(0x20, n), false),
+            AccountMeta::new(key(0x21, n), false),
+            AccountMeta::new_readonly(*owner, true),
+        ],
+    )
+}
+
+pub fn spl_transfer_checked(n: u8, owner: &Address) -> Instruction {
+    let mut data = vec![12];
+    data.extend(500u64.to_le_bytes());
+    data.push(6);
+    token_ix(
+        token_program(n),
+        data,
+        vec![
+            AccountMeta::new(key(0x20, n), false),
+            AccountMeta::new_readonly(key(0x22, n), false),
+            AccountMeta::new(key(0x21, n), false),
+            AccountMeta::new_readonly(*owner, true),
+        ],
+    )
+}
+
+pub fn approve(
+    n: u8,
+    owner: &Address,
+    delegate: &Address,
+    amount: u64,
+    checked: bool,
+) -> Instruction {
+    if checked {
+        let mut data = vec![13];
+        data.extend(amount.to_le_bytes());
+        data.push(6);
+        token_ix(
+            token_program(n),
+            data,
+            vec![
+                AccountMeta::new(key(0x20, n), false),
+                AccountMeta::new_readonly(key(0x22, n), false),
+                AccountMeta::new_readonly(*delegate, false),
+                AccountMeta::new_readonly(*owner, true),
+            ],
+        )
+    } else {
+        let mut data = vec![4];
+        data.extend(amount.to_le_bytes());
+        token_ix(
+            token_program(n),
+            data,
+            vec![
+                AccountMeta::new(key(0x20, n), false),
+                AccountMeta::new_readonly(*delegate, false),
+                AccountMeta::new_readonly(*owner, true),
+            ],
+        )
+    }
+}
+
+pub fn set_token_authority(n: u8, owner: &Address, kind: u8, new: &Address) -> Instruction {
+    let mut data = vec![6, kind, 1];
+    data.extend(new.to_bytes());
+    token_ix(
+        token_program(n),
+        data,
+        vec![
+            AccountMeta::new(key(0x20, n), false),
+            AccountMeta::new_readonly(*owner, true),
+        ],
+    )
+}
+
+pub fn close_account(n: u8, owner: &Address, destination: &Address) -> Instruction {
+    token_ix(
+        token_program(n),
+        vec![9],
+        vec![
+            AccountMeta::new(key(0x20, n), false),
+            AccountMeta::new(*destination, false),
+            AccountMeta::new_readonly(*owner, true),
+        ],
+    )
+}
+
+pub fn stake_authorize(n: u8, authority: &Address, new: &Address) -> Instruction {
+    let mut data = 1u32.to_le_bytes().to_vec();
+    data.extend(new.to_bytes());
+    data.extend(u32::from(n % 2).to_le_bytes()); // staker or withdrawer
+    Instruction {
+        program_id: addr(STAKE),
+        accounts: vec![
+            AccountMeta::new(key(0x30, n), false),
+            AccountMeta::new_readonly(addr("SysvarC1ock11111111111111111111111111111111"), false),
+            AccountMeta::new_readonly(*authority, true),
+        ],
+        data,
+    }
+}
+
+pub fn upgrade_authority(n: u8, authority: &Address, new: &Address) -> Instruction {
+    Instruction {
+        program_id: addr(LOADER),
+        accounts: vec![
+            AccountMeta::new(key(0x40, n), false),
+            AccountMeta::new_readonly(*authority, true),
+            AccountMeta::new_readonly(*new, false),
+        ],
+        data: if n.is_multiple_of(2) { 4u32 } else { 7u32 }.to_le_bytes().to_vec(),
+    }
+}
+
+pub fn compute_budget(units: u32) -> Instruction {
+    let mut data = vec![2];
+    data.extend(units.to_le_bytes());
+    Instruction {
+        program_id: addr(COMPUTE_BUDGET),
+        accounts: vec![],
+        data,
+    }
+}
+
+pub fn memo(text: &str, signer: &Address) -> Instruction {
+    Instruction {
+        program_id: addr(MEMO),
+        accounts: vec![AccountMeta::new_readonly(*signer, true)],
+        data: text.as_bytes().to_vec(),
+    }
+}
+
+pub fn create_ata(n: u8, payer: &Address) -> Instruction {
+    Instruction {
+        program_id: addr(ATA),
+        accounts: vec![
+            AccountMeta::new(*payer, true),
+            AccountMeta::new(key(0x23, n), false),
+            AccountMeta::new_readonly(*payer, false),
+            AccountMeta::new_readonly(key(0x22, n), false),
+            AccountMeta::new_readonly(Address::new_from_array([0; 32]), false),
+            AccountMeta::new_readonly(addr(TOKEN), false),
+        ],
+        data: vec![1],
+    }
+}
+
+pub fn program_call(program: Address, user: &Address, extra_writable: &[Address]) -> Instruction {
+    let mut accounts = vec![AccountMeta::new(*user, true)];
+    accounts.extend(extra_writable.iter().map(|a| AccountMeta::new(*a, false)));
+    Instruction {
+        program_id: program,
+        accounts,
+        data: vec![0xE5, 1, 2, 3],
+    }
+}
+
+/// At least 60 malicious transactions, each with what makes it malicious.
+pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for n in 0..8u8 {
+        let p = payer(n);
+        let me = p.pubkey();
+        out.push((
+            format!("assign-{n}"),
+            legacy(&[system::assign(&me, &unknown_program(n))], &p, n),
+        ));
+        out.push((
+            format!("token-owner-change-{n}"),
+            legacy(
+                &[set_token_authority(n, &me, 2 + n % 2, &key(0x66, n))],
+                &p,
+                n,
+            ),
+        ));
+        out.push((
+            format!("unlimited-approve-{n}"),
+            legacy(
+                &[approve(n, &me, &key(0x67, n), u64::MAX, n % 2 == 1)],
+                &p,
+                n,
+            ),
+        ));
+        out.push((
+            format!("stake-authorize-{n}"),
+            legacy(&[stake_authorize(n, &me, &key(0x68, n))], &p, n),
+        ));
+        out.push((
+            format!("upgrade-authority-{n}"),
+            versioned(&[upgrade_authority(n, &me, &key(0x69, n))], &p, &[], n),
+        ));
+        let many: Vec<Instruction> = (0..12u8)
+            .map(|i| system::transfer(&me, &key(0x70 + i, n), 1_000 + u64::from(i)))
+            .collect();
+        out.push((format!("many-transfers-{n}"), legacy(&many, &p, n)));
+        out.push((
+            format!("transfer-to-known-drainer-{n}"),
+            legacy(&[system::transfer(&me, &attacker(n), 5_000_000)], &p, n),
+        ));
+        // An unknown program gets the user's account writable, with its other writable
+        // accounts hidden behind a lookup table.
+        let hidden = [key(0x71, n), key(0x72, n)];
+        let table = AddressLookupTableAccount {
+            key: key(0x73, n),
+            addresses: hidden.to_vec(),
+        };
+        out.push((
+            format!("unknown-program-alt-{n}"),
+            versioned(
+                &[program_call(unknown_program(n), &me, &hidden)],
+                &p,
+                &[table],
+                n,
+            ),
+        ));
+    }
+    for n in 0..4u8 {
+        let p = payer(n);
+        let me = p.pubkey();
+        out.push((
+            format!("close-to-third-party-{n}"),
+            legacy(&[close_account(n, &me, &key(0x74, n))], &p, n),
+        ));
+        out.push((
+            format!("nonce-authority-{n}"),
+            legacy(
+                &[
+                    system::advance_nonce_account(&key(0x75, n), &me),
+                    system::authorize_nonce_account(&key(0x75, n), &me, &key(0x76, n)),
+                ],
+                &p,
+                n,
+            ),
+        ));
+    }
+    out
+}
+
+/// At least 60 benign transactions.
+pub fn benign_transactions() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for n in 0..10u8 {
+        let p = payer(n);
+        let me = p.pubkey();
+        out.push((
+            format!("sol-transfer-{n}"),
+            legacy(
+                &[system::transfer(
+                    &me,
+                    &key(0x50, n),
+                    10_000 * u64::from(n + 1),
+                )],
+                &p,
+                n,
+            ),
+        ));
+        out.push((
+            format!("sol-transfer-v0-{n}"),
+            versioned(&[system::transfer(&me, &key(0x51, n), 42)], &p, &[], n),
+        ));
+        out.push((
+            format!("spl-transfer-{n}"),
+            legacy(&[spl_transfer(n, &me)], &p, n),
+        ));
+        out.push((
+            format!("priority-fee-transfer-{n}"),
+            legacy(
+                &[compute_budget(200_000), spl_transfer_checked(n, &me)],
+                &p,
+                n,
+            ),
+        ));
+        out.push((
+            format!("memo-transfer-{n}"),
+            legacy(
+                &[
+                    memo("invoice 42", &me),
+                    system::transfer(&me, &key(0x52, n), 7),
+                ],
+                &p,
+                n,
+            ),
+        ));
+        out.push((
+            format!("create-ata-{n}"),
+            legacy(&[create_ata(n, &me)], &p, n),
+        ));
+    }
+    for n in 0..5u8 {
+        let p = payer(n);
+        let me = p.pubkey();
+        out.push((
+            format!("limited-approve-trusted-{n}"),
+            legacy(
+                &[approve(n, &me, &trusted_delegate(), 1_000, n % 2 == 0)],
+                &p,
+                n,
+            ),
+        ));
+        out.push((
+            format!("close-to-self-{n}"),
+            legacy(&[close_account(n, &me, &me)], &p, n),
+        ));
+        out.push((
+            format!("trusted-program-call-{n}"),
+            legacy(
+                &[
+                    compute_budget(400_000),
+                    program_call(trusted_program(), &me, &[key(0x53, n)]),
+                ],
+                &p,
+                n,
+            ),
+        ));
+        // v0 with a lookup table that only supplies read-only accounts.
+        let table = AddressLookupTableAccount {
+            key: key(0x54, n),
+            addresses: vec![key(0x55, n)],
+        };
+        let ix = Instruction {
+            program_id: trusted_program(),
+            accounts: vec![
+                AccountMeta::new(me, true),
+                AccountMeta::new_readonly(key(0x55, n), false),
+            ],
+            data: vec![1],
+        };
+        out.push((
+            format!("v0-readonly-alt-{n}"),
+            versioned(&[ix], &p, &[table], n),
+        ));
+        let few: Vec<Instruction> = (0..3u8)
+            .map(|i| system::transfer(&me, &key(0x56 + i, n), 100))
+            .collect();
+        out.push((format!("three-transfers-{n}"), legacy(&few, &p, n)));
+    }
+    out
+}
+
+pub fn phishing_domains() -> Vec<String> {
+    let mut out: Vec<String> = [
+        "phant0m.app",
+        "phantom-app.com",
+        "phantom.app.secure-login.io",
+        "phamtom.app",
+        "phantomm.app",
+        "phanton.app",
+        "рhantom.app",
+        "phantom-wallet.xyz",
+        "phantomwallet-support.com",
+        "phantom.com",
+        "phantom.io",
+        "app-phantom.net",
+        "solf1are.com",
+        "soIflare.com",
+        "solfare.com",
+        "solflare.app",
+        "solflare-wallet.org",
+        "solflare.com.verify-wallet.site",
+        "backpaack.app",
+        "backpack-wallet.com",
+        "backpack.io",
+        "jup-ag.com",
+        "jupag-airdrop.xyz",
+        "jup.ag.claim-rewards.live",
+        "raydlum.io",
+        "raydium.com",
+        "raydium-swap.xyz",
+        "rayd1um.io",
+        "orca-so.com",
+        "orca.app.login-portal.com",
+        "magicedem.io",
+        "magic-eden.xyz",
+        "magiceden.com",
+        "rnagiceden.io",
+        "magiceden-airdrop.site",
+        "tensor-trade.xyz",
+        "tensor.trade.wallet-connect.top",
+        "tensor.io",
+        "so1ana.com",
+        "solana-airdrop.click",
+        "solana.com.claim.xyz",
+        "sollana.com",
+        "solana-wallet.support",
+        "solana.org",
+        "marinade.io",
+        "marinade-finance.xyz",
+        "rnarinade.finance",
+        "solscan.com",
+        "so1scan.io",
+        "solscan-io.top",
+        "kamino.io",
+        "kamin0.finance",
+        "kamino-finance.xyz",
+        "drift-trade.xyz",
+        "drift.com",
+        "drlft.trade",
+        "coinbase-wallet.xyz",
+        "c0inbase.com",
+        "coinbase.com.secure-auth.io",
+        "colnbase.com",
+        "binance-claim.xyz",
+        "binance.org",
+        "blnance.com",
+        "drainer.xyz",
+        "app.drainer.xyz",
+        "claim-airdrop.xyz",
+        "www.claim-airdrop.xyz",
+        "free-mint-solana.top",
+        "airdrop-claim-now.xyz",
+        "wallet-connect-sync.online",
+        "connect-wallet-validate.site",
+        "restore-wallet.click",
+        "verify-wallet-solana.live",
+        "jito-airdrop-claim.xyz",
+        "bonk-giveaway.top",
+        "nft-freemint.fun",
+        "presale-token-whitelist.buzz",
+        "unlock-wallet.icu",
+        "sync-wallet.monster",
+        "wallet-recover-seed.shop",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    // Homoglyph and typo variants of each brand.
+    for brand in [
+        "phantom",
+        "solflare",
+        "raydium",
+        "magiceden",
+        "marinade",
+        "coinbase",
+        "binance",
+        "backpack",
+    ] {
+        let tld = match brand {
+            "phantom" | "backpack" => "app",
+            "raydium" | "magiceden" => "io",
+            "marinade" => "finance",
+            _ => "com",
+        };
+        out.push(format!("{}.{tld}", brand.replacen('a', "а", 1))); // Cyrillic a
+        let digits = brand.replacen('o', "0", 1).replacen('i', "1", 1);
+        if digits != brand {
+            out.push(format!("{digits}.{tld}"));
+        }
+        out.push(format!("{brand}-support.xyz"));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+pub fn legitimate_domains() -> Vec<String> {
+    let mut out: Vec<String> = [
+        "phantom.app",
+        "help.phantom.app",
+        "solflare.com",
+        "docs.solflare.com",
+        "backpack.app",
+        "jup.ag",
+        "station.jup.ag",
+        "raydium.io",
+        "orca.so",
+        "magiceden.io",
+        "tensor.trade",
+        "solana.com",
+        "docs.solana.com",
+        "marinade.finance",
+        "solscan.io",
+        "kamino.finance",
+        "drift.trade",
+        "coinbase.com",
+        "binance.com",
+        "github.com",
+        "gist.github.com",
+        "google.com",
+        "mail.google.com",
+        "wikipedia.org",
+        "en.wikipedia.org",
+        "rust-lang.org",
+        "docs.rs",
+        "crates.io",
+        "python.org",
+        "pypi.org",
+        "npmjs.com",
+        "stackoverflow.com",
+        "mozilla.org",
+        "developer.mozilla.org",
+        "apple.com",
+        "microsoft.com",
+        "amazon.com",
+        "netflix.com",
+        "nytimes.com",
+        "bbc.co.uk",
+        "theguardian.com",
+        "reddit.com",
+        "news.ycombinator.com",
+        "cloudflare.com",
+        "kubernetes.io",
+        "postgresql.org",
+        "redis.io",
+        "debian.org",
+        "ubuntu.com",
+        "archlinux.org",
+        "gnu.org",
+        "kernel.org",
+        "openai.com",
+        "anthropic.com",
+        "tensorflow.org",
+        "pytorch.org",
+        "jupyter.org",
+        "docker.com",
+        "hashicorp.com",
+        "grafana.com",
+        "prometheus.io",
+        "helium.com",
+        "ethereum.org",
+        "bitcoin.org",
+        "metamask.io",
+        "uniswap.org",
+        "opensea.io",
+        "chainlink.com",
+        "pyth.network",
+        "helius.dev",
+        "quicknode.com",
+        "alchemy.com",
+        "birdeye.so",
+        "dexscreener.com",
+        "coingecko.com",
+        "coinmarketcap.com",
+        "kraken.com",
+        "gemini.com",
+        "ledger.com",
+        "trezor.io",
+        "stripe.com",
+        "paypal.com",
+        "shopify.com",
+        "spotify.com",
+        "twitch.tv",
+        "discord.com",
+        "telegram.org",
+        "x.com",
+        "medium.com",
+        "substack.com",
+        "notion.so",
+        "figma.com",
+        "linear.app",
+        "vercel.com",
+        "netlify.com",
+        "heroku.com",
+        "digitalocean.com",
+        "fly.io",
+        "render.com",
+        "supabase.com",
+        "orcid.org",
+        "phantomjs.org",
+        "driftwood.com",
+        "binary.com",
+        "solar.com",
+        "coin.dance",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    out.sort();
+    out.dedup();
+    out
+}

@@ -1,0 +1,688 @@
+//! Scanning endpoints, the labelled fixture set and the pattern library.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use securityguard_api::scan::{self, domain, rules::Action};
+use serde_json::{Value, json};
+
+use crate::fixtures::*;
+use crate::helpers::*;
+
+fn precision_recall(
+    flagged_malicious: usize,
+    total_malicious: usize,
+    flagged_benign: usize,
+) -> (f64, f64) {
+    let tp = flagged_malicious as f64;
+    let fp = flagged_benign as f64;
+    let precision = if tp + fp == 0.0 { 0.0 } else { tp / (tp + fp) };
+    (precision, tp / total_malicious as f64)
+}
+
+#[test]
+fn transaction_fixtures_precision_and_recall() {
+    let set = pattern_set();
+    let malicious = malicious_transactions();
+    let benign = benign_transactions();
+    assert!(
+        malicious.len() >= 60 && benign.len() >= 60,
+        "{} / {}",
+        malicious.len(),
+        benign.len()
+    );
+    let mut missed = Vec::new();
+    for (name, bytes) in &malicious {
+        let r = scan::scan_transaction(0, bytes, &set);
+        assert!(r.error.is_none(), "{name}: {:?}", r.error);
+        if r.action == Action::None {
+            missed.push(name.clone());
+        }
+    }
+    let mut false_alarms = Vec::new();
+    for (name, bytes) in &benign {
+        let r = scan::scan_transaction(0, bytes, &set);
+        assert!(r.error.is_none(), "{name}: {:?}", r.error);
+        if r.action != Action::None {
+            false_alarms.push(format!("{name}: {:?}", r.warnings));
+        }
+    }
+    let (precision, recall) = precision_recall(
+        malicious.len() - missed.len(),
+        malicious.len(),
+        false_alarms.len(),
+    );
+    println!("transactions: precision {precision:.3}, recall {recall:.3}");
+    assert!(
+        precision >= 0.99,
+        "precision {precision}: {false_alarms:#?}"
+    );
+    assert!(recall >= 0.99, "recall {recall}: missed {missed:?}");
+}
+
+#[test]
+fn domain_fixtures_precision_and_recall() {
+    let set = pattern_set();
+    let phishing = phishing_domains();
+    let legit = legitimate_domains();
+    assert!(
+        phishing.len() >= 100 && legit.len() >= 100,
+        "{} / {}",
+        phishing.len(),
+        legit.len()
+    );
+    let flag = |d: &str| {
+        let n = domain::normalize(d).unwrap_or_else(|e| panic!("{d}: {e}"));
+        scan::scan_domain(n, &set)
+    };
+    let missed: Vec<&String> = phishing
+        .iter()
+        .filter(|d| flag(d).action == Action::None)
+        .collect();
+    let false_alarms: Vec<String> = legit
+        .iter()
+        .map(|d| flag(d))
+        .filter(|r| r.action != Action::None)
+        .map(|r| format!("{}: {:?}", r.domain, r.warnings))
+        .collect();
+    let (precision, recall) = precision_recall(
+        phishing.len() - missed.len(),
+        phishing.len(),
+        false_alarms.len(),
+    );
+    println!("domain false alarms: {false_alarms:?}");
+    println!("domains: precision {precision:.3}, recall {recall:.3}");
+    assert!(
+        precision >= 0.99,
+        "precision {precision}: {false_alarms:#?}"
+    );
+    assert!(recall >= 0.99, "recall {recall}: missed {missed:?}");
+}
+
+#[test]
+fn fixture_specific_verdicts() {
+    let set = pattern_set();
+    let by_name = |name: &str| {
+        let all = malicious_transactions()
+            .into_iter()
+            .chain(benign_transactions());
+        let (_, bytes) = all.into_iter().find(|(n, _)| n == name).unwrap();
+        scan::scan_transaction(0, &bytes, &set)
+    };
+    let kinds = |name: &str| {
+        by_name(name)
+            .warnings
+            .iter()
+            .map(|w| w.kind)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds("assign-0"), vec!["owner_reassignment"]);
+    assert_eq!(by_name("assign-0").action, Action::Block);
+    assert_eq!(by_name("assign-0").warnings[0].instruction, Some(0));
+    assert_eq!(
+        kinds("token-owner-change-0"),
+        vec!["token_authority_change"]
+    );
+    assert_eq!(
+        kinds("unlimited-approve-0"),
+        vec!["unlimited_approval", "unknown_delegate_approval"]
+    );
+    assert_eq!(kinds("stake-authorize-0"), vec!["stake_authority_change"]);
+    assert_eq!(
+        kinds("upgrade-authority-0"),
+        vec!["upgrade_authority_change"]
+    );
+    assert_eq!(kinds("many-transfers-0"), vec!["many_transfers"]);
+    assert_eq!(
+        kinds("transfer-to-known-drainer-0"),
+        vec!["known_malicious_address"]
+    );
+    assert_eq!(
+        kinds("unknown-program-alt-0"),
+        vec!["unknown_program_writable_accounts", "lookup_table_accounts"]
+    );
+    assert_eq!(
+        kinds("close-to-third-party-0"),
+        vec!["close_to_third_party"]
+    );
+    assert_eq!(
+        kinds("nonce-authority-0"),
+        vec!["durable_nonce", "nonce_authority_change"]
+    );
+    assert_eq!(
+        by_name("sol-transfer-v0-0").version,
+        Some(securityguard_api::scan::tx::MessageVersion::V0)
+    );
+    assert_eq!(by_name("sol-transfer-0").risk_score, 0);
+}
+
+#[test]
+fn decoder_never_panics_on_mutated_fixtures() {
+    // A bounded, deterministic mutation run over real transactions (the stable-toolchain
+    // counterpart of the fuzz target): every byte flipped, truncations and insertions.
+    let all: Vec<Vec<u8>> = malicious_transactions()
+        .into_iter()
+        .chain(benign_transactions())
+        .map(|(_, b)| b)
+        .collect();
+    let set = pattern_set();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for bytes in all.iter().take(30) {
+        for i in 0..bytes.len() {
+            let mut m = bytes.clone();
+            m[i] ^= (next() as u8) | 1;
+            let _ = scan::scan_transaction(0, &m, &set);
+            let _ = scan::scan_transaction(0, &bytes[..i], &set);
+        }
+        for _ in 0..200 {
+            let mut m = bytes.clone();
+            let at = (next() as usize) % (m.len() + 1);
+            m.insert(at, next() as u8);
+            let _ = scan::scan_transaction(0, &m, &set);
+        }
+    }
+}
+
+async fn scan_txs(app: &TestApp, token: &str, txs: &[Vec<u8>]) -> reqwest::Response {
+    let encoded: Vec<String> = txs.iter().map(|t| B64.encode(t)).collect();
+    app.post_auth(
+        "/v1/scan/transactions",
+        token,
+        &json!({"transactions": encoded}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn scan_transactions_endpoint_caches_and_records() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let malicious = malicious_transactions();
+    let benign = benign_transactions();
+    let assign = &malicious.iter().find(|(n, _)| n == "assign-1").unwrap().1;
+    let transfer = &benign
+        .iter()
+        .find(|(n, _)| n == "sol-transfer-1")
+        .unwrap()
+        .1;
+
+    let resp = scan_txs(&app, &token, &[transfer.clone(), assign.clone()]).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["action"], "BLOCK");
+    assert_eq!(body["risk_score"], 100);
+    assert_eq!(body["cached"], false);
+    assert_eq!(body["pattern_version"], 1);
+    assert_eq!(body["transactions"][0]["action"], "NONE");
+    assert_eq!(body["transactions"][0]["version"], "legacy");
+    assert_eq!(body["transactions"][1]["action"], "BLOCK");
+    assert_eq!(
+        body["transactions"][1]["warnings"][0]["kind"],
+        "owner_reassignment"
+    );
+    assert_eq!(
+        body["transactions"][1]["warnings"][0]["severity"],
+        "critical"
+    );
+    assert_eq!(body["transactions"][1]["warnings"][0]["instruction"], 0);
+    let id = body["scan_id"].as_str().unwrap().to_string();
+
+    // Same content again: served from the Redis cache.
+    let again: Value = scan_txs(&app, &token, &[transfer.clone(), assign.clone()])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["transactions"], body["transactions"]);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"securityguard_scan_cache_total{result="hit"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"securityguard_scan_cache_total{result="miss"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"securityguard_scans_total{kind="transaction",verdict="BLOCK"} 2"#));
+    assert!(metrics.contains(
+        r#"securityguard_scan_warnings_total{kind="owner_reassignment",severity="critical"} 2"#
+    ));
+
+    // The scan is stored without the raw transactions, and readable by its owner only.
+    let row: (String, String, i32, Vec<u8>) = sqlx::query_as(
+        "SELECT kind, action, risk_score, content_hash FROM scans WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (row.0.as_str(), row.1.as_str(), row.2, row.3.len()),
+        ("transaction", "BLOCK", 100, 32)
+    );
+    let stored: Value = app
+        .get_auth(&format!("/v1/scans/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["scan_id"], id);
+    assert_eq!(stored["action"], "BLOCK");
+    assert!(!stored.to_string().contains(&B64.encode(assign)));
+    let other = app.user_token().await;
+    assert_error(
+        app.get_auth(&format!("/v1/scans/{id}"), &other).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let admin = app.admin_token().await;
+    assert_eq!(
+        app.get_auth(&format!("/v1/scans/{id}"), &admin)
+            .await
+            .status(),
+        200
+    );
+    assert_error(
+        app.get_auth("/v1/scans/not-a-uuid", &token).await,
+        400,
+        "invalid_path",
+    )
+    .await;
+
+    // Base58 works too.
+    let b58 = bs58::encode(transfer).into_string();
+    let resp = app
+        .post_auth(
+            "/v1/scan/transactions",
+            &token,
+            &json!({"transactions": [b58], "encoding": "base58"}),
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["action"], "NONE");
+}
+
+#[tokio::test]
+async fn scan_transactions_rejects_bad_input() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    assert_error(
+        app.post_json("/v1/scan/transactions", &json!({"transactions": ["AAAA"]}))
+            .await,
+        401,
+        "missing_token",
+    )
+    .await;
+    let post = |body: Value| {
+        let (app, token) = (&app, token.clone());
+        async move { app.post_auth("/v1/scan/transactions", &token, &body).await }
+    };
+    assert_error(
+        post(json!({"transactions": ["%%%not base64"]})).await,
+        400,
+        "invalid_encoding",
+    )
+    .await;
+    assert_error(
+        post(json!({"transactions": ["0OIl"], "encoding": "base58"})).await,
+        400,
+        "invalid_encoding",
+    )
+    .await;
+    assert_error(post(json!({"transactions": []})).await, 400, "invalid_body").await;
+    assert_error(
+        post(json!({"transactions": vec!["AA"; 17]})).await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    assert_error(
+        post(json!({"transactions": ["AAAA"], "encoding": "hex"})).await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    assert_error(
+        post(json!({"transactions": [B64.encode(vec![1u8; 1300])]})).await,
+        400,
+        "transaction_too_large",
+    )
+    .await;
+
+    // Undecodable and unknown-version messages are reported per transaction, not guessed.
+    let mut v1 = vec![1u8];
+    v1.extend([0u8; 64]);
+    v1.extend([0x81, 1, 0, 0]);
+    let body: Value = post(json!({"transactions": [B64.encode(&v1), B64.encode([1, 2, 3])]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["action"], "WARN");
+    assert_eq!(
+        body["transactions"][0]["error"]["code"],
+        "unsupported_message_version"
+    );
+    assert!(
+        body["transactions"][0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("version 1")
+    );
+    assert_eq!(
+        body["transactions"][1]["error"]["code"],
+        "malformed_transaction"
+    );
+}
+
+#[tokio::test]
+async fn scan_domains_and_addresses() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let resp = app
+        .post_auth(
+            "/v1/scan/domains",
+            &token,
+            &json!({"domains": ["https://phant0m.app/login", "docs.solana.com", "app.drainer.xyz"]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["action"], "BLOCK");
+    assert_eq!(body["domains"][0]["domain"], "phant0m.app");
+    assert_eq!(
+        body["domains"][0]["warnings"][0]["kind"],
+        "homoglyph_domain"
+    );
+    assert_eq!(body["domains"][1]["action"], "NONE");
+    assert_eq!(body["domains"][2]["warnings"][0]["kind"], "blocked_domain");
+    let id = body["scan_id"].as_str().unwrap();
+    let kind: String = sqlx::query_scalar("SELECT kind FROM scans WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(kind, "domain");
+    assert_error(
+        app.post_auth(
+            "/v1/scan/domains",
+            &token,
+            &json!({"domains": ["not a domain"]}),
+        )
+        .await,
+        400,
+        "invalid_domain",
+    )
+    .await;
+
+    // Addresses: add a malicious one through the admin API first.
+    let bad = address(&random_key());
+    let admin = app.admin_token().await;
+    let resp = app
+        .post_auth(
+            "/v1/patterns",
+            &admin,
+            &json!({"kind": "malicious_address", "value": bad}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let good = address(&random_key());
+    let body: Value = app
+        .post_auth(
+            "/v1/scan/addresses",
+            &token,
+            &json!({"addresses": [good, bad]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["action"], "BLOCK");
+    assert_eq!(body["pattern_version"], 2);
+    assert_eq!(body["addresses"][0]["reputation"], "unknown");
+    assert_eq!(body["addresses"][1]["reputation"], "malicious");
+    assert_error(
+        app.post_auth("/v1/scan/addresses", &token, &json!({"addresses": ["xyz"]}))
+            .await,
+        400,
+        "invalid_address",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn feedback_on_own_scans() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let body: Value = app
+        .post_auth(
+            "/v1/scan/domains",
+            &token,
+            &json!({"domains": ["phantom.com"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["scan_id"].as_str().unwrap().to_string();
+    let path = format!("/v1/scans/{id}/feedback");
+    let resp = app
+        .post_auth(
+            &path,
+            &token,
+            &json!({"verdict": "false_positive", "comment": "that is mine"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    // A second report replaces the first.
+    assert_eq!(
+        app.post_auth(&path, &token, &json!({"verdict": "correct"}))
+            .await
+            .status(),
+        201
+    );
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT verdict, comment FROM scan_feedback WHERE scan_id = $1::uuid")
+            .bind(&id)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![("correct".to_string(), None)]);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"securityguard_feedback_total{verdict="false_positive"} 1"#));
+
+    assert_error(
+        app.post_auth(&path, &token, &json!({"verdict": "meh"}))
+            .await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    let other = app.user_token().await;
+    assert_error(
+        app.post_auth(&path, &other, &json!({"verdict": "correct"}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let missing = format!("/v1/scans/{}/feedback", uuid::Uuid::new_v4());
+    assert_error(
+        app.post_auth(&missing, &token, &json!({"verdict": "correct"}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn explain_without_key_is_501() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let path = format!("/v1/scans/{}/explain", uuid::Uuid::new_v4());
+    let body = assert_error(
+        app.post_auth(&path, &token, &json!({})).await,
+        501,
+        "not_implemented",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CLAUDE_API_KEY")
+    );
+}
+
+#[tokio::test]
+async fn pattern_library_crud_import_and_versioning() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let user = app.user_token().await;
+
+    assert_error(app.get_auth("/v1/patterns", &user).await, 403, "forbidden").await;
+    let list: Value = app
+        .get_auth("/v1/patterns?kind=blocked_domain", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["version"], 1);
+    assert_eq!(list["patterns"].as_array().unwrap().len(), 2);
+
+    // A domain scan before and after blocking it: the cache key includes the version.
+    let scan = |d: &'static str| {
+        let app = &app;
+        let user = user.clone();
+        async move {
+            app.post_auth("/v1/scan/domains", &user, &json!({"domains": [d]}))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(scan("evil-site.example").await["action"], "NONE");
+    let resp = app
+        .post_auth(
+            "/v1/patterns",
+            &admin,
+            &json!({"kind": "blocked_domain", "value": "Evil-Site.Example", "note": "reported"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["value"], "evil-site.example");
+    assert_eq!(created["version"], 2);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(scan("evil-site.example").await["action"], "BLOCK");
+
+    let dup = app
+        .post_auth(
+            "/v1/patterns",
+            &admin,
+            &json!({"kind": "blocked_domain", "value": "evil-site.example"}),
+        )
+        .await;
+    assert_error(dup, 409, "conflict").await;
+    let bad = app
+        .post_auth(
+            "/v1/patterns",
+            &admin,
+            &json!({"kind": "nope", "value": "x"}),
+        )
+        .await;
+    assert_error(bad, 400, "invalid_pattern").await;
+    let bad = app
+        .post_auth(
+            "/v1/patterns",
+            &admin,
+            &json!({"kind": "malicious_address", "value": "zzz"}),
+        )
+        .await;
+    assert_error(bad, 400, "invalid_pattern").await;
+
+    let resp = app
+        .client
+        .put(app.url(&format!("/v1/patterns/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({"value": "evil-site2.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["version"], 3);
+
+    let resp = app
+        .post_auth(
+            "/v1/patterns/import",
+            &admin,
+            &json!({"patterns": [
+                {"kind": "protected_domain", "value": "example-bank.com"},
+                {"kind": "rule_parameter", "value": "max_transfers", "data": {"value": 2}},
+                {"kind": "blocked_domain", "value": "evil-site2.example"},
+            ]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let imported: Value = resp.json().await.unwrap();
+    assert_eq!(imported["version"], 4);
+    assert_eq!(imported["added"], 1);
+    assert_eq!(imported["unchanged"], 2);
+    assert_eq!(
+        scan("examp1e-bank.com").await["domains"][0]["warnings"][0]["kind"],
+        "homoglyph_domain"
+    );
+
+    let bad_import = app
+        .post_auth("/v1/patterns/import", &admin, &json!({"patterns": [{"kind": "rule_parameter", "value": "nope", "data": {"value": 1}}]}))
+        .await;
+    let body = assert_error(bad_import, 400, "invalid_pattern").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("patterns[0]")
+    );
+
+    let resp = app
+        .client
+        .delete(app.url(&format!("/v1/patterns/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = app
+        .client
+        .delete(app.url(&format!("/v1/patterns/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 404, "not_found").await;
+    assert_eq!(scan("evil-site2.example").await["action"], "NONE");
+
+    let changes: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, action FROM pattern_changes ORDER BY version")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        changes,
+        vec![
+            (2, "create".into()),
+            (3, "update".into()),
+            (4, "import".into()),
+            (5, "delete".into())
+        ]
+    );
+}
