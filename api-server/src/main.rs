@@ -17,7 +17,12 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    tracing::info!(environment = ?config.environment, "starting securityguard-api");
+    tracing::info!(
+        environment = ?config.environment,
+        listen_addr = %config.listen_addr,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting securityguard-api"
+    );
 
     let app = match Application::build(config, Duration::from_secs(60)).await {
         Ok(app) => app,

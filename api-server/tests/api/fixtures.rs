@@ -127,7 +127,11 @@ fn token_ix(program: &str, data: Vec<u8>, accounts: Vec<AccountMeta>) -> Instruc
 }
 
 fn token_program(n: u8) -> &'static str {
-    if n.is_multiple_of(2) { TOKEN } else { TOKEN_2022 }
+    if n.is_multiple_of(2) {
+        TOKEN
+    } else {
+        TOKEN_2022
+    }
 }
 
 pub fn spl_transfer(n: u8, owner: &Address) -> Instruction {
@@ -244,7 +248,9 @@ pub fn upgrade_authority(n: u8, authority: &Address, new: &Address) -> Instructi
             AccountMeta::new_readonly(*authority, true),
             AccountMeta::new_readonly(*new, false),
         ],
-        data: if n.is_multiple_of(2) { 4u32 } else { 7u32 }.to_le_bytes().to_vec(),
+        data: if n.is_multiple_of(2) { 4u32 } else { 7u32 }
+            .to_le_bytes()
+            .to_vec(),
     }
 }
 
