@@ -17,6 +17,8 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub metrics: Arc<Metrics>,
     pub patterns: Arc<PatternCache>,
+    /// HTTP client for the optional explanation service.
+    pub http: reqwest::Client,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -28,6 +30,7 @@ impl AppState {
             redis,
             metrics: Arc::new(Metrics::new()),
             patterns: Arc::new(PatternCache::default()),
+            http: crate::routes::explain::client(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -1,26 +1,131 @@
-//! `POST /v1/scans/{id}/explain`: an optional plain-language explanation of a scan.
+//! `POST /v1/scans/{id}/explain`: an optional plain-language explanation of a past scan from the
+//! Messages API. Off the scan path: scans never wait for it. Explanations are cached in Redis.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Role};
 use crate::error::ApiError;
 use crate::extract::ApiPath;
 use crate::state::AppState;
 
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+const EXPLANATION_TTL_SECS: u64 = 24 * 3600;
+const MAX_TOKENS: u32 = 600;
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client with default TLS settings builds")
+}
+
+fn prompt(result: &Value) -> String {
+    // Only the verdict and warnings: no raw transactions are stored or sent.
+    let mut summary = result.clone();
+    if let Some(obj) = summary.as_object_mut() {
+        obj.remove("scan_id");
+        obj.remove("wallet");
+    }
+    format!(
+        "You explain security scan results of a Solana wallet protection service to a non-expert \
+         user. In at most 6 short sentences, say what the scanned item would do, why it got this \
+         verdict, and what the user should do. Do not invent details that are not in the result.\n\n\
+         Scan result (JSON):\n{summary}"
+    )
+}
+
 pub async fn explain(
     State(state): State<AppState>,
-    _user: AuthUser,
-    ApiPath(_id): ApiPath<Uuid>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.config.claude_api_key.is_none() {
+    let Some(api_key) = state.config.claude_api_key.as_deref() else {
         return Err(ApiError::NotImplemented(
             "explanations are not enabled on this deployment (CLAUDE_API_KEY is not set)".into(),
         ));
+    };
+    let row: Option<(String, Value)> =
+        sqlx::query_as("SELECT wallet, result FROM scans WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.db)
+            .await?;
+    let result = match row {
+        Some((wallet, result)) if wallet == user.wallet || user.role == Role::Admin => result,
+        _ => return Err(ApiError::NotFound("no such scan".into())),
+    };
+
+    let cache_key = state.key(&["explain", &id.to_string()]);
+    let mut conn = state.redis.clone();
+    if let Ok(Some(text)) = redis::cmd("GET")
+        .arg(&cache_key)
+        .query_async::<Option<String>>(&mut conn)
+        .await
+    {
+        return Ok(Json(
+            json!({"scan_id": id, "explanation": text, "cached": true}),
+        ));
     }
-    Err(ApiError::NotImplemented(
-        "explanations are not available yet".into(),
+
+    let url = format!(
+        "{}/v1/messages",
+        state.config.claude_api_url.trim_end_matches('/')
+    );
+    let body = json!({
+        "model": state.config.claude_model,
+        "max_tokens": MAX_TOKENS,
+        "messages": [{"role": "user", "content": prompt(&result)}],
+    });
+    let response = state
+        .http
+        .post(&url)
+        .header("x-api-key", api_key)
+        .header("anthropic-version", ANTHROPIC_VERSION)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "explanation request failed");
+            ApiError::BadGateway("the explanation service is unreachable".into())
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        tracing::warn!(%status, "explanation service answered with an error");
+        return Err(ApiError::BadGateway(format!(
+            "the explanation service answered {}",
+            status.as_u16()
+        )));
+    }
+    let answer: Value = response.json().await.map_err(|e| {
+        tracing::warn!(error = %e, "explanation response is not JSON");
+        ApiError::BadGateway("the explanation service sent an unreadable answer".into())
+    })?;
+    let text: String = answer["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|block| block["type"] == "text")
+        .filter_map(|block| block["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.trim().is_empty() {
+        return Err(ApiError::BadGateway(
+            "the explanation service sent no text".into(),
+        ));
+    }
+    let _: Result<(), _> = redis::cmd("SET")
+        .arg(&cache_key)
+        .arg(&text)
+        .arg("EX")
+        .arg(EXPLANATION_TTL_SECS)
+        .query_async(&mut conn)
+        .await;
+    Ok(Json(
+        json!({"scan_id": id, "explanation": text, "cached": false}),
     ))
 }

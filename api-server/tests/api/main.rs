@@ -3,6 +3,7 @@
 
 mod auth;
 mod errors;
+mod explain;
 mod fixtures;
 mod health;
 mod helpers;
