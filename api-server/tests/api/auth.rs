@@ -458,3 +458,40 @@ async fn per_wallet_and_per_ip_rate_limits() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn forwarded_for_is_used_only_when_trusted() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_per_ip = 2;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let nonce = |ip: &'static str| {
+        app.client
+            .get(app.url("/v1/auth/nonce"))
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(nonce("203.0.113.7, 10.0.0.1").await.unwrap().status(), 200);
+    }
+    assert_error(nonce("203.0.113.7").await.unwrap(), 429, "rate_limited").await;
+    // Another client behind the same proxy has its own budget.
+    assert_eq!(nonce("203.0.113.8").await.unwrap().status(), 200);
+
+    // Not trusted: the header is ignored and the peer address counts.
+    let app = spawn_app_with(|c| c.rate_limit_per_ip = 2).await;
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        let resp = app
+            .client
+            .get(app.url("/v1/auth/nonce"))
+            .header("x-forwarded-for", ip)
+            .send();
+        assert_eq!(resp.await.unwrap().status(), 200);
+    }
+    let resp = app
+        .client
+        .get(app.url("/v1/auth/nonce"))
+        .header("x-forwarded-for", "198.51.100.3");
+    assert_error(resp.send().await.unwrap(), 429, "rate_limited").await;
+}

@@ -8,5 +8,6 @@ mod fixtures;
 mod health;
 mod helpers;
 mod migrations;
+mod process;
 mod readiness;
 mod scanning;

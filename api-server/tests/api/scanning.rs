@@ -584,6 +584,14 @@ async fn pattern_library_crud_import_and_versioning() {
     assert_eq!(created["version"], 2);
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(scan("evil-site.example").await["action"], "BLOCK");
+    let one: Value = app
+        .get_auth(&format!("/v1/patterns/{id}"), &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["note"], "reported");
+    assert_eq!(one["kind"], "blocked_domain");
 
     let dup = app
         .post_auth(
