@@ -25,6 +25,10 @@ use solana_keypair::Keypair;
 use solana_signer::Signer as _;
 use sqlx::{Connection, PgConnection};
 
+/// glibc malloc showed up at the top of the scan benchmark's profile (thread contention).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()

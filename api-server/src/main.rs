@@ -6,6 +6,10 @@ use securityguard_api::config::Config;
 use securityguard_api::startup::{Application, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
+/// glibc malloc showed up at the top of the scan benchmark's profile (thread contention).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();

@@ -20,11 +20,24 @@ pub async fn check(
     subject: &str,
     limit: u32,
 ) -> Result<(), ApiError> {
+    check_and_exists(state, kind, subject, limit, None)
+        .await
+        .map(|_| ())
+}
+
+/// `check`, and in the same round trip whether `exists_key` exists (e.g. a revoked token). With
+/// `exists_key`, an unreachable Redis is an error instead of a pass.
+pub async fn check_and_exists(
+    state: &AppState,
+    kind: &str,
+    subject: &str,
+    limit: u32,
+    exists_key: Option<&str>,
+) -> Result<bool, ApiError> {
     // The window opens with the first request of a subject and lasts WINDOW_SECS.
     let key = state.key(&["rl", kind, subject]);
-    let mut conn = state.redis.clone();
-    let result: redis::RedisResult<(u64, i64)> = redis::pipe()
-        .atomic()
+    let mut pipe = redis::pipe();
+    pipe.atomic()
         .incr(&key, 1u64)
         .cmd("EXPIRE")
         .arg(&key)
@@ -32,11 +45,20 @@ pub async fn check(
         .arg("NX")
         .ignore()
         .cmd("TTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await;
+        .arg(&key);
+    if let Some(k) = exists_key {
+        pipe.cmd("EXISTS").arg(k);
+    }
+    let mut conn = state.redis.clone();
+    let result: redis::RedisResult<(u64, i64, Option<bool>)> = if exists_key.is_some() {
+        pipe.query_async(&mut conn).await
+    } else {
+        pipe.query_async::<(u64, i64)>(&mut conn)
+            .await
+            .map(|(c, t)| (c, t, None))
+    };
     match result {
-        Ok((count, ttl)) if count > u64::from(limit) => {
+        Ok((count, ttl, _)) if count > u64::from(limit) => {
             state
                 .metrics
                 .rate_limited
@@ -49,10 +71,11 @@ pub async fn check(
                 .clamp(1, WINDOW_SECS);
             Err(ApiError::RateLimited { retry_after_secs })
         }
-        Ok(_) => Ok(()),
+        Ok((_, _, exists)) => Ok(exists.unwrap_or(false)),
+        Err(e) if exists_key.is_some() => Err(e.into()),
         Err(e) => {
             tracing::warn!(error = %e, "rate limiter unavailable; allowing request");
-            Ok(())
+            Ok(false)
         }
     }
 }

@@ -180,10 +180,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        let scans = state.scans.clone();
         let delay = Duration::from_secs(state.config.shutdown_delay_seconds);
         let router = app(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -194,7 +195,10 @@ impl Application {
             tokio::time::sleep(delay).await;
             tracing::info!("closing listener and draining in-flight requests");
         })
-        .await
+        .await;
+        // Scans answered before the drain ended are written before the process exits.
+        scans.flush().await;
+        served
     }
 }
 

@@ -1,5 +1,6 @@
 //! State shared by every handler.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,8 +11,11 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::patterns::PatternCache;
 
+/// Cheap to clone (one `Arc`); handlers reach the fields through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: ConnectionManager,
@@ -19,12 +23,16 @@ pub struct AppState {
     pub patterns: Arc<PatternCache>,
     /// HTTP client for the optional explanation service.
     pub http: reqwest::Client,
+    /// Background writer of scan records.
+    pub scans: crate::store::scans::ScanWriter,
     shutting_down: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: PgPool, redis: ConnectionManager) -> Self {
-        Self {
+        let scans = crate::store::scans::ScanWriter::start(db.clone());
+        Self(Arc::new(Shared {
+            scans,
             config: Arc::new(config),
             db,
             redis,
@@ -32,7 +40,7 @@ impl AppState {
             patterns: Arc::new(PatternCache::default()),
             http: crate::routes::explain::client(),
             shutting_down: Arc::new(AtomicBool::new(false)),
-        }
+        }))
     }
 
     /// A Redis key under this deployment's prefix.
@@ -48,5 +56,13 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

@@ -83,7 +83,7 @@ pub async fn revoke(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
         return Ok(());
     }
     let mut conn = state.redis.clone();
-    let key = state.key(&["revoked-jti", &claims.jti]);
+    let key = revoked_key(state, &claims.jti);
     redis::cmd("SET")
         .arg(&key)
         .arg(1)
@@ -94,11 +94,6 @@ pub async fn revoke(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn is_revoked(state: &AppState, jti: &str) -> Result<bool, ApiError> {
-    let mut conn = state.redis.clone();
-    let key = state.key(&["revoked-jti", jti]);
-    Ok(redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async::<bool>(&mut conn)
-        .await?)
+pub fn revoked_key(state: &AppState, jti: &str) -> String {
+    state.key(&["revoked-jti", jti])
 }

@@ -57,19 +57,21 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
         let claims = jwt::verify(&state.config, token)?;
-        if jwt::is_revoked(state, &claims.jti).await? {
+        // One Redis round trip: the per-wallet limit and the revocation list.
+        let revoked = crate::ratelimit::check_and_exists(
+            state,
+            "wallet",
+            &claims.sub,
+            state.config.rate_limit_per_wallet,
+            Some(&jwt::revoked_key(state, &claims.jti)),
+        )
+        .await?;
+        if revoked {
             return Err(ApiError::unauthorized(
                 "token_revoked",
                 "access token was revoked",
             ));
         }
-        crate::ratelimit::check(
-            state,
-            "wallet",
-            &claims.sub,
-            state.config.rate_limit_per_wallet,
-        )
-        .await?;
         Ok(Self {
             wallet: claims.sub.clone(),
             role: claims.role,

@@ -50,11 +50,12 @@ pub async fn explain(
             "explanations are not enabled on this deployment (CLAUDE_API_KEY is not set)".into(),
         ));
     };
-    let row: Option<(String, Value)> =
-        sqlx::query_as("SELECT wallet, result FROM scans WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
+    let row: Option<(String, Value)> = crate::routes::scan::find_scan(
+        &state,
+        id,
+        "SELECT wallet, result FROM scans WHERE id = $1",
+    )
+    .await?;
     let result = match row {
         Some((wallet, result)) if wallet == user.wallet || user.role == Role::Admin => result,
         _ => return Err(ApiError::NotFound("no such scan".into())),

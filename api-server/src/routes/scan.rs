@@ -19,6 +19,7 @@ use crate::scan::rules::Action;
 use crate::scan::tx::MAX_TRANSACTION_SIZE;
 use crate::scan::{self, domain};
 use crate::state::AppState;
+use crate::store::scans::ScanRecord;
 
 pub const MAX_TRANSACTIONS: usize = 16;
 pub const MAX_DOMAINS: usize = 50;
@@ -86,7 +87,7 @@ fn decode_payload(i: usize, s: &str, encoding: Encoding) -> Result<Vec<u8>, ApiE
 async fn record_scan(
     state: &AppState,
     user: &AuthUser,
-    kind: &str,
+    kind: &'static str,
     content_hash: &[u8],
     pattern_version: i64,
     action: Action,
@@ -95,22 +96,44 @@ async fn record_scan(
     cached: bool,
 ) -> Result<Uuid, ApiError> {
     let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score, result, cached)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(id)
-    .bind(&user.wallet)
-    .bind(kind)
-    .bind(content_hash)
-    .bind(pattern_version)
-    .bind(action.as_str())
-    .bind(risk_score as i32)
-    .bind(result)
-    .bind(cached)
-    .execute(&state.db)
-    .await?;
+    state
+        .scans
+        .record(ScanRecord {
+            id,
+            wallet: user.wallet.clone(),
+            kind,
+            content_hash: content_hash.to_vec(),
+            pattern_version,
+            action: action.as_str(),
+            risk_score: risk_score as i32,
+            result: result.clone(),
+            cached,
+        })
+        .await?;
     Ok(id)
+}
+
+/// The stored scan, flushing queued scan records once when it is not found yet.
+pub async fn find_scan<T>(
+    state: &AppState,
+    id: Uuid,
+    query: &'static str,
+) -> Result<Option<T>, ApiError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let row: Option<T> = sqlx::query_as(query)
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    if row.is_some() {
+        return Ok(row);
+    }
+    state.scans.flush().await;
+    Ok(sqlx::query_as(query)
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?)
 }
 
 async fn scan_transactions(
@@ -335,7 +358,7 @@ async fn scan_addresses(
 async fn finish(
     state: &AppState,
     user: &AuthUser,
-    kind: &str,
+    kind: &'static str,
     field: &str,
     reports: Value,
     version: i64,
@@ -365,12 +388,12 @@ async fn get_scan(
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let row: Option<(String, Value, String)> = sqlx::query_as(
+    let row: Option<(String, Value, String)> = find_scan(
+        &state,
+        id,
         "SELECT wallet, result, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
          FROM scans WHERE id = $1",
     )
-    .bind(id)
-    .fetch_optional(&state.db)
     .await?;
     match row {
         Some((wallet, mut result, created_at))
@@ -432,10 +455,9 @@ async fn feedback(
             format!("comment is longer than {MAX_COMMENT} characters"),
         ));
     }
-    let owner: Option<String> = sqlx::query_scalar("SELECT wallet FROM scans WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&state.db)
-        .await?;
+    let owner: Option<(String,)> =
+        find_scan(&state, id, "SELECT wallet FROM scans WHERE id = $1").await?;
+    let owner = owner.map(|(w,)| w);
     if owner.as_deref() != Some(user.wallet.as_str()) {
         return Err(ApiError::NotFound("no such scan".into()));
     }

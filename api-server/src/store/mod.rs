@@ -3,3 +3,4 @@
 pub mod db;
 pub mod patterns;
 pub mod redis;
+pub mod scans;

@@ -1,0 +1,134 @@
+//! Scan records, written to PostgreSQL in the background and in batches so that a scan's
+//! response does not wait for its own INSERT. Reads of a scan that is not found yet flush the
+//! queue first, so a client always finds the scan whose id it was given.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+const QUEUE: usize = 10_000;
+const MAX_BATCH: usize = 500;
+const RETRIES: u32 = 5;
+
+#[derive(Clone, Debug)]
+pub struct ScanRecord {
+    pub id: Uuid,
+    pub wallet: String,
+    pub kind: &'static str,
+    pub content_hash: Vec<u8>,
+    pub pattern_version: i64,
+    pub action: &'static str,
+    pub risk_score: i32,
+    pub result: Value,
+    pub cached: bool,
+}
+
+enum Command {
+    Insert(ScanRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct ScanWriter {
+    tx: mpsc::Sender<Command>,
+    db: PgPool,
+}
+
+impl ScanWriter {
+    /// Starts the writer task (needs a Tokio runtime).
+    pub fn start(db: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(db.clone(), rx));
+        Self { tx, db }
+    }
+
+    /// Queues a record; when the queue is full the record is written directly instead.
+    pub async fn record(&self, record: ScanRecord) -> Result<(), sqlx::Error> {
+        match self.tx.try_send(Command::Insert(record)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Command::Insert(r)))
+            | Err(mpsc::error::TrySendError::Closed(Command::Insert(r))) => {
+                insert(&self.db, std::slice::from_ref(&r)).await
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Waits until everything queued so far is written (or given up on).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
+    }
+}
+
+async fn run(db: PgPool, mut rx: mpsc::Receiver<Command>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Insert(r) => batch.push(r),
+                Command::Flush(w) => waiters.push(w),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let mut attempt = 0;
+            loop {
+                match insert(&db, &batch).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < RETRIES => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, rows = batch.len(), "writing scans failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, rows = batch.len(), "writing scans failed; dropping them");
+                        break;
+                    }
+                }
+            }
+            batch.clear();
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
+
+async fn insert(db: &PgPool, rows: &[ScanRecord]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let wallets: Vec<&str> = rows.iter().map(|r| r.wallet.as_str()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let hashes: Vec<&[u8]> = rows.iter().map(|r| r.content_hash.as_slice()).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.pattern_version).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action).collect();
+    let scores: Vec<i32> = rows.iter().map(|r| r.risk_score).collect();
+    let results: Vec<&Value> = rows.iter().map(|r| &r.result).collect();
+    let cached: Vec<bool> = rows.iter().map(|r| r.cached).collect();
+    sqlx::query(
+        "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score, result, cached)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::text[],
+                              $7::int4[], $8::jsonb[], $9::bool[])",
+    )
+    .bind(ids)
+    .bind(wallets)
+    .bind(kinds)
+    .bind(hashes)
+    .bind(versions)
+    .bind(actions)
+    .bind(scores)
+    .bind(results)
+    .bind(cached)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
