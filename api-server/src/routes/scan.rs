@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/scan/transactions", post(scan_transactions))
         .route("/scan/domains", post(scan_domains))
         .route("/scan/addresses", post(scan_addresses))
+        .route("/scans", get(list_scans))
         .route("/scans/{id}", get(get_scan))
         .route("/scans/{id}/feedback", post(feedback))
         .route("/scans/{id}/explain", post(crate::routes::explain::explain))
@@ -108,6 +109,7 @@ async fn record_scan(
             risk_score: risk_score as i32,
             result: result.clone(),
             cached,
+            created_at: jiff::Timestamp::now(),
         })
         .await?;
     Ok(id)
@@ -380,6 +382,58 @@ async fn finish(
     .await?;
     body["scan_id"] = json!(id);
     Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// The caller's most recent scans, newest first (summaries; `GET /v1/scans/{id}` has the rest).
+async fn list_scans(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let axum::extract::Query(query) = query?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 100",
+        ));
+    }
+    if let Some(kind) = &query.kind
+        && !["transaction", "domain", "address"].contains(&kind.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "kind must be transaction, domain or address",
+        ));
+    }
+    state.scans.flush().await;
+    let rows: Vec<(Uuid, String, String, i32, String)> = sqlx::query_as(
+        "SELECT id, kind, action, risk_score,
+                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+         FROM scans WHERE wallet = $1 AND ($2::text IS NULL OR kind = $2)
+         ORDER BY created_at DESC, id LIMIT $3",
+    )
+    .bind(&user.wallet)
+    .bind(&query.kind)
+    .bind(limit)
+    .fetch_all(&state.db)
+    .await?;
+    let scans: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, kind, action, risk_score, created_at)| {
+            json!({"scan_id": id, "kind": kind, "action": action, "risk_score": risk_score, "created_at": created_at})
+        })
+        .collect();
+    Ok(Json(json!({"scans": scans})))
 }
 
 /// One of the caller's own past scans (admins may read any).

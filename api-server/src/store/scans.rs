@@ -24,6 +24,8 @@ pub struct ScanRecord {
     pub risk_score: i32,
     pub result: Value,
     pub cached: bool,
+    /// When the scan was answered (not when the batch was written).
+    pub created_at: jiff::Timestamp,
 }
 
 enum Command {
@@ -114,10 +116,12 @@ async fn insert(db: &PgPool, rows: &[ScanRecord]) -> Result<(), sqlx::Error> {
     let scores: Vec<i32> = rows.iter().map(|r| r.risk_score).collect();
     let results: Vec<&Value> = rows.iter().map(|r| &r.result).collect();
     let cached: Vec<bool> = rows.iter().map(|r| r.cached).collect();
+    let created: Vec<String> = rows.iter().map(|r| r.created_at.to_string()).collect();
     sqlx::query(
-        "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score, result, cached)
+        "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score,
+                            result, cached, created_at)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::text[],
-                              $7::int4[], $8::jsonb[], $9::bool[])",
+                              $7::int4[], $8::jsonb[], $9::bool[], $10::text[]::timestamptz[])",
     )
     .bind(ids)
     .bind(wallets)
@@ -128,6 +132,7 @@ async fn insert(db: &PgPool, rows: &[ScanRecord]) -> Result<(), sqlx::Error> {
     .bind(scores)
     .bind(results)
     .bind(cached)
+    .bind(created)
     .execute(db)
     .await
     .map(|_| ())

@@ -524,6 +524,84 @@ async fn feedback_on_own_scans() {
 }
 
 #[tokio::test]
+async fn scan_history_lists_own_scans_newest_first() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let other = app.user_token().await;
+    for d in ["a.example.org", "phantom.com", "b.example.org"] {
+        let resp = app
+            .post_auth("/v1/scan/domains", &token, &json!({"domains": [d]}))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = app
+        .post_auth(
+            "/v1/scan/addresses",
+            &other,
+            &json!({"addresses": [address(&random_key())]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+
+    let body: Value = app
+        .get_auth("/v1/scans?limit=2", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scans = body["scans"].as_array().unwrap();
+    assert_eq!(scans.len(), 2);
+    assert!(scans.iter().all(|s| s["kind"] == "domain"));
+    let all: Value = app
+        .get_auth("/v1/scans", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["scans"].as_array().unwrap().len(), 3);
+    let actions: Vec<&str> = all["scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["NONE", "WARN", "NONE"]);
+    let theirs: Value = app
+        .get_auth("/v1/scans?kind=address", &other)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["scans"].as_array().unwrap().len(), 1);
+    let mine: Value = app
+        .get_auth("/v1/scans?kind=address", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["scans"].as_array().unwrap().len(), 0);
+
+    assert_error(
+        app.get_auth("/v1/scans?limit=0", &token).await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.get_auth("/v1/scans?limit=abc", &token).await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.get_auth("/v1/scans?kind=x", &token).await,
+        400,
+        "invalid_query",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn explain_without_key_is_501() {
     let app = spawn_app().await;
     let token = app.user_token().await;
