@@ -64,6 +64,7 @@ pub struct Metrics {
     pub signins: Counter,
     pub feedback: Family<FeedbackLabels, Counter>,
     pub rate_limited: Family<ReasonLabels, Counter>,
+    pub http_in_flight: Gauge,
     process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     process_resident_bytes: Gauge,
     process_virtual_bytes: Gauge,
@@ -130,6 +131,12 @@ impl Metrics {
         registry.register("signins", "Successful sign-ins", signins.clone());
         let feedback = Family::<FeedbackLabels, Counter>::default();
         registry.register("feedback", "User feedback on verdicts", feedback.clone());
+        let http_in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being served",
+            http_in_flight.clone(),
+        );
         let rate_limited = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "rate_limited",
@@ -172,6 +179,7 @@ impl Metrics {
             signins,
             feedback,
             rate_limited,
+            http_in_flight,
             process_cpu_seconds,
             process_resident_bytes,
             process_virtual_bytes,

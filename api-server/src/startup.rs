@@ -95,6 +95,9 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
+    state.metrics.http_in_flight.inc();
+    // Decremented on drop too, so a cancelled request is not counted forever.
+    let _in_flight = InFlight(&state);
     let response = next.run(req).await;
     state.metrics.observe_http(
         &route,
@@ -103,6 +106,14 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
         started.elapsed(),
     );
     response
+}
+
+struct InFlight<'a>(&'a AppState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.http_in_flight.dec();
+    }
 }
 
 /// Start-up failures, each naming what failed.

@@ -141,8 +141,18 @@ async fn shutdown_drains_in_flight_requests() {
         .send();
     let pending = tokio::spawn(req);
     tx.send(Ok(b"{\"refresh_token\":".to_vec())).await.unwrap();
-    // Make sure the server has the request before shutting down: readiness still answers.
-    assert_eq!(app.get("/health/ready").await.status(), 200);
+    // The server is serving it (the /metrics request itself is the other one in flight).
+    wait_until(
+        std::time::Duration::from_secs(10),
+        "the request to be in flight",
+        || async {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("securityguard_http_requests_in_flight "))
+                .is_some_and(|v| v.trim() == "2")
+        },
+    )
+    .await;
     app.trigger_shutdown();
     tx.send(Ok(b"\"sgr_nope\"}".to_vec())).await.unwrap();
     drop(tx);
