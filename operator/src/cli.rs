@@ -51,6 +51,10 @@ pub struct RunArgs {
     #[arg(long, env = "SG_LEASE_SECONDS", default_value = "15")]
     pub lease_seconds: u64,
 
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
     /// SecurityGuards reconciled at the same time.
     #[arg(long, env = "SG_CONCURRENCY", default_value = "8")]
     pub concurrency: u16,

@@ -19,6 +19,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -171,38 +172,69 @@ pub fn managed_selector() -> String {
 
 /// Starts a label-selected, cached watch of one kind of child; returns its cache and the stream
 /// of changed objects.
-fn child_watch<K>(client: &Client) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+fn child_watch<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default().labels(&managed_selector()))
+    let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&managed_selector()))
         .default_backoff()
         .reflect(writer)
         .touched_objects();
     (reader, stream)
 }
 
+/// An Api over every namespace, or over one.
+fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// What the controller watches and how fast it works.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Time between reconciles of an unchanged SecurityGuard.
+    pub resync: Duration,
+    /// SecurityGuards reconciled at once.
+    pub concurrency: u16,
+    /// Only this namespace, or every namespace.
+    pub namespace: Option<String>,
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
-    resync: Duration,
-    concurrency: u16,
+    settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (service_accounts, sa_stream) = child_watch::<ServiceAccount>(&client);
-    let (config_maps, cm_stream) = child_watch::<ConfigMap>(&client);
-    let (stateful_sets, sts_stream) = child_watch::<StatefulSet>(&client);
-    let (services, svc_stream) = child_watch::<Service>(&client);
-    let (network_policies, np_stream) = child_watch::<NetworkPolicy>(&client);
-    let (deployments, deploy_stream) = child_watch::<Deployment>(&client);
-    let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client);
-    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client);
-    let (ingresses, ing_stream) = child_watch::<Ingress>(&client);
+    let ns = settings.namespace.as_deref();
+    let (service_accounts, sa_stream) = child_watch::<ServiceAccount>(&client, ns);
+    let (config_maps, cm_stream) = child_watch::<ConfigMap>(&client, ns);
+    let (stateful_sets, sts_stream) = child_watch::<StatefulSet>(&client, ns);
+    let (services, svc_stream) = child_watch::<Service>(&client, ns);
+    let (network_policies, np_stream) = child_watch::<NetworkPolicy>(&client, ns);
+    let (deployments, deploy_stream) = child_watch::<Deployment>(&client, ns);
+    let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client, ns);
+    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, ns);
+    let (ingresses, ing_stream) = child_watch::<Ingress>(&client, ns);
     // Every Secret's metadata: a referenced Secret appearing or changing triggers its guards.
     let (secrets, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
-    let secret_stream = watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default())
+    let secret_stream = watcher(scoped_api::<PartialObjectMeta<Secret>>(&client, ns), watcher::Config::default())
         .default_backoff()
         .reflect(secret_writer)
         .touched_objects()
@@ -210,7 +242,7 @@ pub async fn run(
 
     let (guards, guard_writer) = reflector::store::<SecurityGuard>();
     // Only spec changes trigger: our own status writes do not come back as work.
-    let guard_stream = watcher(Api::<SecurityGuard>::all(client.clone()), watcher::Config::default())
+    let guard_stream = watcher(scoped_api::<SecurityGuard>(&client, ns), watcher::Config::default())
         .default_backoff()
         .reflect(guard_writer)
         .applied_objects()
@@ -229,11 +261,11 @@ pub async fn run(
         ingresses,
     };
     let recorder = Recorder::new(client.clone(), Reporter::from(build::FIELD_MANAGER));
-    let ctx = Arc::new(Context { client, stores, recorder, metrics, resync });
+    let ctx = Arc::new(Context { client, stores, recorder, metrics, resync: settings.resync });
     let secret_guards = guards.clone();
 
     Controller::for_stream(guard_stream, guards)
-        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .owns_stream(sa_stream)
         .owns_stream(cm_stream)
         .owns_stream(sts_stream)

@@ -122,30 +122,36 @@ async fn lead(
     mut stop: watch::Receiver<bool>,
     leader: &mut watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    tracing::info!("became the leader: reconciling");
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("*"), "became the leader: reconciling");
     metrics.leader.set(1);
-    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let (lost_tx, lost_rx) = watch::channel(false);
     let mut controller_stop = stop.clone();
-    let mut controller_lost = lost_rx.clone();
-    let controller = controller::run(client, metrics, args.resync, args.concurrency, async move {
+    let mut controller_lost = lost_rx;
+    let settings = controller::Settings {
+        resync: args.resync,
+        concurrency: args.concurrency,
+        namespace: args.namespace.clone(),
+    };
+    let controller = controller::run(client, metrics, settings, async move {
         tokio::select! {
             _ = controller_stop.wait_for(|s| *s) => {}
             _ = controller_lost.wait_for(|l| *l) => {}
         }
     });
     tokio::pin!(controller);
-    let lost = tokio::select! {
-        () = &mut controller => false,
-        _ = stop.wait_for(|s| *s) => false,
-        _ = leader.wait_for(|is_leader| !*is_leader) => true,
+    let (finished, lost) = tokio::select! {
+        () = &mut controller => (true, false),
+        _ = stop.wait_for(|s| *s) => (false, false),
+        _ = leader.wait_for(|is_leader| !*is_leader) => (false, true),
     };
     if lost {
         tracing::error!("lost the leader Lease: stopping reconciles");
         let _ = lost_tx.send(true);
     }
-    // Let the reconciles under way finish.
-    controller.await;
-    let _ = lost_rx.borrow_and_update();
+    if !finished {
+        // Let the reconciles under way finish.
+        controller.await;
+    }
     if lost { Err(Error::LostLease) } else { Ok(()) }
 }
 

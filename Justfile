@@ -1,0 +1,62 @@
+# SecurityGuard: operator, API service and their tests. `just --list` shows the recipes.
+# Caches live outside the clone, in $SG_CACHE (default ~/.cache/securityguard).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+cache := env_var_or_default("SG_CACHE", env_var("HOME") + "/.cache/securityguard")
+export SG_CACHE := cache
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", cache + "/target")
+export CARGO_TERM_COLOR := env_var_or_default("CARGO_TERM_COLOR", "never")
+operator := CARGO_TARGET_DIR + "/debug/securityguard-operator"
+
+default:
+    @just --list
+
+# Everything the tests need on this machine (Debian packages, the control plane binaries).
+prepare:
+    scripts/prepare.sh
+
+# Regenerate crds/ from the Rust types (a test fails when they differ).
+crds:
+    cargo build -q -p securityguard-operator
+    {{operator}} crd > crds/securityguard.io_securityguards.yaml
+
+# All tests: unit tests, the API against real PostgreSQL and Redis, and the operator's
+# end-to-end tests against a local control plane.
+test: prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/services/start.sh
+    set -a; source "$SG_CACHE/services/env"; set +a
+    state="$SG_CACHE/e2e-controlplane"
+    e2e/controlplane/down.sh "$state" 2>/dev/null || true
+    trap 'e2e/controlplane/down.sh "$state"' EXIT
+    e2e/controlplane/up.sh "$state"
+    export SG_CONTROLPLANE_DIR="$state"
+    cargo build -p securityguard-operator
+    cargo test --workspace --no-fail-fast
+
+# Only the operator's end-to-end tests (starts a fresh control plane).
+e2e: prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    state="$SG_CACHE/e2e-controlplane"
+    e2e/controlplane/down.sh "$state" 2>/dev/null || true
+    trap 'e2e/controlplane/down.sh "$state"' EXIT
+    e2e/controlplane/up.sh "$state"
+    export SG_CONTROLPLANE_DIR="$state"
+    cargo build -p securityguard-operator
+    cargo test -p securityguard-e2e --no-fail-fast
+
+# A local demo: control plane, operator (with its own ServiceAccount), the minimal example.
+demo: prepare
+    scripts/demo.sh
+
+# Stop the demo.
+demo-down:
+    e2e/controlplane/down.sh "$SG_CACHE/demo-controlplane"
+
+# Lints: formatting and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings

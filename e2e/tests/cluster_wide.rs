@@ -1,0 +1,61 @@
+//! The operator as deployed: watching every namespace, with the ServiceAccount and ClusterRole
+//! of `config/rbac`. (Its own test binary: cargo runs test binaries one after another, so this
+//! cluster-wide operator never meets the namespace-scoped ones of the other tests.)
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use securityguard_e2e::{
+    JWT, Operator, OperatorOptions, TempNamespace, admin, kubectl, kubectl_ok, repo_root, secret, volumes_for_guard,
+    wait_for,
+};
+use securityguard_operator::crd::SecurityGuard;
+
+#[tokio::test]
+async fn cluster_wide_operator_with_its_own_service_account() {
+    let client = admin().await;
+    let first = TempNamespace::create(&client, "wide-a").await;
+    let second = TempNamespace::create(&client, "wide-b").await;
+    let options = OperatorOptions { namespace: None, lease_name: "securityguard-operator".to_owned(), ..OperatorOptions::for_namespace("wide") };
+    let operator = Operator::start(&options).await;
+
+    // The ServiceAccount has no more than it needs: it may not read Pods or delete Secrets.
+    let sa = "system:serviceaccount:securityguard-system:securityguard-operator";
+    for (verb, resource, expected) in [
+        ("list", "securityguards.securityguard.io", "yes"),
+        ("patch", "securityguards.securityguard.io/status", "yes"),
+        ("update", "securityguards.securityguard.io", "no"),
+        ("patch", "deployments.apps", "yes"),
+        ("list", "pods", "no"),
+        ("delete", "secrets", "no"),
+        ("update", "secrets", "no"),
+        ("create", "clusterroles.rbac.authorization.k8s.io", "no"),
+    ] {
+        let mut args = vec!["auth", "can-i", verb, "--as", sa, "-A"];
+        match resource.split_once('/') {
+            Some((resource, sub)) => args.extend([resource, "--subresource", sub]),
+            None => args.push(resource),
+        }
+        let (_, out, _) = kubectl(&args, None);
+        assert_eq!(out.trim(), expected, "can the operator {verb} {resource}?");
+    }
+
+    for ns in [&first.name, &second.name] {
+        secret(ns, "securityguard-jwt", "secret", JWT);
+        volumes_for_guard(ns, "minimal");
+        kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
+    }
+    for ns in [&first.name, &second.name] {
+        let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
+        wait_for(guards, "minimal", Duration::from_secs(120), |g| {
+            g.status.as_ref().and_then(|s| s.condition("Ready")).is_some_and(|c| c.status == "True")
+        })
+        .await;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        assert!(deployments.get_opt("minimal-api").await.expect("get").is_some());
+    }
+    assert!(operator.is_leader().await);
+    let printed = kubectl_ok(&["-n", &first.name, "get", "sg", "minimal"], None);
+    assert!(printed.contains("True") && printed.contains(&format!("http://minimal-api.{}.svc:80", first.name)), "{printed}");
+}
