@@ -156,6 +156,21 @@ impl Ctx<'_> {
         self.tx.is_signer(index)
     }
 
+    /// A key carried in instruction data (a new owner or authority): warns when it is known
+    /// malicious and not already reported as one of the transaction's accounts.
+    fn check_embedded(&mut self, key: Option<Pubkey>, ix: usize, role: &str) {
+        let Some(key) = key else { return };
+        let text = key.to_string();
+        if self.set.malicious_addresses.contains(&text) && !self.tx.account_keys.contains(&key) {
+            self.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                Some(ix),
+                format!("names {text}, a known malicious address, as {role}"),
+            );
+        }
+    }
+
     fn is_trusted(&self, index: u8) -> bool {
         self.tx
             .key(index)
@@ -278,6 +293,7 @@ fn system(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
                 ix.data.len().checked_sub(32).and_then(|s| ix.data.get(s..))
             };
             let owner = owner.and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey);
+            cx.check_embedded(owner, i, "the new owner program");
             let Some(acct) = account(ix, 0) else { return };
             if owner != Some(*SYSTEM_PROGRAM) && cx.is_user(acct) {
                 let owner = owner.map_or_else(|| "an unreadable owner".into(), |o| o.to_string());
@@ -303,6 +319,7 @@ fn system(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
         // AuthorizeNonceAccount { new authority }
         7 => {
             let new = ix.data.get(4..36).and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey);
+            cx.check_embedded(new, i, "the new nonce authority");
             let new = new.map_or_else(|| "an unreadable key".into(), |k| k.to_string());
             cx.warn(
                 "nonce_authority_change",
@@ -358,6 +375,7 @@ fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
                     .map(Pubkey),
                 _ => None,
             };
+            cx.check_embedded(new, i, "the new authority");
             let new = new.map_or_else(|| "nobody".to_string(), |k| k.to_string());
             let (what, severity) = match kind {
                 Some(2) => ("owner of a token account", Severity::Critical),
@@ -395,8 +413,18 @@ fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
 }
 
 fn stake(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
+    let tag = le_u32(&ix.data);
+    // Authorize { new_authorized, .. } carries the new authority in its data.
+    if tag == Some(1) {
+        let new = ix
+            .data
+            .get(4..36)
+            .and_then(|o| <[u8; 32]>::try_from(o).ok())
+            .map(Pubkey);
+        cx.check_embedded(new, i, "the new stake authority");
+    }
     // Authorize, AuthorizeChecked, AuthorizeWithSeed, AuthorizeCheckedWithSeed
-    if let Some(1 | 8 | 10 | 11) = le_u32(&ix.data) {
+    if let Some(1 | 8 | 10 | 11) = tag {
         cx.warn(
             "stake_authority_change",
             Severity::High,

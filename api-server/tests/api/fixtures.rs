@@ -359,6 +359,11 @@ pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
     for n in 0..4u8 {
         let p = payer(n);
         let me = p.pubkey();
+        // The attacker appears only inside instruction data.
+        out.push((
+            format!("authority-to-known-drainer-{n}"),
+            legacy(&[set_token_authority(n, &me, 1, &attacker(n))], &p, n),
+        ));
         out.push((
             format!("close-to-third-party-{n}"),
             legacy(&[close_account(n, &me, &key(0x74, n))], &p, n),

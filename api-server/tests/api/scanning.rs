@@ -254,7 +254,9 @@ async fn scan_transactions_endpoint_caches_and_records() {
         r#"securityguard_scan_warnings_total{kind="owner_reassignment",severity="critical"} 2"#
     ));
 
-    // The scan is stored without the raw transactions, and readable by its owner only.
+    // The scan is stored without the raw transactions, and readable by its owner only. Scan
+    // records are written in the background: flush before reading the table directly.
+    app.state.scans.flush().await;
     let row: (String, String, i32, Vec<u8>) = sqlx::query_as(
         "SELECT kind, action, risk_score, content_hash FROM scans WHERE id = $1::uuid",
     )
@@ -404,6 +406,7 @@ async fn scan_domains_and_addresses() {
     assert_eq!(body["domains"][1]["action"], "NONE");
     assert_eq!(body["domains"][2]["warnings"][0]["kind"], "blocked_domain");
     let id = body["scan_id"].as_str().unwrap();
+    app.state.scans.flush().await;
     let kind: String = sqlx::query_scalar("SELECT kind FROM scans WHERE id = $1::uuid")
         .bind(id)
         .fetch_one(&app.db)
