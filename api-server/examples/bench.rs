@@ -169,6 +169,7 @@ async fn main() {
         rate_limit_per_wallet: u32::MAX,
         max_body_bytes: 256 * 1024,
         shutdown_delay_seconds: 0,
+        request_timeout_seconds: 20,
         trust_forwarded_for: false,
         scan_cache_ttl_seconds: 3600,
     };

@@ -113,6 +113,12 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Longest time a request may take (including receiving its body) before it is answered
+    /// with 503 `timeout`. Keep SHUTDOWN_DELAY_SECONDS plus this below the pod's termination
+    /// grace period so draining completes.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub request_timeout_seconds: u64,
+
     /// Seconds between turning unready on SIGTERM and closing the listener, so that load
     /// balancers stop sending new requests first.
     #[arg(long, env = "SHUTDOWN_DELAY_SECONDS", default_value_t = 5)]
@@ -164,6 +170,9 @@ impl Config {
         }
         if self.nonce_ttl_seconds == 0 {
             return Err(err("NONCE_TTL_SECONDS", "must be positive"));
+        }
+        if self.request_timeout_seconds == 0 {
+            return Err(err("REQUEST_TIMEOUT_SECONDS", "must be positive"));
         }
         if self.max_body_bytes < 1024 {
             return Err(err("MAX_BODY_BYTES", "must be at least 1024"));

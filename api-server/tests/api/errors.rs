@@ -100,6 +100,30 @@ async fn oversized_bodies_are_refused() {
     assert_error(resp, 413, "payload_too_large").await;
 }
 
+#[tokio::test]
+async fn stalled_requests_time_out_with_json() {
+    let app = spawn_app_with(|c| c.request_timeout_seconds = 1).await;
+    // A body that never finishes arriving.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(b"{\"refresh_token\":".to_vec())).await.unwrap();
+    let body = reqwest::Body::wrap_stream(futures::stream::poll_fn({
+        let mut rx = rx;
+        move |cx| rx.poll_recv(cx)
+    }));
+    let started = std::time::Instant::now();
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_error(resp, 503, "timeout").await;
+    drop(tx);
+}
+
 #[test]
 fn missing_or_invalid_configuration_names_the_variable() {
     let bin = env!("CARGO_BIN_EXE_securityguard-api");

@@ -70,6 +70,7 @@ pub fn test_config(database_url: String, redis_url: String, prefix: String) -> C
         rate_limit_per_wallet: 10_000,
         max_body_bytes: 64 * 1024,
         shutdown_delay_seconds: 0,
+        request_timeout_seconds: 20,
         trust_forwarded_for: false,
         scan_cache_ttl_seconds: 600,
     }
