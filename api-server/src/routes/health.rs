@@ -124,6 +124,19 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     } else {
         None
     };
+    let schema_version: Option<i64> = if pg.ok {
+        tokio::time::timeout(
+            CHECK_TIMEOUT,
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&state.db),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+    } else {
+        None
+    };
+    let embedded_schema = crate::store::db::MIGRATOR.iter().map(|m| m.version).max();
     let ok = pg.ok && redis.ok && !state.is_shutting_down();
     let status = if ok {
         StatusCode::OK
@@ -141,6 +154,7 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
                 "postgres": pg.to_json(),
                 "redis": redis.to_json(),
                 "patterns": {"version": pattern_version},
+                "schema": {"version": schema_version, "expected": embedded_schema},
                 "claude": {"configured": state.config.claude_api_key.is_some()},
                 "solana_rpc": {"configured": state.config.solana_rpc_url.is_some()},
             },

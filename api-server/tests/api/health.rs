@@ -33,6 +33,8 @@ async fn health_endpoints_report_up() {
     assert!(c["postgres"]["latency_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(c["redis"]["status"], "up");
     assert_eq!(c["patterns"]["version"], 1);
+    assert_eq!(c["schema"]["version"], c["schema"]["expected"]);
+    assert_eq!(c["schema"]["version"], 20261125000002i64);
     assert_eq!(c["claude"]["configured"], false);
     assert_eq!(c["solana_rpc"]["configured"], false);
 }
