@@ -775,3 +775,21 @@ async fn pattern_library_crud_import_and_versioning() {
         ]
     );
 }
+
+/// Writes the fixture transactions as a seed corpus for the fuzz target (used by
+/// fuzz/run.sh): `SG_FUZZ_CORPUS=dir cargo test -p securityguard-api -- --ignored corpus`.
+#[test]
+#[ignore = "writes files; run by fuzz/run.sh"]
+fn write_fuzz_corpus() {
+    let dir = std::path::PathBuf::from(std::env::var("SG_FUZZ_CORPUS").expect("SG_FUZZ_CORPUS"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let all = malicious_transactions()
+        .into_iter()
+        .chain(benign_transactions());
+    let mut n = 0;
+    for (name, bytes) in all {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+        n += 1;
+    }
+    assert!(n >= 120, "{n}");
+}
