@@ -173,9 +173,10 @@ async fn main() {
         trust_forwarded_for: false,
         scan_cache_ttl_seconds: 3600,
     };
-    let app = Application::build(config, Duration::from_secs(10))
+    let app = Application::build(config).await.expect("start the API");
+    app.migrate(Some(Duration::from_secs(10)))
         .await
-        .expect("start the API");
+        .expect("migrate");
     let url = format!("http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {

@@ -1,5 +1,4 @@
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use securityguard_api::config::Config;
@@ -28,7 +27,7 @@ async fn main() -> ExitCode {
         "starting securityguard-api"
     );
 
-    let app = match Application::build(config, Duration::from_secs(60)).await {
+    let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");

@@ -156,30 +156,14 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates and binds. Waits up to `db_wait` for PostgreSQL, since the schema must
-    /// exist before serving; Redis may come later (the service is unready until it does).
-    pub async fn build(config: Config, db_wait: Duration) -> Result<Self, StartupError> {
+    /// Validates the configuration, creates the (lazy) PostgreSQL pool and Redis connection and
+    /// binds the listener. Touches neither PostgreSQL nor Redis, so that the process serves
+    /// `/health/live` (and an unready `/health/ready`) while they are still coming up.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
         config.validate()?;
         let db = store::db::pool(&config.database_url, config.database_max_connections)
             .map_err(StartupError::DatabaseUrl)?;
         let redis = store::redis::connect(&config.redis_url).map_err(StartupError::RedisUrl)?;
-
-        let deadline = Instant::now() + db_wait;
-        loop {
-            match store::db::migrate(&db).await {
-                Ok(()) => break,
-                Err(sqlx::migrate::MigrateError::Execute(e)) if is_connect_error(&e) => {
-                    if Instant::now() >= deadline {
-                        return Err(StartupError::DatabaseUnreachable(db_wait));
-                    }
-                    tracing::warn!(error = %e, "PostgreSQL not reachable yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(StartupError::Migrate(e)),
-            }
-        }
-        tracing::info!("database migrations applied");
-
         let addr = config.listen_addr;
         let listener = TcpListener::bind(addr)
             .await
@@ -188,6 +172,11 @@ impl Application {
         Ok(Self { listener, state })
     }
 
+    /// Applies the embedded migrations, retrying while PostgreSQL is unreachable, for at most
+    /// `wait` (forever with `None`). Other migration errors are returned at once.
+    pub async fn migrate(&self, wait: Option<Duration>) -> Result<(), StartupError> {
+        migrate_until_done(&self.state, wait).await
+    }
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -206,6 +195,28 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let scans = state.scans.clone();
+        // Migrations run in the background when not applied yet (unready until done); a
+        // migration that fails for another reason than an unreachable database stops the server.
+        let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<String>();
+        if !state.is_migrated() {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = migrate_until_done(&state, None).await {
+                    tracing::error!(error = %e, "stopping: migrations failed");
+                    let _ = fatal_tx.send(e.to_string());
+                }
+            });
+        }
+        let fatal = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let fatal_seen = fatal.clone();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                Ok(message) = fatal_rx => {
+                    *fatal_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+                }
+            }
+        };
         let delay = Duration::from_secs(state.config.shutdown_delay_seconds);
         let router = app(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
@@ -223,7 +234,34 @@ impl Application {
         .await;
         // Scans answered before the drain ended are written before the process exits.
         scans.flush().await;
-        served
+        served?;
+        match fatal.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(message) => Err(std::io::Error::other(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn migrate_until_done(state: &AppState, wait: Option<Duration>) -> Result<(), StartupError> {
+    let started = Instant::now();
+    loop {
+        match store::db::migrate(&state.db).await {
+            Ok(()) => {
+                state.set_migrated();
+                tracing::info!("database migrations applied");
+                return Ok(());
+            }
+            Err(sqlx::migrate::MigrateError::Execute(e)) if is_connect_error(&e) => {
+                if let Some(wait) = wait
+                    && started.elapsed() >= wait
+                {
+                    return Err(StartupError::DatabaseUnreachable(wait));
+                }
+                tracing::warn!(error = %e, "PostgreSQL not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(StartupError::Migrate(e)),
+        }
     }
 }
 

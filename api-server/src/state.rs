@@ -26,6 +26,7 @@ pub struct Shared {
     /// Background writer of scan records.
     pub scans: crate::store::scans::ScanWriter,
     shutting_down: Arc<AtomicBool>,
+    migrated: AtomicBool,
 }
 
 impl AppState {
@@ -40,6 +41,7 @@ impl AppState {
             patterns: Arc::new(PatternCache::default()),
             http: crate::routes::explain::client(),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            migrated: AtomicBool::new(false),
         }))
     }
 
@@ -52,6 +54,15 @@ impl AppState {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_migrated(&self) {
+        self.migrated.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this replica has seen the schema fully migrated.
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -96,7 +96,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         );
     }
     let (pg, redis) = check_dependencies(&state).await;
-    let ok = pg.ok && redis.ok;
+    let migrated = state.is_migrated();
+    let ok = pg.ok && redis.ok && migrated;
     let status = if ok {
         StatusCode::OK
     } else {
@@ -106,7 +107,11 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         status,
         Json(json!({
             "status": if ok { "ready" } else { "not_ready" },
-            "checks": {"postgres": pg.to_json(), "redis": redis.to_json()},
+            "checks": {
+                "postgres": pg.to_json(),
+                "redis": redis.to_json(),
+                "schema": if migrated { "migrated" } else { "pending" },
+            },
         })),
     )
 }

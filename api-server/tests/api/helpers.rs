@@ -245,9 +245,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 pub async fn spawn_with_config(config: Config, db_name: String) -> TestApp {
     let db_url = config.database_url.clone();
-    let app = Application::build(config, Duration::from_secs(20))
+    let app = Application::build(config).await.expect("build app");
+    app.migrate(Some(Duration::from_secs(20)))
         .await
-        .expect("build app");
+        .expect("migrate");
     let addr = app.local_addr();
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -55,3 +55,33 @@ async fn migrations_apply_once_under_concurrency_and_rerun_cleanly() {
     pool.close().await;
     drop_database(&name);
 }
+
+#[tokio::test]
+async fn a_failing_migration_stops_the_server() {
+    let (name, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    migrate(&pool).await.unwrap();
+    // The applied first migration no longer matches the embedded one.
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = $1")
+        .bind(MIGRATOR.iter().next().unwrap().version)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let config = test_config(url, redis_url(), format!("badmig-{name}:"));
+    let app = securityguard_api::startup::Application::build(config)
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        app.run_until_stopped(std::future::pending()),
+    )
+    .await
+    .expect("the server stops by itself");
+    let err = result.expect_err("the server reports the migration failure");
+    assert!(
+        err.to_string().contains("applying database migrations failed"),
+        "{err}"
+    );
+    drop_database(&name);
+}

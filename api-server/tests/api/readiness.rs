@@ -219,3 +219,40 @@ async fn readiness_follows_postgres() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn serves_liveness_while_postgres_is_unreachable_and_migrates_when_it_comes() {
+    let pg = PrivatePostgres::init();
+    // Not started yet: the service must come up anyway, alive but unready.
+    let mut config = test_config(pg.url(), redis_url(), format!("late-pg-{}:", pg.port));
+    config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    let app = securityguard_api::startup::Application::build(config)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move { client.get(format!("{base}{path}")).send().await.unwrap() }
+    };
+    assert_eq!(get("/health/live").await.status(), 200);
+    let resp = get("/health/ready").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["schema"], "pending");
+    assert_eq!(body["checks"]["postgres"]["status"], "down");
+    assert!(!state.is_migrated());
+
+    pg.start();
+    let t = Duration::from_secs(30);
+    wait_until(t, "ready once postgres is up and migrated", || async {
+        get("/health/ready").await.status() == 200
+    })
+    .await;
+    assert!(state.is_migrated());
+    let body: Value = get("/health/ready").await.json().await.unwrap();
+    assert_eq!(body["checks"]["schema"], "migrated");
+    server.abort();
+}
