@@ -56,6 +56,20 @@ demo: prepare
 demo-down:
     e2e/controlplane/down.sh "$SG_CACHE/demo-controlplane"
 
+# Benchmark the operator with N SecurityGuards on a fresh local control plane (BENCHMARKS.md).
+bench-operator N="100": prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    state="$SG_CACHE/bench-controlplane"
+    e2e/controlplane/down.sh "$state" 2>/dev/null || true
+    trap 'e2e/controlplane/down.sh "$state"' EXIT
+    e2e/controlplane/up.sh "$state"
+    export SG_CONTROLPLANE_DIR="$state"
+    cargo build --release -p securityguard-operator
+    cargo build --release -p securityguard-e2e --bin bench-operator
+    SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
+      "$CARGO_TARGET_DIR/release/bench-operator" {{N}}
+
 # Lints: formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check

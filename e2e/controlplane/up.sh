@@ -146,8 +146,8 @@ metadata:
     topology.kubernetes.io/zone: zone-$((i % 3))
     type: kwok
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "1000", memory: 4Ti, pods: "3000"}
+  capacity: {cpu: "1000", memory: 4Ti, pods: "3000"}
   nodeInfo: {architecture: amd64, operatingSystem: linux, kubeletVersion: fake}
 EOF
 done

@@ -215,11 +215,13 @@ pub fn operator_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SG_OPERATOR_BIN") {
         return PathBuf::from(path);
     }
-    // target/<profile>/deps/<test> -> target/<profile>/securityguard-operator
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
     let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("securityguard-operator");
-    assert!(bin.exists(), "{} not found: run `cargo build -p securityguard-operator` first (just e2e does)", bin.display());
-    bin
+    let candidates: Vec<PathBuf> =
+        exe.ancestors().skip(1).take(2).map(|dir| dir.join("securityguard-operator")).collect();
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!("{} not found: run `cargo build -p securityguard-operator` first (just e2e does)", candidates[0].display())
+    })
 }
 
 /// How to start an operator process.
@@ -356,6 +358,11 @@ impl Operator {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its log so far.

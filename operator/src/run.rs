@@ -17,6 +17,9 @@ use crate::controller;
 use crate::http::{self, Health};
 use crate::metrics::{CountRequestsLayer, Metrics};
 
+/// How long reconciles under way may take to finish at shutdown (the manager's pods have 30 s).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -149,8 +152,11 @@ async fn lead(
         let _ = lost_tx.send(true);
     }
     if !finished {
-        // Let the reconciles under way finish.
-        controller.await;
+        // Let the reconciles under way finish, within a bound: a controller stopped before its
+        // caches filled waits for them forever (kube-runtime's applier waits on its store).
+        if tokio::time::timeout(SHUTDOWN_GRACE, controller).await.is_err() {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles did not finish in time; stopping anyway");
+        }
     }
     if lost { Err(Error::LostLease) } else { Ok(()) }
 }
