@@ -98,11 +98,92 @@ pub fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-/// Middleware: the per-IP limit on every `/v1` route.
-pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// What the limits middleware learned about the caller's access token, for `AuthUser`.
+#[derive(Clone, Debug)]
+pub enum TokenCheck {
+    /// Valid, not revoked, within the wallet's limit.
+    Valid(crate::auth::jwt::Claims),
+    Revoked,
+    /// Redis could not be asked whether the token is revoked.
+    Unavailable,
+}
+
+fn counted(pipe: &mut redis::Pipeline, key: &str) {
+    pipe.incr(key, 1u64)
+        .cmd("EXPIRE")
+        .arg(key)
+        .arg(WINDOW_SECS)
+        .arg("NX")
+        .ignore()
+        .cmd("TTL")
+        .arg(key);
+}
+
+fn refuse(state: &AppState, kind: &str, ttl: i64) -> Response {
+    state
+        .metrics
+        .rate_limited
+        .get_or_create(&ReasonLabels {
+            reason: kind.into(),
+        })
+        .inc();
+    let retry_after_secs = u64::try_from(ttl)
+        .unwrap_or(WINDOW_SECS)
+        .clamp(1, WINDOW_SECS);
+    ApiError::RateLimited { retry_after_secs }.into_response()
+}
+
+/// Middleware on every `/v1` route: the per-IP limit and, for a request carrying a valid access
+/// token, the per-wallet limit and the revocation check, all in one Redis round trip. The token
+/// outcome is left in the request extensions for `AuthUser`.
+pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(&state, &req).map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    if let Err(e) = check(&state, "ip", &ip, state.config.rate_limit_per_ip).await {
-        return e.into_response();
+    let claims = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .and_then(|token| crate::auth::jwt::verify(&state.config, token.trim()).ok());
+
+    let ip_key = state.key(&["rl", "ip", &ip]);
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    counted(&mut pipe, &ip_key);
+    if let Some(c) = &claims {
+        counted(&mut pipe, &state.key(&["rl", "wallet", &c.sub]));
+        pipe.cmd("EXISTS")
+            .arg(crate::auth::jwt::revoked_key(&state, &c.jti));
+    }
+    let mut conn = state.redis.clone();
+    let outcome: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut conn).await;
+    match outcome {
+        Ok(values) => {
+            let (ip_count, ip_ttl) = (values.first().copied(), values.get(1).copied());
+            if ip_count.unwrap_or(0) > i64::from(state.config.rate_limit_per_ip) {
+                return refuse(&state, "ip", ip_ttl.unwrap_or(0));
+            }
+            if let Some(c) = claims {
+                let wallet_count = values.get(2).copied().unwrap_or(0);
+                if wallet_count > i64::from(state.config.rate_limit_per_wallet) {
+                    return refuse(&state, "wallet", values.get(3).copied().unwrap_or(0));
+                }
+                let revoked = values.get(4).copied().unwrap_or(0) != 0;
+                req.extensions_mut().insert(if revoked {
+                    TokenCheck::Revoked
+                } else {
+                    TokenCheck::Valid(c)
+                });
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter unavailable; allowing request");
+            if claims.is_some() {
+                req.extensions_mut().insert(TokenCheck::Unavailable);
+            }
+        }
     }
     next.run(req).await
 }

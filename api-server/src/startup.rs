@@ -31,7 +31,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::patterns::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::ratelimit::per_ip,
+            crate::ratelimit::limits,
         ));
 
     Router::new()

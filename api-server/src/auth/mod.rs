@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
+use crate::ratelimit::TokenCheck;
 use crate::state::AppState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,21 +58,40 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
         let claims = jwt::verify(&state.config, token)?;
-        // One Redis round trip: the per-wallet limit and the revocation list.
-        let revoked = crate::ratelimit::check_and_exists(
-            state,
-            "wallet",
-            &claims.sub,
-            state.config.rate_limit_per_wallet,
-            Some(&jwt::revoked_key(state, &claims.jti)),
-        )
-        .await?;
-        if revoked {
-            return Err(ApiError::unauthorized(
-                "token_revoked",
-                "access token was revoked",
-            ));
-        }
+        let check = parts.extensions.get::<TokenCheck>().cloned();
+        let claims = match check {
+            // The limits middleware (every /v1 route) already counted and checked this token.
+            Some(TokenCheck::Valid(checked)) if checked.jti == claims.jti => checked,
+            Some(TokenCheck::Revoked) => {
+                return Err(ApiError::unauthorized(
+                    "token_revoked",
+                    "access token was revoked",
+                ));
+            }
+            Some(TokenCheck::Unavailable) => {
+                return Err(ApiError::Unavailable(
+                    "the token store is unavailable".into(),
+                ));
+            }
+            // Outside the middleware: per-wallet limit and revocation in one round trip.
+            _ => {
+                let revoked = crate::ratelimit::check_and_exists(
+                    state,
+                    "wallet",
+                    &claims.sub,
+                    state.config.rate_limit_per_wallet,
+                    Some(&jwt::revoked_key(state, &claims.jti)),
+                )
+                .await?;
+                if revoked {
+                    return Err(ApiError::unauthorized(
+                        "token_revoked",
+                        "access token was revoked",
+                    ));
+                }
+                claims
+            }
+        };
         Ok(Self {
             wallet: claims.sub.clone(),
             role: claims.role,

@@ -80,7 +80,8 @@ async fn a_failing_migration_stops_the_server() {
     .expect("the server stops by itself");
     let err = result.expect_err("the server reports the migration failure");
     assert!(
-        err.to_string().contains("applying database migrations failed"),
+        err.to_string()
+            .contains("applying database migrations failed"),
         "{err}"
     );
     drop_database(&name);
