@@ -30,10 +30,7 @@ use sqlx::{Connection, PgConnection};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 struct Scenario {
@@ -55,13 +52,7 @@ impl Scenario {
 }
 
 /// Runs `total` requests from `concurrency` workers; `make(i)` builds request i.
-async fn run<F>(
-    name: &'static str,
-    concurrency: usize,
-    total: usize,
-    max: Duration,
-    make: F,
-) -> Scenario
+async fn run<F>(name: &'static str, concurrency: usize, total: usize, max: Duration, make: F) -> Scenario
 where
     F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
@@ -101,13 +92,7 @@ where
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    Scenario {
-        name,
-        requests: latencies.len(),
-        elapsed,
-        latencies,
-        errors,
-    }
+    Scenario { name, requests: latencies.len(), elapsed, latencies, errors }
 }
 
 fn transaction(n: u64, payer: &Keypair) -> Vec<u8> {
@@ -116,10 +101,7 @@ fn transaction(n: u64, payer: &Keypair) -> Vec<u8> {
     let to = Address::new_from_array([9u8; 32]);
     let ixs = [
         solana_system_interface::instruction::transfer(&payer.pubkey(), &to, 1 + n),
-        solana_system_interface::instruction::assign(
-            &payer.pubkey(),
-            &Address::new_from_array([5u8; 32]),
-        ),
+        solana_system_interface::instruction::assign(&payer.pubkey(), &Address::new_from_array([5u8; 32])),
     ];
     let tx = solana_transaction::Transaction::new_signed_with_payer(
         &ixs,
@@ -141,10 +123,7 @@ async fn main() {
 
     let db_name = format!("sg_bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.unwrap();
     let base = admin_url.rsplit_once('/').unwrap().0;
     let config = Config {
         database_url: format!("{base}/{db_name}"),
@@ -174,29 +153,17 @@ async fn main() {
         scan_cache_ttl_seconds: 3600,
     };
     let app = Application::build(config).await.expect("start the API");
-    app.migrate(Some(Duration::from_secs(10)))
-        .await
-        .expect("migrate");
+    app.migrate(Some(Duration::from_secs(10))).await.expect("migrate");
     let url = format!("http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop_rx.await;
     }));
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     // Sign in once.
     let key = SigningKey::from_bytes(&[42u8; 32]);
-    let nonce: Value = client
-        .get(format!("{url}/v1/auth/nonce"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nonce: Value = client.get(format!("{url}/v1/auth/nonce")).send().await.unwrap().json().await.unwrap();
     let now = jiff::Timestamp::now();
     let msg = SiwsMessage {
         domain: "bench.local".into(),
@@ -229,73 +196,36 @@ async fn main() {
     let b64 = base64::engine::general_purpose::STANDARD;
     let hit_body = Arc::new(json!({"transactions": [b64.encode(transaction(0, &payer))]}));
     // Distinct transactions (different blockhashes) so that every request misses the cache.
-    let miss_bodies: Arc<Vec<Value>> = Arc::new(
-        (1..=total as u64)
-            .map(|n| json!({"transactions": [b64.encode(transaction(n, &payer))]}))
-            .collect(),
-    );
+    let miss_bodies: Arc<Vec<Value>> =
+        Arc::new((1..=total as u64).map(|n| json!({"transactions": [b64.encode(transaction(n, &payer))]})).collect());
 
     let mut results = Vec::new();
     {
         let (c, u) = (client.clone(), url.clone());
-        let _ = run("warm-up", concurrency, 1000, max, move |_| {
-            c.get(format!("{u}/health/live"))
-        })
-        .await;
+        let _ = run("warm-up", concurrency, 1000, max, move |_| c.get(format!("{u}/health/live"))).await;
     }
     {
         let (c, u) = (client.clone(), url.clone());
+        results
+            .push(run("GET /health/live", concurrency, total, max, move |_| c.get(format!("{u}/health/live"))).await);
+    }
+    {
+        let (c, u, t, b) = (client.clone(), url.clone(), token.clone(), hit_body.clone());
+        let first = c.post(format!("{u}/v1/scan/transactions")).bearer_auth(&t).json(&*b).send().await.unwrap();
+        assert!(first.status().is_success());
         results.push(
-            run("GET /health/live", concurrency, total, max, move |_| {
-                c.get(format!("{u}/health/live"))
+            run("POST /v1/scan/transactions (cache hit)", concurrency, total, max, move |_| {
+                c.post(format!("{u}/v1/scan/transactions")).bearer_auth(&t).json(&*b)
             })
             .await,
         );
     }
     {
-        let (c, u, t, b) = (client.clone(), url.clone(), token.clone(), hit_body.clone());
-        let first = c
-            .post(format!("{u}/v1/scan/transactions"))
-            .bearer_auth(&t)
-            .json(&*b)
-            .send()
-            .await
-            .unwrap();
-        assert!(first.status().is_success());
+        let (c, u, t, b) = (client.clone(), url.clone(), token.clone(), miss_bodies.clone());
         results.push(
-            run(
-                "POST /v1/scan/transactions (cache hit)",
-                concurrency,
-                total,
-                max,
-                move |_| {
-                    c.post(format!("{u}/v1/scan/transactions"))
-                        .bearer_auth(&t)
-                        .json(&*b)
-                },
-            )
-            .await,
-        );
-    }
-    {
-        let (c, u, t, b) = (
-            client.clone(),
-            url.clone(),
-            token.clone(),
-            miss_bodies.clone(),
-        );
-        results.push(
-            run(
-                "POST /v1/scan/transactions (cache miss)",
-                concurrency,
-                total,
-                max,
-                move |i| {
-                    c.post(format!("{u}/v1/scan/transactions"))
-                        .bearer_auth(&t)
-                        .json(&b[i])
-                },
-            )
+            run("POST /v1/scan/transactions (cache miss)", concurrency, total, max, move |i| {
+                c.post(format!("{u}/v1/scan/transactions")).bearer_auth(&t).json(&b[i])
+            })
             .await,
         );
     }
@@ -304,9 +234,7 @@ async fn main() {
         "\n{} concurrent connections, up to {total} requests or {}s per scenario, {} cores\n",
         concurrency,
         max.as_secs(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!("| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
@@ -326,7 +254,5 @@ async fn main() {
     let _ = stop_tx.send(());
     let _ = server.await;
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
 }

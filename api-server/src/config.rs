@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Where the service runs; production tightens a few checks.
+/// Where the service runs (reported in logs and /health/detailed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
@@ -18,12 +18,19 @@ pub enum Environment {
     Production,
 }
 
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Parser)]
-#[command(
-    name = "securityguard-api",
-    version,
-    about = "The SecurityGuard API service"
-)]
+#[command(name = "securityguard-api", version, about = "The SecurityGuard API service")]
 pub struct Config {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -58,11 +65,7 @@ pub struct Config {
     pub claude_api_key: Option<String>,
 
     /// Base URL of the Messages API.
-    #[arg(
-        long,
-        env = "CLAUDE_API_URL",
-        default_value = "https://api.anthropic.com"
-    )]
+    #[arg(long, env = "CLAUDE_API_URL", default_value = "https://api.anthropic.com")]
     pub claude_api_url: String,
 
     /// Model used for explanations.
@@ -144,17 +147,9 @@ pub struct ConfigError {
 impl Config {
     /// Checks that go beyond parsing. Called once at start-up.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |variable, reason: &str| ConfigError {
-            variable,
-            reason: reason.to_string(),
-        };
-        if !(self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://"))
-        {
-            return Err(err(
-                "DATABASE_URL",
-                "must start with postgres:// or postgresql://",
-            ));
+        let err = |variable, reason: &str| ConfigError { variable, reason: reason.to_string() };
+        if !(self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+            return Err(err("DATABASE_URL", "must start with postgres:// or postgresql://"));
         }
         if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
             return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
@@ -178,10 +173,7 @@ impl Config {
             return Err(err("MAX_BODY_BYTES", "must be at least 1024"));
         }
         if self.rate_limit_per_ip == 0 || self.rate_limit_per_wallet == 0 {
-            return Err(err(
-                "RATE_LIMIT_PER_IP/RATE_LIMIT_PER_WALLET",
-                "must be positive",
-            ));
+            return Err(err("RATE_LIMIT_PER_IP/RATE_LIMIT_PER_WALLET", "must be positive"));
         }
         if let Some(key) = &self.claude_api_key
             && key.trim().is_empty()
@@ -212,10 +204,7 @@ impl Config {
 
     /// Admin wallets, without empty entries.
     pub fn admin_wallets(&self) -> impl Iterator<Item = &str> {
-        self.admin_wallets
-            .iter()
-            .map(|w| w.trim())
-            .filter(|w| !w.is_empty())
+        self.admin_wallets.iter().map(|w| w.trim()).filter(|w| !w.is_empty())
     }
 
     pub fn is_admin(&self, wallet: &str) -> bool {

@@ -41,17 +41,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
 
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code,
-            message: message.into(),
-        }
+        Self::Unauthorized { code, message: message.into() }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -65,9 +59,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Self::Unavailable(_) | Self::Database(_) | Self::Redis(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_) | Self::Database(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,11 +86,7 @@ impl ApiError {
 
 /// The JSON error body, for handlers and middleware that build responses themselves.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -121,10 +109,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_response(status, self.code(), &message);
         if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
         response
     }
@@ -133,13 +118,12 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
-                "expected a request body with Content-Type: application/json".into(),
-            ),
-            JsonRejection::JsonSyntaxError(e) => Self::bad_request(
-                "invalid_json",
-                format!("request body is not valid JSON: {e}"),
-            ),
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("expected a request body with Content-Type: application/json".into())
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                Self::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+            }
             JsonRejection::JsonDataError(e) => {
                 Self::bad_request("invalid_body", format!("request body does not match: {e}"))
             }

@@ -16,12 +16,10 @@ async fn main() -> ExitCode {
         .json()
         .with_current_span(true)
         .with_span_list(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     tracing::info!(
-        environment = ?config.environment,
+        environment = config.environment.as_str(),
         listen_addr = %config.listen_addr,
         version = env!("CARGO_PKG_VERSION"),
         "starting securityguard-api"

@@ -73,10 +73,7 @@ pub struct Metrics {
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
-    [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ]
-    .into_iter()
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter()
 }
 
 impl Default for Metrics {
@@ -89,11 +86,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("securityguard");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route, method and status",
-            http_requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
         let http_duration: HistogramFamily<RouteLabels> =
             Family::new_with_constructor(|| Histogram::new(latency_buckets()));
         registry.register(
@@ -110,33 +103,17 @@ impl Metrics {
             scan_duration.clone(),
         );
         let warnings = Family::<WarningLabels, Counter>::default();
-        registry.register(
-            "scan_warnings",
-            "Warnings by kind and severity",
-            warnings.clone(),
-        );
+        registry.register("scan_warnings", "Warnings by kind and severity", warnings.clone());
         let cache = Family::<CacheLabels, Counter>::default();
-        registry.register(
-            "scan_cache",
-            "Scan cache lookups by result (hit, miss)",
-            cache.clone(),
-        );
+        registry.register("scan_cache", "Scan cache lookups by result (hit, miss)", cache.clone());
         let signin_failures = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "signin_failures",
-            "Failed sign-ins by reason",
-            signin_failures.clone(),
-        );
+        registry.register("signin_failures", "Failed sign-ins by reason", signin_failures.clone());
         let signins = Counter::default();
         registry.register("signins", "Successful sign-ins", signins.clone());
         let feedback = Family::<FeedbackLabels, Counter>::default();
         registry.register("feedback", "User feedback on verdicts", feedback.clone());
         let http_in_flight = Gauge::default();
-        registry.register(
-            "http_requests_in_flight",
-            "HTTP requests being served",
-            http_in_flight.clone(),
-        );
+        registry.register("http_requests_in_flight", "HTTP requests being served", http_in_flight.clone());
         let rate_limited = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "rate_limited",
@@ -162,11 +139,7 @@ impl Metrics {
             process_virtual_bytes.clone(),
         );
         let process_open_fds = Gauge::default();
-        registry.register(
-            "process_open_fds",
-            "Open file descriptors of this process",
-            process_open_fds.clone(),
-        );
+        registry.register("process_open_fds", "Open file descriptors of this process", process_open_fds.clone());
         Self {
             registry,
             http_requests,
@@ -189,27 +162,14 @@ impl Metrics {
     }
 
     pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        self.http_requests
-            .get_or_create(&HttpLabels {
-                route: route.into(),
-                method: method.into(),
-                status,
-            })
-            .inc();
+        self.http_requests.get_or_create(&HttpLabels { route: route.into(), method: method.into(), status }).inc();
         self.http_duration
-            .get_or_create(&RouteLabels {
-                route: route.into(),
-                method: method.into(),
-            })
+            .get_or_create(&RouteLabels { route: route.into(), method: method.into() })
             .observe(elapsed.as_secs_f64());
     }
 
     pub fn signin_failure(&self, reason: &str) {
-        self.signin_failures
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            })
-            .inc();
+        self.signin_failures.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
     }
 
     /// The text exposition, with the process gauges refreshed first.
@@ -250,9 +210,7 @@ mod process {
         let stime: f64 = fields.get(12)?.parse().ok()?;
         let vsize: i64 = fields.get(20)?.parse().ok()?;
         let rss: i64 = fields.get(21)?.parse().ok()?;
-        let open_fds = std::fs::read_dir("/proc/self/fd")
-            .map(|d| d.count() as i64)
-            .unwrap_or(0);
+        let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
         Some(Sample {
             cpu_seconds: (utime + stime) / CLOCK_TICKS,
             resident_bytes: rss * PAGE_SIZE,

@@ -14,15 +14,8 @@ const WINDOW_SECS: u64 = 60;
 
 /// Counts one request for `subject` (e.g. `ip:1.2.3.4`) and refuses it past `limit` per minute.
 /// When Redis is unreachable the request is let through (and logged): availability first.
-pub async fn check(
-    state: &AppState,
-    kind: &str,
-    subject: &str,
-    limit: u32,
-) -> Result<(), ApiError> {
-    check_and_exists(state, kind, subject, limit, None)
-        .await
-        .map(|_| ())
+pub async fn check(state: &AppState, kind: &str, subject: &str, limit: u32) -> Result<(), ApiError> {
+    check_and_exists(state, kind, subject, limit, None).await.map(|_| ())
 }
 
 /// `check`, and in the same round trip whether `exists_key` exists (e.g. a revoked token). With
@@ -37,15 +30,7 @@ pub async fn check_and_exists(
     // The window opens with the first request of a subject and lasts WINDOW_SECS.
     let key = state.key(&["rl", kind, subject]);
     let mut pipe = redis::pipe();
-    pipe.atomic()
-        .incr(&key, 1u64)
-        .cmd("EXPIRE")
-        .arg(&key)
-        .arg(WINDOW_SECS)
-        .arg("NX")
-        .ignore()
-        .cmd("TTL")
-        .arg(&key);
+    pipe.atomic().incr(&key, 1u64).cmd("EXPIRE").arg(&key).arg(WINDOW_SECS).arg("NX").ignore().cmd("TTL").arg(&key);
     if let Some(k) = exists_key {
         pipe.cmd("EXISTS").arg(k);
     }
@@ -53,22 +38,12 @@ pub async fn check_and_exists(
     let result: redis::RedisResult<(u64, i64, Option<bool>)> = if exists_key.is_some() {
         pipe.query_async(&mut conn).await
     } else {
-        pipe.query_async::<(u64, i64)>(&mut conn)
-            .await
-            .map(|(c, t)| (c, t, None))
+        pipe.query_async::<(u64, i64)>(&mut conn).await.map(|(c, t)| (c, t, None))
     };
     match result {
         Ok((count, ttl, _)) if count > u64::from(limit) => {
-            state
-                .metrics
-                .rate_limited
-                .get_or_create(&ReasonLabels {
-                    reason: kind.into(),
-                })
-                .inc();
-            let retry_after_secs = u64::try_from(ttl)
-                .unwrap_or(WINDOW_SECS)
-                .clamp(1, WINDOW_SECS);
+            state.metrics.rate_limited.get_or_create(&ReasonLabels { reason: kind.into() }).inc();
+            let retry_after_secs = u64::try_from(ttl).unwrap_or(WINDOW_SECS).clamp(1, WINDOW_SECS);
             Err(ApiError::RateLimited { retry_after_secs })
         }
         Ok((_, _, exists)) => Ok(exists.unwrap_or(false)),
@@ -93,9 +68,7 @@ pub fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     {
         return Some(ip);
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
 }
 
 /// What the limits middleware learned about the caller's access token, for `AuthUser`.
@@ -109,27 +82,12 @@ pub enum TokenCheck {
 }
 
 fn counted(pipe: &mut redis::Pipeline, key: &str) {
-    pipe.incr(key, 1u64)
-        .cmd("EXPIRE")
-        .arg(key)
-        .arg(WINDOW_SECS)
-        .arg("NX")
-        .ignore()
-        .cmd("TTL")
-        .arg(key);
+    pipe.incr(key, 1u64).cmd("EXPIRE").arg(key).arg(WINDOW_SECS).arg("NX").ignore().cmd("TTL").arg(key);
 }
 
 fn refuse(state: &AppState, kind: &str, ttl: i64) -> Response {
-    state
-        .metrics
-        .rate_limited
-        .get_or_create(&ReasonLabels {
-            reason: kind.into(),
-        })
-        .inc();
-    let retry_after_secs = u64::try_from(ttl)
-        .unwrap_or(WINDOW_SECS)
-        .clamp(1, WINDOW_SECS);
+    state.metrics.rate_limited.get_or_create(&ReasonLabels { reason: kind.into() }).inc();
+    let retry_after_secs = u64::try_from(ttl).unwrap_or(WINDOW_SECS).clamp(1, WINDOW_SECS);
     ApiError::RateLimited { retry_after_secs }.into_response()
 }
 
@@ -142,10 +100,7 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .and_then(|token| crate::auth::jwt::verify(&state.config, token.trim()).ok());
 
     let ip_key = state.key(&["rl", "ip", &ip]);
@@ -154,8 +109,7 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
     counted(&mut pipe, &ip_key);
     if let Some(c) = &claims {
         counted(&mut pipe, &state.key(&["rl", "wallet", &c.sub]));
-        pipe.cmd("EXISTS")
-            .arg(crate::auth::jwt::revoked_key(&state, &c.jti));
+        pipe.cmd("EXISTS").arg(crate::auth::jwt::revoked_key(&state, &c.jti));
     }
     let mut conn = state.redis.clone();
     let outcome: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut conn).await;
@@ -171,11 +125,7 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
                     return refuse(&state, "wallet", values.get(3).copied().unwrap_or(0));
                 }
                 let revoked = values.get(4).copied().unwrap_or(0) != 0;
-                req.extensions_mut().insert(if revoked {
-                    TokenCheck::Revoked
-                } else {
-                    TokenCheck::Valid(c)
-                });
+                req.extensions_mut().insert(if revoked { TokenCheck::Revoked } else { TokenCheck::Valid(c) });
             }
         }
         Err(e) => {

@@ -29,10 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::scan::router())
         .merge(routes::patterns::router())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::ratelimit::limits,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limits));
 
     Router::new()
         .merge(routes::health::router())
@@ -42,21 +39,14 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
                 .on_response(DefaultOnResponse::new().level(Level::INFO))
                 .on_failure(DefaultOnFailure::new().level(Level::WARN))
                 .make_span_with(|req: &Request| {
-                    let request_id = req
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
+                    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!(
                         "request",
                         method = %req.method(),
@@ -67,11 +57,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(CatchPanicLayer::custom(|_panic| {
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }))
         .with_state(state)
 }
@@ -81,11 +67,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> Response {
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed for this route",
-    )
+    error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed for this route")
 }
 
 /// Bounds every request, including the time its body takes to arrive.
@@ -103,22 +85,14 @@ async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Res
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     state.metrics.http_in_flight.inc();
     // Decremented on drop too, so a cancelled request is not counted forever.
     let _in_flight = InFlight(&state);
     let response = next.run(req).await;
-    state.metrics.observe_http(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    state.metrics.observe_http(&route, &method, response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -144,10 +118,7 @@ pub enum StartupError {
     #[error("PostgreSQL did not become reachable within {0:?}")]
     DatabaseUnreachable(Duration),
     #[error("cannot listen on LISTEN_ADDR {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 pub struct Application {
@@ -165,9 +136,7 @@ impl Application {
             .map_err(StartupError::DatabaseUrl)?;
         let redis = store::redis::connect(&config.redis_url).map_err(StartupError::RedisUrl)?;
         let addr = config.listen_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
         let state = AppState::new(config, db, redis);
         Ok(Self { listener, state })
     }
@@ -178,9 +147,7 @@ impl Application {
         migrate_until_done(&self.state, wait).await
     }
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -189,10 +156,7 @@ impl Application {
 
     /// Serves until `shutdown` completes; then turns unready, waits SHUTDOWN_DELAY_SECONDS so
     /// load balancers stop routing here, stops accepting and drains in-flight requests.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state.clone();
         let scans = state.scans.clone();
         // Migrations run in the background when not applied yet (unready until done); a
@@ -220,18 +184,15 @@ impl Application {
         let delay = Duration::from_secs(state.config.shutdown_delay_seconds);
         let router = app(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            state.begin_shutdown();
-            tracing::info!(delay_secs = delay.as_secs(), "shutting down: now unready");
-            tokio::time::sleep(delay).await;
-            tracing::info!("closing listener and draining in-flight requests");
-        })
-        .await;
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                state.begin_shutdown();
+                tracing::info!(delay_secs = delay.as_secs(), "shutting down: now unready");
+                tokio::time::sleep(delay).await;
+                tracing::info!("closing listener and draining in-flight requests");
+            })
+            .await;
         // Scans answered before the drain ended are written before the process exits.
         scans.flush().await;
         served?;
@@ -266,10 +227,7 @@ async fn migrate_until_done(state: &AppState, wait: Option<Duration>) -> Result<
 }
 
 fn is_connect_error(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
-    )
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

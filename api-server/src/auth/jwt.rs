@@ -41,10 +41,7 @@ pub fn issue(config: &Config, wallet: &str, role: Role) -> Result<Issued, ApiErr
         iss: ISSUER.into(),
         aud: AUDIENCE.into(),
     };
-    encode(config, &claims).map(|token| Issued {
-        token,
-        expires_at: exp,
-    })
+    encode(config, &claims).map(|token| Issued { token, expires_at: exp })
 }
 
 pub fn encode(config: &Config, claims: &Claims) -> Result<String, ApiError> {
@@ -62,18 +59,12 @@ pub fn verify(config: &Config, token: &str) -> Result<Claims, ApiError> {
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-    jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(config.jwt_secret.as_bytes()),
-        &validation,
-    )
-    .map(|data| data.claims)
-    .map_err(|e| match e.kind() {
-        ErrorKind::ExpiredSignature => {
-            ApiError::unauthorized("token_expired", "access token has expired")
-        }
-        _ => ApiError::unauthorized("invalid_token", "access token is invalid"),
-    })
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(config.jwt_secret.as_bytes()), &validation)
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => ApiError::unauthorized("token_expired", "access token has expired"),
+            _ => ApiError::unauthorized("invalid_token", "access token is invalid"),
+        })
 }
 
 /// Access tokens revoked by logout before they expire (kept in Redis until their expiry).
@@ -84,13 +75,7 @@ pub async fn revoke(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     }
     let mut conn = state.redis.clone();
     let key = revoked_key(state, &claims.jti);
-    redis::cmd("SET")
-        .arg(&key)
-        .arg(1)
-        .arg("EX")
-        .arg(ttl)
-        .query_async::<()>(&mut conn)
-        .await?;
+    redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut conn).await?;
     Ok(())
 }
 

@@ -42,9 +42,8 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         .headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing_token", "Authorization header missing"))?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "malformed Authorization header"))?;
+    let value =
+        value.to_str().map_err(|_| ApiError::unauthorized("invalid_token", "malformed Authorization header"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -63,15 +62,10 @@ impl FromRequestParts<AppState> for AuthUser {
             // The limits middleware (every /v1 route) already counted and checked this token.
             Some(TokenCheck::Valid(checked)) if checked.jti == claims.jti => checked,
             Some(TokenCheck::Revoked) => {
-                return Err(ApiError::unauthorized(
-                    "token_revoked",
-                    "access token was revoked",
-                ));
+                return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
             }
             Some(TokenCheck::Unavailable) => {
-                return Err(ApiError::Unavailable(
-                    "the token store is unavailable".into(),
-                ));
+                return Err(ApiError::Unavailable("the token store is unavailable".into()));
             }
             // Outside the middleware: per-wallet limit and revocation in one round trip.
             _ => {
@@ -84,19 +78,12 @@ impl FromRequestParts<AppState> for AuthUser {
                 )
                 .await?;
                 if revoked {
-                    return Err(ApiError::unauthorized(
-                        "token_revoked",
-                        "access token was revoked",
-                    ));
+                    return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
                 }
                 claims
             }
         };
-        Ok(Self {
-            wallet: claims.sub.clone(),
-            role: claims.role,
-            claims,
-        })
+        Ok(Self { wallet: claims.sub.clone(), role: claims.role, claims })
     }
 }
 
@@ -110,9 +97,7 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if user.role != Role::Admin {
-            return Err(ApiError::Forbidden(
-                "this action needs the admin role".into(),
-            ));
+            return Err(ApiError::Forbidden("this action needs the admin role".into()));
         }
         Ok(Self(user))
     }

@@ -25,10 +25,7 @@ pub fn hash(token: &str) -> Vec<u8> {
 
 /// Well-formed: our prefix and 32 bytes of base64url.
 pub fn is_well_formed(token: &str) -> bool {
-    token
-        .strip_prefix(PREFIX)
-        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
-        .is_some_and(|b| b.len() == 32)
+    token.strip_prefix(PREFIX).and_then(|t| URL_SAFE_NO_PAD.decode(t).ok()).is_some_and(|b| b.len() == 32)
 }
 
 /// Stores a new token for `wallet` in `family` (a new family at sign-in).
@@ -92,10 +89,7 @@ pub async fn rotate(db: &PgPool, token: &str, ttl_secs: u64) -> Result<Rotated, 
         ));
     }
     if expired {
-        return Err(ApiError::unauthorized(
-            "refresh_token_expired",
-            "refresh token has expired",
-        ));
+        return Err(ApiError::unauthorized("refresh_token_expired", "refresh token has expired"));
     }
     let (new_id, new_token) = store(&mut *tx, &wallet, family, ttl_secs).await?;
     sqlx::query("UPDATE refresh_tokens SET revoked_at = now(), replaced_by = $2 WHERE id = $1")
@@ -104,10 +98,7 @@ pub async fn rotate(db: &PgPool, token: &str, ttl_secs: u64) -> Result<Rotated, 
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Rotated {
-        wallet,
-        token: new_token,
-    })
+    Ok(Rotated { wallet, token: new_token })
 }
 
 /// Revokes the token's whole family (logout). Unknown tokens are ignored.

@@ -104,9 +104,7 @@ fn malformed(what: impl Into<String>) -> SiwsError {
 }
 
 fn timestamp(field: &str, value: &str) -> Result<Timestamp, SiwsError> {
-    value
-        .parse()
-        .map_err(|_| malformed(format!("{field} is not an RFC 3339 timestamp")))
+    value.parse().map_err(|_| malformed(format!("{field} is not an RFC 3339 timestamp")))
 }
 
 impl SiwsMessage {
@@ -114,23 +112,15 @@ impl SiwsMessage {
         if text.len() > MAX_MESSAGE_LEN {
             return Err(malformed("message is too long"));
         }
-        let mut lines = text
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .peekable();
+        let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).peekable();
         let header = lines.next().ok_or_else(|| malformed("empty message"))?;
         let domain = header
             .strip_suffix(HEADER_SUFFIX)
             .filter(|d| !d.is_empty() && !d.contains(char::is_whitespace))
             .ok_or_else(|| {
-                malformed(
-                    "first line must be '<domain> wants you to sign in with your Solana account:'",
-                )
-            })?;
-        let address = lines
-            .next()
-            .ok_or_else(|| malformed("missing address line"))?
-            .trim();
+            malformed("first line must be '<domain> wants you to sign in with your Solana account:'")
+        })?;
+        let address = lines.next().ok_or_else(|| malformed("missing address line"))?.trim();
         if address.is_empty() {
             return Err(malformed("missing address"));
         }
@@ -157,9 +147,7 @@ impl SiwsMessage {
                 continue;
             }
             if in_resources {
-                let r = line
-                    .strip_prefix("- ")
-                    .ok_or_else(|| malformed("resources must be '- <uri>' lines"))?;
+                let r = line.strip_prefix("- ").ok_or_else(|| malformed("resources must be '- <uri>' lines"))?;
                 resources.push(r.to_string());
                 continue;
             }
@@ -167,9 +155,7 @@ impl SiwsMessage {
                 in_resources = true;
                 continue;
             }
-            let (key, value) = line
-                .split_once(": ")
-                .ok_or_else(|| malformed(format!("bad line {line:?}")))?;
+            let (key, value) = line.split_once(": ").ok_or_else(|| malformed(format!("bad line {line:?}")))?;
             if fields.iter().any(|(k, _)| *k == key) {
                 return Err(malformed(format!("duplicate field {key:?}")));
             }
@@ -193,8 +179,7 @@ impl SiwsMessage {
             }
         }
         let nonce = required("Nonce")?;
-        if nonce.len() < 8 || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_alphanumeric())
-        {
+        if nonce.len() < 8 || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(malformed("nonce must be 8 to 64 alphanumeric characters"));
         }
         Ok(Self {
@@ -206,12 +191,8 @@ impl SiwsMessage {
             chain_id: required("Chain ID")?.to_string(),
             nonce: nonce.to_string(),
             issued_at: timestamp("Issued At", required("Issued At")?)?,
-            expiration_time: get("Expiration Time")
-                .map(|v| timestamp("Expiration Time", v))
-                .transpose()?,
-            not_before: get("Not Before")
-                .map(|v| timestamp("Not Before", v))
-                .transpose()?,
+            expiration_time: get("Expiration Time").map(|v| timestamp("Expiration Time", v)).transpose()?,
+            not_before: get("Not Before").map(|v| timestamp("Not Before", v)).transpose()?,
             request_id: get("Request ID").map(str::to_string),
             resources,
         })
@@ -256,11 +237,7 @@ pub struct Expected<'a> {
 }
 
 /// Checks the message's fields against the expectations and the clock.
-pub fn check_fields(
-    msg: &SiwsMessage,
-    expected: &Expected<'_>,
-    now: Timestamp,
-) -> Result<(), SiwsError> {
+pub fn check_fields(msg: &SiwsMessage, expected: &Expected<'_>, now: Timestamp) -> Result<(), SiwsError> {
     if msg.domain != expected.domain {
         return Err(SiwsError::WrongDomain(msg.domain.clone()));
     }
@@ -270,19 +247,10 @@ pub fn check_fields(
     if msg.version != "1" {
         return Err(SiwsError::UnsupportedVersion(msg.version.clone()));
     }
-    let chain = msg
-        .chain_id
-        .strip_prefix("solana:")
-        .unwrap_or(&msg.chain_id);
-    let expected_chain = expected
-        .chain_id
-        .strip_prefix("solana:")
-        .unwrap_or(expected.chain_id);
+    let chain = msg.chain_id.strip_prefix("solana:").unwrap_or(&msg.chain_id);
+    let expected_chain = expected.chain_id.strip_prefix("solana:").unwrap_or(expected.chain_id);
     if chain != expected_chain {
-        return Err(SiwsError::WrongChain(
-            msg.chain_id.clone(),
-            expected.chain_id.to_string(),
-        ));
+        return Err(SiwsError::WrongChain(msg.chain_id.clone(), expected.chain_id.to_string()));
     }
     let now_s = now.as_second();
     if msg.issued_at.as_second() > now_s + CLOCK_SKEW_SECS {
@@ -308,8 +276,7 @@ pub fn check_fields(
 pub fn verify_signature(msg: &SiwsMessage, text: &str, signature: &[u8]) -> Result<(), SiwsError> {
     let key = decode_pubkey(&msg.address).ok_or(SiwsError::InvalidAddress)?;
     let signature = Signature::from_slice(signature).map_err(|_| SiwsError::BadSignature)?;
-    key.verify_strict(text.as_bytes(), &signature)
-        .map_err(|_| SiwsError::BadSignature)
+    key.verify_strict(text.as_bytes(), &signature).map_err(|_| SiwsError::BadSignature)
 }
 
 /// Decodes a signature given as base58 or base64 (64 bytes either way).
@@ -321,10 +288,7 @@ pub fn decode_signature(s: &str) -> Option<Vec<u8>> {
     {
         return Some(b);
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .ok()
-        .filter(|b| b.len() == 64)
+    base64::engine::general_purpose::STANDARD.decode(s).ok().filter(|b| b.len() == 64)
 }
 
 #[cfg(test)]
@@ -354,12 +318,7 @@ mod tests {
     }
 
     fn expected() -> Expected<'static> {
-        Expected {
-            domain: "example.org",
-            uri: "https://example.org",
-            chain_id: "mainnet",
-            max_age_secs: 300,
-        }
+        Expected { domain: "example.org", uri: "https://example.org", chain_id: "mainnet", max_age_secs: 300 }
     }
 
     #[test]
@@ -374,10 +333,7 @@ mod tests {
         verify_signature(&parsed, &text, &sig.to_bytes()).unwrap();
         let mut tampered = text.clone();
         tampered.push(' ');
-        assert_eq!(
-            verify_signature(&parsed, &tampered, &sig.to_bytes()),
-            Err(SiwsError::BadSignature)
-        );
+        assert_eq!(verify_signature(&parsed, &tampered, &sig.to_bytes()), Err(SiwsError::BadSignature));
     }
 
     #[test]
@@ -394,39 +350,21 @@ mod tests {
         let now = Timestamp::now();
         let mut m = message(now);
         m.domain = "evil.org".into();
-        assert_eq!(
-            check_fields(&m, &expected(), now).unwrap_err().reason(),
-            "wrong_domain"
-        );
+        assert_eq!(check_fields(&m, &expected(), now).unwrap_err().reason(), "wrong_domain");
         let mut m = message(now);
         m.chain_id = "devnet".into();
-        assert_eq!(
-            check_fields(&m, &expected(), now).unwrap_err().reason(),
-            "wrong_chain"
-        );
+        assert_eq!(check_fields(&m, &expected(), now).unwrap_err().reason(), "wrong_chain");
         let mut m = message(now);
         m.uri = "https://evil.org".into();
-        assert_eq!(
-            check_fields(&m, &expected(), now).unwrap_err().reason(),
-            "wrong_uri"
-        );
+        assert_eq!(check_fields(&m, &expected(), now).unwrap_err().reason(), "wrong_uri");
         let m = message(now - jiff::SignedDuration::from_secs(400));
-        assert_eq!(
-            check_fields(&m, &expected(), now).unwrap_err().reason(),
-            "expired_message"
-        );
+        assert_eq!(check_fields(&m, &expected(), now).unwrap_err().reason(), "expired_message");
         let mut m = message(now);
         m.expiration_time = None;
         m.issued_at = now - jiff::SignedDuration::from_secs(1000);
-        assert_eq!(
-            check_fields(&m, &expected(), now).unwrap_err().reason(),
-            "message_too_old"
-        );
+        assert_eq!(check_fields(&m, &expected(), now).unwrap_err().reason(), "message_too_old");
         let m = message(now + jiff::SignedDuration::from_secs(600));
-        assert_eq!(
-            check_fields(&m, &expected(), now).unwrap_err().reason(),
-            "not_yet_valid"
-        );
+        assert_eq!(check_fields(&m, &expected(), now).unwrap_err().reason(), "not_yet_valid");
     }
 
     #[test]
@@ -437,10 +375,7 @@ mod tests {
             "example.org wants you to sign in with your Solana account:\n",
             "example.org wants you to sign in with your Solana account:\nabc\n\nURI: x\nVersion: 1\nChain ID: m\nNonce: short\nIssued At: 2026-01-01T00:00:00Z",
         ] {
-            assert!(
-                matches!(SiwsMessage::parse(text), Err(SiwsError::Malformed(_))),
-                "{text:?}"
-            );
+            assert!(matches!(SiwsMessage::parse(text), Err(SiwsError::Malformed(_))), "{text:?}");
         }
     }
 }

@@ -28,10 +28,7 @@ fn new_nonce() -> Result<String, ApiError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
     // 56 symbols; the modulo bias is irrelevant for a single-use nonce.
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect())
+    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
 }
 
 /// A single-use nonce, kept in Redis for NONCE_TTL_SECONDS, and the fields the wallet's message
@@ -40,13 +37,7 @@ async fn nonce(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let nonce = new_nonce()?;
     let ttl = state.config.nonce_ttl_seconds;
     let mut conn = state.redis.clone();
-    redis::cmd("SET")
-        .arg(state.key(&["nonce", &nonce]))
-        .arg(1)
-        .arg("EX")
-        .arg(ttl)
-        .query_async::<()>(&mut conn)
-        .await?;
+    redis::cmd("SET").arg(state.key(&["nonce", &nonce])).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut conn).await?;
     let now = jiff::Timestamp::now();
     let expires_at = now + jiff::SignedDuration::from_secs(ttl as i64);
     Ok(Json(json!({
@@ -82,10 +73,7 @@ fn signin_error(state: &AppState, e: SiwsError) -> ApiError {
     }
 }
 
-async fn verify(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<VerifyRequest>,
-) -> Result<Json<Value>, ApiError> {
+async fn verify(State(state): State<AppState>, ApiJson(req): ApiJson<VerifyRequest>) -> Result<Json<Value>, ApiError> {
     let fail = |e| signin_error(&state, e);
     let msg = SiwsMessage::parse(&req.message).map_err(fail)?;
     if let Some(pk) = &req.public_key
@@ -102,28 +90,19 @@ async fn verify(
     siws::check_fields(&msg, &expected, jiff::Timestamp::now()).map_err(fail)?;
     let signature = siws::decode_signature(&req.signature).ok_or_else(|| {
         state.metrics.signin_failure("malformed_signature");
-        ApiError::bad_request(
-            "malformed_signature",
-            "signature must be 64 bytes, base58 or base64 encoded",
-        )
+        ApiError::bad_request("malformed_signature", "signature must be 64 bytes, base58 or base64 encoded")
     })?;
     siws::verify_signature(&msg, &req.message, &signature).map_err(fail)?;
 
     // Consume the nonce last: only a valid signed message can spend it, and only once.
     let mut conn = state.redis.clone();
-    let consumed: Option<String> = redis::cmd("GETDEL")
-        .arg(state.key(&["nonce", &msg.nonce]))
-        .query_async(&mut conn)
-        .await?;
+    let consumed: Option<String> =
+        redis::cmd("GETDEL").arg(state.key(&["nonce", &msg.nonce])).query_async(&mut conn).await?;
     if consumed.is_none() {
         return Err(fail(SiwsError::InvalidNonce));
     }
 
-    let role = if state.config.is_admin(&msg.address) {
-        Role::Admin
-    } else {
-        Role::User
-    };
+    let role = if state.config.is_admin(&msg.address) { Role::Admin } else { Role::User };
     let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO users (wallet, role) VALUES ($1, $2)
@@ -133,25 +112,15 @@ async fn verify(
     .bind(role.as_str())
     .execute(&mut *tx)
     .await?;
-    let (_, refresh_token) = refresh::store(
-        &mut *tx,
-        &msg.address,
-        uuid::Uuid::new_v4(),
-        state.config.refresh_ttl_seconds,
-    )
-    .await?;
+    let (_, refresh_token) =
+        refresh::store(&mut *tx, &msg.address, uuid::Uuid::new_v4(), state.config.refresh_ttl_seconds).await?;
     tx.commit().await?;
     state.metrics.signins.inc();
     tracing::info!(wallet = %msg.address, role = role.as_str(), "signed in");
     token_response(&state, &msg.address, role, refresh_token)
 }
 
-fn token_response(
-    state: &AppState,
-    wallet: &str,
-    role: Role,
-    refresh_token: String,
-) -> Result<Json<Value>, ApiError> {
+fn token_response(state: &AppState, wallet: &str, role: Role, refresh_token: String) -> Result<Json<Value>, ApiError> {
     let access = jwt::issue(&state.config, wallet, role)?;
     Ok(Json(json!({
         "access_token": access.token,
@@ -174,22 +143,14 @@ async fn refresh_token(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let rotated = refresh::rotate(
-        &state.db,
-        req.refresh_token.trim(),
-        state.config.refresh_ttl_seconds,
-    )
-    .await
-    .inspect_err(|e| {
-        if let ApiError::Unauthorized { code, .. } = e {
-            state.metrics.signin_failure(code);
-        }
-    })?;
-    let role = if state.config.is_admin(&rotated.wallet) {
-        Role::Admin
-    } else {
-        Role::User
-    };
+    let rotated = refresh::rotate(&state.db, req.refresh_token.trim(), state.config.refresh_ttl_seconds)
+        .await
+        .inspect_err(|e| {
+            if let ApiError::Unauthorized { code, .. } = e {
+                state.metrics.signin_failure(code);
+            }
+        })?;
+    let role = if state.config.is_admin(&rotated.wallet) { Role::Admin } else { Role::User };
     token_response(&state, &rotated.wallet, role, rotated.token)
 }
 
@@ -200,10 +161,7 @@ async fn logout(
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     if !refresh::is_well_formed(req.refresh_token.trim()) {
-        return Err(ApiError::bad_request(
-            "invalid_refresh_token",
-            "refresh token is malformed",
-        ));
+        return Err(ApiError::bad_request("invalid_refresh_token", "refresh token is malformed"));
     }
     refresh::revoke_family(&state.db, req.refresh_token.trim()).await?;
     if let Ok(token) = crate::auth::bearer_token(&parts)

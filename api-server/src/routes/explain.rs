@@ -50,12 +50,8 @@ pub async fn explain(
             "explanations are not enabled on this deployment (CLAUDE_API_KEY is not set)".into(),
         ));
     };
-    let row: Option<(String, Value)> = crate::routes::scan::find_scan(
-        &state,
-        id,
-        "SELECT wallet, result FROM scans WHERE id = $1",
-    )
-    .await?;
+    let row: Option<(String, Value)> =
+        crate::routes::scan::find_scan(&state, id, "SELECT wallet, result FROM scans WHERE id = $1").await?;
     let result = match row {
         Some((wallet, result)) if wallet == user.wallet || user.role == Role::Admin => result,
         _ => return Err(ApiError::NotFound("no such scan".into())),
@@ -63,20 +59,11 @@ pub async fn explain(
 
     let cache_key = state.key(&["explain", &id.to_string()]);
     let mut conn = state.redis.clone();
-    if let Ok(Some(text)) = redis::cmd("GET")
-        .arg(&cache_key)
-        .query_async::<Option<String>>(&mut conn)
-        .await
-    {
-        return Ok(Json(
-            json!({"scan_id": id, "explanation": text, "cached": true}),
-        ));
+    if let Ok(Some(text)) = redis::cmd("GET").arg(&cache_key).query_async::<Option<String>>(&mut conn).await {
+        return Ok(Json(json!({"scan_id": id, "explanation": text, "cached": true})));
     }
 
-    let url = format!(
-        "{}/v1/messages",
-        state.config.claude_api_url.trim_end_matches('/')
-    );
+    let url = format!("{}/v1/messages", state.config.claude_api_url.trim_end_matches('/'));
     let body = json!({
         "model": state.config.claude_model,
         "max_tokens": MAX_TOKENS,
@@ -97,10 +84,7 @@ pub async fn explain(
     let status = response.status();
     if !status.is_success() {
         tracing::warn!(%status, "explanation service answered with an error");
-        return Err(ApiError::BadGateway(format!(
-            "the explanation service answered {}",
-            status.as_u16()
-        )));
+        return Err(ApiError::BadGateway(format!("the explanation service answered {}", status.as_u16())));
     }
     let answer: Value = response.json().await.map_err(|e| {
         tracing::warn!(error = %e, "explanation response is not JSON");
@@ -115,18 +99,9 @@ pub async fn explain(
         .collect::<Vec<_>>()
         .join("\n");
     if text.trim().is_empty() {
-        return Err(ApiError::BadGateway(
-            "the explanation service sent no text".into(),
-        ));
+        return Err(ApiError::BadGateway("the explanation service sent no text".into()));
     }
-    let _: Result<(), _> = redis::cmd("SET")
-        .arg(&cache_key)
-        .arg(&text)
-        .arg("EX")
-        .arg(EXPLANATION_TTL_SECS)
-        .query_async(&mut conn)
-        .await;
-    Ok(Json(
-        json!({"scan_id": id, "explanation": text, "cached": false}),
-    ))
+    let _: Result<(), _> =
+        redis::cmd("SET").arg(&cache_key).arg(&text).arg("EX").arg(EXPLANATION_TTL_SECS).query_async(&mut conn).await;
+    Ok(Json(json!({"scan_id": id, "explanation": text, "cached": false})))
 }

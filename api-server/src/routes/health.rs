@@ -62,47 +62,25 @@ where
     let result = tokio::time::timeout(CHECK_TIMEOUT, f).await;
     let latency = started.elapsed();
     match result {
-        Ok(Ok(())) => Check {
-            ok: true,
-            latency,
-            error: None,
-        },
-        Ok(Err(e)) => Check {
-            ok: false,
-            latency,
-            error: Some(e.to_string()),
-        },
-        Err(_) => Check {
-            ok: false,
-            latency,
-            error: Some("timed out".into()),
-        },
+        Ok(Ok(())) => Check { ok: true, latency, error: None },
+        Ok(Err(e)) => Check { ok: false, latency, error: Some(e.to_string()) },
+        Err(_) => Check { ok: false, latency, error: Some("timed out".into()) },
     }
 }
 
 async fn check_dependencies(state: &AppState) -> (Check, Check) {
-    tokio::join!(
-        timed(store::db::ping(&state.db)),
-        timed(store::redis::ping(&state.redis))
-    )
+    tokio::join!(timed(store::db::ping(&state.db)), timed(store::redis::ping(&state.redis)))
 }
 
 /// Ready while PostgreSQL and Redis answer and the service is not shutting down.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.is_shutting_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "shutting_down"})),
-        );
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "shutting_down"})));
     }
     let (pg, redis) = check_dependencies(&state).await;
     let migrated = state.is_migrated();
     let ok = pg.ok && redis.ok && migrated;
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         Json(json!({
@@ -119,21 +97,17 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (pg, redis) = check_dependencies(&state).await;
     let pattern_version = if pg.ok {
-        tokio::time::timeout(
-            CHECK_TIMEOUT,
-            crate::store::patterns::current_version(&state.db),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
+        tokio::time::timeout(CHECK_TIMEOUT, crate::store::patterns::current_version(&state.db))
+            .await
+            .ok()
+            .and_then(Result::ok)
     } else {
         None
     };
     let schema_version: Option<i64> = if pg.ok {
         tokio::time::timeout(
             CHECK_TIMEOUT,
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&state.db),
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(&state.db),
         )
         .await
         .ok()
@@ -143,11 +117,7 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     };
     let embedded_schema = crate::store::db::MIGRATOR.iter().map(|m| m.version).max();
     let ok = pg.ok && redis.ok && !state.is_shutting_down();
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         Json(json!({

@@ -52,11 +52,7 @@ struct PatternInput {
 fn validate(input: &PatternInput) -> Result<(String, Value), ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_pattern", m);
     if !KINDS.contains(&input.kind.as_str()) {
-        return Err(bad(format!(
-            "unknown kind {:?}; one of {}",
-            input.kind,
-            KINDS.join(", ")
-        )));
+        return Err(bad(format!("unknown kind {:?}; one of {}", input.kind, KINDS.join(", "))));
     }
     let data = input.data.clone().unwrap_or_else(|| json!({}));
     if !data.is_object() {
@@ -66,12 +62,12 @@ fn validate(input: &PatternInput) -> Result<(String, Value), ApiError> {
         return Err(bad("note is longer than 1000 bytes".into()));
     }
     let value = match input.kind.as_str() {
-        "blocked_domain" | "allowed_domain" | "protected_domain" => domain::normalize(&input.value)
-            .map_err(|why| bad(format!("{:?} is not a domain: {why}", input.value)))?,
+        "blocked_domain" | "allowed_domain" | "protected_domain" => {
+            domain::normalize(&input.value).map_err(|why| bad(format!("{:?} is not a domain: {why}", input.value)))?
+        }
         "malicious_address" | "trusted_address" | "trusted_program" => {
             let v = input.value.trim();
-            Pubkey::from_base58(v)
-                .ok_or_else(|| bad(format!("{v:?} is not a base58 Solana address")))?;
+            Pubkey::from_base58(v).ok_or_else(|| bad(format!("{v:?} is not a base58 Solana address")))?;
             v.to_string()
         }
         _ => {
@@ -84,11 +80,9 @@ fn validate(input: &PatternInput) -> Result<(String, Value), ApiError> {
 }
 
 async fn bump(tx: &mut Transaction<'_, Postgres>) -> Result<i64, ApiError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE pattern_set SET version = version + 1, updated_at = now() RETURNING version",
-    )
-    .fetch_one(&mut **tx)
-    .await?)
+    Ok(sqlx::query_scalar("UPDATE pattern_set SET version = version + 1, updated_at = now() RETURNING version")
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 async fn audit(
@@ -99,16 +93,14 @@ async fn audit(
     value: &str,
     actor: &str,
 ) -> Result<(), ApiError> {
-    sqlx::query(
-        "INSERT INTO pattern_changes (version, action, kind, value, actor) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(version)
-    .bind(action)
-    .bind(kind)
-    .bind(value)
-    .bind(actor)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("INSERT INTO pattern_changes (version, action, kind, value, actor) VALUES ($1, $2, $3, $4, $5)")
+        .bind(version)
+        .bind(action)
+        .bind(kind)
+        .bind(value)
+        .bind(actor)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -119,9 +111,7 @@ fn row_json((id, kind, value, data, note): Row) -> Value {
 }
 
 fn unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "23505")
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505")
 }
 
 #[derive(Deserialize)]
@@ -136,9 +126,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
     let mut tx = state.db.begin().await?;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set")
-        .fetch_one(&mut *tx)
-        .await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set").fetch_one(&mut *tx).await?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, kind, value, data, note FROM patterns
          WHERE $1::text IS NULL OR kind = $1 ORDER BY kind, value",
@@ -158,13 +146,11 @@ async fn get_one(
     AdminUser(_): AdminUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let row: Option<Row> =
-        sqlx::query_as("SELECT id, kind, value, data, note FROM patterns WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
-    row.map(|r| Json(row_json(r)))
-        .ok_or_else(|| ApiError::NotFound("no such pattern".into()))
+    let row: Option<Row> = sqlx::query_as("SELECT id, kind, value, data, note FROM patterns WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    row.map(|r| Json(row_json(r))).ok_or_else(|| ApiError::NotFound("no such pattern".into()))
 }
 
 async fn create(
@@ -175,16 +161,14 @@ async fn create(
     let (value, data) = validate(&input)?;
     let mut tx = state.db.begin().await?;
     let id = Uuid::new_v4();
-    let inserted = sqlx::query(
-        "INSERT INTO patterns (id, kind, value, data, note) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(&input.kind)
-    .bind(&value)
-    .bind(&data)
-    .bind(&input.note)
-    .execute(&mut *tx)
-    .await;
+    let inserted = sqlx::query("INSERT INTO patterns (id, kind, value, data, note) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(&input.kind)
+        .bind(&value)
+        .bind(&data)
+        .bind(&input.note)
+        .execute(&mut *tx)
+        .await;
     if let Err(e) = inserted {
         return Err(if unique_violation(&e) {
             ApiError::Conflict(format!("{} {value} already exists", input.kind))
@@ -193,15 +177,7 @@ async fn create(
         });
     }
     let version = bump(&mut tx).await?;
-    audit(
-        &mut tx,
-        version,
-        "create",
-        &input.kind,
-        &value,
-        &admin.wallet,
-    )
-    .await?;
+    audit(&mut tx, version, "create", &input.kind, &value, &admin.wallet).await?;
     tx.commit().await?;
     state.patterns.invalidate();
     Ok((
@@ -246,15 +222,13 @@ async fn update(
         note: change.note.or(note),
     };
     let (value, data) = validate(&input)?;
-    let updated = sqlx::query(
-        "UPDATE patterns SET value = $2, data = $3, note = $4, updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&value)
-    .bind(&data)
-    .bind(&input.note)
-    .execute(&mut *tx)
-    .await;
+    let updated = sqlx::query("UPDATE patterns SET value = $2, data = $3, note = $4, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(&value)
+        .bind(&data)
+        .bind(&input.note)
+        .execute(&mut *tx)
+        .await;
     if let Err(e) = updated {
         return Err(if unique_violation(&e) {
             ApiError::Conflict(format!("{kind} {value} already exists"))
@@ -278,11 +252,10 @@ async fn delete(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin().await?;
-    let deleted: Option<(String, String)> =
-        sqlx::query_as("DELETE FROM patterns WHERE id = $1 RETURNING kind, value")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let deleted: Option<(String, String)> = sqlx::query_as("DELETE FROM patterns WHERE id = $1 RETURNING kind, value")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some((kind, value)) = deleted else {
         return Err(ApiError::NotFound("no such pattern".into()));
     };
@@ -310,18 +283,14 @@ async fn import(
     ApiJson(req): ApiJson<ImportRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if req.patterns.is_empty() || req.patterns.len() > MAX_IMPORT {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("import between 1 and {MAX_IMPORT} patterns"),
-        ));
+        return Err(ApiError::bad_request("invalid_body", format!("import between 1 and {MAX_IMPORT} patterns")));
     }
     let mut entries = Vec::with_capacity(req.patterns.len());
     for (i, p) in req.patterns.iter().enumerate() {
         let (value, data) = validate(p).map_err(|e| match e {
-            ApiError::BadRequest { code, message } => ApiError::BadRequest {
-                code,
-                message: format!("patterns[{i}]: {message}"),
-            },
+            ApiError::BadRequest { code, message } => {
+                ApiError::BadRequest { code, message: format!("patterns[{i}]: {message}") }
+            }
             other => other,
         })?;
         entries.push((p.kind.clone(), value, data, p.note.clone()));
@@ -354,20 +323,8 @@ async fn import(
         .rows_affected();
     }
     let version = bump(&mut tx).await?;
-    let action = if req.replace {
-        "import-replace"
-    } else {
-        "import"
-    };
-    audit(
-        &mut tx,
-        version,
-        action,
-        "*",
-        &format!("{added} added, {removed} removed"),
-        &admin.wallet,
-    )
-    .await?;
+    let action = if req.replace { "import-replace" } else { "import" };
+    audit(&mut tx, version, action, "*", &format!("{added} added, {removed} removed"), &admin.wallet).await?;
     tx.commit().await?;
     state.patterns.invalidate();
     Ok(Json(json!({

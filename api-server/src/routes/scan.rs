@@ -61,24 +61,16 @@ fn decode_payload(i: usize, s: &str, encoding: Encoding) -> Result<Vec<u8>, ApiE
         ));
     }
     let decoded = match encoding {
-        Encoding::Base64 => base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .ok(),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(s.trim()).ok(),
         Encoding::Base58 => bs58::decode(s.trim()).into_vec().ok(),
     };
     let decoded = decoded.filter(|b| !b.is_empty()).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_encoding",
-            format!("transactions[{i}] is not valid {encoding:?}").to_lowercase(),
-        )
+        ApiError::bad_request("invalid_encoding", format!("transactions[{i}] is not valid {encoding:?}").to_lowercase())
     })?;
     if decoded.len() > MAX_TRANSACTION_SIZE {
         return Err(ApiError::bad_request(
             "transaction_too_large",
-            format!(
-                "transactions[{i}] is {} bytes, more than the {MAX_TRANSACTION_SIZE}-byte limit",
-                decoded.len()
-            ),
+            format!("transactions[{i}] is {} bytes, more than the {MAX_TRANSACTION_SIZE}-byte limit", decoded.len()),
         ));
     }
     Ok(decoded)
@@ -116,26 +108,16 @@ async fn record_scan(
 }
 
 /// The stored scan, flushing queued scan records once when it is not found yet.
-pub async fn find_scan<T>(
-    state: &AppState,
-    id: Uuid,
-    query: &'static str,
-) -> Result<Option<T>, ApiError>
+pub async fn find_scan<T>(state: &AppState, id: Uuid, query: &'static str) -> Result<Option<T>, ApiError>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    let row: Option<T> = sqlx::query_as(query)
-        .bind(id)
-        .fetch_optional(&state.db)
-        .await?;
+    let row: Option<T> = sqlx::query_as(query).bind(id).fetch_optional(&state.db).await?;
     if row.is_some() {
         return Ok(row);
     }
     state.scans.flush().await;
-    Ok(sqlx::query_as(query)
-        .bind(id)
-        .fetch_optional(&state.db)
-        .await?)
+    Ok(sqlx::query_as(query).bind(id).fetch_optional(&state.db).await?)
 }
 
 async fn scan_transactions(
@@ -166,11 +148,7 @@ async fn scan_transactions(
     let cache_key = state.key(&["scan", "tx", &set.version.to_string(), &hex::encode(hash)]);
 
     let mut conn = state.redis.clone();
-    let cached: Option<String> = match redis::cmd("GET")
-        .arg(&cache_key)
-        .query_async(&mut conn)
-        .await
-    {
+    let cached: Option<String> = match redis::cmd("GET").arg(&cache_key).query_async(&mut conn).await {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "scan cache unavailable");
@@ -179,35 +157,16 @@ async fn scan_transactions(
     };
     let (reports, hit) = match cached.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
         Some(v) => {
-            state
-                .metrics
-                .cache
-                .get_or_create(&CacheLabels {
-                    result: "hit".into(),
-                })
-                .inc();
+            state.metrics.cache.get_or_create(&CacheLabels { result: "hit".into() }).inc();
             (v, true)
         }
         None => {
-            state
-                .metrics
-                .cache
-                .get_or_create(&CacheLabels {
-                    result: "miss".into(),
-                })
-                .inc();
+            state.metrics.cache.get_or_create(&CacheLabels { result: "miss".into() }).inc();
             let started = Instant::now();
-            let reports: Vec<_> = payloads
-                .iter()
-                .enumerate()
-                .map(|(i, p)| scan::scan_transaction(i, p, &set))
-                .collect();
-            state
-                .metrics
-                .scan_duration
-                .observe(started.elapsed().as_secs_f64());
-            let v =
-                serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let reports: Vec<_> =
+                payloads.iter().enumerate().map(|(i, p)| scan::scan_transaction(i, p, &set)).collect();
+            state.metrics.scan_duration.observe(started.elapsed().as_secs_f64());
+            let v = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
             let _: Result<(), _> = redis::cmd("SET")
                 .arg(&cache_key)
                 .arg(v.to_string())
@@ -229,18 +188,7 @@ async fn scan_transactions(
         "cached": hit,
         "transactions": reports,
     });
-    let id = record_scan(
-        &state,
-        &user,
-        "transaction",
-        &hash,
-        set.version,
-        action,
-        risk_score,
-        &body,
-        hit,
-    )
-    .await?;
+    let id = record_scan(&state, &user, "transaction", &hash, set.version, action, risk_score, &body, hit).await?;
     body["scan_id"] = json!(id);
     Ok(Json(body))
 }
@@ -264,14 +212,7 @@ fn overall(reports: &Value) -> (Action, u32) {
 /// Counts the scan and its warnings in the metrics.
 fn summarize(state: &AppState, kind: &str, reports: &Value) {
     let (action, _) = overall(reports);
-    state
-        .metrics
-        .scans
-        .get_or_create(&ScanLabels {
-            kind: kind.into(),
-            verdict: action.as_str().into(),
-        })
-        .inc();
+    state.metrics.scans.get_or_create(&ScanLabels { kind: kind.into(), verdict: action.as_str().into() }).inc();
     for r in reports.as_array().into_iter().flatten() {
         for w in r["warnings"].as_array().into_iter().flatten() {
             state
@@ -298,26 +239,18 @@ async fn scan_domains(
     ApiJson(req): ApiJson<DomainsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if req.domains.is_empty() || req.domains.len() > MAX_DOMAINS {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("send between 1 and {MAX_DOMAINS} domains"),
-        ));
+        return Err(ApiError::bad_request("invalid_body", format!("send between 1 and {MAX_DOMAINS} domains")));
     }
     let normalized = req
         .domains
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            domain::normalize(d).map_err(|why| {
-                ApiError::bad_request("invalid_domain", format!("domains[{i}]: {why}"))
-            })
+            domain::normalize(d).map_err(|why| ApiError::bad_request("invalid_domain", format!("domains[{i}]: {why}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let set = state.patterns.current(&state.db).await?;
-    let reports: Vec<_> = normalized
-        .into_iter()
-        .map(|d| scan::scan_domain(d, &set))
-        .collect();
+    let reports: Vec<_> = normalized.into_iter().map(|d| scan::scan_domain(d, &set)).collect();
     let reports = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
     finish(&state, &user, "domain", "domains", reports, set.version).await
 }
@@ -334,10 +267,7 @@ async fn scan_addresses(
     ApiJson(req): ApiJson<AddressesRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if req.addresses.is_empty() || req.addresses.len() > MAX_ADDRESSES {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("send between 1 and {MAX_ADDRESSES} addresses"),
-        ));
+        return Err(ApiError::bad_request("invalid_body", format!("send between 1 and {MAX_ADDRESSES} addresses")));
     }
     for (i, a) in req.addresses.iter().enumerate() {
         if crate::scan::tx::Pubkey::from_base58(a.trim()).is_none() {
@@ -348,11 +278,7 @@ async fn scan_addresses(
         }
     }
     let set = state.patterns.current(&state.db).await?;
-    let reports: Vec<_> = req
-        .addresses
-        .iter()
-        .map(|a| scan::scan_address(a.trim(), &set))
-        .collect();
+    let reports: Vec<_> = req.addresses.iter().map(|a| scan::scan_address(a.trim(), &set)).collect();
     let reports = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
     finish(&state, &user, "address", "addresses", reports, set.version).await
 }
@@ -376,10 +302,7 @@ async fn finish(
         "cached": false,
     });
     body[field] = reports;
-    let id = record_scan(
-        state, user, kind, &hash, version, action, risk_score, &body, false,
-    )
-    .await?;
+    let id = record_scan(state, user, kind, &hash, version, action, risk_score, &body, false).await?;
     body["scan_id"] = json!(id);
     Ok(Json(body))
 }
@@ -402,18 +325,12 @@ async fn list_scans(
     let axum::extract::Query(query) = query?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be between 1 and 100",
-        ));
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 100"));
     }
     if let Some(kind) = &query.kind
         && !["transaction", "domain", "address"].contains(&kind.as_str())
     {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "kind must be transaction, domain or address",
-        ));
+        return Err(ApiError::bad_request("invalid_query", "kind must be transaction, domain or address"));
     }
     state.scans.flush().await;
     let rows: Vec<(Uuid, String, String, i32, String)> = sqlx::query_as(
@@ -450,9 +367,7 @@ async fn get_scan(
     )
     .await?;
     match row {
-        Some((wallet, mut result, created_at))
-            if wallet == user.wallet || user.role == Role::Admin =>
-        {
+        Some((wallet, mut result, created_at)) if wallet == user.wallet || user.role == Role::Admin => {
             result["scan_id"] = json!(id);
             result["created_at"] = json!(created_at);
             result["wallet"] = json!(wallet);
@@ -499,18 +414,10 @@ async fn feedback(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<FeedbackRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if req
-        .comment
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > MAX_COMMENT)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("comment is longer than {MAX_COMMENT} characters"),
-        ));
+    if req.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
+        return Err(ApiError::bad_request("invalid_body", format!("comment is longer than {MAX_COMMENT} characters")));
     }
-    let owner: Option<(String,)> =
-        find_scan(&state, id, "SELECT wallet FROM scans WHERE id = $1").await?;
+    let owner: Option<(String,)> = find_scan(&state, id, "SELECT wallet FROM scans WHERE id = $1").await?;
     let owner = owner.map(|(w,)| w);
     if owner.as_deref() != Some(user.wallet.as_str()) {
         return Err(ApiError::NotFound("no such scan".into()));
@@ -528,15 +435,6 @@ async fn feedback(
     .bind(&req.comment)
     .fetch_one(&state.db)
     .await?;
-    state
-        .metrics
-        .feedback
-        .get_or_create(&FeedbackLabels {
-            verdict: req.verdict.as_str().into(),
-        })
-        .inc();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": feedback_id, "scan_id": id, "verdict": req.verdict.as_str()})),
-    ))
+    state.metrics.feedback.get_or_create(&FeedbackLabels { verdict: req.verdict.as_str().into() }).inc();
+    Ok((StatusCode::CREATED, Json(json!({"id": feedback_id, "scan_id": id, "verdict": req.verdict.as_str()}))))
 }

@@ -11,11 +11,7 @@ pub const MAX_DOMAIN_LEN: usize = 253;
 pub fn normalize(input: &str) -> Result<String, &'static str> {
     let mut s = input.trim();
     if let Some((scheme, rest)) = s.split_once("://") {
-        if scheme.is_empty()
-            || !scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '+')
-        {
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') {
             return Err("invalid URL scheme");
         }
         s = rest;
@@ -41,10 +37,7 @@ pub fn normalize(input: &str) -> Result<String, &'static str> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err("labels cannot start or end with '-'");
         }
-        if !label
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-        {
+        if !label.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
             return Err("invalid character in domain");
         }
     }
@@ -65,11 +58,7 @@ const SECOND_LEVEL: &[&str] = &["co", "com", "org", "net", "ac", "gov", "edu"];
 /// or three for `x.co.uk`-style names.
 pub fn registrable(domain: &str) -> &str {
     let labels: Vec<&str> = domain.rsplitn(4, '.').collect();
-    let take = if labels.len() >= 3 && labels[0].len() == 2 && SECOND_LEVEL.contains(&labels[1]) {
-        3
-    } else {
-        2
-    };
+    let take = if labels.len() >= 3 && labels[0].len() == 2 && SECOND_LEVEL.contains(&labels[1]) { 3 } else { 2 };
     if labels.len() <= take {
         return domain;
     }
@@ -109,12 +98,8 @@ fn skeleton_char(c: char) -> char {
 /// A comparison form: confusables mapped, 'i' and 'l' merged, "rn" read as "m", "vv" as "w",
 /// hyphens dropped.
 pub fn skeleton(s: &str) -> String {
-    let mapped: String = s
-        .chars()
-        .map(skeleton_char)
-        .map(|c| if c == 'i' { 'l' } else { c })
-        .filter(|&c| c != '-')
-        .collect();
+    let mapped: String =
+        s.chars().map(skeleton_char).map(|c| if c == 'i' { 'l' } else { c }).filter(|&c| c != '-').collect();
     mapped.replace("rn", "m").replace("vv", "w")
 }
 
@@ -143,43 +128,24 @@ const SUSPICIOUS_WORDS: &[&str] = &[
     "presale",
     "whitelist",
 ];
-const LURE_WORDS: &[&str] = &[
-    "wallet", "login", "secure", "support", "help", "official", "connect", "auth", "app", "web",
-];
+const LURE_WORDS: &[&str] =
+    &["wallet", "login", "secure", "support", "help", "official", "connect", "auth", "app", "web"];
 const SUSPICIOUS_TLDS: &[&str] = &[
-    "xyz", "top", "click", "site", "online", "live", "icu", "buzz", "rest", "monster", "cfd",
-    "sbs", "shop", "fun", "pw", "tk", "ml", "ga", "cf", "gq",
+    "xyz", "top", "click", "site", "online", "live", "icu", "buzz", "rest", "monster", "cfd", "sbs", "shop", "fun",
+    "pw", "tk", "ml", "ga", "cf", "gq",
 ];
 
 /// Warnings for one normalized domain.
 pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
     let mut out = Vec::new();
     let warn = |out: &mut Vec<Warning>, kind, severity, message: String| {
-        out.push(Warning {
-            kind,
-            severity,
-            message,
-            instruction: None,
-        });
+        out.push(Warning { kind, severity, message, instruction: None });
     };
-    if set
-        .allowed_domains
-        .iter()
-        .any(|a| matches_suffix(domain, a))
-    {
+    if set.allowed_domains.iter().any(|a| matches_suffix(domain, a)) {
         return out;
     }
-    if let Some(b) = set
-        .blocked_domains
-        .iter()
-        .find(|b| matches_suffix(domain, b))
-    {
-        warn(
-            &mut out,
-            "blocked_domain",
-            Severity::Critical,
-            format!("{domain} is on the block list ({b})"),
-        );
+    if let Some(b) = set.blocked_domains.iter().find(|b| matches_suffix(domain, b)) {
+        warn(&mut out, "blocked_domain", Severity::Critical, format!("{domain} is on the block list ({b})"));
         return out;
     }
 
@@ -212,11 +178,7 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
         }
         // Short brand names (jup) only match as a whole token.
         if brand_label.len() == 3
-            && domain
-                .split(['.', '-'])
-                .filter(|t| *t == brand_label)
-                .count()
-                > 0
+            && domain.split(['.', '-']).filter(|t| *t == brand_label).count() > 0
             && reg_label != brand_label
         {
             warn(
@@ -279,27 +241,15 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
             format!("{domain} uses punycode (internationalized) labels"),
         );
     } else if has_non_ascii && !lookalike {
-        warn(
-            &mut out,
-            "non_ascii_domain",
-            Severity::Medium,
-            format!("{domain} contains non-ASCII characters"),
-        );
+        warn(&mut out, "non_ascii_domain", Severity::Medium, format!("{domain} contains non-ASCII characters"));
     }
-    let words: Vec<&str> = SUSPICIOUS_WORDS
-        .iter()
-        .copied()
-        .filter(|w| domain.contains(w))
-        .collect();
+    let words: Vec<&str> = SUSPICIOUS_WORDS.iter().copied().filter(|w| domain.contains(w)).collect();
     if !words.is_empty() {
         warn(
             &mut out,
             "phishing_keywords",
             Severity::Medium,
-            format!(
-                "{domain} contains words common in wallet phishing: {}",
-                words.join(", ")
-            ),
+            format!("{domain} contains words common in wallet phishing: {}", words.join(", ")),
         );
     }
     if SUSPICIOUS_TLDS.contains(&tld) && (!words.is_empty() || lookalike) {
@@ -319,13 +269,7 @@ mod tests {
 
     fn set() -> PatternSet {
         let mut s = PatternSet::default();
-        for b in [
-            "phantom.app",
-            "solflare.com",
-            "jup.ag",
-            "magiceden.io",
-            "raydium.io",
-        ] {
+        for b in ["phantom.app", "solflare.com", "jup.ag", "magiceden.io", "raydium.io"] {
             s.protected_domains.push(b.into());
         }
         s.allowed_domains.push("solana.com".into());
@@ -334,18 +278,12 @@ mod tests {
     }
 
     fn kinds(d: &str) -> Vec<&'static str> {
-        analyze(&normalize(d).unwrap(), &set())
-            .into_iter()
-            .map(|w| w.kind)
-            .collect()
+        analyze(&normalize(d).unwrap(), &set()).into_iter().map(|w| w.kind).collect()
     }
 
     #[test]
     fn normalizes_urls() {
-        assert_eq!(
-            normalize("https://User@Phantom.App:443/path?x#y").unwrap(),
-            "phantom.app"
-        );
+        assert_eq!(normalize("https://User@Phantom.App:443/path?x#y").unwrap(), "phantom.app");
         assert_eq!(normalize("phantom.app.").unwrap(), "phantom.app");
         assert!(normalize("localhost").is_err());
         assert!(normalize("a..b").is_err());
@@ -371,10 +309,7 @@ mod tests {
         assert_eq!(kinds("solfare.com"), vec!["typosquat_domain"]);
         assert_eq!(kinds("phantom.com"), vec!["brand_tld_swap"]);
         assert_eq!(kinds("phantom-wallet.io"), vec!["brand_impersonation"]);
-        assert_eq!(
-            kinds("phantom.app.login-secure.io"),
-            vec!["brand_impersonation"]
-        );
+        assert_eq!(kinds("phantom.app.login-secure.io"), vec!["brand_impersonation"]);
         assert!(kinds("claim-airdrop-now.xyz").contains(&"phishing_keywords"));
         assert!(kinds("example.org").is_empty());
         assert_eq!(registrable("a.b.example.co.uk"), "example.co.uk");

@@ -32,19 +32,8 @@ pub struct ReportError {
 pub fn scan_transaction(index: usize, bytes: &[u8], set: &PatternSet) -> TransactionReport {
     match tx::Transaction::decode(bytes) {
         Ok(tx) => {
-            let Verdict {
-                action,
-                risk_score,
-                warnings,
-            } = verdict(rules::analyze(&tx, set), set);
-            TransactionReport {
-                index,
-                version: Some(tx.version),
-                error: None,
-                action,
-                risk_score,
-                warnings,
-            }
+            let Verdict { action, risk_score, warnings } = verdict(rules::analyze(&tx, set), set);
+            TransactionReport { index, version: Some(tx.version), error: None, action, risk_score, warnings }
         }
         Err(e) => {
             let warning = Warning {
@@ -53,18 +42,11 @@ pub fn scan_transaction(index: usize, bytes: &[u8], set: &PatternSet) -> Transac
                 message: format!("the transaction could not be checked: {e}"),
                 instruction: None,
             };
-            let Verdict {
-                action,
-                risk_score,
-                warnings,
-            } = verdict(vec![warning], set);
+            let Verdict { action, risk_score, warnings } = verdict(vec![warning], set);
             TransactionReport {
                 index,
                 version: None,
-                error: Some(ReportError {
-                    code: e.code(),
-                    message: e.to_string(),
-                }),
+                error: Some(ReportError { code: e.code(), message: e.to_string() }),
                 action: action.max(Action::Warn),
                 risk_score,
                 warnings,
@@ -82,17 +64,8 @@ pub struct DomainReport {
 }
 
 pub fn scan_domain(normalized: String, set: &PatternSet) -> DomainReport {
-    let Verdict {
-        action,
-        risk_score,
-        warnings,
-    } = verdict(domain::analyze(&normalized, set), set);
-    DomainReport {
-        domain: normalized,
-        action,
-        risk_score,
-        warnings,
-    }
+    let Verdict { action, risk_score, warnings } = verdict(domain::analyze(&normalized, set), set);
+    DomainReport { domain: normalized, action, risk_score, warnings }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -120,16 +93,6 @@ pub fn scan_address(address: &str, set: &PatternSet) -> AddressReport {
     } else {
         ("unknown", Vec::new())
     };
-    let Verdict {
-        action,
-        risk_score,
-        warnings,
-    } = verdict(warnings, set);
-    AddressReport {
-        address: address.to_string(),
-        reputation,
-        action,
-        risk_score,
-        warnings,
-    }
+    let Verdict { action, risk_score, warnings } = verdict(warnings, set);
+    AddressReport { address: address.to_string(), reputation, action, risk_score, warnings }
 }

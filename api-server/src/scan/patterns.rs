@@ -15,11 +15,7 @@ pub struct RuleParams {
 
 impl Default for RuleParams {
     fn default() -> Self {
-        Self {
-            max_transfers: 8,
-            block_score: 70,
-            warn_score: 30,
-        }
+        Self { max_transfers: 8, block_score: 70, warn_score: 30 }
     }
 }
 

@@ -76,11 +76,7 @@ pub struct Verdict {
 
 /// Risk score (capped at 100) and action from the warnings and the rule parameters.
 pub fn verdict(warnings: Vec<Warning>, set: &PatternSet) -> Verdict {
-    let risk_score = warnings
-        .iter()
-        .map(|w| w.severity.score())
-        .sum::<u32>()
-        .min(100);
+    let risk_score = warnings.iter().map(|w| w.severity.score()).sum::<u32>().min(100);
     let action = if risk_score >= set.params.block_score {
         Action::Block
     } else if risk_score >= set.params.warn_score {
@@ -88,11 +84,7 @@ pub fn verdict(warnings: Vec<Warning>, set: &PatternSet) -> Verdict {
     } else {
         Action::None
     };
-    Verdict {
-        action,
-        risk_score,
-        warnings,
-    }
+    Verdict { action, risk_score, warnings }
 }
 
 pub static SYSTEM_PROGRAM: LazyLock<Pubkey> = LazyLock::new(|| Pubkey([0u8; 32]));
@@ -137,12 +129,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn warn(&mut self, kind: &'static str, severity: Severity, ix: Option<usize>, message: String) {
-        self.warnings.push(Warning {
-            kind,
-            severity,
-            message,
-            instruction: ix,
-        });
+        self.warnings.push(Warning { kind, severity, message, instruction: ix });
     }
 
     fn name(&self, index: u8) -> String {
@@ -172,20 +159,13 @@ impl Ctx<'_> {
     }
 
     fn is_trusted(&self, index: u8) -> bool {
-        self.tx
-            .key(index)
-            .is_some_and(|k| self.set.trusted_addresses.contains(&k.to_string()))
+        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(&k.to_string()))
     }
 }
 
 /// Every warning for one decoded transaction.
 pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
-    let mut cx = Ctx {
-        tx,
-        set,
-        warnings: Vec::new(),
-        transfers: 0,
-    };
+    let mut cx = Ctx { tx, set, warnings: Vec::new(), transfers: 0 };
 
     for key in &tx.account_keys {
         if set.malicious_addresses.contains(&key.to_string()) {
@@ -203,10 +183,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
                 "known_malicious_address",
                 Severity::Critical,
                 None,
-                format!(
-                    "the transaction loads accounts from {}, a known malicious lookup table",
-                    lookup.table
-                ),
+                format!("the transaction loads accounts from {}, a known malicious lookup table", lookup.table),
             );
         }
     }
@@ -216,11 +193,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
         let Some(program) = tx.key(ix.program_id_index).copied() else {
             continue;
         };
-        hidden_writable += ix
-            .accounts
-            .iter()
-            .filter(|&&a| tx.is_from_lookup(a) && tx.is_writable(a))
-            .count();
+        hidden_writable += ix.accounts.iter().filter(|&&a| tx.is_from_lookup(a) && tx.is_writable(a)).count();
         if program == *SYSTEM_PROGRAM {
             system(&mut cx, i, ix);
         } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
@@ -237,22 +210,15 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
             || set.trusted_programs.contains(&program.to_string())
         {
         } else {
-            let touched: Vec<u8> = ix
-                .accounts
-                .iter()
-                .copied()
-                .filter(|&a| cx.is_user(a) && tx.is_writable(a))
-                .collect();
+            let touched: Vec<u8> =
+                ix.accounts.iter().copied().filter(|&a| cx.is_user(a) && tx.is_writable(a)).collect();
             if !touched.is_empty() {
                 let names: Vec<String> = touched.iter().map(|&a| cx.name(a)).collect();
                 cx.warn(
                     "unknown_program_writable_accounts",
                     Severity::Medium,
                     Some(i),
-                    format!(
-                        "unknown program {program} can modify your writable account(s) {}",
-                        names.join(", ")
-                    ),
+                    format!("unknown program {program} can modify your writable account(s) {}", names.join(", ")),
                 );
             }
         }
@@ -273,10 +239,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
             "many_transfers",
             Severity::High,
             None,
-            format!(
-                "{n} transfers in one transaction (more than {})",
-                set.params.max_transfers
-            ),
+            format!("{n} transfers in one transaction (more than {})", set.params.max_transfers),
         );
     }
     cx.warnings
@@ -357,10 +320,7 @@ fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
                     "unknown_delegate_approval",
                     Severity::Medium,
                     Some(i),
-                    format!(
-                        "approves {} (not a known address) as a delegate of your tokens",
-                        cx.name(d)
-                    ),
+                    format!("approves {} (not a known address) as a delegate of your tokens", cx.name(d)),
                 );
             }
         }
@@ -368,11 +328,7 @@ fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
         6 => {
             let kind = ix.data.get(1).copied();
             let new = match ix.data.get(2) {
-                Some(1) => ix
-                    .data
-                    .get(3..35)
-                    .and_then(|o| <[u8; 32]>::try_from(o).ok())
-                    .map(Pubkey),
+                Some(1) => ix.data.get(3..35).and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey),
                 _ => None,
             };
             cx.check_embedded(new, i, "the new authority");
@@ -384,12 +340,7 @@ fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
                 Some(1) => ("freeze authority", Severity::High),
                 _ => ("an authority", Severity::High),
             };
-            cx.warn(
-                "token_authority_change",
-                severity,
-                Some(i),
-                format!("changes the {what} to {new}"),
-            );
+            cx.warn("token_authority_change", severity, Some(i), format!("changes the {what} to {new}"));
         }
         // CloseAccount [account, destination, owner]
         9 => {
@@ -400,10 +351,7 @@ fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
                         "close_to_third_party",
                         Severity::High,
                         Some(i),
-                        format!(
-                            "closes a token account and sends its rent to {}",
-                            cx.name(dest)
-                        ),
+                        format!("closes a token account and sends its rent to {}", cx.name(dest)),
                     );
                 }
             }
@@ -416,11 +364,7 @@ fn stake(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
     let tag = le_u32(&ix.data);
     // Authorize { new_authorized, .. } carries the new authority in its data.
     if tag == Some(1) {
-        let new = ix
-            .data
-            .get(4..36)
-            .and_then(|o| <[u8; 32]>::try_from(o).ok())
-            .map(Pubkey);
+        let new = ix.data.get(4..36).and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey);
         cx.check_embedded(new, i, "the new stake authority");
     }
     // Authorize, AuthorizeChecked, AuthorizeWithSeed, AuthorizeCheckedWithSeed
@@ -443,12 +387,7 @@ fn loader(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
             Some(i),
             "changes the upgrade authority of a program".into(),
         ),
-        Some(3) => cx.warn(
-            "program_upgrade",
-            Severity::Medium,
-            Some(i),
-            "upgrades a program's code".into(),
-        ),
+        Some(3) => cx.warn("program_upgrade", Severity::Medium, Some(i), "upgrades a program's code".into()),
         _ => {}
     }
 }

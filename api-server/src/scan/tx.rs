@@ -101,12 +101,7 @@ pub enum DecodeError {
     #[error("invalid message header: {0}")]
     BadHeader(&'static str),
     #[error("instruction {instruction}: {what} index {index} is out of range ({len} accounts)")]
-    IndexOutOfRange {
-        instruction: usize,
-        what: &'static str,
-        index: u8,
-        len: usize,
-    },
+    IndexOutOfRange { instruction: usize, what: &'static str, index: u8, len: usize },
     #[error("instruction {0}: the program id must be a static account key")]
     ProgramFromLookup(usize),
     #[error("{expected} signatures required by the header but {found} present")]
@@ -260,15 +255,7 @@ impl Transaction {
             return Err(DecodeError::TrailingBytes(r.remaining()));
         }
 
-        let tx = Self {
-            signatures,
-            version,
-            header,
-            account_keys,
-            recent_blockhash,
-            instructions,
-            lookups,
-        };
+        let tx = Self { signatures, version, header, account_keys, recent_blockhash, instructions, lookups };
         tx.validate()?;
         Ok(tx)
     }
@@ -277,22 +264,16 @@ impl Transaction {
         let h = self.header;
         let n = self.account_keys.len();
         if h.num_required_signatures == 0 {
-            return Err(DecodeError::BadHeader(
-                "no required signatures (no fee payer)",
-            ));
+            return Err(DecodeError::BadHeader("no required signatures (no fee payer)"));
         }
         if usize::from(h.num_required_signatures) > n {
-            return Err(DecodeError::BadHeader(
-                "more required signatures than account keys",
-            ));
+            return Err(DecodeError::BadHeader("more required signatures than account keys"));
         }
         if h.num_readonly_signed >= h.num_required_signatures {
             return Err(DecodeError::BadHeader("the fee payer cannot be read-only"));
         }
         if usize::from(h.num_readonly_unsigned) > n - usize::from(h.num_required_signatures) {
-            return Err(DecodeError::BadHeader(
-                "more read-only unsigned accounts than unsigned keys",
-            ));
+            return Err(DecodeError::BadHeader("more read-only unsigned accounts than unsigned keys"));
         }
         if self.signatures.len() != usize::from(h.num_required_signatures) {
             return Err(DecodeError::SignatureCount {
@@ -317,12 +298,7 @@ impl Transaction {
                 return Err(DecodeError::ProgramFromLookup(i));
             }
             if let Some(&bad) = ix.accounts.iter().find(|&&a| usize::from(a) >= total) {
-                return Err(DecodeError::IndexOutOfRange {
-                    instruction: i,
-                    what: "account",
-                    index: bad,
-                    len: total,
-                });
+                return Err(DecodeError::IndexOutOfRange { instruction: i, what: "account", index: bad, len: total });
             }
         }
         Ok(())
@@ -330,12 +306,7 @@ impl Transaction {
 
     /// Static keys plus the accounts loaded from lookup tables.
     pub fn total_accounts(&self) -> usize {
-        self.account_keys.len()
-            + self
-                .lookups
-                .iter()
-                .map(|l| l.writable.len() + l.readonly.len())
-                .sum::<usize>()
+        self.account_keys.len() + self.lookups.iter().map(|l| l.writable.len() + l.readonly.len()).sum::<usize>()
     }
 
     /// The account at a message index: a static key, or `None` for one loaded from a lookup
@@ -417,17 +388,11 @@ mod tests {
     fn every_truncation_is_an_error() {
         let full = legacy_transfer();
         for len in 0..full.len() {
-            assert!(
-                Transaction::decode(&full[..len]).is_err(),
-                "prefix of {len} bytes"
-            );
+            assert!(Transaction::decode(&full[..len]).is_err(), "prefix of {len} bytes");
         }
         let mut longer = full.clone();
         longer.push(0);
-        assert_eq!(
-            Transaction::decode(&longer),
-            Err(DecodeError::TrailingBytes(1))
-        );
+        assert_eq!(Transaction::decode(&longer), Err(DecodeError::TrailingBytes(1)));
     }
 
     #[test]
@@ -436,10 +401,7 @@ mod tests {
         tx.extend([0u8; 64]);
         tx.push(0x81);
         tx.extend([1, 0, 0]);
-        assert_eq!(
-            Transaction::decode(&tx),
-            Err(DecodeError::UnsupportedVersion(1))
-        );
+        assert_eq!(Transaction::decode(&tx), Err(DecodeError::UnsupportedVersion(1)));
     }
 
     #[test]
@@ -462,11 +424,7 @@ mod tests {
         tx[n - 14] = 7;
         assert!(matches!(
             Transaction::decode(&tx),
-            Err(DecodeError::IndexOutOfRange {
-                what: "account",
-                index: 7,
-                ..
-            })
+            Err(DecodeError::IndexOutOfRange { what: "account", index: 7, .. })
         ));
     }
 }

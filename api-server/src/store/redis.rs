@@ -18,8 +18,5 @@ pub fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
 
 pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
     let mut conn = conn.clone();
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .map(|_| ())
+    redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
 }

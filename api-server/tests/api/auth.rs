@@ -10,9 +10,7 @@ use crate::helpers::*;
 async fn signin_failures(app: &TestApp, reason: &str) -> u64 {
     let text = app.get("/metrics").await.text().await.unwrap();
     let needle = format!("securityguard_signin_failures_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    text.lines().find_map(|l| l.strip_prefix(&needle)).map_or(0, |v| v.trim().parse().unwrap())
 }
 
 #[tokio::test]
@@ -25,11 +23,7 @@ async fn nonce_is_stored_with_a_ttl() {
     assert_eq!(body["uri"], URI);
     assert_eq!(body["chain_id"], CHAIN);
     let mut conn = app.state.redis.clone();
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(app.state.key(&["nonce", nonce]))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg(app.state.key(&["nonce", nonce])).query_async(&mut conn).await.unwrap();
     assert!((1..=300).contains(&ttl), "ttl {ttl}");
     let other: Value = app.get("/v1/auth/nonce").await.json().await.unwrap();
     assert_ne!(other["nonce"], body["nonce"]);
@@ -45,12 +39,7 @@ async fn sign_in_refresh_and_logout() {
     assert_eq!(tokens["wallet"], address(&key));
     let access = tokens["access_token"].as_str().unwrap();
 
-    let me: Value = app
-        .get_auth("/v1/auth/me", access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_auth("/v1/auth/me", access).await.json().await.unwrap();
     assert_eq!(me["wallet"], address(&key));
     assert_eq!(me["role"], "user");
 
@@ -63,18 +52,14 @@ async fn sign_in_refresh_and_logout() {
 
     // The refresh token is stored hashed, never in clear.
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    let stored: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT token_hash FROM refresh_tokens")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let stored: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT token_hash FROM refresh_tokens").fetch_all(&app.db).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].0.len(), 32);
     assert_ne!(stored[0].0, refresh.as_bytes());
 
     // Rotation: a new refresh token; the old one is spent.
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": refresh}))
-        .await;
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh})).await;
     assert_eq!(resp.status(), 200);
     let rotated: Value = resp.json().await.unwrap();
     let refresh2 = rotated["refresh_token"].as_str().unwrap().to_string();
@@ -92,15 +77,8 @@ async fn sign_in_refresh_and_logout() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_error(
-        app.get_auth("/v1/auth/me", &access2).await,
-        401,
-        "token_revoked",
-    )
-    .await;
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": refresh2}))
-        .await;
+    assert_error(app.get_auth("/v1/auth/me", &access2).await, 401, "token_revoked").await;
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh2})).await;
     assert_error(resp, 401, "refresh_token_reused").await;
 }
 
@@ -109,27 +87,18 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
     let app = spawn_app().await;
     let tokens = app.sign_in(&random_key()).await;
     let first = tokens["refresh_token"].as_str().unwrap();
-    let rotated: Value = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": first}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value =
+        app.post_json("/v1/auth/refresh", &json!({"refresh_token": first})).await.json().await.unwrap();
     let second = rotated["refresh_token"].as_str().unwrap();
     // The stolen first token comes back: refused, and the legitimate second one dies with it.
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": first}))
-        .await;
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": first})).await;
     assert_error(resp, 401, "refresh_token_reused").await;
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": second}))
-        .await;
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": second})).await;
     assert_error(resp, 401, "refresh_token_reused").await;
-    let live: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(live, 0);
     assert_eq!(signin_failures(&app, "refresh_token_reused").await, 2);
 }
@@ -137,25 +106,16 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
 #[tokio::test]
 async fn refresh_failures() {
     let app = spawn_app().await;
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": "garbage"}))
-        .await;
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": "garbage"})).await;
     assert_error(resp, 401, "invalid_refresh_token").await;
     let unknown = format!("sgr_{}", "A".repeat(43));
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": unknown}))
-        .await;
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": unknown})).await;
     assert_error(resp, 401, "invalid_refresh_token").await;
 
     let tokens = app.sign_in(&random_key()).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let resp = app
-        .post_json("/v1/auth/refresh", &json!({"refresh_token": refresh}))
-        .await;
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'").execute(&app.db).await.unwrap();
+    let resp = app.post_json("/v1/auth/refresh", &json!({"refresh_token": refresh})).await;
     assert_error(resp, 401, "refresh_token_expired").await;
 }
 
@@ -196,18 +156,10 @@ async fn bad_signature_is_refused() {
     let sig = key.sign(text.as_bytes());
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
-    let resp = app
-        .post_json(
-            "/v1/auth/verify",
-            &json!({"message": text, "signature": b64}),
-        )
-        .await;
+    let resp = app.post_json("/v1/auth/verify", &json!({"message": text, "signature": b64})).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(signin_failures(&app, "bad_signature").await, 2);
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.db).await.unwrap();
     assert_eq!(users, 1);
 }
 
@@ -216,18 +168,8 @@ async fn malformed_signature_is_a_400() {
     let app = spawn_app().await;
     let key = random_key();
     let msg = app.signin_message(&key).await;
-    for sig in [
-        "",
-        "!!!notbase",
-        "abc",
-        &bs58::encode([1u8; 63]).into_string(),
-    ] {
-        let resp = app
-            .post_json(
-                "/v1/auth/verify",
-                &json!({"message": msg.to_text(), "signature": sig}),
-            )
-            .await;
+    for sig in ["", "!!!notbase", "abc", &bs58::encode([1u8; 63]).into_string()] {
+        let resp = app.post_json("/v1/auth/verify", &json!({"message": msg.to_text(), "signature": sig})).await;
         assert_error(resp, 400, "malformed_signature").await;
     }
 }
@@ -318,12 +260,7 @@ async fn malformed_messages_are_a_400() {
     let app = spawn_app().await;
     let sig = bs58::encode([0u8; 64]).into_string();
     for message in ["", "hello", &"x".repeat(5000)] {
-        let resp = app
-            .post_json(
-                "/v1/auth/verify",
-                &json!({"message": message, "signature": sig}),
-            )
-            .await;
+        let resp = app.post_json("/v1/auth/verify", &json!({"message": message, "signature": sig})).await;
         assert_error(resp, 400, "malformed_message").await;
     }
 }
@@ -347,31 +284,16 @@ async fn forged_and_expired_tokens_are_refused() {
     let wallet = address(&random_key());
 
     assert_error(app.get("/v1/auth/me").await, 401, "missing_token").await;
-    assert_error(
-        app.get_auth("/v1/auth/me", "not.a.jwt").await,
-        401,
-        "invalid_token",
-    )
-    .await;
-    let resp = app
-        .client
-        .get(app.url("/v1/auth/me"))
-        .header("authorization", "Basic dXNlcjpwYXNz")
-        .send()
-        .await
-        .unwrap();
+    assert_error(app.get_auth("/v1/auth/me", "not.a.jwt").await, 401, "invalid_token").await;
+    let resp =
+        app.client.get(app.url("/v1/auth/me")).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
     assert_error(resp, 401, "invalid_token").await;
 
     // Signed with another secret.
     let mut forged_config = (*app.state.config).clone();
     forged_config.jwt_secret = "another-secret-another-secret-another-secret".into();
     let forged = jwt::encode(&forged_config, &claims(&wallet, 600)).unwrap();
-    assert_error(
-        app.get_auth("/v1/auth/me", &forged).await,
-        401,
-        "invalid_token",
-    )
-    .await;
+    assert_error(app.get_auth("/v1/auth/me", &forged).await, 401, "invalid_token").await;
 
     // alg=none with our claims.
     use base64::Engine;
@@ -381,39 +303,19 @@ async fn forged_and_expired_tokens_are_refused() {
         b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
         b64.encode(serde_json::to_vec(&claims(&wallet, 600)).unwrap())
     );
-    assert_error(
-        app.get_auth("/v1/auth/me", &none).await,
-        401,
-        "invalid_token",
-    )
-    .await;
+    assert_error(app.get_auth("/v1/auth/me", &none).await, 401, "invalid_token").await;
 
     // Tampered payload (role escalation) with the original signature.
     let user = app.user_token().await;
     let parts: Vec<&str> = user.split('.').collect();
     let mut payload: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     payload["role"] = json!("admin");
-    let tampered = format!(
-        "{}.{}.{}",
-        parts[0],
-        b64.encode(payload.to_string()),
-        parts[2]
-    );
-    assert_error(
-        app.get_auth("/v1/auth/me", &tampered).await,
-        401,
-        "invalid_token",
-    )
-    .await;
+    let tampered = format!("{}.{}.{}", parts[0], b64.encode(payload.to_string()), parts[2]);
+    assert_error(app.get_auth("/v1/auth/me", &tampered).await, 401, "invalid_token").await;
 
     // Expired (beyond the leeway).
     let expired = jwt::encode(&app.state.config, &claims(&wallet, -60)).unwrap();
-    assert_error(
-        app.get_auth("/v1/auth/me", &expired).await,
-        401,
-        "token_expired",
-    )
-    .await;
+    assert_error(app.get_auth("/v1/auth/me", &expired).await, 401, "token_expired").await;
 
     // Valid.
     let valid = jwt::encode(&app.state.config, &claims(&wallet, 600)).unwrap();
@@ -432,11 +334,7 @@ async fn per_wallet_and_per_ip_rate_limits() {
         assert_eq!(app.get_auth("/v1/auth/me", &token).await.status(), 200);
     }
     let resp = app.get_auth("/v1/auth/me", &token).await;
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert_error(resp, 429, "rate_limited").await;
     // Another wallet is not affected.
@@ -453,10 +351,7 @@ async fn per_wallet_and_per_ip_rate_limits() {
     // Health and metrics are never rate limited.
     assert_eq!(app.get("/health/ready").await.status(), 200);
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"securityguard_rate_limited_total{reason="ip"} 1"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"securityguard_rate_limited_total{reason="ip"} 1"#), "{metrics}");
 }
 
 #[tokio::test]
@@ -466,12 +361,7 @@ async fn forwarded_for_is_used_only_when_trusted() {
         c.trust_forwarded_for = true;
     })
     .await;
-    let nonce = |ip: &'static str| {
-        app.client
-            .get(app.url("/v1/auth/nonce"))
-            .header("x-forwarded-for", ip)
-            .send()
-    };
+    let nonce = |ip: &'static str| app.client.get(app.url("/v1/auth/nonce")).header("x-forwarded-for", ip).send();
     for _ in 0..2 {
         assert_eq!(nonce("203.0.113.7, 10.0.0.1").await.unwrap().status(), 200);
     }
@@ -482,16 +372,9 @@ async fn forwarded_for_is_used_only_when_trusted() {
     // Not trusted: the header is ignored and the peer address counts.
     let app = spawn_app_with(|c| c.rate_limit_per_ip = 2).await;
     for ip in ["198.51.100.1", "198.51.100.2"] {
-        let resp = app
-            .client
-            .get(app.url("/v1/auth/nonce"))
-            .header("x-forwarded-for", ip)
-            .send();
+        let resp = app.client.get(app.url("/v1/auth/nonce")).header("x-forwarded-for", ip).send();
         assert_eq!(resp.await.unwrap().status(), 200);
     }
-    let resp = app
-        .client
-        .get(app.url("/v1/auth/nonce"))
-        .header("x-forwarded-for", "198.51.100.3");
+    let resp = app.client.get(app.url("/v1/auth/nonce")).header("x-forwarded-for", "198.51.100.3");
     assert_error(resp.send().await.unwrap(), 429, "rate_limited").await;
 }

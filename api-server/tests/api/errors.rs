@@ -10,12 +10,7 @@ async fn unknown_route_and_wrong_method_are_json() {
     assert_error(app.get("/does/not/exist").await, 404, "not_found").await;
     let resp = app.client.delete(app.url("/health")).send().await.unwrap();
     assert_error(resp, 405, "method_not_allowed").await;
-    let resp = app
-        .client
-        .get(app.url("/v1/auth/verify"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url("/v1/auth/verify")).send().await.unwrap();
     assert_error(resp, 405, "method_not_allowed").await;
 }
 
@@ -29,66 +24,26 @@ async fn bad_json_wrong_content_type_and_shapes() {
         }
         req.send()
     };
+    assert_error(post("{not json", Some("application/json")).await.unwrap(), 400, "invalid_json").await;
+    assert_error(post("", Some("application/json")).await.unwrap(), 400, "invalid_json").await;
+    assert_error(post(r#"{"message": 1}"#, Some("application/json")).await.unwrap(), 400, "invalid_body").await;
     assert_error(
-        post("{not json", Some("application/json")).await.unwrap(),
-        400,
-        "invalid_json",
-    )
-    .await;
-    assert_error(
-        post("", Some("application/json")).await.unwrap(),
-        400,
-        "invalid_json",
-    )
-    .await;
-    assert_error(
-        post(r#"{"message": 1}"#, Some("application/json"))
-            .await
-            .unwrap(),
+        post(r#"{"message": "m", "signature": "s", "extra": true}"#, Some("application/json")).await.unwrap(),
         400,
         "invalid_body",
     )
     .await;
-    assert_error(
-        post(
-            r#"{"message": "m", "signature": "s", "extra": true}"#,
-            Some("application/json"),
-        )
-        .await
-        .unwrap(),
-        400,
-        "invalid_body",
-    )
-    .await;
-    assert_error(
-        post(r#"{"message": "m"}"#, Some("text/plain"))
-            .await
-            .unwrap(),
-        415,
-        "unsupported_media_type",
-    )
-    .await;
-    assert_error(
-        post(r#"{"message": "m"}"#, None).await.unwrap(),
-        415,
-        "unsupported_media_type",
-    )
-    .await;
+    assert_error(post(r#"{"message": "m"}"#, Some("text/plain")).await.unwrap(), 415, "unsupported_media_type").await;
+    assert_error(post(r#"{"message": "m"}"#, None).await.unwrap(), 415, "unsupported_media_type").await;
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
     let app = spawn_app_with(|c| c.max_body_bytes = 4096).await;
     let big = json!({"message": "x".repeat(10_000), "signature": "s"});
-    assert_error(
-        app.post_json("/v1/auth/verify", &big).await,
-        413,
-        "payload_too_large",
-    )
-    .await;
+    assert_error(app.post_json("/v1/auth/verify", &big).await, 413, "payload_too_large").await;
     // Without Content-Length (chunked) too.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
     let resp = app
         .client
         .post(app.url("/v1/auth/verify"))
@@ -128,55 +83,26 @@ async fn stalled_requests_time_out_with_json() {
 fn missing_or_invalid_configuration_names_the_variable() {
     let bin = env!("CARGO_BIN_EXE_securityguard-api");
     let run = |vars: &[(&str, &str)]| {
-        let out = std::process::Command::new(bin)
-            .env_clear()
-            .envs(vars.iter().copied())
-            .output()
-            .unwrap();
+        let out = std::process::Command::new(bin).env_clear().envs(vars.iter().copied()).output().unwrap();
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     let secret = "0123456789abcdef0123456789abcdef";
     let err = run(&[("REDIS_URL", "redis://127.0.0.1:1"), ("JWT_SECRET", secret)]);
     assert!(err.contains("DATABASE_URL"), "{err}");
-    let err = run(&[
-        ("DATABASE_URL", "postgres://x@127.0.0.1:1/db"),
-        ("JWT_SECRET", secret),
-    ]);
+    let err = run(&[("DATABASE_URL", "postgres://x@127.0.0.1:1/db"), ("JWT_SECRET", secret)]);
     assert!(err.contains("REDIS_URL"), "{err}");
-    let base = [
-        ("DATABASE_URL", "postgres://x@127.0.0.1:1/db"),
-        ("REDIS_URL", "redis://127.0.0.1:1"),
-    ];
+    let base = [("DATABASE_URL", "postgres://x@127.0.0.1:1/db"), ("REDIS_URL", "redis://127.0.0.1:1")];
     let err = run(&base);
     assert!(err.contains("JWT_SECRET"), "{err}");
     let err = run(&[base[0], base[1], ("JWT_SECRET", "short")]);
     assert!(err.contains("invalid JWT_SECRET"), "{err}");
-    let err = run(&[
-        base[0],
-        base[1],
-        ("JWT_SECRET", secret),
-        ("LISTEN_ADDR", "nope"),
-    ]);
+    let err = run(&[base[0], base[1], ("JWT_SECRET", secret), ("LISTEN_ADDR", "nope")]);
     assert!(err.contains("LISTEN_ADDR"), "{err}");
-    let err = run(&[
-        base[0],
-        base[1],
-        ("JWT_SECRET", secret),
-        ("ENVIRONMENT", "moon"),
-    ]);
+    let err = run(&[base[0], base[1], ("JWT_SECRET", secret), ("ENVIRONMENT", "moon")]);
     assert!(err.contains("ENVIRONMENT"), "{err}");
-    let err = run(&[
-        base[0],
-        base[1],
-        ("JWT_SECRET", secret),
-        ("ADMIN_WALLETS", "abc"),
-    ]);
+    let err = run(&[base[0], base[1], ("JWT_SECRET", secret), ("ADMIN_WALLETS", "abc")]);
     assert!(err.contains("ADMIN_WALLETS"), "{err}");
-    let err = run(&[
-        ("DATABASE_URL", "mysql://x"),
-        base[1],
-        ("JWT_SECRET", secret),
-    ]);
+    let err = run(&[("DATABASE_URL", "mysql://x"), base[1], ("JWT_SECRET", secret)]);
     assert!(err.contains("invalid DATABASE_URL"), "{err}");
 }

@@ -16,20 +16,11 @@ struct Stub {
     status: u16,
 }
 
-async fn messages(
-    State(stub): State<Stub>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
+async fn messages(State(stub): State<Stub>, headers: HeaderMap, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
     stub.calls.lock().unwrap().push((headers, body));
     let status = StatusCode::from_u16(stub.status).unwrap();
     if !status.is_success() {
-        return (
-            status,
-            Json(
-                json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
-            ),
-        );
+        return (status, Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})));
     }
     (
         status,
@@ -42,13 +33,8 @@ async fn messages(
 }
 
 async fn start_stub(status: u16) -> (String, Stub) {
-    let stub = Stub {
-        calls: Arc::default(),
-        status,
-    };
-    let app = Router::new()
-        .route("/v1/messages", post(messages))
-        .with_state(stub.clone());
+    let stub = Stub { calls: Arc::default(), status };
+    let app = Router::new().route("/v1/messages", post(messages)).with_state(stub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -56,16 +42,8 @@ async fn start_stub(status: u16) -> (String, Stub) {
 }
 
 async fn a_scan(app: &TestApp, token: &str) -> String {
-    let body: Value = app
-        .post_auth(
-            "/v1/scan/domains",
-            token,
-            &json!({"domains": ["phant0m.app"]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        app.post_auth("/v1/scan/domains", token, &json!({"domains": ["phant0m.app"]})).await.json().await.unwrap();
     body["scan_id"].as_str().unwrap().to_string()
 }
 
@@ -80,15 +58,10 @@ async fn explains_a_scan_through_the_messages_api() {
     let token = app.user_token().await;
     let id = a_scan(&app, &token).await;
 
-    let resp = app
-        .post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({}))
-        .await;
+    let resp = app.post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({})).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(
-        body["explanation"],
-        "This transaction hands your account to another program."
-    );
+    assert_eq!(body["explanation"], "This transaction hands your account to another program.");
     assert_eq!(body["cached"], false);
     {
         let calls = stub.calls.lock().unwrap();
@@ -102,20 +75,13 @@ async fn explains_a_scan_through_the_messages_api() {
         assert!(!content.contains(&id), "the scan id is not sent");
     }
     // Cached: the stub is not called again.
-    let body: Value = app
-        .post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({})).await.json().await.unwrap();
     assert_eq!(body["cached"], true);
     assert_eq!(stub.calls.lock().unwrap().len(), 1);
 
     // Someone else's scan.
     let other = app.user_token().await;
-    let resp = app
-        .post_auth(&format!("/v1/scans/{id}/explain"), &other, &json!({}))
-        .await;
+    let resp = app.post_auth(&format!("/v1/scans/{id}/explain"), &other, &json!({})).await;
     assert_error(resp, 404, "not_found").await;
 }
 
@@ -129,9 +95,7 @@ async fn upstream_failures_are_a_502() {
     .await;
     let token = app.user_token().await;
     let id = a_scan(&app, &token).await;
-    let resp = app
-        .post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({}))
-        .await;
+    let resp = app.post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({})).await;
     assert_error(resp, 502, "bad_gateway").await;
 
     // Unreachable service.
@@ -142,8 +106,6 @@ async fn upstream_failures_are_a_502() {
     .await;
     let token = app.user_token().await;
     let id = a_scan(&app, &token).await;
-    let resp = app
-        .post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({}))
-        .await;
+    let resp = app.post_auth(&format!("/v1/scans/{id}/explain"), &token, &json!({})).await;
     assert_error(resp, 502, "bad_gateway").await;
 }

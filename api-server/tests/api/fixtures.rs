@@ -54,10 +54,7 @@ pub fn unknown_program(n: u8) -> Address {
 }
 
 pub fn pattern_set() -> PatternSet {
-    let mut set = PatternSet {
-        version: 1,
-        ..PatternSet::default()
-    };
+    let mut set = PatternSet { version: 1, ..PatternSet::default() };
     for n in 0..8 {
         set.malicious_addresses.insert(attacker(n).to_string());
     }
@@ -82,13 +79,7 @@ pub fn pattern_set() -> PatternSet {
     ] {
         set.protected_domains.push(d.into());
     }
-    for d in [
-        "solana.com",
-        "phantom.app",
-        "solflare.com",
-        "jup.ag",
-        "github.com",
-    ] {
+    for d in ["solana.com", "phantom.app", "solflare.com", "jup.ag", "github.com"] {
         set.allowed_domains.push(d.into());
     }
     for d in ["drainer.xyz", "claim-airdrop.xyz"] {
@@ -102,36 +93,22 @@ fn blockhash(n: u8) -> Hash {
 }
 
 pub fn legacy(ixs: &[Instruction], signer: &Keypair, n: u8) -> Vec<u8> {
-    let tx =
-        Transaction::new_signed_with_payer(ixs, Some(&signer.pubkey()), &[signer], blockhash(n));
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&signer.pubkey()), &[signer], blockhash(n));
     bincode::serialize(&tx).unwrap()
 }
 
-pub fn versioned(
-    ixs: &[Instruction],
-    signer: &Keypair,
-    tables: &[AddressLookupTableAccount],
-    n: u8,
-) -> Vec<u8> {
+pub fn versioned(ixs: &[Instruction], signer: &Keypair, tables: &[AddressLookupTableAccount], n: u8) -> Vec<u8> {
     let msg = v0::Message::try_compile(&signer.pubkey(), ixs, tables, blockhash(n)).unwrap();
     let tx = VersionedTransaction::try_new(VersionedMessage::V0(msg), &[signer]).unwrap();
     bincode::serialize(&tx).unwrap()
 }
 
 fn token_ix(program: &str, data: Vec<u8>, accounts: Vec<AccountMeta>) -> Instruction {
-    Instruction {
-        program_id: addr(program),
-        accounts,
-        data,
-    }
+    Instruction { program_id: addr(program), accounts, data }
 }
 
 fn token_program(n: u8) -> &'static str {
-    if n.is_multiple_of(2) {
-        TOKEN
-    } else {
-        TOKEN_2022
-    }
+    if n.is_multiple_of(2) { TOKEN } else { TOKEN_2022 }
 }
 
 pub fn spl_transfer(n: u8, owner: &Address) -> Instruction {
@@ -164,13 +141,7 @@ pub fn spl_transfer_checked(n: u8, owner: &Address) -> Instruction {
     )
 }
 
-pub fn approve(
-    n: u8,
-    owner: &Address,
-    delegate: &Address,
-    amount: u64,
-    checked: bool,
-) -> Instruction {
+pub fn approve(n: u8, owner: &Address, delegate: &Address, amount: u64, checked: bool) -> Instruction {
     if checked {
         let mut data = vec![13];
         data.extend(amount.to_le_bytes());
@@ -206,10 +177,7 @@ pub fn set_token_authority(n: u8, owner: &Address, kind: u8, new: &Address) -> I
     token_ix(
         token_program(n),
         data,
-        vec![
-            AccountMeta::new(key(0x20, n), false),
-            AccountMeta::new_readonly(*owner, true),
-        ],
+        vec![AccountMeta::new(key(0x20, n), false), AccountMeta::new_readonly(*owner, true)],
     )
 }
 
@@ -248,20 +216,14 @@ pub fn upgrade_authority(n: u8, authority: &Address, new: &Address) -> Instructi
             AccountMeta::new_readonly(*authority, true),
             AccountMeta::new_readonly(*new, false),
         ],
-        data: if n.is_multiple_of(2) { 4u32 } else { 7u32 }
-            .to_le_bytes()
-            .to_vec(),
+        data: if n.is_multiple_of(2) { 4u32 } else { 7u32 }.to_le_bytes().to_vec(),
     }
 }
 
 pub fn compute_budget(units: u32) -> Instruction {
     let mut data = vec![2];
     data.extend(units.to_le_bytes());
-    Instruction {
-        program_id: addr(COMPUTE_BUDGET),
-        accounts: vec![],
-        data,
-    }
+    Instruction { program_id: addr(COMPUTE_BUDGET), accounts: vec![], data }
 }
 
 pub fn memo(text: &str, signer: &Address) -> Instruction {
@@ -290,11 +252,7 @@ pub fn create_ata(n: u8, payer: &Address) -> Instruction {
 pub fn program_call(program: Address, user: &Address, extra_writable: &[Address]) -> Instruction {
     let mut accounts = vec![AccountMeta::new(*user, true)];
     accounts.extend(extra_writable.iter().map(|a| AccountMeta::new(*a, false)));
-    Instruction {
-        program_id: program,
-        accounts,
-        data: vec![0xE5, 1, 2, 3],
-    }
+    Instruction { program_id: program, accounts, data: vec![0xE5, 1, 2, 3] }
 }
 
 /// At least 60 malicious transactions, each with what makes it malicious.
@@ -303,37 +261,22 @@ pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
     for n in 0..8u8 {
         let p = payer(n);
         let me = p.pubkey();
-        out.push((
-            format!("assign-{n}"),
-            legacy(&[system::assign(&me, &unknown_program(n))], &p, n),
-        ));
+        out.push((format!("assign-{n}"), legacy(&[system::assign(&me, &unknown_program(n))], &p, n)));
         out.push((
             format!("token-owner-change-{n}"),
-            legacy(
-                &[set_token_authority(n, &me, 2 + n % 2, &key(0x66, n))],
-                &p,
-                n,
-            ),
+            legacy(&[set_token_authority(n, &me, 2 + n % 2, &key(0x66, n))], &p, n),
         ));
         out.push((
             format!("unlimited-approve-{n}"),
-            legacy(
-                &[approve(n, &me, &key(0x67, n), u64::MAX, n % 2 == 1)],
-                &p,
-                n,
-            ),
+            legacy(&[approve(n, &me, &key(0x67, n), u64::MAX, n % 2 == 1)], &p, n),
         ));
-        out.push((
-            format!("stake-authorize-{n}"),
-            legacy(&[stake_authorize(n, &me, &key(0x68, n))], &p, n),
-        ));
+        out.push((format!("stake-authorize-{n}"), legacy(&[stake_authorize(n, &me, &key(0x68, n))], &p, n)));
         out.push((
             format!("upgrade-authority-{n}"),
             versioned(&[upgrade_authority(n, &me, &key(0x69, n))], &p, &[], n),
         ));
-        let many: Vec<Instruction> = (0..12u8)
-            .map(|i| system::transfer(&me, &key(0x70 + i, n), 1_000 + u64::from(i)))
-            .collect();
+        let many: Vec<Instruction> =
+            (0..12u8).map(|i| system::transfer(&me, &key(0x70 + i, n), 1_000 + u64::from(i))).collect();
         out.push((format!("many-transfers-{n}"), legacy(&many, &p, n)));
         out.push((
             format!("transfer-to-known-drainer-{n}"),
@@ -342,18 +285,10 @@ pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
         // An unknown program gets the user's account writable, with its other writable
         // accounts hidden behind a lookup table.
         let hidden = [key(0x71, n), key(0x72, n)];
-        let table = AddressLookupTableAccount {
-            key: key(0x73, n),
-            addresses: hidden.to_vec(),
-        };
+        let table = AddressLookupTableAccount { key: key(0x73, n), addresses: hidden.to_vec() };
         out.push((
             format!("unknown-program-alt-{n}"),
-            versioned(
-                &[program_call(unknown_program(n), &me, &hidden)],
-                &p,
-                &[table],
-                n,
-            ),
+            versioned(&[program_call(unknown_program(n), &me, &hidden)], &p, &[table], n),
         ));
     }
     for n in 0..4u8 {
@@ -364,10 +299,7 @@ pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
             format!("authority-to-known-drainer-{n}"),
             legacy(&[set_token_authority(n, &me, 1, &attacker(n))], &p, n),
         ));
-        out.push((
-            format!("close-to-third-party-{n}"),
-            legacy(&[close_account(n, &me, &key(0x74, n))], &p, n),
-        ));
+        out.push((format!("close-to-third-party-{n}"), legacy(&[close_account(n, &me, &key(0x74, n))], &p, n)));
         out.push((
             format!("nonce-authority-{n}"),
             legacy(
@@ -391,94 +323,41 @@ pub fn benign_transactions() -> Vec<(String, Vec<u8>)> {
         let me = p.pubkey();
         out.push((
             format!("sol-transfer-{n}"),
-            legacy(
-                &[system::transfer(
-                    &me,
-                    &key(0x50, n),
-                    10_000 * u64::from(n + 1),
-                )],
-                &p,
-                n,
-            ),
+            legacy(&[system::transfer(&me, &key(0x50, n), 10_000 * u64::from(n + 1))], &p, n),
         ));
-        out.push((
-            format!("sol-transfer-v0-{n}"),
-            versioned(&[system::transfer(&me, &key(0x51, n), 42)], &p, &[], n),
-        ));
-        out.push((
-            format!("spl-transfer-{n}"),
-            legacy(&[spl_transfer(n, &me)], &p, n),
-        ));
+        out.push((format!("sol-transfer-v0-{n}"), versioned(&[system::transfer(&me, &key(0x51, n), 42)], &p, &[], n)));
+        out.push((format!("spl-transfer-{n}"), legacy(&[spl_transfer(n, &me)], &p, n)));
         out.push((
             format!("priority-fee-transfer-{n}"),
-            legacy(
-                &[compute_budget(200_000), spl_transfer_checked(n, &me)],
-                &p,
-                n,
-            ),
+            legacy(&[compute_budget(200_000), spl_transfer_checked(n, &me)], &p, n),
         ));
         out.push((
             format!("memo-transfer-{n}"),
-            legacy(
-                &[
-                    memo("invoice 42", &me),
-                    system::transfer(&me, &key(0x52, n), 7),
-                ],
-                &p,
-                n,
-            ),
+            legacy(&[memo("invoice 42", &me), system::transfer(&me, &key(0x52, n), 7)], &p, n),
         ));
-        out.push((
-            format!("create-ata-{n}"),
-            legacy(&[create_ata(n, &me)], &p, n),
-        ));
+        out.push((format!("create-ata-{n}"), legacy(&[create_ata(n, &me)], &p, n)));
     }
     for n in 0..5u8 {
         let p = payer(n);
         let me = p.pubkey();
         out.push((
             format!("limited-approve-trusted-{n}"),
-            legacy(
-                &[approve(n, &me, &trusted_delegate(), 1_000, n % 2 == 0)],
-                &p,
-                n,
-            ),
+            legacy(&[approve(n, &me, &trusted_delegate(), 1_000, n % 2 == 0)], &p, n),
         ));
-        out.push((
-            format!("close-to-self-{n}"),
-            legacy(&[close_account(n, &me, &me)], &p, n),
-        ));
+        out.push((format!("close-to-self-{n}"), legacy(&[close_account(n, &me, &me)], &p, n)));
         out.push((
             format!("trusted-program-call-{n}"),
-            legacy(
-                &[
-                    compute_budget(400_000),
-                    program_call(trusted_program(), &me, &[key(0x53, n)]),
-                ],
-                &p,
-                n,
-            ),
+            legacy(&[compute_budget(400_000), program_call(trusted_program(), &me, &[key(0x53, n)])], &p, n),
         ));
         // v0 with a lookup table that only supplies read-only accounts.
-        let table = AddressLookupTableAccount {
-            key: key(0x54, n),
-            addresses: vec![key(0x55, n)],
-        };
+        let table = AddressLookupTableAccount { key: key(0x54, n), addresses: vec![key(0x55, n)] };
         let ix = Instruction {
             program_id: trusted_program(),
-            accounts: vec![
-                AccountMeta::new(me, true),
-                AccountMeta::new_readonly(key(0x55, n), false),
-            ],
+            accounts: vec![AccountMeta::new(me, true), AccountMeta::new_readonly(key(0x55, n), false)],
             data: vec![1],
         };
-        out.push((
-            format!("v0-readonly-alt-{n}"),
-            versioned(&[ix], &p, &[table], n),
-        ));
-        let few: Vec<Instruction> = (0..3u8)
-            .map(|i| system::transfer(&me, &key(0x56 + i, n), 100))
-            .collect();
+        out.push((format!("v0-readonly-alt-{n}"), versioned(&[ix], &p, &[table], n)));
+        let few: Vec<Instruction> = (0..3u8).map(|i| system::transfer(&me, &key(0x56 + i, n), 100)).collect();
         out.push((format!("three-transfers-{n}"), legacy(&few, &p, n)));
     }
     out
@@ -571,16 +450,7 @@ pub fn phishing_domains() -> Vec<String> {
     .map(String::from)
     .collect();
     // Homoglyph and typo variants of each brand.
-    for brand in [
-        "phantom",
-        "solflare",
-        "raydium",
-        "magiceden",
-        "marinade",
-        "coinbase",
-        "binance",
-        "backpack",
-    ] {
+    for brand in ["phantom", "solflare", "raydium", "magiceden", "marinade", "coinbase", "binance", "backpack"] {
         let tld = match brand {
             "phantom" | "backpack" => "app",
             "raydium" | "magiceden" => "io",

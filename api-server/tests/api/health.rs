@@ -61,23 +61,12 @@ async fn metrics_are_exposed_in_prometheus_text_format() {
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
     let text = resp.text().await.unwrap();
     assert!(
-        text.contains(
-            r#"securityguard_http_requests_total{route="/health/live",method="GET",status="200"} 1"#
-        ),
+        text.contains(r#"securityguard_http_requests_total{route="/health/live",method="GET",status="200"} 1"#),
         "{text}"
     );
-    assert!(
-        text.contains("securityguard_http_request_duration_seconds_bucket{"),
-        "{text}"
-    );
-    assert!(
-        text.contains("securityguard_process_resident_memory_bytes "),
-        "{text}"
-    );
-    assert!(
-        text.contains("securityguard_process_cpu_seconds "),
-        "{text}"
-    );
+    assert!(text.contains("securityguard_http_request_duration_seconds_bucket{"), "{text}");
+    assert!(text.contains("securityguard_process_resident_memory_bytes "), "{text}");
+    assert!(text.contains("securityguard_process_cpu_seconds "), "{text}");
     assert!(text.ends_with("# EOF\n"));
 }
 
@@ -86,18 +75,9 @@ async fn request_ids_are_generated_or_propagated() {
     let app = spawn_app().await;
     let resp = app.get("/health").await;
     let generated = resp.headers()["x-request-id"].to_str().unwrap().to_string();
-    assert_eq!(
-        uuid::Uuid::parse_str(&generated).unwrap().get_version_num(),
-        4
-    );
+    assert_eq!(uuid::Uuid::parse_str(&generated).unwrap().get_version_num(), 4);
 
-    let resp = app
-        .client
-        .get(app.url("/health"))
-        .header("x-request-id", "my-trace-123")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url("/health")).header("x-request-id", "my-trace-123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "my-trace-123");
 
     // Error responses carry it too.
@@ -110,11 +90,9 @@ async fn shutdown_turns_unready_before_closing() {
     let mut app = spawn_app_with(|c| c.shutdown_delay_seconds = 2).await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
     app.trigger_shutdown();
-    wait_until(
-        std::time::Duration::from_secs(5),
-        "readiness to turn 503",
-        || async { app.get("/health/ready").await.status() == 503 },
-    )
+    wait_until(std::time::Duration::from_secs(5), "readiness to turn 503", || async {
+        app.get("/health/ready").await.status() == 503
+    })
     .await;
     let body: Value = app.get("/health/ready").await.json().await.unwrap();
     assert_eq!(body["status"], "shutting_down");
@@ -123,10 +101,7 @@ async fn shutdown_turns_unready_before_closing() {
     // After the delay the server stops by itself.
     let server = app.server.take().unwrap();
     let result = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
-    assert!(
-        matches!(result, Ok(Ok(Ok(())))),
-        "server did not stop cleanly: {result:?}"
-    );
+    assert!(matches!(result, Ok(Ok(Ok(())))), "server did not stop cleanly: {result:?}");
 }
 
 #[tokio::test]
@@ -135,25 +110,16 @@ async fn shutdown_drains_in_flight_requests() {
     // A request whose body is still being sent when shutdown starts.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
-    let req = app
-        .client
-        .post(app.url("/v1/auth/refresh"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send();
+    let req = app.client.post(app.url("/v1/auth/refresh")).header("content-type", "application/json").body(body).send();
     let pending = tokio::spawn(req);
     tx.send(Ok(b"{\"refresh_token\":".to_vec())).await.unwrap();
     // The server is serving it (the /metrics request itself is the other one in flight).
-    wait_until(
-        std::time::Duration::from_secs(10),
-        "the request to be in flight",
-        || async {
-            let text = app.get("/metrics").await.text().await.unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix("securityguard_http_requests_in_flight "))
-                .is_some_and(|v| v.trim() == "2")
-        },
-    )
+    wait_until(std::time::Duration::from_secs(10), "the request to be in flight", || async {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("securityguard_http_requests_in_flight "))
+            .is_some_and(|v| v.trim() == "2")
+    })
     .await;
     app.trigger_shutdown();
     tx.send(Ok(b"\"sgr_nope\"}".to_vec())).await.unwrap();

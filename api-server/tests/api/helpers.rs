@@ -20,15 +20,13 @@ pub const URI: &str = "https://app.securityguard.test";
 pub const CHAIN: &str = "mainnet";
 
 pub fn database_url() -> String {
-    std::env::var("SG_TEST_DATABASE_URL").expect(
-        "SG_TEST_DATABASE_URL is not set: run scripts/services/start.sh and source its env file",
-    )
+    std::env::var("SG_TEST_DATABASE_URL")
+        .expect("SG_TEST_DATABASE_URL is not set: run scripts/services/start.sh and source its env file")
 }
 
 pub fn redis_url() -> String {
-    std::env::var("SG_TEST_REDIS_URL").expect(
-        "SG_TEST_REDIS_URL is not set: run scripts/services/start.sh and source its env file",
-    )
+    std::env::var("SG_TEST_REDIS_URL")
+        .expect("SG_TEST_REDIS_URL is not set: run scripts/services/start.sh and source its env file")
 }
 
 pub fn admin_key() -> SigningKey {
@@ -80,17 +78,9 @@ pub fn test_config(database_url: String, redis_url: String, prefix: String) -> C
 pub async fn create_database() -> (String, String) {
     let admin_url = database_url();
     let name = format!("sg_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(&admin_url)
-        .await
-        .expect("connect to test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap();
+    let mut conn = PgConnection::connect(&admin_url).await.expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
     (name.clone(), format!("{base}/{name}"))
 }
 
@@ -98,15 +88,10 @@ pub fn drop_database(name: &str) {
     let name = name.to_string();
     // Drop runs outside any runtime guarantee: use a thread with its own runtime.
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             if let Ok(mut conn) = PgConnection::connect(&database_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
             }
         });
     })
@@ -134,31 +119,15 @@ impl TestApp {
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
     }
 
     pub async fn post_auth(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.unwrap()
     }
 
     /// Signals shutdown (like SIGTERM) without waiting.
@@ -246,9 +215,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 pub async fn spawn_with_config(config: Config, db_name: String) -> TestApp {
     let db_url = config.database_url.clone();
     let app = Application::build(config).await.expect("build app");
-    app.migrate(Some(Duration::from_secs(20)))
-        .await
-        .expect("migrate");
+    app.migrate(Some(Duration::from_secs(20))).await.expect("migrate");
     let addr = app.local_addr();
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -287,18 +254,10 @@ where
 /// Asserts an error response: status, JSON `{"error": {"code", "message"}}` and the code.
 pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(resp.status().as_u16(), status, "status");
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string());
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
     assert_eq!(ct.as_deref(), Some("application/json"), "content type");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], code, "error code in {body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body
 }

@@ -21,36 +21,25 @@ async fn migrations_apply_once_under_concurrency_and_rerun_cleanly() {
         t.await.unwrap().expect("concurrent migration");
     }
     let pool = PgPool::connect(&url).await.unwrap();
-    let applied: Vec<(i64, bool)> =
-        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let applied: Vec<(i64, bool)> = sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     let expected: Vec<(i64, bool)> = MIGRATOR.iter().map(|m| (m.version, true)).collect();
     assert_eq!(applied, expected);
-    let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set")
+    let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set").fetch_one(&pool).await.unwrap();
+    assert_eq!(version, 1);
+    let protected: i64 = sqlx::query_scalar("SELECT count(*) FROM patterns WHERE kind = 'protected_domain'")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 1);
-    let protected: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM patterns WHERE kind = 'protected_domain'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
     assert!(protected >= 10);
 
     // Already migrated: a no-op, nothing duplicated.
     migrate(&pool).await.unwrap();
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
     assert_eq!(count as usize, MIGRATOR.iter().count());
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM pattern_set")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM pattern_set").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 1);
     pool.close().await;
     drop_database(&name);
@@ -69,20 +58,12 @@ async fn a_failing_migration_stops_the_server() {
         .unwrap();
     pool.close().await;
     let config = test_config(url, redis_url(), format!("badmig-{name}:"));
-    let app = securityguard_api::startup::Application::build(config)
-        .await
-        .unwrap();
-    let result = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        app.run_until_stopped(std::future::pending()),
-    )
-    .await
-    .expect("the server stops by itself");
+    let app = securityguard_api::startup::Application::build(config).await.unwrap();
+    let result =
+        tokio::time::timeout(std::time::Duration::from_secs(20), app.run_until_stopped(std::future::pending()))
+            .await
+            .expect("the server stops by itself");
     let err = result.expect_err("the server reports the migration failure");
-    assert!(
-        err.to_string()
-            .contains("applying database migrations failed"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("applying database migrations failed"), "{err}");
     drop_database(&name);
 }

@@ -11,11 +11,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn binary_serves_logs_json_and_stops_on_sigterm() {
     let (db_name, db_url) = create_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_securityguard-api"))
         .env_clear()
         .env("DATABASE_URL", &db_url)
@@ -30,83 +26,41 @@ async fn binary_serves_logs_json_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
-    });
+    let lines =
+        std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>());
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    wait_until(
-        Duration::from_secs(20),
-        "the binary to become ready",
-        || async {
-            client
-                .get(format!("{base}/health/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        },
-    )
+    wait_until(Duration::from_secs(20), "the binary to become ready", || async {
+        client.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status() == 200)
+    })
     .await;
-    let resp = client
-        .get(format!("{base}/health"))
-        .header("x-request-id", "proc-test-1")
-        .send()
-        .await
-        .unwrap();
+    let resp = client.get(format!("{base}/health")).header("x-request-id", "proc-test-1").send().await.unwrap();
     assert_eq!(resp.status(), 200);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     // Unready during the shutdown delay.
-    wait_until(
-        Duration::from_secs(5),
-        "readiness 503 after SIGTERM",
-        || async {
-            client
-                .get(format!("{base}/health/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 503)
-        },
-    )
+    wait_until(Duration::from_secs(5), "readiness 503 after SIGTERM", || async {
+        client.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status() == 503)
+    })
     .await;
     let started = Instant::now();
     let exit = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "binary did not exit"
-        );
+        assert!(started.elapsed() < Duration::from_secs(15), "binary did not exit");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
 
     let lines = lines.join().unwrap();
-    let logs: Vec<Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
-        .collect();
-    let messages: Vec<&str> = logs
-        .iter()
-        .filter_map(|l| l["fields"]["message"].as_str())
-        .collect();
-    assert!(
-        messages.contains(&"database migrations applied"),
-        "{messages:?}"
-    );
-    assert!(
-        messages.contains(&"shutting down: now unready"),
-        "{messages:?}"
-    );
+    let logs: Vec<Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let messages: Vec<&str> = logs.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"database migrations applied"), "{messages:?}");
+    assert!(messages.contains(&"shutting down: now unready"), "{messages:?}");
     assert!(messages.contains(&"stopped"), "{messages:?}");
     let request_log = logs
         .iter()

@@ -10,11 +10,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct PrivateRedis {
@@ -30,10 +26,7 @@ impl PrivateRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (install it with scripts/services/start.sh)");
-        Self {
-            port,
-            child: Some(child),
-        }
+        Self { port, child: Some(child) }
     }
 
     fn url(&self) -> String {
@@ -66,16 +59,10 @@ async fn readiness_follows_redis() {
     let config = test_config(db_url, redis.url(), "ready:".into());
     let app = spawn_with_config(config, db_name).await;
     let t = Duration::from_secs(20);
-    wait_until(t, "ready with redis up", || async {
-        ready_status(&app).await == 200
-    })
-    .await;
+    wait_until(t, "ready with redis up", || async { ready_status(&app).await == 200 }).await;
 
     redis.stop();
-    wait_until(t, "unready with redis down", || async {
-        ready_status(&app).await == 503
-    })
-    .await;
+    wait_until(t, "unready with redis down", || async { ready_status(&app).await == 503 }).await;
     let body: Value = app.get("/health/ready").await.json().await.unwrap();
     assert_eq!(body["checks"]["redis"]["status"], "down");
     assert_eq!(body["checks"]["postgres"]["status"], "up");
@@ -83,10 +70,7 @@ async fn readiness_follows_redis() {
     assert_eq!(app.get("/health/live").await.status(), 200);
 
     let _redis = PrivateRedis::start(port);
-    wait_until(t, "ready again with redis back", || async {
-        ready_status(&app).await == 200
-    })
-    .await;
+    wait_until(t, "ready again with redis back", || async { ready_status(&app).await == 200 }).await;
 }
 
 struct PrivatePostgres {
@@ -96,11 +80,7 @@ struct PrivatePostgres {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
 }
 
 impl PrivatePostgres {
@@ -116,35 +96,21 @@ impl PrivatePostgres {
     }
 
     fn init() -> Self {
-        let bin = PathBuf::from(
-            std::env::var("SG_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
-        );
+        let bin = PathBuf::from(std::env::var("SG_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()));
         let dir = std::env::temp_dir().join(format!("sg-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         if is_root() {
-            let ok = Command::new("chown")
-                .arg("postgres:")
-                .arg(&dir)
-                .status()
-                .unwrap();
+            let ok = Command::new("chown").arg("postgres:").arg(&dir).status().unwrap();
             assert!(ok.success());
         }
-        let pg = Self {
-            dir,
-            port: free_port(),
-            bin,
-        };
+        let pg = Self { dir, port: free_port(), bin };
         let out = pg
             .command("initdb")
             .args(["-U", "postgres", "--auth=trust", "--no-sync", "-D"])
             .arg(pg.dir.join("data"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         pg
     }
 
@@ -153,11 +119,7 @@ impl PrivatePostgres {
     }
 
     fn start(&self) {
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
-            self.port,
-            self.dir.display()
-        );
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off", self.port, self.dir.display());
         let out = self
             .command("pg_ctl")
             .arg("-D")
@@ -167,11 +129,7 @@ impl PrivatePostgres {
             .arg("start")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn stop(&self) {
@@ -199,25 +157,16 @@ async fn readiness_follows_postgres() {
     // The private cluster is dropped as a whole; no test database to remove.
     let app = spawn_with_config(config, String::from("sg_never_created")).await;
     let t = Duration::from_secs(30);
-    wait_until(t, "ready with postgres up", || async {
-        ready_status(&app).await == 200
-    })
-    .await;
+    wait_until(t, "ready with postgres up", || async { ready_status(&app).await == 200 }).await;
 
     pg.stop();
-    wait_until(t, "unready with postgres down", || async {
-        ready_status(&app).await == 503
-    })
-    .await;
+    wait_until(t, "unready with postgres down", || async { ready_status(&app).await == 503 }).await;
     let body: Value = app.get("/health/ready").await.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"]["status"], "down");
     assert_eq!(body["checks"]["redis"]["status"], "up");
 
     pg.start();
-    wait_until(t, "ready again with postgres back", || async {
-        ready_status(&app).await == 200
-    })
-    .await;
+    wait_until(t, "ready again with postgres back", || async { ready_status(&app).await == 200 }).await;
 }
 
 #[tokio::test]
@@ -226,9 +175,7 @@ async fn serves_liveness_while_postgres_is_unreachable_and_migrates_when_it_come
     // Not started yet: the service must come up anyway, alive but unready.
     let mut config = test_config(pg.url(), redis_url(), format!("late-pg-{}:", pg.port));
     config.listen_addr = "127.0.0.1:0".parse().unwrap();
-    let app = securityguard_api::startup::Application::build(config)
-        .await
-        .unwrap();
+    let app = securityguard_api::startup::Application::build(config).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -247,10 +194,8 @@ async fn serves_liveness_while_postgres_is_unreachable_and_migrates_when_it_come
 
     pg.start();
     let t = Duration::from_secs(30);
-    wait_until(t, "ready once postgres is up and migrated", || async {
-        get("/health/ready").await.status() == 200
-    })
-    .await;
+    wait_until(t, "ready once postgres is up and migrated", || async { get("/health/ready").await.status() == 200 })
+        .await;
     assert!(state.is_migrated());
     let body: Value = get("/health/ready").await.json().await.unwrap();
     assert_eq!(body["checks"]["schema"], "migrated");

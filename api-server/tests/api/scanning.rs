@@ -8,11 +8,7 @@ use serde_json::{Value, json};
 use crate::fixtures::*;
 use crate::helpers::*;
 
-fn precision_recall(
-    flagged_malicious: usize,
-    total_malicious: usize,
-    flagged_benign: usize,
-) -> (f64, f64) {
+fn precision_recall(flagged_malicious: usize, total_malicious: usize, flagged_benign: usize) -> (f64, f64) {
     let tp = flagged_malicious as f64;
     let fp = flagged_benign as f64;
     let precision = if tp + fp == 0.0 { 0.0 } else { tp / (tp + fp) };
@@ -24,12 +20,7 @@ fn transaction_fixtures_precision_and_recall() {
     let set = pattern_set();
     let malicious = malicious_transactions();
     let benign = benign_transactions();
-    assert!(
-        malicious.len() >= 60 && benign.len() >= 60,
-        "{} / {}",
-        malicious.len(),
-        benign.len()
-    );
+    assert!(malicious.len() >= 60 && benign.len() >= 60, "{} / {}", malicious.len(), benign.len());
     let mut missed = Vec::new();
     for (name, bytes) in &malicious {
         let r = scan::scan_transaction(0, bytes, &set);
@@ -46,16 +37,9 @@ fn transaction_fixtures_precision_and_recall() {
             false_alarms.push(format!("{name}: {:?}", r.warnings));
         }
     }
-    let (precision, recall) = precision_recall(
-        malicious.len() - missed.len(),
-        malicious.len(),
-        false_alarms.len(),
-    );
+    let (precision, recall) = precision_recall(malicious.len() - missed.len(), malicious.len(), false_alarms.len());
     println!("transactions: precision {precision:.3}, recall {recall:.3}");
-    assert!(
-        precision >= 0.99,
-        "precision {precision}: {false_alarms:#?}"
-    );
+    assert!(precision >= 0.99, "precision {precision}: {false_alarms:#?}");
     assert!(recall >= 0.99, "recall {recall}: missed {missed:?}");
 }
 
@@ -64,37 +48,22 @@ fn domain_fixtures_precision_and_recall() {
     let set = pattern_set();
     let phishing = phishing_domains();
     let legit = legitimate_domains();
-    assert!(
-        phishing.len() >= 100 && legit.len() >= 100,
-        "{} / {}",
-        phishing.len(),
-        legit.len()
-    );
+    assert!(phishing.len() >= 100 && legit.len() >= 100, "{} / {}", phishing.len(), legit.len());
     let flag = |d: &str| {
         let n = domain::normalize(d).unwrap_or_else(|e| panic!("{d}: {e}"));
         scan::scan_domain(n, &set)
     };
-    let missed: Vec<&String> = phishing
-        .iter()
-        .filter(|d| flag(d).action == Action::None)
-        .collect();
+    let missed: Vec<&String> = phishing.iter().filter(|d| flag(d).action == Action::None).collect();
     let false_alarms: Vec<String> = legit
         .iter()
         .map(|d| flag(d))
         .filter(|r| r.action != Action::None)
         .map(|r| format!("{}: {:?}", r.domain, r.warnings))
         .collect();
-    let (precision, recall) = precision_recall(
-        phishing.len() - missed.len(),
-        phishing.len(),
-        false_alarms.len(),
-    );
+    let (precision, recall) = precision_recall(phishing.len() - missed.len(), phishing.len(), false_alarms.len());
     println!("domain false alarms: {false_alarms:?}");
     println!("domains: precision {precision:.3}, recall {recall:.3}");
-    assert!(
-        precision >= 0.99,
-        "precision {precision}: {false_alarms:#?}"
-    );
+    assert!(precision >= 0.99, "precision {precision}: {false_alarms:#?}");
     assert!(recall >= 0.99, "recall {recall}: missed {missed:?}");
 }
 
@@ -102,56 +71,24 @@ fn domain_fixtures_precision_and_recall() {
 fn fixture_specific_verdicts() {
     let set = pattern_set();
     let by_name = |name: &str| {
-        let all = malicious_transactions()
-            .into_iter()
-            .chain(benign_transactions());
+        let all = malicious_transactions().into_iter().chain(benign_transactions());
         let (_, bytes) = all.into_iter().find(|(n, _)| n == name).unwrap();
         scan::scan_transaction(0, &bytes, &set)
     };
-    let kinds = |name: &str| {
-        by_name(name)
-            .warnings
-            .iter()
-            .map(|w| w.kind)
-            .collect::<Vec<_>>()
-    };
+    let kinds = |name: &str| by_name(name).warnings.iter().map(|w| w.kind).collect::<Vec<_>>();
     assert_eq!(kinds("assign-0"), vec!["owner_reassignment"]);
     assert_eq!(by_name("assign-0").action, Action::Block);
     assert_eq!(by_name("assign-0").warnings[0].instruction, Some(0));
-    assert_eq!(
-        kinds("token-owner-change-0"),
-        vec!["token_authority_change"]
-    );
-    assert_eq!(
-        kinds("unlimited-approve-0"),
-        vec!["unlimited_approval", "unknown_delegate_approval"]
-    );
+    assert_eq!(kinds("token-owner-change-0"), vec!["token_authority_change"]);
+    assert_eq!(kinds("unlimited-approve-0"), vec!["unlimited_approval", "unknown_delegate_approval"]);
     assert_eq!(kinds("stake-authorize-0"), vec!["stake_authority_change"]);
-    assert_eq!(
-        kinds("upgrade-authority-0"),
-        vec!["upgrade_authority_change"]
-    );
+    assert_eq!(kinds("upgrade-authority-0"), vec!["upgrade_authority_change"]);
     assert_eq!(kinds("many-transfers-0"), vec!["many_transfers"]);
-    assert_eq!(
-        kinds("transfer-to-known-drainer-0"),
-        vec!["known_malicious_address"]
-    );
-    assert_eq!(
-        kinds("unknown-program-alt-0"),
-        vec!["unknown_program_writable_accounts", "lookup_table_accounts"]
-    );
-    assert_eq!(
-        kinds("close-to-third-party-0"),
-        vec!["close_to_third_party"]
-    );
-    assert_eq!(
-        kinds("nonce-authority-0"),
-        vec!["durable_nonce", "nonce_authority_change"]
-    );
-    assert_eq!(
-        by_name("sol-transfer-v0-0").version,
-        Some(securityguard_api::scan::tx::MessageVersion::V0)
-    );
+    assert_eq!(kinds("transfer-to-known-drainer-0"), vec!["known_malicious_address"]);
+    assert_eq!(kinds("unknown-program-alt-0"), vec!["unknown_program_writable_accounts", "lookup_table_accounts"]);
+    assert_eq!(kinds("close-to-third-party-0"), vec!["close_to_third_party"]);
+    assert_eq!(kinds("nonce-authority-0"), vec!["durable_nonce", "nonce_authority_change"]);
+    assert_eq!(by_name("sol-transfer-v0-0").version, Some(securityguard_api::scan::tx::MessageVersion::V0));
     assert_eq!(by_name("sol-transfer-0").risk_score, 0);
 }
 
@@ -159,11 +96,7 @@ fn fixture_specific_verdicts() {
 fn decoder_never_panics_on_mutated_fixtures() {
     // A bounded, deterministic mutation run over real transactions (the stable-toolchain
     // counterpart of the fuzz target): every byte flipped, truncations and insertions.
-    let all: Vec<Vec<u8>> = malicious_transactions()
-        .into_iter()
-        .chain(benign_transactions())
-        .map(|(_, b)| b)
-        .collect();
+    let all: Vec<Vec<u8>> = malicious_transactions().into_iter().chain(benign_transactions()).map(|(_, b)| b).collect();
     let set = pattern_set();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {
@@ -190,12 +123,7 @@ fn decoder_never_panics_on_mutated_fixtures() {
 
 async fn scan_txs(app: &TestApp, token: &str, txs: &[Vec<u8>]) -> reqwest::Response {
     let encoded: Vec<String> = txs.iter().map(|t| B64.encode(t)).collect();
-    app.post_auth(
-        "/v1/scan/transactions",
-        token,
-        &json!({"transactions": encoded}),
-    )
-    .await
+    app.post_auth("/v1/scan/transactions", token, &json!({"transactions": encoded})).await
 }
 
 #[tokio::test]
@@ -205,11 +133,7 @@ async fn scan_transactions_endpoint_caches_and_records() {
     let malicious = malicious_transactions();
     let benign = benign_transactions();
     let assign = &malicious.iter().find(|(n, _)| n == "assign-1").unwrap().1;
-    let transfer = &benign
-        .iter()
-        .find(|(n, _)| n == "sol-transfer-1")
-        .unwrap()
-        .1;
+    let transfer = &benign.iter().find(|(n, _)| n == "sol-transfer-1").unwrap().1;
 
     let resp = scan_txs(&app, &token, &[transfer.clone(), assign.clone()]).await;
     assert_eq!(resp.status(), 200);
@@ -221,92 +145,45 @@ async fn scan_transactions_endpoint_caches_and_records() {
     assert_eq!(body["transactions"][0]["action"], "NONE");
     assert_eq!(body["transactions"][0]["version"], "legacy");
     assert_eq!(body["transactions"][1]["action"], "BLOCK");
-    assert_eq!(
-        body["transactions"][1]["warnings"][0]["kind"],
-        "owner_reassignment"
-    );
-    assert_eq!(
-        body["transactions"][1]["warnings"][0]["severity"],
-        "critical"
-    );
+    assert_eq!(body["transactions"][1]["warnings"][0]["kind"], "owner_reassignment");
+    assert_eq!(body["transactions"][1]["warnings"][0]["severity"], "critical");
     assert_eq!(body["transactions"][1]["warnings"][0]["instruction"], 0);
     let id = body["scan_id"].as_str().unwrap().to_string();
 
     // Same content again: served from the Redis cache.
-    let again: Value = scan_txs(&app, &token, &[transfer.clone(), assign.clone()])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again: Value = scan_txs(&app, &token, &[transfer.clone(), assign.clone()]).await.json().await.unwrap();
     assert_eq!(again["cached"], true);
     assert_eq!(again["transactions"], body["transactions"]);
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"securityguard_scan_cache_total{result="hit"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"securityguard_scan_cache_total{result="miss"} 1"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"securityguard_scan_cache_total{result="hit"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"securityguard_scan_cache_total{result="miss"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"securityguard_scans_total{kind="transaction",verdict="BLOCK"} 2"#));
-    assert!(metrics.contains(
-        r#"securityguard_scan_warnings_total{kind="owner_reassignment",severity="critical"} 2"#
-    ));
+    assert!(metrics.contains(r#"securityguard_scan_warnings_total{kind="owner_reassignment",severity="critical"} 2"#));
 
     // The scan is stored without the raw transactions, and readable by its owner only. Scan
     // records are written in the background: flush before reading the table directly.
     app.state.scans.flush().await;
-    let row: (String, String, i32, Vec<u8>) = sqlx::query_as(
-        "SELECT kind, action, risk_score, content_hash FROM scans WHERE id = $1::uuid",
-    )
-    .bind(&id)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(
-        (row.0.as_str(), row.1.as_str(), row.2, row.3.len()),
-        ("transaction", "BLOCK", 100, 32)
-    );
-    let stored: Value = app
-        .get_auth(&format!("/v1/scans/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let row: (String, String, i32, Vec<u8>) =
+        sqlx::query_as("SELECT kind, action, risk_score, content_hash FROM scans WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((row.0.as_str(), row.1.as_str(), row.2, row.3.len()), ("transaction", "BLOCK", 100, 32));
+    let stored: Value = app.get_auth(&format!("/v1/scans/{id}"), &token).await.json().await.unwrap();
     assert_eq!(stored["scan_id"], id);
     assert_eq!(stored["action"], "BLOCK");
     assert!(!stored.to_string().contains(&B64.encode(assign)));
     let other = app.user_token().await;
-    assert_error(
-        app.get_auth(&format!("/v1/scans/{id}"), &other).await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(app.get_auth(&format!("/v1/scans/{id}"), &other).await, 404, "not_found").await;
     let admin = app.admin_token().await;
-    assert_eq!(
-        app.get_auth(&format!("/v1/scans/{id}"), &admin)
-            .await
-            .status(),
-        200
-    );
-    assert_error(
-        app.get_auth("/v1/scans/not-a-uuid", &token).await,
-        400,
-        "invalid_path",
-    )
-    .await;
+    assert_eq!(app.get_auth(&format!("/v1/scans/{id}"), &admin).await.status(), 200);
+    assert_error(app.get_auth("/v1/scans/not-a-uuid", &token).await, 400, "invalid_path").await;
 
     // Base58 works too.
     let b58 = bs58::encode(transfer).into_string();
-    let resp = app
-        .post_auth(
-            "/v1/scan/transactions",
-            &token,
-            &json!({"transactions": [b58], "encoding": "base58"}),
-        )
-        .await;
+    let resp =
+        app.post_auth("/v1/scan/transactions", &token, &json!({"transactions": [b58], "encoding": "base58"})).await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["action"], "NONE");
 }
@@ -316,8 +193,7 @@ async fn scan_transactions_rejects_bad_input() {
     let app = spawn_app().await;
     let token = app.user_token().await;
     assert_error(
-        app.post_json("/v1/scan/transactions", &json!({"transactions": ["AAAA"]}))
-            .await,
+        app.post_json("/v1/scan/transactions", &json!({"transactions": ["AAAA"]})).await,
         401,
         "missing_token",
     )
@@ -326,62 +202,24 @@ async fn scan_transactions_rejects_bad_input() {
         let (app, token) = (&app, token.clone());
         async move { app.post_auth("/v1/scan/transactions", &token, &body).await }
     };
-    assert_error(
-        post(json!({"transactions": ["%%%not base64"]})).await,
-        400,
-        "invalid_encoding",
-    )
-    .await;
-    assert_error(
-        post(json!({"transactions": ["0OIl"], "encoding": "base58"})).await,
-        400,
-        "invalid_encoding",
-    )
-    .await;
+    assert_error(post(json!({"transactions": ["%%%not base64"]})).await, 400, "invalid_encoding").await;
+    assert_error(post(json!({"transactions": ["0OIl"], "encoding": "base58"})).await, 400, "invalid_encoding").await;
     assert_error(post(json!({"transactions": []})).await, 400, "invalid_body").await;
-    assert_error(
-        post(json!({"transactions": vec!["AA"; 17]})).await,
-        400,
-        "invalid_body",
-    )
-    .await;
-    assert_error(
-        post(json!({"transactions": ["AAAA"], "encoding": "hex"})).await,
-        400,
-        "invalid_body",
-    )
-    .await;
-    assert_error(
-        post(json!({"transactions": [B64.encode(vec![1u8; 1300])]})).await,
-        400,
-        "transaction_too_large",
-    )
-    .await;
+    assert_error(post(json!({"transactions": vec!["AA"; 17]})).await, 400, "invalid_body").await;
+    assert_error(post(json!({"transactions": ["AAAA"], "encoding": "hex"})).await, 400, "invalid_body").await;
+    assert_error(post(json!({"transactions": [B64.encode(vec![1u8; 1300])]})).await, 400, "transaction_too_large")
+        .await;
 
     // Undecodable and unknown-version messages are reported per transaction, not guessed.
     let mut v1 = vec![1u8];
     v1.extend([0u8; 64]);
     v1.extend([0x81, 1, 0, 0]);
-    let body: Value = post(json!({"transactions": [B64.encode(&v1), B64.encode([1, 2, 3])]}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        post(json!({"transactions": [B64.encode(&v1), B64.encode([1, 2, 3])]})).await.json().await.unwrap();
     assert_eq!(body["action"], "WARN");
-    assert_eq!(
-        body["transactions"][0]["error"]["code"],
-        "unsupported_message_version"
-    );
-    assert!(
-        body["transactions"][0]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("version 1")
-    );
-    assert_eq!(
-        body["transactions"][1]["error"]["code"],
-        "malformed_transaction"
-    );
+    assert_eq!(body["transactions"][0]["error"]["code"], "unsupported_message_version");
+    assert!(body["transactions"][0]["error"]["message"].as_str().unwrap().contains("version 1"));
+    assert_eq!(body["transactions"][1]["error"]["code"], "malformed_transaction");
 }
 
 #[tokio::test]
@@ -399,27 +237,16 @@ async fn scan_domains_and_addresses() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["action"], "BLOCK");
     assert_eq!(body["domains"][0]["domain"], "phant0m.app");
-    assert_eq!(
-        body["domains"][0]["warnings"][0]["kind"],
-        "homoglyph_domain"
-    );
+    assert_eq!(body["domains"][0]["warnings"][0]["kind"], "homoglyph_domain");
     assert_eq!(body["domains"][1]["action"], "NONE");
     assert_eq!(body["domains"][2]["warnings"][0]["kind"], "blocked_domain");
     let id = body["scan_id"].as_str().unwrap();
     app.state.scans.flush().await;
-    let kind: String = sqlx::query_scalar("SELECT kind FROM scans WHERE id = $1::uuid")
-        .bind(id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM scans WHERE id = $1::uuid").bind(id).fetch_one(&app.db).await.unwrap();
     assert_eq!(kind, "domain");
     assert_error(
-        app.post_auth(
-            "/v1/scan/domains",
-            &token,
-            &json!({"domains": ["not a domain"]}),
-        )
-        .await,
+        app.post_auth("/v1/scan/domains", &token, &json!({"domains": ["not a domain"]})).await,
         400,
         "invalid_domain",
     )
@@ -428,32 +255,17 @@ async fn scan_domains_and_addresses() {
     // Addresses: add a malicious one through the admin API first.
     let bad = address(&random_key());
     let admin = app.admin_token().await;
-    let resp = app
-        .post_auth(
-            "/v1/patterns",
-            &admin,
-            &json!({"kind": "malicious_address", "value": bad}),
-        )
-        .await;
+    let resp = app.post_auth("/v1/patterns", &admin, &json!({"kind": "malicious_address", "value": bad})).await;
     assert_eq!(resp.status(), 201);
     let good = address(&random_key());
-    let body: Value = app
-        .post_auth(
-            "/v1/scan/addresses",
-            &token,
-            &json!({"addresses": [good, bad]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        app.post_auth("/v1/scan/addresses", &token, &json!({"addresses": [good, bad]})).await.json().await.unwrap();
     assert_eq!(body["action"], "BLOCK");
     assert_eq!(body["pattern_version"], 2);
     assert_eq!(body["addresses"][0]["reputation"], "unknown");
     assert_eq!(body["addresses"][1]["reputation"], "malicious");
     assert_error(
-        app.post_auth("/v1/scan/addresses", &token, &json!({"addresses": ["xyz"]}))
-            .await,
+        app.post_auth("/v1/scan/addresses", &token, &json!({"addresses": ["xyz"]})).await,
         400,
         "invalid_address",
     )
@@ -464,33 +276,14 @@ async fn scan_domains_and_addresses() {
 async fn feedback_on_own_scans() {
     let app = spawn_app().await;
     let token = app.user_token().await;
-    let body: Value = app
-        .post_auth(
-            "/v1/scan/domains",
-            &token,
-            &json!({"domains": ["phantom.com"]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        app.post_auth("/v1/scan/domains", &token, &json!({"domains": ["phantom.com"]})).await.json().await.unwrap();
     let id = body["scan_id"].as_str().unwrap().to_string();
     let path = format!("/v1/scans/{id}/feedback");
-    let resp = app
-        .post_auth(
-            &path,
-            &token,
-            &json!({"verdict": "false_positive", "comment": "that is mine"}),
-        )
-        .await;
+    let resp = app.post_auth(&path, &token, &json!({"verdict": "false_positive", "comment": "that is mine"})).await;
     assert_eq!(resp.status(), 201);
     // A second report replaces the first.
-    assert_eq!(
-        app.post_auth(&path, &token, &json!({"verdict": "correct"}))
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.post_auth(&path, &token, &json!({"verdict": "correct"})).await.status(), 201);
     let rows: Vec<(String, Option<String>)> =
         sqlx::query_as("SELECT verdict, comment FROM scan_feedback WHERE scan_id = $1::uuid")
             .bind(&id)
@@ -501,29 +294,11 @@ async fn feedback_on_own_scans() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"securityguard_feedback_total{verdict="false_positive"} 1"#));
 
-    assert_error(
-        app.post_auth(&path, &token, &json!({"verdict": "meh"}))
-            .await,
-        400,
-        "invalid_body",
-    )
-    .await;
+    assert_error(app.post_auth(&path, &token, &json!({"verdict": "meh"})).await, 400, "invalid_body").await;
     let other = app.user_token().await;
-    assert_error(
-        app.post_auth(&path, &other, &json!({"verdict": "correct"}))
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(app.post_auth(&path, &other, &json!({"verdict": "correct"})).await, 404, "not_found").await;
     let missing = format!("/v1/scans/{}/feedback", uuid::Uuid::new_v4());
-    assert_error(
-        app.post_auth(&missing, &token, &json!({"verdict": "correct"}))
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(app.post_auth(&missing, &token, &json!({"verdict": "correct"})).await, 404, "not_found").await;
 }
 
 #[tokio::test]
@@ -532,76 +307,28 @@ async fn scan_history_lists_own_scans_newest_first() {
     let token = app.user_token().await;
     let other = app.user_token().await;
     for d in ["a.example.org", "phantom.com", "b.example.org"] {
-        let resp = app
-            .post_auth("/v1/scan/domains", &token, &json!({"domains": [d]}))
-            .await;
+        let resp = app.post_auth("/v1/scan/domains", &token, &json!({"domains": [d]})).await;
         assert_eq!(resp.status(), 200);
     }
-    let resp = app
-        .post_auth(
-            "/v1/scan/addresses",
-            &other,
-            &json!({"addresses": [address(&random_key())]}),
-        )
-        .await;
+    let resp = app.post_auth("/v1/scan/addresses", &other, &json!({"addresses": [address(&random_key())]})).await;
     assert_eq!(resp.status(), 200);
 
-    let body: Value = app
-        .get_auth("/v1/scans?limit=2", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_auth("/v1/scans?limit=2", &token).await.json().await.unwrap();
     let scans = body["scans"].as_array().unwrap();
     assert_eq!(scans.len(), 2);
     assert!(scans.iter().all(|s| s["kind"] == "domain"));
-    let all: Value = app
-        .get_auth("/v1/scans", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_auth("/v1/scans", &token).await.json().await.unwrap();
     assert_eq!(all["scans"].as_array().unwrap().len(), 3);
-    let actions: Vec<&str> = all["scans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = all["scans"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["NONE", "WARN", "NONE"]);
-    let theirs: Value = app
-        .get_auth("/v1/scans?kind=address", &other)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = app.get_auth("/v1/scans?kind=address", &other).await.json().await.unwrap();
     assert_eq!(theirs["scans"].as_array().unwrap().len(), 1);
-    let mine: Value = app
-        .get_auth("/v1/scans?kind=address", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = app.get_auth("/v1/scans?kind=address", &token).await.json().await.unwrap();
     assert_eq!(mine["scans"].as_array().unwrap().len(), 0);
 
-    assert_error(
-        app.get_auth("/v1/scans?limit=0", &token).await,
-        400,
-        "invalid_query",
-    )
-    .await;
-    assert_error(
-        app.get_auth("/v1/scans?limit=abc", &token).await,
-        400,
-        "invalid_query",
-    )
-    .await;
-    assert_error(
-        app.get_auth("/v1/scans?kind=x", &token).await,
-        400,
-        "invalid_query",
-    )
-    .await;
+    assert_error(app.get_auth("/v1/scans?limit=0", &token).await, 400, "invalid_query").await;
+    assert_error(app.get_auth("/v1/scans?limit=abc", &token).await, 400, "invalid_query").await;
+    assert_error(app.get_auth("/v1/scans?kind=x", &token).await, 400, "invalid_query").await;
 }
 
 #[tokio::test]
@@ -609,18 +336,8 @@ async fn explain_without_key_is_501() {
     let app = spawn_app().await;
     let token = app.user_token().await;
     let path = format!("/v1/scans/{}/explain", uuid::Uuid::new_v4());
-    let body = assert_error(
-        app.post_auth(&path, &token, &json!({})).await,
-        501,
-        "not_implemented",
-    )
-    .await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("CLAUDE_API_KEY")
-    );
+    let body = assert_error(app.post_auth(&path, &token, &json!({})).await, 501, "not_implemented").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("CLAUDE_API_KEY"));
 }
 
 #[tokio::test]
@@ -630,12 +347,7 @@ async fn pattern_library_crud_import_and_versioning() {
     let user = app.user_token().await;
 
     assert_error(app.get_auth("/v1/patterns", &user).await, 403, "forbidden").await;
-    let list: Value = app
-        .get_auth("/v1/patterns?kind=blocked_domain", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_auth("/v1/patterns?kind=blocked_domain", &admin).await.json().await.unwrap();
     assert_eq!(list["version"], 1);
     assert_eq!(list["patterns"].as_array().unwrap().len(), 2);
 
@@ -644,11 +356,7 @@ async fn pattern_library_crud_import_and_versioning() {
         let app = &app;
         let user = user.clone();
         async move {
-            app.post_auth("/v1/scan/domains", &user, &json!({"domains": [d]}))
-                .await
-                .json::<Value>()
-                .await
-                .unwrap()
+            app.post_auth("/v1/scan/domains", &user, &json!({"domains": [d]})).await.json::<Value>().await.unwrap()
         }
     };
     assert_eq!(scan("evil-site.example").await["action"], "NONE");
@@ -665,38 +373,16 @@ async fn pattern_library_crud_import_and_versioning() {
     assert_eq!(created["version"], 2);
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(scan("evil-site.example").await["action"], "BLOCK");
-    let one: Value = app
-        .get_auth(&format!("/v1/patterns/{id}"), &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_auth(&format!("/v1/patterns/{id}"), &admin).await.json().await.unwrap();
     assert_eq!(one["note"], "reported");
     assert_eq!(one["kind"], "blocked_domain");
 
-    let dup = app
-        .post_auth(
-            "/v1/patterns",
-            &admin,
-            &json!({"kind": "blocked_domain", "value": "evil-site.example"}),
-        )
-        .await;
+    let dup =
+        app.post_auth("/v1/patterns", &admin, &json!({"kind": "blocked_domain", "value": "evil-site.example"})).await;
     assert_error(dup, 409, "conflict").await;
-    let bad = app
-        .post_auth(
-            "/v1/patterns",
-            &admin,
-            &json!({"kind": "nope", "value": "x"}),
-        )
-        .await;
+    let bad = app.post_auth("/v1/patterns", &admin, &json!({"kind": "nope", "value": "x"})).await;
     assert_error(bad, 400, "invalid_pattern").await;
-    let bad = app
-        .post_auth(
-            "/v1/patterns",
-            &admin,
-            &json!({"kind": "malicious_address", "value": "zzz"}),
-        )
-        .await;
+    let bad = app.post_auth("/v1/patterns", &admin, &json!({"kind": "malicious_address", "value": "zzz"})).await;
     assert_error(bad, 400, "invalid_pattern").await;
 
     let resp = app
@@ -726,54 +412,29 @@ async fn pattern_library_crud_import_and_versioning() {
     assert_eq!(imported["version"], 4);
     assert_eq!(imported["added"], 1);
     assert_eq!(imported["unchanged"], 2);
-    assert_eq!(
-        scan("examp1e-bank.com").await["domains"][0]["warnings"][0]["kind"],
-        "homoglyph_domain"
-    );
+    assert_eq!(scan("examp1e-bank.com").await["domains"][0]["warnings"][0]["kind"], "homoglyph_domain");
 
     let bad_import = app
-        .post_auth("/v1/patterns/import", &admin, &json!({"patterns": [{"kind": "rule_parameter", "value": "nope", "data": {"value": 1}}]}))
+        .post_auth(
+            "/v1/patterns/import",
+            &admin,
+            &json!({"patterns": [{"kind": "rule_parameter", "value": "nope", "data": {"value": 1}}]}),
+        )
         .await;
     let body = assert_error(bad_import, 400, "invalid_pattern").await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("patterns[0]")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("patterns[0]"));
 
-    let resp = app
-        .client
-        .delete(app.url(&format!("/v1/patterns/{id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.delete(app.url(&format!("/v1/patterns/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = app
-        .client
-        .delete(app.url(&format!("/v1/patterns/{id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.delete(app.url(&format!("/v1/patterns/{id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_error(resp, 404, "not_found").await;
     assert_eq!(scan("evil-site2.example").await["action"], "NONE");
 
-    let changes: Vec<(i64, String)> =
-        sqlx::query_as("SELECT version, action FROM pattern_changes ORDER BY version")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(
-        changes,
-        vec![
-            (2, "create".into()),
-            (3, "update".into()),
-            (4, "import".into()),
-            (5, "delete".into())
-        ]
-    );
+    let changes: Vec<(i64, String)> = sqlx::query_as("SELECT version, action FROM pattern_changes ORDER BY version")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(changes, vec![(2, "create".into()), (3, "update".into()), (4, "import".into()), (5, "delete".into())]);
 }
 
 /// Writes the fixture transactions as a seed corpus for the fuzz target (used by
@@ -783,9 +444,7 @@ async fn pattern_library_crud_import_and_versioning() {
 fn write_fuzz_corpus() {
     let dir = std::path::PathBuf::from(std::env::var("SG_FUZZ_CORPUS").expect("SG_FUZZ_CORPUS"));
     std::fs::create_dir_all(&dir).unwrap();
-    let all = malicious_transactions()
-        .into_iter()
-        .chain(benign_transactions());
+    let all = malicious_transactions().into_iter().chain(benign_transactions());
     let mut n = 0;
     for (name, bytes) in all {
         std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
