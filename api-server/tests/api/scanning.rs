@@ -347,6 +347,20 @@ async fn pattern_library_crud_import_and_versioning() {
     let user = app.user_token().await;
 
     assert_error(app.get_auth("/v1/patterns", &user).await, 403, "forbidden").await;
+    // Every admin route refuses users (before looking at the body) and anonymous callers.
+    let some_id = uuid::Uuid::new_v4();
+    let body = json!({"kind": "blocked_domain", "value": "x.example"});
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/patterns".to_string()),
+        (reqwest::Method::POST, "/v1/patterns/import".to_string()),
+        (reqwest::Method::GET, format!("/v1/patterns/{some_id}")),
+        (reqwest::Method::PUT, format!("/v1/patterns/{some_id}")),
+        (reqwest::Method::DELETE, format!("/v1/patterns/{some_id}")),
+    ] {
+        let req = app.client.request(method.clone(), app.url(&path)).json(&body);
+        assert_error(req.try_clone().unwrap().bearer_auth(&user).send().await.unwrap(), 403, "forbidden").await;
+        assert_error(req.send().await.unwrap(), 401, "missing_token").await;
+    }
     let list: Value = app.get_auth("/v1/patterns?kind=blocked_domain", &admin).await.json().await.unwrap();
     assert_eq!(list["version"], 1);
     assert_eq!(list["patterns"].as_array().unwrap().len(), 2);
