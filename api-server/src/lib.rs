@@ -1,5 +1,6 @@
 //! The SecurityGuard API service: transaction, domain and address scanning behind
 //! Sign-In-With-Solana, on PostgreSQL and Redis.
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
