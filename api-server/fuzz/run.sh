@@ -19,7 +19,7 @@ fi
 CORPUS="$CACHE/fuzz-corpus/decode_transaction"
 mkdir -p "$CORPUS"
 echo "[fuzz] writing the seed corpus to $CORPUS"
-(cd .. && SG_FUZZ_CORPUS="$CORPUS" CARGO_TARGET_DIR="${SG_API_TARGET_DIR:-$CACHE/target-api}" \
+(cd .. && SG_FUZZ_CORPUS="$CORPUS" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target-api}" \
     cargo test -q -p securityguard-api --test api -- --ignored write_fuzz_corpus)
 
 echo "[fuzz] running decode_transaction for ${SECONDS_TO_RUN}s"
