@@ -149,11 +149,20 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
         return out;
     }
 
+    // Punycode labels are compared in their Unicode form (xn--hantom-… may be рhantom).
+    let punycode = domain.split('.').any(|l| l.starts_with("xn--"));
+    let decoded;
+    let domain = match idna::domain_to_unicode(domain) {
+        (unicode, Ok(())) if punycode => {
+            decoded = unicode;
+            decoded.as_str()
+        }
+        _ => domain,
+    };
     let reg = registrable(domain);
     let reg_label = label_of(reg);
     let tld = reg.rsplit('.').next().unwrap_or("");
     let has_non_ascii = !domain.is_ascii();
-    let punycode = domain.split('.').any(|l| l.starts_with("xn--"));
     let reg_skeleton = skeleton(reg);
     let label_skeleton = skeleton(reg_label);
     let whole_skeleton = skeleton(domain);
@@ -308,6 +317,12 @@ mod tests {
         assert_eq!(kinds("phamtom.app"), vec!["typosquat_domain"]);
         assert_eq!(kinds("solfare.com"), vec!["typosquat_domain"]);
         assert_eq!(kinds("phantom.com"), vec!["brand_tld_swap"]);
+        // The punycode form of the Cyrillic-р lookalike.
+        let ascii = idna::domain_to_ascii("рhantom.app").unwrap();
+        assert!(ascii.starts_with("xn--"), "{ascii}");
+        assert_eq!(kinds(&ascii), vec!["homoglyph_domain"]);
+        // Punycode that imitates nothing is still reported.
+        assert_eq!(kinds(&idna::domain_to_ascii("bücher.example").unwrap()), vec!["punycode_domain"]);
         assert_eq!(kinds("phantom-wallet.io"), vec!["brand_impersonation"]);
         assert_eq!(kinds("phantom.app.login-secure.io"), vec!["brand_impersonation"]);
         assert!(kinds("claim-airdrop-now.xyz").contains(&"phishing_keywords"));
