@@ -457,7 +457,10 @@ pub fn phishing_domains() -> Vec<String> {
             "marinade" => "finance",
             _ => "com",
         };
-        out.push(format!("{}.{tld}", brand.replacen('a', "а", 1))); // Cyrillic a
+        let cyrillic = format!("{}.{tld}", brand.replacen('a', "а", 1)); // Cyrillic a
+        // The same lookalike as a browser shows it in the address bar: punycode.
+        out.push(idna::domain_to_ascii(&cyrillic).unwrap());
+        out.push(cyrillic);
         let digits = brand.replacen('o', "0", 1).replacen('i', "1", 1);
         if digits != brand {
             out.push(format!("{digits}.{tld}"));
