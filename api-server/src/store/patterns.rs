@@ -3,7 +3,9 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::scan::patterns::PatternSet;
 
@@ -58,4 +60,195 @@ impl PatternCache {
     pub fn invalidate(&self) {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
+}
+
+/// One library entry as stored.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Pattern {
+    pub id: Uuid,
+    pub kind: String,
+    pub value: String,
+    pub data: Value,
+    pub note: Option<String>,
+}
+
+/// A validated entry to write.
+#[derive(Clone, Debug)]
+pub struct NewPattern {
+    pub kind: String,
+    pub value: String,
+    pub data: Value,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{kind} {value} already exists")]
+    Duplicate { kind: String, value: String },
+    #[error("no such pattern")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505")
+}
+
+/// Bumps the pattern-set version and records the change, in the caller's transaction.
+async fn bump(
+    tx: &mut Transaction<'_, Postgres>,
+    action: &str,
+    kind: &str,
+    value: &str,
+    actor: &str,
+) -> Result<i64, sqlx::Error> {
+    let version: i64 =
+        sqlx::query_scalar("UPDATE pattern_set SET version = version + 1, updated_at = now() RETURNING version")
+            .fetch_one(&mut **tx)
+            .await?;
+    sqlx::query("INSERT INTO pattern_changes (version, action, kind, value, actor) VALUES ($1, $2, $3, $4, $5)")
+        .bind(version)
+        .bind(action)
+        .bind(kind)
+        .bind(value)
+        .bind(actor)
+        .execute(&mut **tx)
+        .await?;
+    Ok(version)
+}
+
+/// The entries (of one kind, or all) and the version they belong to.
+pub async fn list(db: &PgPool, kind: Option<&str>) -> Result<(i64, Vec<Pattern>), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set").fetch_one(&mut *tx).await?;
+    let rows = sqlx::query_as(
+        "SELECT id, kind, value, data, note FROM patterns
+         WHERE $1::text IS NULL OR kind = $1 ORDER BY kind, value",
+    )
+    .bind(kind)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((version, rows))
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Pattern>, sqlx::Error> {
+    sqlx::query_as("SELECT id, kind, value, data, note FROM patterns WHERE id = $1").bind(id).fetch_optional(db).await
+}
+
+/// Adds an entry; returns it and the new version.
+pub async fn create(db: &PgPool, new: NewPattern, actor: &str) -> Result<(Pattern, i64), ChangeError> {
+    let mut tx = db.begin().await?;
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO patterns (id, kind, value, data, note) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(&new.kind)
+        .bind(&new.value)
+        .bind(&new.data)
+        .bind(&new.note)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| duplicate_or(e, &new.kind, &new.value))?;
+    let version = bump(&mut tx, "create", &new.kind, &new.value, actor).await?;
+    tx.commit().await?;
+    let NewPattern { kind, value, data, note } = new;
+    Ok((Pattern { id, kind, value, data, note }, version))
+}
+
+fn duplicate_or(e: sqlx::Error, kind: &str, value: &str) -> ChangeError {
+    if unique_violation(&e) {
+        ChangeError::Duplicate { kind: kind.to_string(), value: value.to_string() }
+    } else {
+        ChangeError::Db(e)
+    }
+}
+
+/// Changes an entry: `change` gets the current entry (locked) and returns the new one, already
+/// validated, or an error of the caller's.
+pub async fn update<E>(
+    db: &PgPool,
+    id: Uuid,
+    actor: &str,
+    change: impl FnOnce(Pattern) -> Result<NewPattern, E>,
+) -> Result<Result<(Pattern, i64), E>, ChangeError> {
+    let mut tx = db.begin().await?;
+    let current: Option<Pattern> =
+        sqlx::query_as("SELECT id, kind, value, data, note FROM patterns WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let current = current.ok_or(ChangeError::NotFound)?;
+    let new = match change(current) {
+        Ok(new) => new,
+        Err(e) => return Ok(Err(e)),
+    };
+    sqlx::query("UPDATE patterns SET value = $2, data = $3, note = $4, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(&new.value)
+        .bind(&new.data)
+        .bind(&new.note)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| duplicate_or(e, &new.kind, &new.value))?;
+    let version = bump(&mut tx, "update", &new.kind, &new.value, actor).await?;
+    tx.commit().await?;
+    let NewPattern { kind, value, data, note } = new;
+    Ok(Ok((Pattern { id, kind, value, data, note }, version)))
+}
+
+/// Deletes an entry; returns the new version.
+pub async fn delete(db: &PgPool, id: Uuid, actor: &str) -> Result<i64, ChangeError> {
+    let mut tx = db.begin().await?;
+    let deleted: Option<(String, String)> = sqlx::query_as("DELETE FROM patterns WHERE id = $1 RETURNING kind, value")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (kind, value) = deleted.ok_or(ChangeError::NotFound)?;
+    let version = bump(&mut tx, "delete", &kind, &value, actor).await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+pub struct Imported {
+    pub version: i64,
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// Adds many entries in one transaction and one version; existing ones are left as they are.
+/// With `replace`, every entry of the kinds present is removed first.
+pub async fn import(db: &PgPool, entries: &[NewPattern], replace: bool, actor: &str) -> Result<Imported, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut removed = 0u64;
+    if replace {
+        let mut kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        removed = sqlx::query("DELETE FROM patterns WHERE kind = ANY($1)")
+            .bind(&kinds)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    let mut added = 0u64;
+    for e in entries {
+        added += sqlx::query(
+            "INSERT INTO patterns (id, kind, value, data, note) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kind, value) DO NOTHING",
+        )
+        .bind(Uuid::new_v4())
+        .bind(&e.kind)
+        .bind(&e.value)
+        .bind(&e.data)
+        .bind(&e.note)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    let action = if replace { "import-replace" } else { "import" };
+    let version = bump(&mut tx, action, "*", &format!("{added} added, {removed} removed"), actor).await?;
+    tx.commit().await?;
+    Ok(Imported { version, added, removed })
 }
