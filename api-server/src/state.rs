@@ -23,15 +23,15 @@ pub struct Shared {
     pub patterns: Arc<PatternCache>,
     /// HTTP client for the optional explanation service.
     pub http: reqwest::Client,
-    /// Background writer of scan records.
-    pub scans: crate::store::scans::ScanWriter,
+    /// Scan records: batched background writes and reads.
+    pub scans: crate::store::scans::ScanStore,
     shutting_down: Arc<AtomicBool>,
     migrated: AtomicBool,
 }
 
 impl AppState {
     pub fn new(config: Config, db: PgPool, redis: ConnectionManager) -> Self {
-        let scans = crate::store::scans::ScanWriter::start(db.clone());
+        let scans = crate::store::scans::ScanStore::start(db.clone());
         Self(Arc::new(Shared {
             scans,
             config: Arc::new(config),

@@ -104,14 +104,7 @@ async fn verify(State(state): State<AppState>, ApiJson(req): ApiJson<VerifyReque
 
     let role = if state.config.is_admin(&msg.address) { Role::Admin } else { Role::User };
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO users (wallet, role) VALUES ($1, $2)
-         ON CONFLICT (wallet) DO UPDATE SET role = EXCLUDED.role, last_login_at = now()",
-    )
-    .bind(&msg.address)
-    .bind(role.as_str())
-    .execute(&mut *tx)
-    .await?;
+    crate::store::users::signed_in(&mut *tx, &msg.address, role.as_str()).await?;
     let (_, refresh_token) =
         refresh::store(&mut *tx, &msg.address, uuid::Uuid::new_v4(), state.config.refresh_ttl_seconds).await?;
     tx.commit().await?;

@@ -50,8 +50,7 @@ pub async fn explain(
             "explanations are not enabled on this deployment (CLAUDE_API_KEY is not set)".into(),
         ));
     };
-    let row: Option<(String, Value)> =
-        crate::routes::scan::find_scan(&state, id, "SELECT wallet, result FROM scans WHERE id = $1").await?;
+    let row = state.scans.get(id).await?.map(|scan| (scan.wallet, scan.result));
     let result = match row {
         Some((wallet, result)) if wallet == user.wallet || user.role == Role::Admin => result,
         _ => return Err(ApiError::NotFound("no such scan".into())),

@@ -105,13 +105,11 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         None
     };
     let schema_version: Option<i64> = if pg.ok {
-        tokio::time::timeout(
-            CHECK_TIMEOUT,
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(&state.db),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
+        tokio::time::timeout(CHECK_TIMEOUT, crate::store::db::schema_version(&state.db))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
     } else {
         None
     };

@@ -107,19 +107,6 @@ async fn record_scan(
     Ok(id)
 }
 
-/// The stored scan, flushing queued scan records once when it is not found yet.
-pub async fn find_scan<T>(state: &AppState, id: Uuid, query: &'static str) -> Result<Option<T>, ApiError>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    let row: Option<T> = sqlx::query_as(query).bind(id).fetch_optional(&state.db).await?;
-    if row.is_some() {
-        return Ok(row);
-    }
-    state.scans.flush().await;
-    Ok(sqlx::query_as(query).bind(id).fetch_optional(&state.db).await?)
-}
-
 async fn scan_transactions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -332,22 +319,14 @@ async fn list_scans(
     {
         return Err(ApiError::bad_request("invalid_query", "kind must be transaction, domain or address"));
     }
-    state.scans.flush().await;
-    let rows: Vec<(Uuid, String, String, i32, String)> = sqlx::query_as(
-        "SELECT id, kind, action, risk_score,
-                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
-         FROM scans WHERE wallet = $1 AND ($2::text IS NULL OR kind = $2)
-         ORDER BY created_at DESC, id LIMIT $3",
-    )
-    .bind(&user.wallet)
-    .bind(&query.kind)
-    .bind(limit)
-    .fetch_all(&state.db)
-    .await?;
+    let rows = state.scans.list(&user.wallet, query.kind.as_deref(), limit).await?;
     let scans: Vec<Value> = rows
         .into_iter()
-        .map(|(id, kind, action, risk_score, created_at)| {
-            json!({"scan_id": id, "kind": kind, "action": action, "risk_score": risk_score, "created_at": created_at})
+        .map(|s| {
+            json!({
+                "scan_id": s.id, "kind": s.kind, "action": s.action,
+                "risk_score": s.risk_score, "created_at": s.created_at,
+            })
         })
         .collect();
     Ok(Json(json!({"scans": scans})))
@@ -359,18 +338,12 @@ async fn get_scan(
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let row: Option<(String, Value, String)> = find_scan(
-        &state,
-        id,
-        "SELECT wallet, result, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
-         FROM scans WHERE id = $1",
-    )
-    .await?;
-    match row {
-        Some((wallet, mut result, created_at)) if wallet == user.wallet || user.role == Role::Admin => {
+    match state.scans.get(id).await? {
+        Some(scan) if scan.wallet == user.wallet || user.role == Role::Admin => {
+            let mut result = scan.result;
             result["scan_id"] = json!(id);
-            result["created_at"] = json!(created_at);
-            result["wallet"] = json!(wallet);
+            result["created_at"] = json!(scan.created_at);
+            result["wallet"] = json!(scan.wallet);
             Ok(Json(result))
         }
         // Other wallets' scans are indistinguishable from missing ones.
@@ -417,24 +390,12 @@ async fn feedback(
     if req.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
         return Err(ApiError::bad_request("invalid_body", format!("comment is longer than {MAX_COMMENT} characters")));
     }
-    let owner: Option<(String,)> = find_scan(&state, id, "SELECT wallet FROM scans WHERE id = $1").await?;
-    let owner = owner.map(|(w,)| w);
+    let owner = state.scans.get(id).await?.map(|scan| scan.wallet);
     if owner.as_deref() != Some(user.wallet.as_str()) {
         return Err(ApiError::NotFound("no such scan".into()));
     }
-    let feedback_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO scan_feedback (id, scan_id, wallet, verdict, comment) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (scan_id, wallet)
-         DO UPDATE SET verdict = EXCLUDED.verdict, comment = EXCLUDED.comment, created_at = now()
-         RETURNING id",
-    )
-    .bind(Uuid::new_v4())
-    .bind(id)
-    .bind(&user.wallet)
-    .bind(req.verdict.as_str())
-    .bind(&req.comment)
-    .fetch_one(&state.db)
-    .await?;
+    let feedback_id =
+        state.scans.record_feedback(id, &user.wallet, req.verdict.as_str(), req.comment.as_deref()).await?;
     state.metrics.feedback.get_or_create(&FeedbackLabels { verdict: req.verdict.as_str().into() }).inc();
     Ok((StatusCode::CREATED, Json(json!({"id": feedback_id, "scan_id": id, "verdict": req.verdict.as_str()}))))
 }

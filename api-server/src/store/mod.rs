@@ -4,3 +4,4 @@ pub mod db;
 pub mod patterns;
 pub mod redis;
 pub mod scans;
+pub mod users;

@@ -28,18 +28,34 @@ pub struct ScanRecord {
     pub created_at: jiff::Timestamp,
 }
 
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredScan {
+    pub wallet: String,
+    pub result: Value,
+    pub created_at: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ScanSummary {
+    pub id: Uuid,
+    pub kind: String,
+    pub action: String,
+    pub risk_score: i32,
+    pub created_at: String,
+}
+
 enum Command {
     Insert(ScanRecord),
     Flush(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
-pub struct ScanWriter {
+pub struct ScanStore {
     tx: mpsc::Sender<Command>,
     db: PgPool,
 }
 
-impl ScanWriter {
+impl ScanStore {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(db: PgPool) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -57,6 +73,59 @@ impl ScanWriter {
             }
             Err(_) => Ok(()),
         }
+    }
+
+    /// A stored scan; when it is not found, queued records are flushed and it is looked up
+    /// once more, so a client always finds the scan whose id it was just given.
+    pub async fn get(&self, id: Uuid) -> Result<Option<StoredScan>, sqlx::Error> {
+        const QUERY: &str = "SELECT wallet, result,
+                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at
+             FROM scans WHERE id = $1";
+        let found: Option<StoredScan> = sqlx::query_as(QUERY).bind(id).fetch_optional(&self.db).await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        self.flush().await;
+        sqlx::query_as(QUERY).bind(id).fetch_optional(&self.db).await
+    }
+
+    /// A wallet's most recent scans, newest first.
+    pub async fn list(&self, wallet: &str, kind: Option<&str>, limit: i64) -> Result<Vec<ScanSummary>, sqlx::Error> {
+        self.flush().await;
+        sqlx::query_as(
+            "SELECT id, kind, action, risk_score,
+                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at
+             FROM scans WHERE wallet = $1 AND ($2::text IS NULL OR kind = $2)
+             ORDER BY created_at DESC, id LIMIT $3",
+        )
+        .bind(wallet)
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await
+    }
+
+    /// Records (or replaces) a wallet's feedback on a scan; returns the feedback id.
+    pub async fn record_feedback(
+        &self,
+        scan_id: Uuid,
+        wallet: &str,
+        verdict: &str,
+        comment: Option<&str>,
+    ) -> Result<Uuid, sqlx::Error> {
+        sqlx::query_scalar(
+            "INSERT INTO scan_feedback (id, scan_id, wallet, verdict, comment) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (scan_id, wallet)
+             DO UPDATE SET verdict = EXCLUDED.verdict, comment = EXCLUDED.comment, created_at = now()
+             RETURNING id",
+        )
+        .bind(Uuid::new_v4())
+        .bind(scan_id)
+        .bind(wallet)
+        .bind(verdict)
+        .bind(comment)
+        .fetch_one(&self.db)
+        .await
     }
 
     /// Waits until everything queued so far is written (or given up on).
