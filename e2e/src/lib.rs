@@ -31,7 +31,9 @@ pub fn repo_root() -> PathBuf {
 /// The control plane's state directory.
 pub fn controlplane_dir() -> PathBuf {
     PathBuf::from(std::env::var("SG_CONTROLPLANE_DIR").unwrap_or_else(|_| {
-        panic!("SG_CONTROLPLANE_DIR is not set: start the control plane with `just e2e` (or e2e/controlplane/up.sh DIR)")
+        panic!(
+            "SG_CONTROLPLANE_DIR is not set: start the control plane with `just e2e` (or e2e/controlplane/up.sh DIR)"
+        )
     }))
 }
 
@@ -55,7 +57,11 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         pipe.write_all(input.as_bytes()).expect("write kubectl stdin");
     }
     let out = child.wait_with_output().expect("kubectl finishes");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs kubectl as administrator and panics with its output when it fails.
@@ -150,7 +156,9 @@ where
             panic!(
                 "timed out after {timeout:?} waiting for {} {name}; it is now:\n{}",
                 K::kind(&()),
-                current.map(|c| serde_json::to_string_pretty(&c).unwrap_or_default()).unwrap_or_else(|| "absent".into())
+                current
+                    .map(|c| serde_json::to_string_pretty(&c).unwrap_or_default())
+                    .unwrap_or_else(|| "absent".into())
             )
         }
     }
@@ -189,10 +197,8 @@ where
 /// A kubeconfig authenticating as the operator's ServiceAccount (a TokenRequest token), so the
 /// operator runs with exactly the permissions `config/rbac` grants.
 pub fn service_account_kubeconfig() -> PathBuf {
-    let token = kubectl_ok(
-        &["create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=2h"],
-        None,
-    );
+    let token =
+        kubectl_ok(&["create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=2h"], None);
     let dir = controlplane_dir();
     let server = std::fs::read_to_string(dir.join("env"))
         .expect("control plane env file")
@@ -220,7 +226,10 @@ pub fn operator_binary() -> PathBuf {
     let candidates: Vec<PathBuf> =
         exe.ancestors().skip(1).take(2).map(|dir| dir.join("securityguard-operator")).collect();
     candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
-        panic!("{} not found: run `cargo build -p securityguard-operator` first (just e2e does)", candidates[0].display())
+        panic!(
+            "{} not found: run `cargo build -p securityguard-operator` first (just e2e does)",
+            candidates[0].display()
+        )
     })
 }
 
@@ -307,7 +316,12 @@ impl Operator {
 
     /// The text of its /metrics.
     pub async fn metrics_text(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.http)).await.expect("metrics answer").text().await.expect("metrics body")
+        reqwest::get(format!("{}/metrics", self.http))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// Parsed samples of its /metrics: (name with labels) -> value.

@@ -17,7 +17,11 @@ async fn cluster_wide_operator_with_its_own_service_account() {
     let client = admin().await;
     let first = TempNamespace::create(&client, "wide-a").await;
     let second = TempNamespace::create(&client, "wide-b").await;
-    let options = OperatorOptions { namespace: None, lease_name: "securityguard-operator".to_owned(), ..OperatorOptions::for_namespace("wide") };
+    let options = OperatorOptions {
+        namespace: None,
+        lease_name: "securityguard-operator".to_owned(),
+        ..OperatorOptions::for_namespace("wide")
+    };
     let operator = Operator::start(&options).await;
 
     // The ServiceAccount has no more than it needs: it may not read Pods or delete Secrets.
@@ -44,7 +48,10 @@ async fn cluster_wide_operator_with_its_own_service_account() {
     for ns in [&first.name, &second.name] {
         secret(ns, "securityguard-jwt", "secret", JWT);
         volumes_for_guard(ns, "minimal");
-        kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
+        kubectl_ok(
+            &["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")],
+            None,
+        );
     }
     for ns in [&first.name, &second.name] {
         let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
@@ -57,5 +64,8 @@ async fn cluster_wide_operator_with_its_own_service_account() {
     }
     assert!(operator.is_leader().await);
     let printed = kubectl_ok(&["-n", &first.name, "get", "sg", "minimal"], None);
-    assert!(printed.contains("True") && printed.contains(&format!("http://minimal-api.{}.svc:80", first.name)), "{printed}");
+    assert!(
+        printed.contains("True") && printed.contains(&format!("http://minimal-api.{}.svc:80", first.name)),
+        "{printed}"
+    );
 }

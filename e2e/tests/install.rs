@@ -28,7 +28,16 @@ async fn config_default_installs_and_explain_shows_our_descriptions() {
     let (ok, out, err) = kubectl(&["get", "sg", "-A"], None);
     assert!(ok, "{err}");
     assert!(out.is_empty() || out.contains("READY"), "{out}");
-    let crd = kubectl_ok(&["get", "crd", "securityguards.securityguard.io", "-o", "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}"], None);
+    let crd = kubectl_ok(
+        &[
+            "get",
+            "crd",
+            "securityguards.securityguard.io",
+            "-o",
+            "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
+        ],
+        None,
+    );
     assert_eq!(crd, "Ready Replicas Endpoint Age");
     // Everything in config/rbac and config/manager exists.
     for (kind, name) in [
@@ -137,7 +146,9 @@ async fn invalid_securityguards_are_rejected_with_the_field_path() {
     assert!(INVALID.len() >= 12);
     let mut failures = Vec::new();
     for (i, (what, spec, expected)) in INVALID.iter().enumerate() {
-        let yaml = format!("apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata:\n  name: invalid-{i}\nspec:\n{spec}");
+        let yaml = format!(
+            "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata:\n  name: invalid-{i}\nspec:\n{spec}"
+        );
         let obj: DynamicObject = serde_saphyr::from_str(&yaml).expect("case parses as YAML");
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => failures.push(format!("{what}: accepted")),

@@ -29,9 +29,11 @@ async fn wait_ready(api: &Api<SecurityGuard>, name: &str) -> SecurityGuard {
 }
 
 fn owned_by(obj: &impl Resource, guard: &SecurityGuard) -> bool {
-    obj.meta().owner_references.iter().flatten().any(|r| {
-        Some(&r.uid) == guard.metadata.uid.as_ref() && r.controller == Some(true) && r.kind == "SecurityGuard"
-    })
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| Some(&r.uid) == guard.metadata.uid.as_ref() && r.controller == Some(true) && r.kind == "SecurityGuard")
 }
 
 async fn get_owned<K>(client: &Client, ns: &str, name: &str, guard: &SecurityGuard) -> K
@@ -99,13 +101,20 @@ async fn example_securityguard_lifecycle() {
         .items
         .iter()
         .filter(|p| {
-            p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-            })
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         })
         .collect();
     assert!(ready.len() >= 5, "3 API pods, PostgreSQL and Redis ready; got {}", ready.len());
-    assert!(ready.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| n.starts_with("kwok-node-"))));
+    assert!(
+        ready.iter().all(|p| p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| n.starts_with("kwok-node-")))
+    );
 
     // (d) Edits reach the children.
     let edit = serde_json::json!({"spec": {
@@ -115,7 +124,10 @@ async fn example_securityguard_lifecycle() {
     }});
     guards.patch("full", &PatchParams::default(), &Patch::Merge(&edit)).await.expect("edit applied");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    wait_for(deployments.clone(), "full-api", TIMEOUT, |d| deployment_image(d).as_deref() == Some("ghcr.io/securityguard/api:0.2.0")).await;
+    wait_for(deployments.clone(), "full-api", TIMEOUT, |d| {
+        deployment_image(d).as_deref() == Some("ghcr.io/securityguard/api:0.2.0")
+    })
+    .await;
     wait_for(Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns), "full-api", TIMEOUT, |h| {
         h.spec.as_ref().is_some_and(|s| s.min_replicas == Some(4) && s.max_replicas == 8)
     })
@@ -129,18 +141,47 @@ async fn example_securityguard_lifecycle() {
     assert_eq!(guard.status.as_ref().and_then(|s| s.endpoint.as_deref()), Some("https://scan.example.org"));
 
     // Turning ingress and autoscaling off deletes their objects; replicas become fixed.
-    let off = serde_json::json!({"spec": {"ingress": {"enabled": false}, "autoscaling": {"enabled": false}, "replicas": 2}});
+    let off =
+        serde_json::json!({"spec": {"ingress": {"enabled": false}, "autoscaling": {"enabled": false}, "replicas": 2}});
     guards.patch("full", &PatchParams::default(), &Patch::Merge(&off)).await.expect("edit applied");
     wait_deleted(Api::<Ingress>::namespaced(client.clone(), ns), "full-api", TIMEOUT).await;
     wait_deleted(Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns), "full-api", TIMEOUT).await;
     wait_for(deployments.clone(), "full-api", TIMEOUT, |d| d.spec.as_ref().and_then(|s| s.replicas) == Some(2)).await;
     let guard = wait_ready(&guards, "full").await;
-    assert_eq!(guard.status.as_ref().and_then(|s| s.endpoint.as_deref()), Some(format!("http://full-api.{ns}.svc:80").as_str()));
+    assert_eq!(
+        guard.status.as_ref().and_then(|s| s.endpoint.as_deref()),
+        Some(format!("http://full-api.{ns}.svc:80").as_str())
+    );
 
     // (e) A hand edit of a field the operator manages is reverted.
     let tamper = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "attacker/api:evil"}]}}}});
     deployments.patch("full-api", &PatchParams::default(), &Patch::Strategic(&tamper)).await.expect("hand edit");
-    wait_for(deployments.clone(), "full-api", TIMEOUT, |d| deployment_image(d).as_deref() == Some("ghcr.io/securityguard/api:0.2.0")).await;
+    wait_for(deployments.clone(), "full-api", TIMEOUT, |d| {
+        deployment_image(d).as_deref() == Some("ghcr.io/securityguard/api:0.2.0")
+    })
+    .await;
+
+    // The generated passwords deleted by hand: the operator refuses to make new ones that
+    // would lock the API out of its data, says why, and recovers when the Secret is restored.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut saved = secrets.get("full-credentials").await.expect("credentials");
+    secrets.delete("full-credentials", &DeleteParams::default()).await.expect("deleted by hand");
+    let degraded = wait_for(guards.clone(), "full", TIMEOUT, |g| {
+        g.status.as_ref().and_then(|s| s.condition("Degraded")).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let message = degraded.status.as_ref().and_then(|s| s.condition("Degraded")).map(|c| c.message.clone());
+    let message = message.unwrap_or_default();
+    assert!(message.contains("full-credentials") && message.contains("full-postgres"), "{message}");
+    assert!(secrets.get_opt("full-credentials").await.expect("get").is_none(), "no new passwords were made");
+    saved.metadata = kube::api::ObjectMeta {
+        name: saved.metadata.name.clone(),
+        labels: saved.metadata.labels.clone(),
+        annotations: saved.metadata.annotations.clone(),
+        ..Default::default()
+    };
+    secrets.create(&Default::default(), &saved).await.expect("restored");
+    wait_ready(&guards, "full").await;
 
     // (f) Deleting the SecurityGuard removes every child through the garbage collector; the
     // data volumes and their password stay.
@@ -220,8 +261,21 @@ async fn missing_secret_degrades_then_recovers_when_it_appears() {
     // Nothing was created for it.
     assert!(Api::<Deployment>::namespaced(client.clone(), ns).get_opt("minimal-api").await.expect("get").is_none());
     // A Warning Event names the Secret.
-    let events = kubectl_ok(&["-n", ns, "get", "events.events.k8s.io", "-o", "jsonpath={range .items[*]}{.type} {.reason} {.note}{\"\\n\"}{end}"], None);
-    assert!(events.contains("Warning InvalidReference spec.secrets.jwtSecret: Secret \"securityguard-jwt\" does not exist"), "{events}");
+    let events = kubectl_ok(
+        &[
+            "-n",
+            ns,
+            "get",
+            "events.events.k8s.io",
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason} {.note}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    assert!(
+        events.contains("Warning InvalidReference spec.secrets.jwtSecret: Secret \"securityguard-jwt\" does not exist"),
+        "{events}"
+    );
 
     // No hot loop while waiting: a handful of reconciles at most.
     let reconciles = operator.reconciles().await;
@@ -240,7 +294,8 @@ async fn missing_secret_degrades_then_recovers_when_it_appears() {
         g.status.as_ref().and_then(|s| s.condition("Degraded")).is_some_and(|c| c.status == "True")
     })
     .await;
-    let message = degraded.status.as_ref().and_then(|s| s.condition("Degraded")).map(|c| c.message.clone()).expect("message");
+    let message =
+        degraded.status.as_ref().and_then(|s| s.condition("Degraded")).map(|c| c.message.clone()).expect("message");
     assert!(message.contains("spec.postgres.external.connectionSecret") && message.contains("\"db\""), "{message}");
     assert!(!message.contains("hunter2"), "secret value in status: {message}");
     assert!(!operator.log().contains("hunter2"), "secret value in the operator's log");

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{EventType, Recorder, Reporter};
@@ -69,7 +69,7 @@ pub enum Error {
         source: apply::Error,
     },
     /// Writing the status failed.
-    #[error("SecurityGuard {guard}: writing status: {source}")]
+    #[error("SecurityGuard {guard}: writing status: {}", describe(.source))]
     Status {
         /// namespace/name of the SecurityGuard.
         guard: String,
@@ -79,7 +79,25 @@ pub enum Error {
     },
 }
 
+/// A Kubernetes client error in one line: the API server's message and code, not the Debug
+/// dump of its Status.
+pub fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+        other => other.to_string(),
+    }
+}
+
 impl Error {
+    /// What failed, without the SecurityGuard's name (for its own status and Events).
+    pub fn step_message(&self) -> String {
+        match self {
+            Self::Dereference { source, .. } => source.to_string(),
+            Self::Apply { source, .. } => source.to_string(),
+            Self::Status { source, .. } => format!("writing status: {}", describe(source)),
+        }
+    }
+
     /// Short category: the metric label and the Event reason.
     pub fn category(&self) -> &'static str {
         match self {
@@ -100,7 +118,7 @@ pub async fn reconcile(guard: Arc<SecurityGuard>, ctx: Arc<Context>) -> Result<A
         Err(error) => {
             timer.set_result(error.category());
             tracing::warn!(%error, "reconcile failed");
-            let message = error.to_string();
+            let message = error.step_message();
             report_degraded(&ctx, &guard, &reference, error.category(), &message).await;
         }
     }
@@ -112,7 +130,15 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
     if guard.spec.paused {
         let status = status::paused(guard, Timestamp::now());
         if status::write(&ctx.client, guard, status).await.map_err(|source| Error::Status { guard: key, source })? {
-            publish(&ctx.recorder, reference, EventType::Normal, "Paused", "Reconcile", "Reconciliation paused by spec.paused".into()).await;
+            publish(
+                &ctx.recorder,
+                reference,
+                EventType::Normal,
+                "Paused",
+                "Reconcile",
+                "Reconciliation paused by spec.paused".into(),
+            )
+            .await;
         }
         return Ok(Action::await_change());
     }
@@ -130,22 +156,31 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
     };
     let prepared = build::build(&validated);
     let applier = Applier { client: &ctx.client, stores: &ctx.stores, recorder: &ctx.recorder, reference };
-    let applied = applier
-        .apply(&validated, prepared)
-        .await
-        .map_err(|source| Error::Apply { guard: key.clone(), source })?;
+    let applied =
+        applier.apply(&validated, prepared).await.map_err(|source| Error::Apply { guard: key.clone(), source })?;
     let new_status = status::from_applied(guard, &validated, &applied, Timestamp::now());
     let became_ready = new_status.condition(crate::crd::CONDITION_READY).is_some_and(|c| c.status == "True")
-        && guard.status.as_ref().and_then(|s| s.condition(crate::crd::CONDITION_READY)).is_none_or(|c| c.status != "True");
+        && guard
+            .status
+            .as_ref()
+            .and_then(|s| s.condition(crate::crd::CONDITION_READY))
+            .is_none_or(|c| c.status != "True");
     status::write(&ctx.client, guard, new_status).await.map_err(|source| Error::Status { guard: key, source })?;
     if became_ready {
-        publish(&ctx.recorder, reference, EventType::Normal, "Ready", "Reconcile", "Every object is available".into()).await;
+        publish(&ctx.recorder, reference, EventType::Normal, "Ready", "Reconcile", "Every object is available".into())
+            .await;
     }
     Ok(Action::requeue(ctx.resync))
 }
 
 /// Sets Degraded with the message and publishes a Warning Event when the message is new.
-async fn report_degraded(ctx: &Context, guard: &SecurityGuard, reference: &ObjectReference, reason: &'static str, message: &str) {
+async fn report_degraded(
+    ctx: &Context,
+    guard: &SecurityGuard,
+    reference: &ObjectReference,
+    reason: &'static str,
+    message: &str,
+) {
     let already = guard
         .status
         .as_ref()
@@ -288,7 +323,10 @@ pub async fn run(
 }
 
 /// The SecurityGuards in the Secret's namespace that refer to it.
-fn guards_referencing(guards: &Store<SecurityGuard>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<SecurityGuard>> {
+fn guards_referencing(
+    guards: &Store<SecurityGuard>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<SecurityGuard>> {
     let name = secret.name_any();
     let namespace = secret.namespace();
     guards

@@ -14,12 +14,11 @@ use kube::CustomResourceExt;
 /// Every CustomResourceDefinition of the operator as one multi-document YAML text.
 pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
     let mut out = String::new();
-    for crd in [crd::SecurityGuard::crd()] {
-        let mut value = serde_json::to_value(&crd).map_err(|e| serde_saphyr::SerializeError::from(e.to_string()))?;
-        unwrap_descriptions(&mut value);
-        out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(&value)?);
-    }
+    let crd = crd::SecurityGuard::crd();
+    let mut value = serde_json::to_value(&crd).map_err(|e| serde_saphyr::SerializeError::from(e.to_string()))?;
+    unwrap_descriptions(&mut value);
+    out.push_str("---\n");
+    out.push_str(&serde_saphyr::to_string(&value)?);
     Ok(out)
 }
 

@@ -94,10 +94,7 @@ impl ReconcileTimer {
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
         self.metrics.reconcile_duration.observe(self.start.elapsed().as_secs_f64());
-        self.metrics
-            .reconciles
-            .get_or_create(&ReconcileLabels { result: std::mem::take(&mut self.result) })
-            .inc();
+        self.metrics.reconciles.get_or_create(&ReconcileLabels { result: std::mem::take(&mut self.result) }).inc();
     }
 }
 

@@ -76,7 +76,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     let client = client(&metrics).await?;
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let lease_err = |source| Error::Lease { namespace: args.lease_namespace.clone(), name: args.lease_name.clone(), source };
+    let lease_err =
+        |source| Error::Lease { namespace: args.lease_namespace.clone(), name: args.lease_name.clone(), source };
     let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&args.lease_namespace)
         .with_identity(&identity)
@@ -110,9 +111,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         Ok(Err(error)) => tracing::warn!(%error, "could not release the leader Lease"),
         Err(error) => tracing::warn!(%error, "lease task failed"),
     }
-    match http.await {
-        Ok(Err(source)) => return Err(Error::Http { addr: args.http_addr, source }),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(source)) = http.await {
+        return Err(Error::Http { addr: args.http_addr, source });
     }
     outcome
 }
@@ -130,11 +130,8 @@ async fn lead(
     let (lost_tx, lost_rx) = watch::channel(false);
     let mut controller_stop = stop.clone();
     let mut controller_lost = lost_rx;
-    let settings = controller::Settings {
-        resync: args.resync,
-        concurrency: args.concurrency,
-        namespace: args.namespace.clone(),
-    };
+    let settings =
+        controller::Settings { resync: args.resync, concurrency: args.concurrency, namespace: args.namespace.clone() };
     let controller = controller::run(client, metrics, settings, async move {
         tokio::select! {
             _ = controller_stop.wait_for(|s| *s) => {}

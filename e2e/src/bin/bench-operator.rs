@@ -10,8 +10,8 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use securityguard_e2e::{JWT, Operator, OperatorOptions, admin, install, secret};
@@ -55,9 +55,8 @@ async fn namespace(client: &Client, name: &str) {
 
 async fn volumes(client: &Client, ns: &str, n: usize) {
     let api: Api<PersistentVolume> = Api::all(client.clone());
-    let claims: Vec<String> = (0..n)
-        .flat_map(|i| [format!("data-guard-{i:04}-postgres-0"), format!("data-guard-{i:04}-redis-0")])
-        .collect();
+    let claims: Vec<String> =
+        (0..n).flat_map(|i| [format!("data-guard-{i:04}-postgres-0"), format!("data-guard-{i:04}-redis-0")]).collect();
     stream::iter(claims)
         .map(|claim| {
             let api = api.clone();
@@ -224,7 +223,8 @@ async fn main() {
     loop {
         let d = deployments.list(&ListParams::default()).await.expect("list");
         let s = stateful_sets.list(&ListParams::default()).await.expect("list");
-        let available = d.items.iter().filter(|d| d.status.as_ref().and_then(|s| s.available_replicas) >= Some(1)).count();
+        let available =
+            d.items.iter().filter(|d| d.status.as_ref().and_then(|s| s.available_replicas) >= Some(1)).count();
         let ready = s.items.iter().filter(|s| s.status.as_ref().and_then(|s| s.ready_replicas) >= Some(1)).count();
         if available == n && ready == 2 * n {
             break;
@@ -247,11 +247,16 @@ async fn main() {
     println!("| measure | value |\n|---|---|");
     println!("| SecurityGuards | {n} (managed PostgreSQL and Redis, autoscaling 1-3) |");
     println!("| time until all Ready (operator) | {:.1} s |", converged.as_secs_f64());
-    println!("| the same children applied directly (server-side apply, one client, {CONCURRENCY} in flight): all sent | {:.1} s |", direct.as_secs_f64());
+    println!(
+        "| the same children applied directly (server-side apply, one client, {CONCURRENCY} in flight): all sent | {:.1} s |",
+        direct.as_secs_f64()
+    );
     println!("| ... and their Deployments and StatefulSets ready | {:.1} s |", direct_ready.as_secs_f64());
     println!("| ratio, operator / direct, until ready | {:.2} |", converged.as_secs_f64() / direct_ready.as_secs_f64());
     println!("| operator peak RSS | {rss:.1} MiB |");
-    println!("| API requests per SecurityGuard until Ready | {converge_requests:.1} ({converge_writes:.1} writes, of which {converge_events:.1} Events) |");
+    println!(
+        "| API requests per SecurityGuard until Ready | {converge_requests:.1} ({converge_writes:.1} writes, of which {converge_events:.1} Events) |"
+    );
     println!("| API requests per SecurityGuard per idle resync | {idle_requests:.2} ({idle_writes:.2} writes) |");
     drop(operator);
     let _ = securityguard_e2e::kubectl(&["delete", "namespace", &ns, &direct_ns, "--wait=false"], None);

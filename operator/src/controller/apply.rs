@@ -8,13 +8,13 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::NamespaceResourceScope;
-use kube::api::{DeleteParams, Patch, PatchParams, PartialObjectMeta, PostParams};
+use kube::api::{DeleteParams, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -22,9 +22,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::build::{
-    Applied, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, Prepared,
-};
+use super::build::{Applied, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, Prepared};
+use super::describe;
 use super::validate::ValidatedGuard;
 
 /// Annotation on the generated credentials Secret listing the keys it holds.
@@ -34,7 +33,7 @@ pub const CREDENTIAL_KEYS_ANNOTATION: &str = "securityguard.io/credential-keys";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Server-side apply was refused.
-    #[error("applying {kind} {namespace}/{name}: {source}")]
+    #[error("applying {kind} {namespace}/{name}: {}", describe(.source))]
     Apply {
         /// Kind of the object.
         kind: String,
@@ -47,7 +46,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Deleting an object the spec no longer asks for failed.
-    #[error("deleting {kind} {namespace}/{name}: {source}")]
+    #[error("deleting {kind} {namespace}/{name}: {}", describe(.source))]
     Delete {
         /// Kind of the object.
         kind: String,
@@ -59,8 +58,21 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The generated passwords are gone while the data they protect is not.
+    #[error(
+        "Secret {namespace}/{name} holding the generated passwords is missing while {stateful_sets} exist: restore the Secret \
+         from a backup, or delete the StatefulSets and their volumes to start with empty datastores"
+    )]
+    CredentialsLost {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The StatefulSets whose data needs the lost passwords.
+        stateful_sets: String,
+    },
     /// The generated credentials could not be created or completed.
-    #[error("writing Secret {namespace}/{name}: {source}")]
+    #[error("writing Secret {namespace}/{name}: {}", describe(.source))]
     Credentials {
         /// Its namespace.
         namespace: String,
@@ -188,17 +200,16 @@ impl Applier<'_> {
     /// Sends `desired` unless the cached object already holds all of it.
     async fn apply_one<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
         let cached = store.get(&ObjectRef::new(&name).within(&namespace));
         if let Some(current) = &cached
-            && holds(&serde_json::to_value(current.as_ref()).unwrap_or(Value::Null), &serde_json::to_value(&desired).unwrap_or(Value::Null))
+            && holds(
+                &serde_json::to_value(current.as_ref()).unwrap_or(Value::Null),
+                &serde_json::to_value(&desired).unwrap_or(Value::Null),
+            )
         {
             return Ok(current.as_ref().clone());
         }
@@ -231,15 +242,27 @@ impl Applier<'_> {
                 .map(|keys| keys.split(',').map(str::to_owned).collect())
                 .unwrap_or_default(),
             None => {
+                self.refuse_lost_credentials(credentials).await?;
                 let mut secret = credentials.with_passwords(generate_password);
                 secret
                     .metadata
                     .annotations
                     .get_or_insert_default()
                     .insert(CREDENTIAL_KEYS_ANNOTATION.to_owned(), credentials.keys.join(","));
-                match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() }, &secret).await {
+                match api
+                    .create(
+                        &PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() },
+                        &secret,
+                    )
+                    .await
+                {
                     Ok(_) => {
-                        self.event(EventType::Normal, "Created", format!("Created Secret {} with generated passwords", credentials.name)).await;
+                        self.event(
+                            EventType::Normal,
+                            "Created",
+                            format!("Created Secret {} with generated passwords", credentials.name),
+                        )
+                        .await;
                         return Ok(());
                     }
                     // Created meanwhile (or before our cache saw it): fall through to the check.
@@ -271,19 +294,58 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// New passwords would lock the API out of data that already exists: when a datastore's
+    /// StatefulSet exists but the Secret does not (deleted by hand), stop and say so.
+    async fn refuse_lost_credentials(&self, credentials: &CredentialsSecret) -> Result<(), Error> {
+        let existing: Vec<&str> = credentials
+            .protects
+            .iter()
+            .map(String::as_str)
+            .filter(|name| {
+                self.stores.stateful_sets.get(&ObjectRef::new(name).within(&credentials.namespace)).is_some()
+            })
+            .collect();
+        if existing.is_empty() {
+            return Ok(());
+        }
+        // The cache may lag behind our own creation: ask the API server.
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &credentials.namespace);
+        match api.get_metadata_opt(&credentials.name).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::CredentialsLost {
+                namespace: credentials.namespace.clone(),
+                name: credentials.name.clone(),
+                stateful_sets: existing.join(", "),
+            }),
+            Err(source) => Err(Error::Credentials {
+                namespace: credentials.namespace.clone(),
+                name: credentials.name.clone(),
+                source,
+            }),
+        }
+    }
+
     /// Deletes children of this SecurityGuard that the applied set does not contain.
     async fn delete_orphans(&self, guard: &ValidatedGuard, applied: &ChildResources<Applied>) -> Result<(), Error> {
         let names = |objects: &mut dyn Iterator<Item = String>| objects.collect::<Vec<_>>();
         let datastores = [&applied.postgres, &applied.redis];
-        let sts: Vec<String> = names(&mut datastores.iter().filter_map(|d| d.as_ref()).map(|d| d.stateful_set.name_any()));
-        let mut services: Vec<String> = names(&mut datastores.iter().filter_map(|d| d.as_ref()).map(|d| d.service.name_any()));
+        let sts: Vec<String> =
+            names(&mut datastores.iter().filter_map(|d| d.as_ref()).map(|d| d.stateful_set.name_any()));
+        let mut services: Vec<String> =
+            names(&mut datastores.iter().filter_map(|d| d.as_ref()).map(|d| d.service.name_any()));
         services.push(applied.service.name_any());
         let policies = names(&mut applied.network_policies.iter().map(ResourceExt::name_any));
         self.delete_unlisted(&self.stores.stateful_sets, guard, &sts).await?;
         self.delete_unlisted(&self.stores.services, guard, &services).await?;
         self.delete_unlisted(&self.stores.network_policies, guard, &policies).await?;
-        self.delete_unlisted(&self.stores.hpas, guard, &names(&mut applied.hpa.iter().map(ResourceExt::name_any))).await?;
-        self.delete_unlisted(&self.stores.ingresses, guard, &names(&mut applied.ingress.iter().map(ResourceExt::name_any))).await?;
+        self.delete_unlisted(&self.stores.hpas, guard, &names(&mut applied.hpa.iter().map(ResourceExt::name_any)))
+            .await?;
+        self.delete_unlisted(
+            &self.stores.ingresses,
+            guard,
+            &names(&mut applied.ingress.iter().map(ResourceExt::name_any)),
+        )
+        .await?;
         self.delete_unlisted(&self.stores.deployments, guard, &[applied.deployment.name_any()]).await?;
         self.delete_unlisted(&self.stores.pdbs, guard, &[applied.pdb.name_any()]).await?;
         self.delete_unlisted(&self.stores.config_maps, guard, &[applied.config_map.name_any()]).await?;
@@ -306,8 +368,12 @@ impl Applier<'_> {
             let api: Api<K> = Api::namespaced(self.client.clone(), &guard.namespace);
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {
-                    self.event(EventType::Normal, "Deleted", format!("Deleted {} {name}: no longer asked for", K::kind(&())))
-                        .await;
+                    self.event(
+                        EventType::Normal,
+                        "Deleted",
+                        format!("Deleted {} {name}: no longer asked for", K::kind(&())),
+                    )
+                    .await;
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(source) => {
@@ -338,7 +404,8 @@ pub async fn publish(
     action: &str,
     note: String,
 ) {
-    let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
+    let event =
+        Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
     if let Err(error) = recorder.publish(&event, reference).await {
         tracing::warn!(%error, reason, "could not publish an Event");
     }

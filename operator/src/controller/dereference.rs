@@ -13,7 +13,7 @@ use crate::crd::SecurityGuard;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The API server refused or failed a read.
-    #[error("reading Secret {namespace}/{name}: {source}")]
+    #[error("reading Secret {namespace}/{name}: {}", super::describe(.source))]
     ReadSecret {
         /// Namespace of the Secret.
         namespace: String,

@@ -1,18 +1,17 @@
 //! Status: conditions and counts derived from the objects as the API server holds them.
 
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::build::service::cluster_url;
 use super::build::ingress::public_url;
+use super::build::service::cluster_url;
 use super::build::{Applied, ChildResources, FIELD_MANAGER};
 use super::validate::ValidatedGuard;
 use crate::crd::{
-    CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuard,
-    SecurityGuardStatus,
+    CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuard, SecurityGuardStatus,
 };
 
 /// One condition's new value.
@@ -63,7 +62,12 @@ pub fn from_applied(
     let ready = waiting.is_empty();
     let observations = [
         if ready {
-            Observation::new(CONDITION_READY, true, "Available", format!("API available with {} ready replicas", api.ready))
+            Observation::new(
+                CONDITION_READY,
+                true,
+                "Available",
+                format!("API available with {} ready replicas", api.ready),
+            )
         } else {
             Observation::new(CONDITION_READY, false, "NotAvailable", waiting.join("; "))
         },
@@ -120,11 +124,8 @@ pub fn paused(guard: &SecurityGuard, now: Timestamp) -> SecurityGuardStatus {
 /// keeps its lastTransitionTime.
 fn conditions(guard: &SecurityGuard, observations: &[Observation], now: Timestamp) -> Vec<Condition> {
     let existing = guard.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    let mut out: Vec<Condition> = existing
-        .iter()
-        .filter(|c| !observations.iter().any(|o| o.type_ == c.type_))
-        .cloned()
-        .collect();
+    let mut out: Vec<Condition> =
+        existing.iter().filter(|c| !observations.iter().any(|o| o.type_ == c.type_)).cloned().collect();
     for o in observations {
         let status = if o.status { "True" } else { "False" };
         let since = existing
@@ -253,6 +254,10 @@ mod tests {
         assert_eq!(d.observed_generation, Some(4));
         let p = paused(&guard, t1);
         assert_eq!(p.condition(CONDITION_PAUSED).map(|c| c.status.as_str()), Some("True"));
-        assert_eq!(p.condition(CONDITION_DEGRADED).map(|c| c.status.as_str()), Some("True"), "other conditions are kept");
+        assert_eq!(
+            p.condition(CONDITION_DEGRADED).map(|c| c.status.as_str()),
+            Some("True"),
+            "other conditions are kept"
+        );
     }
 }

@@ -77,7 +77,9 @@ pub enum Problem {
         key: String,
     },
     /// The JWT signing key is too short.
-    #[error("{field}: the value of Secret {name:?} key {key:?} is {len} bytes long; at least {MIN_JWT_SECRET_BYTES} are required")]
+    #[error(
+        "{field}: the value of Secret {name:?} key {key:?} is {len} bytes long; at least {MIN_JWT_SECRET_BYTES} are required"
+    )]
     WeakJwtSecret {
         /// The spec field holding the reference.
         field: &'static str,
@@ -131,22 +133,20 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
         secret_value(refs, "spec.secrets.claudeApiKey", claude, &mut problems);
     }
 
-    let postgres = match (&spec.postgres.managed, &spec.postgres.external) {
-        (_, Some(external)) => {
-            let field = "spec.postgres.external.connectionSecret";
-            check_url(refs, field, &external.connection_secret, &["postgres", "postgresql"], &mut problems);
-            Datastore::External(external.connection_secret.clone())
-        }
-        (managed, None) => Datastore::Managed(managed.clone().unwrap_or_default()),
-    };
-    let redis = match (&spec.redis.managed, &spec.redis.external) {
-        (_, Some(external)) => {
-            let field = "spec.redis.external.connectionSecret";
-            check_url(refs, field, &external.connection_secret, &["redis", "rediss"], &mut problems);
-            Datastore::External(external.connection_secret.clone())
-        }
-        (managed, None) => Datastore::Managed(managed.clone().unwrap_or_default()),
-    };
+    let postgres = datastore(
+        refs,
+        (&spec.postgres.managed, &spec.postgres.external),
+        "spec.postgres.external.connectionSecret",
+        &["postgres", "postgresql"],
+        &mut problems,
+    );
+    let redis = datastore(
+        refs,
+        (&spec.redis.managed, &spec.redis.external),
+        "spec.redis.external.connectionSecret",
+        &["redis", "rediss"],
+        &mut problems,
+    );
 
     let name = guard.metadata.name.clone();
     let namespace = guard.namespace();
@@ -165,6 +165,23 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
             Ok(ValidatedGuard { name, namespace, owner, spec: spec.clone(), postgres, redis })
         }
         _ => Err(Invalid(problems)),
+    }
+}
+
+/// External wins when both are set (the schema refuses that); neither means managed defaults.
+fn datastore<M: Clone + Default>(
+    refs: &References,
+    (managed, external): (&Option<M>, &Option<crate::crd::ExternalDatastore>),
+    field: &'static str,
+    schemes: &[&'static str],
+    problems: &mut Vec<Problem>,
+) -> Datastore<M> {
+    match external {
+        Some(external) => {
+            check_url(refs, field, &external.connection_secret, schemes, problems);
+            Datastore::External(external.connection_secret.clone())
+        }
+        None => Datastore::Managed(managed.clone().unwrap_or_default()),
     }
 }
 

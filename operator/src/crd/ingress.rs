@@ -4,7 +4,7 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 /// External access through an Ingress handled by ingress-nginx.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.host)")
     .message("ingress.host is required when ingress is enabled")
@@ -18,7 +18,10 @@ pub struct IngressSpec {
     pub enabled: bool,
     /// Host name clients use, for example `api.securityguard.example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub host: Option<String>,
     /// IngressClass to use (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,7 +29,10 @@ pub struct IngressSpec {
     pub class_name: Option<String>,
     /// Secret holding the TLS certificate for `host`. Without it the Ingress serves plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub tls_secret_name: Option<String>,
     /// Rate limits applied per client IP by ingress-nginx.
     #[serde(default)]
@@ -35,19 +41,6 @@ pub struct IngressSpec {
     /// are set from `rateLimit`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
-}
-
-impl Default for IngressSpec {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            host: None,
-            class_name: None,
-            tls_secret_name: None,
-            rate_limit: RateLimitSpec::default(),
-            annotations: Default::default(),
-        }
-    }
 }
 
 /// Per-client-IP rate limits, as ingress-nginx annotations (`limit-rps`,

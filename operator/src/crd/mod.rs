@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, RedisSpec};
 pub use ingress::{IngressSpec, RateLimitSpec};
-pub use status::{
-    CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus,
-};
+pub use status::{CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus};
 pub use workload::{
     ApiConfig, AutoscalingSpec, Environment, ImagePullPolicy, LogLevel, ScaleDownPolicy, ScaleUpPolicy,
     SecretKeyReference, SecretsSpec,
@@ -145,10 +143,8 @@ mod tests {
             if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
                 for (name, child) in props {
                     let p = format!("{path}.{name}");
-                    let described = child
-                        .get("description")
-                        .and_then(|d| d.as_str())
-                        .is_some_and(|d| !d.trim().is_empty());
+                    let described =
+                        child.get("description").and_then(|d| d.as_str()).is_some_and(|d| !d.trim().is_empty());
                     if !described {
                         out.push(p.clone());
                     }

@@ -10,7 +10,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Component, labels};
+use super::{Component, labels, object_name};
 use crate::controller::validate::ValidatedGuard;
 
 /// Key of the PostgreSQL password.
@@ -29,6 +29,8 @@ pub struct CredentialsSecret {
     pub labels: BTreeMap<String, String>,
     /// The keys to fill with a password each.
     pub keys: Vec<&'static str>,
+    /// The StatefulSets whose data these passwords open.
+    pub protects: Vec<String>,
 }
 
 impl CredentialsSecret {
@@ -56,16 +58,19 @@ pub fn name(guard: &str) -> String {
 /// The credentials Secret, when at least one datastore is managed.
 pub fn build(guard: &ValidatedGuard) -> Option<CredentialsSecret> {
     let mut keys = Vec::new();
+    let mut protects = Vec::new();
     if guard.postgres_managed().is_some() {
         keys.push(POSTGRES_PASSWORD_KEY);
+        protects.push(object_name(&guard.name, Component::Postgres));
     }
     if guard.redis_managed().is_some() {
         keys.push(REDIS_PASSWORD_KEY);
+        protects.push(object_name(&guard.name, Component::Redis));
     }
     if keys.is_empty() {
         return None;
     }
     let mut labels = labels(guard, Component::Api);
     labels.remove(super::COMPONENT_LABEL);
-    Some(CredentialsSecret { name: name(&guard.name), namespace: guard.namespace.clone(), labels, keys })
+    Some(CredentialsSecret { name: name(&guard.name), namespace: guard.namespace.clone(), labels, keys, protects })
 }

@@ -1,9 +1,7 @@
 //! What the managed PostgreSQL and Redis have in common: a one-replica StatefulSet with a data
 //! volume that outlives it, and a ClusterIP Service.
 
-use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
-};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
     Service, ServicePort, ServiceSpec, Volume, VolumeResourceRequirements,
@@ -12,7 +10,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Component, DatastoreObjects, labels, metadata, object_name, restricted_pod_security_context, selector_labels};
+use super::{
+    Component, DatastoreObjects, labels, metadata, object_name, restricted_pod_security_context, selector_labels,
+};
 use crate::controller::validate::ValidatedGuard;
 
 /// Name of the data volume (and of its claim template).
@@ -44,7 +44,11 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
     let mut volumes: Vec<Volume> = parts
         .scratch_volumes
         .iter()
-        .map(|v| Volume { name: (*v).to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() })
+        .map(|v| Volume {
+            name: (*v).to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        })
         .collect();
     volumes.sort_by(|a, b| a.name.cmp(&b.name));
 

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector, TopologySpreadConstraint,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -284,7 +284,8 @@ mod tests {
     fn a_config_change_rolls_the_pods() {
         let a = deployment(MINIMAL);
         let b = deployment(&format!("{MINIMAL}  config: {{logLevel: debug}}\n"));
-        let hash = |d: &serde_json::Value| d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION].clone();
+        let hash =
+            |d: &serde_json::Value| d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION].clone();
         assert_ne!(hash(&a), hash(&b));
     }
 }

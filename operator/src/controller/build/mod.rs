@@ -20,9 +20,7 @@ use std::marker::PhantomData;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, SeccompProfile, SecurityContext, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{Capabilities, ConfigMap, SeccompProfile, SecurityContext, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};

@@ -24,19 +24,7 @@ pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 /// StatefulSet and Service of the managed PostgreSQL.
 pub fn build(guard: &ValidatedGuard, spec: &ManagedPostgres) -> DatastoreObjects {
     let password = SecretKeyReference { name: credentials::name(&guard.name), key: POSTGRES_PASSWORD_KEY.to_owned() };
-    let ready = Probe {
-        exec: Some(ExecAction {
-            command: Some(
-                ["pg_isready", "-h", "127.0.0.1", "-U", &spec.user, "-d", &spec.database]
-                    .map(str::to_owned)
-                    .to_vec(),
-            ),
-        }),
-        period_seconds: Some(5),
-        timeout_seconds: Some(3),
-        failure_threshold: Some(6),
-        ..Probe::default()
-    };
+    let ready = exec_probe(&["pg_isready", "-h", "127.0.0.1", "-U", &spec.user, "-d", &spec.database]);
     let container = Container {
         name: "postgres".to_owned(),
         image: Some(spec.image.clone()),
@@ -77,6 +65,17 @@ pub fn build(guard: &ValidatedGuard, spec: &ManagedPostgres) -> DatastoreObjects
     )
 }
 
+/// A probe running a command every 5 s; six failures in a row count.
+pub fn exec_probe(command: &[&str]) -> Probe {
+    Probe {
+        exec: Some(ExecAction { command: Some(command.iter().map(|c| (*c).to_owned()).collect()) }),
+        period_seconds: Some(5),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(6),
+        ..Probe::default()
+    }
+}
+
 /// A volume mount.
 pub fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount { name: name.to_owned(), mount_path: path.to_owned(), ..VolumeMount::default() }
@@ -104,7 +103,10 @@ mod tests {
         let g = guard(MINIMAL);
         let objects = build(&g, g.postgres_managed().expect("managed by default"));
         let sts = serde_json::to_value(&objects.stateful_set).expect("serializes");
-        assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"], serde_json::json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+        assert_eq!(
+            sts["spec"]["persistentVolumeClaimRetentionPolicy"],
+            serde_json::json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
         assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
         let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"];
         assert_eq!(

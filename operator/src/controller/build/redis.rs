@@ -1,11 +1,11 @@
 //! The managed Redis.
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, ExecAction, Probe};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Probe};
 
 use super::credentials::{self, REDIS_PASSWORD_KEY};
 use super::datastore::{DATA_VOLUME, DatastoreParts, objects};
 use super::deployment::secret_env;
-use super::postgres::{mount, resources};
+use super::postgres::{exec_probe, mount, resources};
 use super::{Component, DatastoreObjects, restricted_container_security_context};
 use crate::controller::validate::ValidatedGuard;
 use crate::crd::{ManagedRedis, SecretKeyReference};
@@ -25,19 +25,7 @@ pub fn build(guard: &ValidatedGuard, spec: &ManagedRedis) -> DatastoreObjects {
          --maxmemory-policy allkeys-lru <<EOF\nrequirepass $REDIS_PASSWORD\nEOF\n",
         spec.max_memory
     );
-    let ping = Probe {
-        exec: Some(ExecAction {
-            command: Some(
-                ["sh", "-c", "REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli -p 6379 ping | grep -q PONG"]
-                    .map(str::to_owned)
-                    .to_vec(),
-            ),
-        }),
-        period_seconds: Some(5),
-        timeout_seconds: Some(3),
-        failure_threshold: Some(6),
-        ..Probe::default()
-    };
+    let ping = exec_probe(&["sh", "-c", "REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli -p 6379 ping | grep -q PONG"]);
     let container = Container {
         name: "redis".to_owned(),
         image: Some(spec.image.clone()),
