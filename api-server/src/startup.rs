@@ -159,6 +159,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state.clone();
         let scans = state.scans.clone();
+        crate::auth::refresh::spawn_cleanup(state.db.clone());
         // Migrations run in the background when not applied yet (unready until done); a
         // migration that fails for another reason than an unreachable database stops the server.
         let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<String>();

@@ -113,3 +113,28 @@ pub async fn revoke_family(db: &PgPool, token: &str) -> Result<bool, ApiError> {
     .await?;
     Ok(result.rows_affected() > 0)
 }
+
+/// Deletes refresh tokens that expired more than a day ago (revoked ones included); returns how
+/// many. Run periodically by every replica; concurrent runs are harmless.
+pub async fn delete_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'")
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Runs `delete_expired` every hour until the process ends.
+pub fn spawn_cleanup(db: PgPool) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match delete_expired(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "deleted expired refresh tokens"),
+                Err(e) => tracing::warn!(error = %e, "deleting expired refresh tokens failed"),
+            }
+        }
+    });
+}

@@ -378,3 +378,21 @@ async fn forwarded_for_is_used_only_when_trusted() {
     let resp = app.client.get(app.url("/v1/auth/nonce")).header("x-forwarded-for", "198.51.100.3");
     assert_error(resp.send().await.unwrap(), 429, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_cleaned_up() {
+    let app = spawn_app().await;
+    let a = app.sign_in(&random_key()).await;
+    let b = app.sign_in(&random_key()).await;
+    // a's token expired two days ago; b's is current.
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '2 days' WHERE token_hash = $1")
+        .bind(securityguard_api::auth::refresh::hash(a["refresh_token"].as_str().unwrap()))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let deleted = securityguard_api::auth::refresh::delete_expired(&app.db).await.unwrap();
+    assert_eq!(deleted, 1);
+    let left: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT token_hash FROM refresh_tokens").fetch_all(&app.db).await.unwrap();
+    assert_eq!(left, vec![(securityguard_api::auth::refresh::hash(b["refresh_token"].as_str().unwrap()),)]);
+}
