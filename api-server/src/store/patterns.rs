@@ -39,7 +39,8 @@ pub struct PatternCache {
 }
 
 impl PatternCache {
-    /// The current snapshot, reloaded when the version in PostgreSQL moved.
+    /// The current snapshot, reloaded when the version in PostgreSQL moved; the last snapshot
+    /// while PostgreSQL cannot be reached.
     pub async fn current(&self, db: &PgPool) -> Result<Arc<PatternSet>, sqlx::Error> {
         let cached = self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some((set, checked)) = &cached
@@ -47,7 +48,17 @@ impl PatternCache {
         {
             return Ok(set.clone());
         }
-        let version = current_version(db).await?;
+        let version = match current_version(db).await {
+            Ok(v) => v,
+            // PostgreSQL unreachable: keep scanning with the last snapshot this replica has.
+            Err(e) => match &cached {
+                Some((set, _)) => {
+                    tracing::warn!(error = %e, version = set.version, "pattern version check failed; using the last snapshot");
+                    return Ok(set.clone());
+                }
+                None => return Err(e),
+            },
+        };
         let set = match cached {
             Some((set, _)) if set.version == version => set,
             _ => Arc::new(load(db).await?),

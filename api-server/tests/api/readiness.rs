@@ -158,12 +158,23 @@ async fn readiness_follows_postgres() {
     let app = spawn_with_config(config, String::from("sg_never_created")).await;
     let t = Duration::from_secs(30);
     wait_until(t, "ready with postgres up", || async { ready_status(&app).await == 200 }).await;
+    let token = app.user_token().await;
+    let scan = |app: &TestApp, token: String| {
+        let req = app.client.post(app.url("/v1/scan/domains")).bearer_auth(token);
+        async move { req.json(&serde_json::json!({"domains": ["phant0m.app"]})).send().await.unwrap() }
+    };
+    assert_eq!(scan(&app, token.clone()).await.status(), 200);
 
     pg.stop();
     wait_until(t, "unready with postgres down", || async { ready_status(&app).await == 503 }).await;
     let body: Value = app.get("/health/ready").await.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"]["status"], "down");
     assert_eq!(body["checks"]["redis"]["status"], "up");
+    // Scanning keeps working from the last pattern snapshot (the record is written later).
+    let resp = scan(&app, token.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["domains"][0]["warnings"][0]["kind"], "homoglyph_domain");
 
     pg.start();
     wait_until(t, "ready again with postgres back", || async { ready_status(&app).await == 200 }).await;
