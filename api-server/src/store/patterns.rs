@@ -53,6 +53,8 @@ impl PatternCache {
             // PostgreSQL unreachable: keep scanning with the last snapshot this replica has.
             Err(e) => match &cached {
                 Some((set, _)) => {
+                    // Try again after RECHECK, not on every request.
+                    *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Some((set.clone(), Instant::now()));
                     tracing::warn!(error = %e, version = set.version, "pattern version check failed; using the last snapshot");
                     return Ok(set.clone());
                 }
