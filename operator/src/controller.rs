@@ -155,9 +155,16 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
         }
     };
     let prepared = build::build(&validated);
-    let applier = Applier { client: &ctx.client, stores: &ctx.stores, recorder: &ctx.recorder, reference };
-    let applied =
-        applier.apply(&validated, prepared).await.map_err(|source| Error::Apply { guard: key.clone(), source })?;
+    let applier = Applier {
+        client: &ctx.client,
+        stores: &ctx.stores,
+        recorder: &ctx.recorder,
+        reference,
+        changes: Default::default(),
+    };
+    let applied = applier.apply(&validated, prepared).await;
+    applier.publish_changes().await;
+    let applied = applied.map_err(|source| Error::Apply { guard: key.clone(), source })?;
     let new_status = status::from_applied(guard, &validated, &applied, Timestamp::now());
     let became_ready = new_status.condition(crate::crd::CONDITION_READY).is_some_and(|c| c.status == "True")
         && guard

@@ -161,8 +161,9 @@ async fn main() {
     namespace(&client, &direct_ns).await;
     secret(&ns, "securityguard-jwt", "secret", JWT);
     secret(&direct_ns, "securityguard-jwt", "secret", JWT);
-    log(format!("creating {} volumes for the datastores", 2 * n));
+    log(format!("creating {} volumes for the datastores", 4 * n));
     volumes(&client, &ns, n).await;
+    volumes(&client, &direct_ns, n).await;
 
     let options = OperatorOptions { resync_seconds: RESYNC_SECONDS, ..OperatorOptions::for_namespace(&ns) };
     let operator = Operator::start(&options).await;
@@ -217,6 +218,7 @@ async fn main() {
         .collect::<Vec<_>>()
         .await;
     let direct = direct_start.elapsed();
+    log(format!("all children sent in {direct:.1?}; waiting for their Deployments and StatefulSets"));
     // The same objects then need the same cluster work (scheduling, pods Ready on kwok).
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), &direct_ns);
     let stateful_sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), &direct_ns);

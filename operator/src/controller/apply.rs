@@ -120,6 +120,8 @@ pub struct Applier<'a> {
     pub recorder: &'a Recorder,
     /// Reference to the SecurityGuard, for events.
     pub reference: &'a k8s_openapi::api::core::v1::ObjectReference,
+    /// What was written so far, for the Events.
+    pub changes: std::sync::Mutex<Vec<(Change, String)>>,
 }
 
 impl Applier<'_> {
@@ -221,8 +223,8 @@ impl Applier<'_> {
             name: name.clone(),
             source,
         })?;
-        let (reason, verb) = if cached.is_some() { ("Updated", "Updated") } else { ("Created", "Created") };
-        self.event(EventType::Normal, reason, format!("{verb} {} {name}", K::kind(&()))).await;
+        let change = if cached.is_some() { Change::Updated } else { Change::Created };
+        self.record(change, format!("{} {name}", K::kind(&())));
         Ok(applied)
     }
 
@@ -257,12 +259,7 @@ impl Applier<'_> {
                     .await
                 {
                     Ok(_) => {
-                        self.event(
-                            EventType::Normal,
-                            "Created",
-                            format!("Created Secret {} with generated passwords", credentials.name),
-                        )
-                        .await;
+                        self.record(Change::Created, format!("Secret {} (generated passwords)", credentials.name));
                         return Ok(());
                     }
                     // Created meanwhile (or before our cache saw it): fall through to the check.
@@ -367,14 +364,7 @@ impl Applier<'_> {
             let name = orphan.name_any();
             let api: Api<K> = Api::namespaced(self.client.clone(), &guard.namespace);
             match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {
-                    self.event(
-                        EventType::Normal,
-                        "Deleted",
-                        format!("Deleted {} {name}: no longer asked for", K::kind(&())),
-                    )
-                    .await;
-                }
+                Ok(_) => self.record(Change::Deleted, format!("{} {name}", K::kind(&()))),
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(source) => {
                     return Err(Error::Delete {
@@ -389,9 +379,59 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Publishes an Event about the SecurityGuard; a failure to publish is logged, not fatal.
-    pub async fn event(&self, type_: EventType, reason: &str, note: String) {
-        publish(self.recorder, self.reference, type_, reason, "Reconcile", note).await;
+    fn record(&self, change: Change, object: String) {
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push((change, object));
+        }
+    }
+
+    /// Publishes what this reconcile wrote, one Event per kind of change (Created, Updated,
+    /// Deleted) listing the objects, rather than one Event per object. Called whether the apply
+    /// succeeded or not: what was written before a failure is reported too.
+    pub async fn publish_changes(&self) {
+        let changes = self.changes.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        for change in [Change::Created, Change::Updated, Change::Deleted] {
+            let objects: Vec<&str> = changes.iter().filter(|(c, _)| *c == change).map(|(_, o)| o.as_str()).collect();
+            if objects.is_empty() {
+                continue;
+            }
+            let mut note = format!("{} {}", change.as_str(), objects.join(", "));
+            if change == Change::Deleted {
+                note.push_str(": no longer asked for by the spec");
+            }
+            // Event notes are limited to 1 kB.
+            if note.len() > 1000 {
+                let mut end = 997;
+                while !note.is_char_boundary(end) {
+                    end -= 1;
+                }
+                note.truncate(end);
+                note.push_str("...");
+            }
+            publish(self.recorder, self.reference, EventType::Normal, change.as_str(), "Reconcile", note).await;
+        }
+    }
+}
+
+/// What a write did to a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// It did not exist.
+    Created,
+    /// It differed from the spec.
+    Updated,
+    /// The spec no longer asks for it.
+    Deleted,
+}
+
+impl Change {
+    /// Event reason and verb.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Updated => "Updated",
+            Self::Deleted => "Deleted",
+        }
     }
 }
 
