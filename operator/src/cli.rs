@@ -1,6 +1,7 @@
-//! Command line: `run` the operator, print the `crd`s.
+//! Command line: `run` the operator, print the `crd`s, `backup`, list `backups`, `restore`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -21,6 +22,14 @@ pub enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
+    /// Dump the database into S3 (and a local directory), then apply retention: what the
+    /// backup CronJob runs.
+    Backup(BackupArgs),
+    /// Inspect the backups.
+    Backups(BackupsArgs),
+    /// Restore the database from a verified backup, or rehearse it in a scratch database: what
+    /// the restore Job runs.
+    Restore(RestoreArgs),
 }
 
 /// Options of `run`.
@@ -58,6 +67,174 @@ pub struct RunArgs {
     /// SecurityGuards reconciled at the same time.
     #[arg(long, env = "SG_CONCURRENCY", default_value = "8")]
     pub concurrency: u16,
+
+    /// Plain-text logs instead of JSON.
+    #[arg(long, env = "SG_LOG_TEXT")]
+    pub log_text: bool,
+}
+
+/// How to reach the S3 server (the bucket is given per command).
+#[derive(Args, Debug, Clone)]
+pub struct S3Args {
+    /// Endpoint of an S3-compatible server (default: AWS).
+    #[arg(long, env = "SG_BACKUP_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Region of the bucket (the signing region for S3-compatible servers).
+    #[arg(long, env = "SG_BACKUP_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    #[arg(long, env = "SG_BACKUP_PATH_STYLE")]
+    pub path_style: bool,
+
+    /// Key prefix of the backups (also their folder under --local-dir).
+    #[arg(long, env = "SG_BACKUP_PREFIX", default_value = "securityguard")]
+    pub prefix: String,
+
+    /// The SecurityGuard whose backups these are: a folder under the prefix.
+    #[arg(long, env = "SG_GUARD")]
+    pub guard: Option<String>,
+}
+
+/// Options of `backup`. S3 credentials come from `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY` (or the SDK's other standard sources).
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The database to dump: postgres://user:password@host:port/database (the password may
+    /// also come from PGPASSWORD). Never logged with its password.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// S3 bucket receiving the dump.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard.
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// Also keep a copy in this directory (the local tier, on a PersistentVolume).
+    #[arg(long, env = "SG_BACKUP_LOCAL_DIR")]
+    pub local_dir: Option<PathBuf>,
+
+    /// Backups in S3 older than this many days are deleted after a successful backup.
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    pub retention_days_s3: u32,
+
+    /// Backups in --local-dir older than this many days are deleted after a successful backup.
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_LOCAL", default_value = "30")]
+    pub retention_days_local: u32,
+
+    /// The newest this many good backups of each tier are never deleted, whatever their age.
+    #[arg(long, env = "SG_BACKUP_KEEP_LAST", default_value = "3",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: u32,
+
+    /// Size of the S3 multipart parts in MiB (5 to 512). Memory use is about three parts; a
+    /// dump can have at most 10,000 parts.
+    #[arg(long, env = "SG_BACKUP_PART_SIZE_MIB", default_value = "8",
+          value_parser = clap::value_parser!(u32).range(5..=512))]
+    pub part_size_mib: u32,
+
+    /// Directory of pg_dump (default: found on PATH).
+    #[arg(long, env = "SG_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Plain-text logs instead of JSON.
+    #[arg(long, env = "SG_LOG_TEXT")]
+    pub log_text: bool,
+}
+
+/// Where to read backups from: the bucket, else the local tier.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = true)]
+pub struct SourceStoreArgs {
+    /// S3 bucket of the backups.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: Option<String>,
+
+    /// Read the local tier in this directory instead of S3 (only when no bucket is given).
+    #[arg(long, env = "SG_BACKUP_LOCAL_DIR")]
+    pub local_dir: Option<PathBuf>,
+}
+
+/// `backups` subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct BackupsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BackupsCommand,
+}
+
+/// What `backups` does.
+#[derive(Subcommand, Debug, Clone)]
+pub enum BackupsCommand {
+    /// List the backups, newest first, with their verified state.
+    List(ListArgs),
+}
+
+/// Options of `backups list`.
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    /// The bucket or the local directory.
+    #[command(flatten)]
+    pub store: SourceStoreArgs,
+
+    /// S3 connection, prefix and guard.
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "table")]
+    pub output: ListOutput,
+}
+
+/// Output of `backups list`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOutput {
+    /// An aligned table for people.
+    Table,
+    /// A JSON array for scripts.
+    Json,
+}
+
+/// Options of `restore`.
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The database to restore into: postgres://user:password@host:port/database. With
+    /// --verify-only, the server and credentials used to create the scratch database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Which backup: `latest`, `before:<RFC 3339 time>` (the newest taken before it), or a key.
+    #[arg(long, env = "SG_RESTORE_SOURCE", default_value = "latest")]
+    pub source: crate::backup::catalog::Source,
+
+    /// The bucket or the local directory.
+    #[command(flatten)]
+    pub store: SourceStoreArgs,
+
+    /// S3 connection, prefix and guard.
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// Restore drill: restore into a scratch database on the same server, check it, drop it;
+    /// the database of --database-url is not touched.
+    #[arg(long, env = "SG_RESTORE_VERIFY_ONLY")]
+    pub verify_only: bool,
+
+    /// Name of the scratch database of --verify-only (default: a random `sg_restore_check_…`).
+    #[arg(long, env = "SG_RESTORE_SCRATCH_DATABASE")]
+    pub scratch_database: Option<String>,
+
+    /// Directory for the downloaded dump (default: the system temporary directory).
+    #[arg(long, env = "SG_RESTORE_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Directory of pg_restore (default: found on PATH).
+    #[arg(long, env = "SG_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
 
     /// Plain-text logs instead of JSON.
     #[arg(long, env = "SG_LOG_TEXT")]

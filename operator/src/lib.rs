@@ -1,6 +1,7 @@
 //! The SecurityGuard operator: a Kubernetes controller turning `SecurityGuard` resources into
 //! the SecurityGuard API and everything it needs.
 
+pub mod backup;
 pub mod cli;
 pub mod controller;
 pub mod crd;

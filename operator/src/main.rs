@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use securityguard_operator::cli::{Cli, Command};
+use securityguard_operator::backup;
+use securityguard_operator::cli::{BackupsCommand, Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,6 +24,38 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "operator stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Backup(args) => {
+            securityguard_operator::telemetry::init(!args.log_text);
+            match backup::create::run(&args).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "backup failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Backups(args) => match args.command {
+            BackupsCommand::List(args) => match backup::list::run(&args).await {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: cannot list the backups: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+        },
+        Command::Restore(args) => {
+            securityguard_operator::telemetry::init(!args.log_text);
+            match backup::restore::run(&args).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "restore failed");
                     ExitCode::FAILURE
                 }
             }

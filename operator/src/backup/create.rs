@@ -1,0 +1,228 @@
+//! `securityguard-operator backup`: snapshot → `pg_dump` streamed to S3 (and the local tier) →
+//! size check → manifest, LAST → retention.
+//!
+//! On any failure before the manifests: the multipart upload is aborted, the local partial file
+//! removed, nothing deleted, and the error names what failed.
+
+use std::time::Instant;
+
+use jiff::Timestamp;
+
+use super::catalog;
+use super::manifest::{self, FORMAT_VERSION, Manifest, Status};
+use super::pg::{self, DbUrl, Snapshot};
+use super::retention::{self, Policy};
+use super::store::{self, S3Options, S3Store, Store};
+use super::tools::{self, Dump};
+use super::upload::{self, LocalWriter, MultipartUpload, Sinks, Streamed};
+use crate::cli::BackupArgs;
+
+/// A failed backup, naming the step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the database (snapshot, row counts) failed.
+    #[error("backup of {database} failed: {source}")]
+    Database {
+        /// The database URL, password hidden.
+        database: String,
+        /// What failed.
+        #[source]
+        source: pg::Error,
+    },
+    /// `pg_dump` could not run or failed.
+    #[error("backup {key} failed: {source}")]
+    Dump {
+        /// Key of the dump.
+        key: String,
+        /// What failed.
+        #[source]
+        source: tools::Error,
+    },
+    /// Storing the dump failed.
+    #[error("backup {key} failed: {source}")]
+    Store {
+        /// Key of the dump.
+        key: String,
+        /// What failed.
+        #[source]
+        source: upload::StreamError,
+    },
+    /// The stored object is not what was written.
+    #[error("backup {key} failed: {location} has {found} bytes, {written} were written")]
+    SizeMismatch {
+        /// Key of the dump.
+        key: String,
+        /// The stored object.
+        location: String,
+        /// Its size.
+        found: u64,
+        /// Bytes written.
+        written: u64,
+    },
+    /// The database URL is not valid.
+    #[error(transparent)]
+    Url(pg::Error),
+    /// The backup is good, but deleting old backups failed.
+    #[error("backup {key} succeeded, but retention in the {tier} tier failed: {source}")]
+    Retention {
+        /// Key of the new, good backup.
+        key: String,
+        /// `s3` or `local`.
+        tier: &'static str,
+        /// What failed.
+        #[source]
+        source: store::Error,
+    },
+}
+
+/// A completed backup.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Its manifest (the same in both tiers).
+    pub manifest: Manifest,
+    /// Backups deleted by retention, per tier.
+    pub deleted: Vec<(&'static str, usize)>,
+}
+
+/// Runs a backup as the command line says.
+pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
+    let url = DbUrl::parse(&args.database_url).map_err(Error::Url)?;
+    let s3 = S3Store::connect(&S3Options {
+        bucket: args.bucket.clone(),
+        endpoint: args.s3.endpoint.clone(),
+        region: args.s3.region.clone(),
+        path_style: args.s3.path_style,
+    })
+    .await;
+    let local = args.local_dir.as_ref().map(|dir| store::LocalStore { root: dir.clone() });
+    let bin = args.pg_bin.as_deref();
+    let guard = args.s3.guard.as_deref();
+    let clock = Instant::now();
+
+    let started_at = Timestamp::now();
+    let key = manifest::new_dump_key(&args.s3.prefix, guard, started_at);
+    let database_error = |source| Error::Database { database: url.redacted(), source };
+    let dump_error = |source| Error::Dump { key: key.clone(), source };
+    let pg_dump_version = tools::version(bin, "pg_dump").await.map_err(dump_error)?;
+    tracing::info!(database = %url.redacted(), bucket = %s3.bucket, %key, local_dir = %args.local_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(), %pg_dump_version, "backup starting");
+
+    let snapshot = Snapshot::take(&url).await.map_err(database_error)?;
+    tracing::info!(snapshot = %snapshot.id, tables = snapshot.row_counts.len(), "snapshot exported, rows counted");
+
+    let part_size = args.part_size_mib as usize * 1024 * 1024;
+    let streamed = transfer(&s3, local.as_ref(), &key, &url, bin, &snapshot.id, part_size).await?;
+    let (database, postgres_version, row_counts) =
+        (snapshot.database.clone(), snapshot.server_version.clone(), snapshot.row_counts.clone());
+    if let Err(error) = snapshot.release(&url).await {
+        // pg_dump is done with the snapshot; the connection closes with this process anyway.
+        tracing::warn!(%error, "could not end the snapshot transaction");
+    }
+
+    // The multipart upload is complete: check that the bucket holds what was written.
+    let stored = s3.head_size(&key).await.map_err(|e| Error::Store { key: key.clone(), source: e.into() })?;
+    if stored != streamed.size {
+        return Err(Error::SizeMismatch {
+            key: key.clone(),
+            location: format!("s3://{}/{key}", s3.bucket),
+            found: stored,
+            written: streamed.size,
+        });
+    }
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        status: Status::Completed,
+        guard: guard.map(str::to_owned),
+        database,
+        key: key.clone(),
+        size: streamed.size,
+        sha256: streamed.sha256.clone(),
+        row_counts,
+        postgres_version,
+        pg_dump_version,
+        operator_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at,
+        finished_at: Timestamp::now(),
+    };
+    let s3_store = Store::S3(s3.clone());
+    let local_store = local.map(Store::Local);
+    let manifest_key = manifest::manifest_key(&key);
+    for store in std::iter::once(&s3_store).chain(local_store.as_ref()) {
+        store
+            .put_small(&manifest_key, manifest.to_json(), "application/json")
+            .await
+            .map_err(|e| Error::Store { key: key.clone(), source: e.into() })?;
+    }
+    tracing::info!(
+        %key,
+        size = manifest.size,
+        sha256 = %manifest.sha256,
+        parts = streamed.parts,
+        seconds = clock.elapsed().as_secs_f64(),
+        "backup complete"
+    );
+
+    let mut deleted = Vec::new();
+    let folder = manifest::folder(&args.s3.prefix, guard);
+    let keep_last = args.keep_last as usize;
+    let tiers = std::iter::once((&s3_store, args.retention_days_s3))
+        .chain(local_store.as_ref().map(|store| (store, args.retention_days_local)));
+    for (store, max_age_days) in tiers {
+        let retention_error = |source| Error::Retention { key: key.clone(), tier: store.tier(), source };
+        let backups = catalog::load(store, &folder).await.map_err(retention_error)?;
+        let doomed = retention::select(&backups, Timestamp::now(), Policy { max_age_days, keep_last });
+        let count = retention::delete(store, &doomed).await.map_err(retention_error)?;
+        tracing::info!(tier = store.tier(), kept = backups.len() - count, deleted = count, "retention applied");
+        deleted.push((store.tier(), count));
+    }
+    Ok(Report { manifest, deleted })
+}
+
+/// Streams the dump into the sinks and completes them; aborts them on failure.
+async fn transfer(
+    s3: &S3Store,
+    local: Option<&store::LocalStore>,
+    key: &str,
+    url: &DbUrl,
+    bin: Option<&std::path::Path>,
+    snapshot: &str,
+    part_size: usize,
+) -> Result<Streamed, Error> {
+    let store_error = |source: store::Error| Error::Store { key: key.to_owned(), source: source.into() };
+    let upload = MultipartUpload::start(s3, key).await.map_err(store_error)?;
+    let mut sinks = Sinks { s3: upload, local: None };
+    let result = async {
+        if let Some(local) = local {
+            sinks.local = Some(LocalWriter::start(local, key).await.map_err(store_error)?);
+        }
+        let (dump, stdout) =
+            Dump::start(bin, url, snapshot).map_err(|source| Error::Dump { key: key.to_owned(), source })?;
+        // On an early return `dump` is dropped, which kills pg_dump.
+        let streamed = upload::stream(stdout, part_size, &mut sinks)
+            .await
+            .map_err(|source| Error::Store { key: key.to_owned(), source })?;
+        // pg_dump must have succeeded before anything becomes visible.
+        dump.wait().await.map_err(|source| Error::Dump { key: key.to_owned(), source })?;
+        sinks.s3.finish().await.map_err(store_error)?;
+        Ok(streamed)
+    }
+    .await;
+    let streamed = match result {
+        Ok(streamed) => streamed,
+        Err(error) => {
+            sinks.s3.abort().await;
+            if let Some(local) = &mut sinks.local {
+                local.abort().await;
+            }
+            return Err(error);
+        }
+    };
+    if let Some(local) = &mut sinks.local
+        && let Err(error) = local.finish().await
+    {
+        // The S3 object is complete but has no manifest: listed as incomplete, never as good.
+        local.abort().await;
+        return Err(store_error(error));
+    }
+    Ok(streamed)
+}

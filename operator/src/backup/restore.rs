@@ -1,0 +1,258 @@
+//! `securityguard-operator restore`: pick a good backup → download it → verify size and SHA-256
+//! against the manifest BEFORE touching any database → `pg_restore` in one transaction → compare
+//! row counts with the manifest.
+//!
+//! `--verify-only` is the restore drill: the same, into a scratch database that is dropped at
+//! the end whatever happened.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use rand::Rng;
+
+use super::catalog::{self, ResolveError};
+use super::manifest::{self, Manifest};
+use super::pg::{self, DbUrl};
+use super::store::{self, S3Options, Store};
+use super::tools;
+use crate::cli::{RestoreArgs, S3Args, SourceStoreArgs};
+
+/// Table count mismatches shown in an error.
+const MISMATCHES_SHOWN: usize = 10;
+
+/// A failed restore, saying whether the database was touched.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database URL is not valid.
+    #[error(transparent)]
+    Url(pg::Error),
+    /// Listing or reading the store failed.
+    #[error("restore refused, the database was not touched: {0}")]
+    Store(#[source] store::Error),
+    /// No backup matches the source.
+    #[error("restore refused, the database was not touched: {0}")]
+    Source(#[source] ResolveError),
+    /// Preparing the download failed.
+    #[error("restore refused, the database was not touched: creating a temporary file in {dir}: {source}")]
+    TempFile {
+        /// The directory.
+        dir: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The downloaded dump is not the one the manifest describes.
+    #[error(
+        "restore refused, the database was not touched: {location} is corrupt: \
+         {size} bytes with SHA-256 {sha256}, the manifest says {expected_size} bytes with SHA-256 {expected_sha256}"
+    )]
+    Corrupt {
+        /// The dump.
+        location: String,
+        /// Bytes downloaded.
+        size: u64,
+        /// Their SHA-256.
+        sha256: String,
+        /// Size in the manifest.
+        expected_size: u64,
+        /// SHA-256 in the manifest.
+        expected_sha256: String,
+    },
+    /// The database could not be reached, or a scratch database created or dropped.
+    #[error("restore of {key}: {source}")]
+    Database {
+        /// The backup.
+        key: String,
+        /// What failed.
+        #[source]
+        source: pg::Error,
+    },
+    /// `pg_restore` failed; in its single transaction nothing was changed.
+    #[error("restore of {key} into {database} failed and was rolled back: {source}")]
+    Restore {
+        /// The backup.
+        key: String,
+        /// The target, password hidden.
+        database: String,
+        /// What failed.
+        #[source]
+        source: tools::Error,
+    },
+    /// The restored data does not have the manifest's row counts.
+    #[error("restore of {key} into {database}: row counts differ from the manifest: {}", .mismatches.join("; "))]
+    RowCounts {
+        /// The backup.
+        key: String,
+        /// The target, password hidden.
+        database: String,
+        /// `table: expected N, found M`, the first few.
+        mismatches: Vec<String>,
+    },
+}
+
+/// A completed restore or drill.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The manifest of the restored backup.
+    pub manifest: Manifest,
+    /// The database restored into (the scratch database for a drill), password hidden.
+    pub database: String,
+    /// Seconds from start to end.
+    pub seconds: f64,
+}
+
+/// Opens the store the command line names: the bucket, else the local directory.
+pub async fn open_store(store: &SourceStoreArgs, s3: &S3Args) -> Option<Store> {
+    match (&store.bucket, &store.local_dir) {
+        (Some(bucket), _) => Some(
+            Store::s3(&S3Options {
+                bucket: bucket.clone(),
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                path_style: s3.path_style,
+            })
+            .await,
+        ),
+        (None, Some(dir)) => Some(Store::local(dir.clone())),
+        (None, None) => None,
+    }
+}
+
+/// Runs a restore (or a drill) as the command line says.
+pub async fn run(args: &RestoreArgs) -> Result<Report, Error> {
+    let clock = Instant::now();
+    let url = DbUrl::parse(&args.database_url).map_err(Error::Url)?;
+    let Some(store) = open_store(&args.store, &args.s3).await else {
+        return Err(Error::Store(store::Error::NotFound { location: "--bucket or --local-dir".into() }));
+    };
+    let folder = manifest::folder(&args.s3.prefix, args.s3.guard.as_deref());
+    let backups = catalog::load(&store, &folder).await.map_err(Error::Store)?;
+    let backup = catalog::resolve(&backups, &args.source).map_err(Error::Source)?;
+    let Some(manifest) = backup.good_manifest().cloned() else {
+        return Err(Error::Source(ResolveError::NotGood { key: backup.key.clone(), state: backup.state.clone() }));
+    };
+    let key = manifest.key.clone();
+    tracing::info!(source = %args.source, %key, taken = %manifest.started_at, size = manifest.size, "restoring");
+
+    let dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let temp = tempfile::Builder::new()
+        .prefix("sg-restore-")
+        .suffix(manifest::DUMP_SUFFIX)
+        .tempfile_in(&dir)
+        .map_err(|source| Error::TempFile { dir: dir.display().to_string(), source })?;
+    let (size, sha256) = store.download(&key, temp.path()).await.map_err(Error::Store)?;
+    if size != manifest.size || sha256 != manifest.sha256 {
+        return Err(Error::Corrupt {
+            location: store.location(&key),
+            size,
+            sha256,
+            expected_size: manifest.size,
+            expected_sha256: manifest.sha256.clone(),
+        });
+    }
+    tracing::info!(%key, size, %sha256, "download verified against the manifest");
+
+    let bin = args.pg_bin.as_deref();
+    let database = if args.verify_only {
+        drill(&url, args.scratch_database.clone(), bin, temp.path(), &manifest).await?
+    } else {
+        restore_into(&url, bin, temp.path(), true, &manifest).await?;
+        url.redacted()
+    };
+    let seconds = clock.elapsed().as_secs_f64();
+    tracing::info!(%key, %database, seconds, tables = manifest.row_counts.len(), "restore verified: row counts match the manifest");
+    Ok(Report { manifest, database, seconds })
+}
+
+/// Restores into a scratch database on the server of `url`, checks it, drops it.
+async fn drill(
+    url: &DbUrl,
+    scratch: Option<String>,
+    bin: Option<&Path>,
+    file: &Path,
+    manifest: &Manifest,
+) -> Result<String, Error> {
+    let name = scratch.unwrap_or_else(|| format!("sg_restore_check_{:08x}", rand::rng().random::<u32>()));
+    let db_error = |source| Error::Database { key: manifest.key.clone(), source };
+    pg::create_database(url, &name).await.map_err(db_error)?;
+    let scratch_url = url.with_database(&name);
+    tracing::info!(database = %scratch_url.redacted(), "restore drill into a scratch database");
+    let result = restore_into(&scratch_url, bin, file, false, manifest).await;
+    let dropped = pg::drop_database(url, &name).await.map_err(db_error);
+    result?;
+    dropped?;
+    Ok(scratch_url.redacted())
+}
+
+/// `pg_restore` in one transaction, then the row counts.
+async fn restore_into(
+    url: &DbUrl,
+    bin: Option<&Path>,
+    file: &Path,
+    clean: bool,
+    manifest: &Manifest,
+) -> Result<(), Error> {
+    tools::restore(bin, url, file, clean).await.map_err(|source| Error::Restore {
+        key: manifest.key.clone(),
+        database: url.redacted(),
+        source,
+    })?;
+    let db_error = |source| Error::Database { key: manifest.key.clone(), source };
+    let mut conn = url.connect().await.map_err(db_error)?;
+    let found = pg::row_counts(url, &mut conn).await.map_err(db_error)?;
+    let mismatches = compare_counts(&manifest.row_counts, &found);
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::RowCounts { key: manifest.key.clone(), database: url.redacted(), mismatches })
+    }
+}
+
+/// `table: expected N, found M` for every table of the manifest whose count differs or that is
+/// missing (the first [`MISMATCHES_SHOWN`], then how many more). Tables the manifest does not
+/// know (created after the backup) are not compared.
+pub fn compare_counts(expected: &BTreeMap<String, u64>, found: &BTreeMap<String, u64>) -> Vec<String> {
+    let all: Vec<String> = expected
+        .iter()
+        .filter_map(|(table, &want)| match found.get(table) {
+            Some(&got) if got == want => None,
+            Some(&got) => Some(format!("{table}: expected {want}, found {got}")),
+            None => Some(format!("{table}: expected {want}, table missing")),
+        })
+        .collect();
+    if all.len() > MISMATCHES_SHOWN {
+        let more = all.len() - MISMATCHES_SHOWN;
+        let mut shown: Vec<String> = all.into_iter().take(MISMATCHES_SHOWN).collect();
+        shown.push(format!("and {more} more"));
+        shown
+    } else {
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_counts_of_the_manifest_tables_only() {
+        let expected =
+            BTreeMap::from([("public.a".to_owned(), 3), ("public.b".to_owned(), 0), ("public.c".to_owned(), 1)]);
+        let found =
+            BTreeMap::from([("public.a".to_owned(), 3), ("public.b".to_owned(), 2), ("public.new".to_owned(), 9)]);
+        assert_eq!(
+            compare_counts(&expected, &found),
+            vec!["public.b: expected 0, found 2".to_owned(), "public.c: expected 1, table missing".to_owned()]
+        );
+        assert!(compare_counts(&expected, &expected).is_empty());
+    }
+
+    #[test]
+    fn shows_the_first_mismatches() {
+        let expected: BTreeMap<String, u64> = (0..15).map(|i| (format!("t{i:02}"), 1)).collect();
+        let mismatches = compare_counts(&expected, &BTreeMap::new());
+        assert_eq!(mismatches.len(), MISMATCHES_SHOWN + 1);
+        assert_eq!(mismatches[MISMATCHES_SHOWN], "and 5 more");
+    }
+}

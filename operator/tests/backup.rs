@@ -1,0 +1,605 @@
+//! The backup data path end to end: the real `securityguard-operator` binary, run with the
+//! arguments and environment a Job would give it, against a real PostgreSQL (a fresh database
+//! per test) and a real S3-compatible server (a fresh bucket per test).
+//!
+//! Needs the servers started by
+//!   scripts/services/start.sh && scripts/services/s3.sh start
+//!   source "${SG_CACHE:-$HOME/.cache/securityguard}/services/env"
+//!   source "${SG_CACHE:-$HOME/.cache/securityguard}/services/s3.env"
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use jiff::{SignedDuration, Timestamp};
+use rand::Rng;
+use securityguard_operator::backup::manifest::{self, Manifest};
+use securityguard_operator::backup::pg::{self, DbUrl};
+use securityguard_operator::backup::store::{self, S3Store, Store};
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, PgConnection, Row};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const PREFIX: &str = "backups";
+const GUARD: &str = "prod";
+/// Longest a run of the binary may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The servers, from the environment written by the service scripts.
+struct Servers {
+    database_url: DbUrl,
+    s3_endpoint: String,
+    region: String,
+    access_key: String,
+    secret_key: String,
+    pg_bin: Option<String>,
+}
+
+fn servers() -> Servers {
+    let need = |name: &str, how: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set. Start the servers and load their environment:\n  {how}\n  \
+                 source \"${{SG_CACHE:-$HOME/.cache/securityguard}}/services/env\"\n  \
+                 source \"${{SG_CACHE:-$HOME/.cache/securityguard}}/services/s3.env\""
+            )
+        })
+    };
+    let database_url = need("SG_TEST_DATABASE_URL", "scripts/services/start.sh");
+    let s3_endpoint = need("SG_TEST_S3_ENDPOINT", "scripts/services/s3.sh start");
+    Servers {
+        database_url: DbUrl::parse(&database_url).expect("SG_TEST_DATABASE_URL"),
+        s3_endpoint,
+        region: std::env::var("SG_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        access_key: std::env::var("SG_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "testing".into()),
+        secret_key: std::env::var("SG_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "testing".into()),
+        pg_bin: std::env::var("SG_PG_BIN").ok(),
+    }
+}
+
+fn random_suffix() -> String {
+    format!("{:08x}", rand::rng().random::<u32>())
+}
+
+/// A fresh database and bucket, dropped/left behind at the end (buckets live in the test server).
+struct Fixture {
+    servers: Servers,
+    database: String,
+    url: DbUrl,
+    bucket: String,
+    s3: S3Store,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let servers = servers();
+        let database = format!("sg_backup_test_{}", random_suffix());
+        pg::create_database(&servers.database_url, &database).await.expect("create database");
+        let url = servers.database_url.with_database(&database);
+        let bucket = format!("sg-backup-test-{}", random_suffix());
+        let s3 = s3_store(&servers, &servers.s3_endpoint, &bucket);
+        s3.client.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        let dir = tempfile::tempdir().expect("temp dir");
+        Fixture { servers, database, url, bucket, s3, dir }
+    }
+
+    fn local_dir(&self) -> PathBuf {
+        self.dir.path().join("local-tier")
+    }
+
+    /// The environment of a backup or restore Job.
+    fn job_env(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("DATABASE_URL", with_password(&self.url)),
+            ("SG_BACKUP_BUCKET", self.bucket.clone()),
+            ("SG_BACKUP_PREFIX", PREFIX.to_owned()),
+            ("SG_GUARD", GUARD.to_owned()),
+            ("SG_BACKUP_ENDPOINT", endpoint.to_owned()),
+            ("SG_BACKUP_REGION", self.servers.region.clone()),
+            ("SG_BACKUP_PATH_STYLE", "true".to_owned()),
+            ("AWS_ACCESS_KEY_ID", self.servers.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.servers.secret_key.clone()),
+            ("SG_RESTORE_WORK_DIR", self.dir.path().display().to_string()),
+        ];
+        if let Some(bin) = &self.servers.pg_bin {
+            env.push(("SG_PG_BIN", bin.clone()));
+        }
+        env
+    }
+
+    async fn run(&self, args: &[&str], env: &[(&'static str, String)]) -> Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_securityguard-operator"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("securityguard-operator {args:?} ran longer than {RUN_TIMEOUT:?}"))
+            .expect("run securityguard-operator");
+        eprintln!(
+            "--- securityguard-operator {args:?}: {}\n--- stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    async fn backup(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["backup"];
+        args.extend_from_slice(extra);
+        self.run(&args, &self.job_env(&self.servers.s3_endpoint)).await
+    }
+
+    async fn restore(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["restore"];
+        args.extend_from_slice(extra);
+        self.run(&args, &self.job_env(&self.servers.s3_endpoint)).await
+    }
+
+    async fn list_json(&self, extra: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["backups", "list", "--output", "json"];
+        args.extend_from_slice(extra);
+        let output = self.run(&args, &self.job_env(&self.servers.s3_endpoint)).await;
+        assert!(output.status.success(), "backups list failed");
+        serde_json::from_slice(&output.stdout).expect("list JSON")
+    }
+
+    async fn connect(&self) -> PgConnection {
+        PgConnection::connect(self.url.full()).await.expect("connect")
+    }
+
+    async fn sql(&self, statements: &str) {
+        let mut conn = self.connect().await;
+        sqlx::raw_sql(statements).execute(&mut conn).await.expect("SQL");
+    }
+
+    /// Every row of every table, as text, to compare databases.
+    async fn contents(&self) -> BTreeMap<String, Vec<String>> {
+        let mut conn = self.connect().await;
+        let tables = sqlx::query(
+            "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
+              WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("tables");
+        let mut out = BTreeMap::new();
+        for table in tables {
+            let name: String = table.get(0);
+            let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {name} t ORDER BY 1"))
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows");
+            out.insert(name, rows);
+        }
+        out
+    }
+
+    /// Every key in the bucket, sorted.
+    async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> =
+            Store::S3(self.s3.clone()).list("").await.expect("list").into_iter().map(|o| o.key).collect();
+        keys.sort();
+        keys
+    }
+
+    async fn get(&self, key: &str) -> Vec<u8> {
+        let body = self.s3.get(key).await.expect("get");
+        body.collect().await.expect("body").into_bytes().to_vec()
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.s3
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .expect("put");
+    }
+
+    async fn manifest(&self, dump_key: &str) -> Manifest {
+        let key = manifest::manifest_key(dump_key);
+        Manifest::parse(&key, &self.get(&key).await).expect("manifest")
+    }
+
+    async fn database_exists(&self, name: &str) -> bool {
+        let mut conn = PgConnection::connect(self.servers.database_url.full()).await.expect("connect");
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_database")
+    }
+
+    async fn cleanup(self) {
+        pg::drop_database(&self.servers.database_url, &self.database).await.expect("drop database");
+    }
+}
+
+fn s3_store(servers: &Servers, endpoint: &str, bucket: &str) -> S3Store {
+    let credentials =
+        aws_sdk_s3::config::Credentials::new(&servers.access_key, &servers.secret_key, None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(servers.region.clone()))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .http_client(store::https_client())
+        .build();
+    S3Store { client: aws_sdk_s3::Client::from_conf(config), bucket: bucket.to_owned() }
+}
+
+/// The test server trusts loopback connections and ignores passwords: one in the URL proves that
+/// it is never logged.
+const PASSWORD: &str = "hunter2-never-logged";
+
+fn with_password(url: &DbUrl) -> String {
+    let mut url = url::Url::parse(url.full()).expect("url");
+    url.set_password(Some(PASSWORD)).expect("password");
+    url.to_string()
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, created timestamptz NOT NULL DEFAULT now());
+    CREATE SCHEMA audit;
+    CREATE TABLE audit.events (id bigserial PRIMARY KEY, user_id int REFERENCES users(id), payload jsonb);
+    CREATE TABLE empty_table (id int);
+    INSERT INTO users (name) SELECT 'user ' || i FROM generate_series(1, 250) i;
+    INSERT INTO audit.events (user_id, payload)
+        SELECT 1 + i % 250, jsonb_build_object('n', i, 'note', md5(i::text)) FROM generate_series(1, 1000) i;
+";
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn dump_keys(keys: &[String]) -> Vec<String> {
+    keys.iter().filter(|k| k.ends_with(manifest::DUMP_SUFFIX)).cloned().collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn backup_list_and_restore_round_trip() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let before = fx.contents().await;
+    let local = fx.local_dir();
+    let local_arg = local.display().to_string();
+
+    let output = fx.backup(&["--local-dir", &local_arg]).await;
+    assert!(output.status.success(), "backup failed: {}", stderr(&output));
+    assert!(!stderr(&output).contains(PASSWORD), "the password is never logged");
+    assert!(stderr(&output).contains(":***@"), "the URL is logged with its password hidden");
+    assert!(stderr(&output).contains("\"message\":\"dump progress\""), "progress is logged as JSON lines");
+
+    // One dump and its manifest, under <prefix>/<guard>/.
+    let keys = fx.keys().await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let key = dump_keys(&keys).pop().expect("a dump");
+    assert!(key.starts_with("backups/prod/"), "{key}");
+    assert_eq!(keys[1], manifest::manifest_key(&key));
+
+    let dump = fx.get(&key).await;
+    assert!(dump.starts_with(b"PGDMP"), "custom format");
+    let manifest = fx.manifest(&key).await;
+    assert_eq!(manifest.key, key);
+    assert_eq!(manifest.database, fx.database);
+    assert_eq!(manifest.guard.as_deref(), Some(GUARD));
+    assert_eq!(manifest.size, dump.len() as u64);
+    assert_eq!(manifest.sha256, sha256(&dump));
+    assert_eq!(
+        manifest.row_counts,
+        BTreeMap::from([("audit.events".into(), 1000), ("public.empty_table".into(), 0), ("public.users".into(), 250)])
+    );
+    assert!(manifest.postgres_version.starts_with("15"), "{}", manifest.postgres_version);
+    assert!(manifest.pg_dump_version.contains("15."), "{}", manifest.pg_dump_version);
+    assert_eq!(manifest.operator_version, env!("CARGO_PKG_VERSION"));
+    assert!(manifest.started_at <= manifest.finished_at);
+
+    // The local tier holds the same bytes and the same manifest.
+    let local_dump = std::fs::read(local.join(&key)).expect("local dump");
+    assert_eq!(sha256(&local_dump), manifest.sha256);
+    let local_manifest_path = local.join(manifest::manifest_key(&key));
+    let local_manifest = Manifest::parse("local", &std::fs::read(&local_manifest_path).expect("local manifest"))
+        .expect("local manifest");
+    assert_eq!(local_manifest, manifest);
+
+    // Listed as good, in JSON and as a table.
+    let listed = fx.list_json(&[]).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["key"], key.as_str());
+    assert_eq!(listed[0]["state"], "good");
+    assert_eq!(listed[0]["size"], dump.len());
+    let table = fx.run(&["backups", "list"], &fx.job_env(&fx.servers.s3_endpoint)).await;
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(table.lines().nth(1).is_some_and(|l| l.contains("good") && l.contains(&key)), "{table}");
+
+    // Damage the data, then restore the latest backup: identical to the time of the backup.
+    fx.sql("DELETE FROM audit.events WHERE id % 2 = 0; UPDATE users SET name = 'changed'; DROP TABLE empty_table;")
+        .await;
+    assert_ne!(fx.contents().await, before);
+    let output = fx.restore(&["--source", "latest"]).await;
+    assert!(output.status.success(), "restore failed: {}", stderr(&output));
+    assert!(stderr(&output).contains("row counts match the manifest"));
+    assert_eq!(fx.contents().await, before);
+
+    // The restore drill uses a scratch database and drops it; the target is not touched.
+    fx.sql("INSERT INTO users (name) VALUES ('after the backup')").await;
+    let after = fx.contents().await;
+    let scratch = format!("{}_drill", fx.database);
+    let output = fx.restore(&["--source", &key, "--verify-only", "--scratch-database", &scratch]).await;
+    assert!(output.status.success(), "drill failed: {}", stderr(&output));
+    assert!(!fx.database_exists(&scratch).await, "the scratch database is dropped");
+    assert_eq!(fx.contents().await, after);
+
+    // The local tier restores too (S3 not needed).
+    let mut env: Vec<_> =
+        fx.job_env("http://127.0.0.1:9").into_iter().filter(|(n, _)| *n != "SG_BACKUP_BUCKET").collect();
+    env.push(("SG_BACKUP_LOCAL_DIR", local_arg.clone()));
+    let output = fx.run(&["restore", "--source", "latest"], &env).await;
+    assert!(output.status.success(), "local restore failed: {}", stderr(&output));
+    assert_eq!(fx.contents().await, before);
+
+    fx.cleanup().await;
+}
+
+/// Copies the real backup `key` under a new key at `at`, as a good backup of that time.
+async fn plant_good(fx: &Fixture, key: &str, at: Timestamp) -> String {
+    let new_key = manifest::new_dump_key(PREFIX, Some(GUARD), at);
+    fx.put(&new_key, fx.get(key).await).await;
+    let mut manifest = fx.manifest(key).await;
+    manifest.key = new_key.clone();
+    manifest.started_at = at;
+    manifest.finished_at = at;
+    fx.put(&manifest::manifest_key(&new_key), manifest.to_json()).await;
+    new_key
+}
+
+#[tokio::test]
+async fn retention_deletes_old_backups_but_keeps_the_newest_good_ones() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let first = dump_keys(&fx.keys().await).pop().expect("first");
+
+    let now = Timestamp::now();
+    let days = |n: i64| now.checked_sub(SignedDuration::from_hours(24 * n)).expect("time");
+    let d10 = plant_good(&fx, &first, days(10)).await;
+    let d100 = plant_good(&fx, &first, days(100)).await;
+    let d101 = plant_good(&fx, &first, days(101)).await;
+    let d102 = plant_good(&fx, &first, days(102)).await;
+    // An upload that never finished, long ago: no manifest.
+    let incomplete = manifest::new_dump_key(PREFIX, Some(GUARD), days(120));
+    fx.put(&incomplete, b"PGDMP partial".to_vec()).await;
+
+    // Another guard's backups share the bucket and are never touched.
+    let other = manifest::new_dump_key(PREFIX, Some("staging"), days(300));
+    fx.put(&other, b"PGDMP other".to_vec()).await;
+
+    // 90 days, but the newest 4 good ones stay whatever their age: the new one, first, d10, d100.
+    let output = fx.backup(&["--retention-days-s3", "90", "--keep-last", "4"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let keys = fx.keys().await;
+    let dumps = dump_keys(&keys);
+    assert_eq!(dumps.len(), 5, "{keys:?}");
+    for kept in [&first, &d10, &d100] {
+        assert!(keys.contains(kept) && keys.contains(&manifest::manifest_key(kept)), "{kept} kept: {keys:?}");
+    }
+    for gone in [&d101, &d102, &incomplete] {
+        assert!(!keys.contains(gone) && !keys.contains(&manifest::manifest_key(gone)), "{gone} deleted: {keys:?}");
+    }
+    assert!(keys.contains(&other), "other guards are not touched");
+
+    // Retention 0 days with the default floor of 3: only the newest 3 good backups remain.
+    let output = fx.backup(&["--retention-days-s3", "0"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let keys = fx.keys().await;
+    let listed = fx.list_json(&["--guard", GUARD]).await;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed.iter().all(|b| b["state"] == "good"), "{listed:?}");
+    assert!(!keys.contains(&d10) && !keys.contains(&d100), "{keys:?}");
+    let times: Vec<&str> = listed.iter().map(|b| b["time"].as_str().expect("time")).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+
+    fx.cleanup().await;
+}
+
+/// A TCP proxy to the S3 server that goes dark once `cut_after` bytes went through towards the
+/// server: open connections are dropped and new ones refused.
+async fn cutting_proxy(target: SocketAddr, cut_after: u64) -> (SocketAddr, watch::Receiver<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let (cut_tx, cut_rx) = watch::channel(false);
+    let cut_tx = Arc::new(cut_tx);
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut cut_watch = cut_rx.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = cut_watch.wait_for(|cut| *cut) => return, // drops the listener: refused
+            };
+            let Ok((client, _)) = accepted else { return };
+            let (cut_tx, sent, mut cut) = (cut_tx.clone(), sent.clone(), cut_watch.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(target).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = client_read.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        if sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > cut_after {
+                            cut_tx.send_replace(true);
+                            return;
+                        }
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+                tokio::select! {
+                    _ = upstream => {}
+                    _ = downstream => {}
+                    _ = cut.wait_for(|cut| *cut) => {}
+                }
+            });
+        }
+    });
+    (addr, cut_rx)
+}
+
+#[tokio::test]
+async fn s3_unreachable_mid_upload_fails_without_manifest_and_deletes_nothing() {
+    let fx = Fixture::new().await;
+    // About 14 MB of incompressible-ish text: a dump of three 5 MiB parts.
+    fx.sql(
+        "CREATE TABLE blobs (id int, a text, b text);
+         INSERT INTO blobs SELECT i, md5(random()::text) || md5(random()::text), md5(random()::text)
+           FROM generate_series(1, 200000) i;",
+    )
+    .await;
+    // An old good backup that retention would delete: a failed backup must not.
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let first = dump_keys(&fx.keys().await).pop().expect("first");
+    let old =
+        plant_good(&fx, &first, Timestamp::now().checked_sub(SignedDuration::from_hours(24 * 400)).expect("time"))
+            .await;
+    let keys_before = fx.keys().await;
+
+    let target: SocketAddr = fx.servers.s3_endpoint.trim_start_matches("http://").parse().expect("endpoint host:port");
+    let (proxy, cut) = cutting_proxy(target, 7 * 1024 * 1024).await;
+    let local = fx.local_dir();
+    let local_arg = local.display().to_string();
+    let mut env = fx.job_env(&format!("http://{proxy}"));
+    env.push(("SG_BACKUP_PART_SIZE_MIB", "5".into()));
+    env.push(("SG_BACKUP_RETENTION_DAYS_S3", "0".into()));
+    env.push(("SG_BACKUP_KEEP_LAST", "1".into()));
+    env.push(("SG_BACKUP_LOCAL_DIR", local_arg));
+    let output = fx.run(&["backup"], &env).await;
+
+    assert!(*cut.borrow(), "the proxy cut the connection mid-upload");
+    assert!(!output.status.success(), "a backup whose upload failed must fail");
+    let text = stderr(&output);
+    assert!(text.contains("backup failed") && text.contains("UploadPart"), "the error names the failed step: {text}");
+    // Nothing new, nothing deleted: the same objects as before, the old backup still good.
+    assert_eq!(fx.keys().await, keys_before);
+    let listed = fx.list_json(&[]).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|b| b["state"] == "good"), "{listed:?}");
+    assert!(listed.iter().any(|b| b["key"] == old.as_str()));
+    // No dump, partial or manifest in the local tier either.
+    let leftovers: Vec<_> = walk(&local);
+    assert!(leftovers.is_empty(), "local tier: {leftovers:?}");
+
+    fx.cleanup().await;
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn backup_of_an_unreachable_database_fails_and_writes_nothing() {
+    let fx = Fixture::new().await;
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    let missing = fx.servers.database_url.with_database("sg_no_such_database");
+    env.retain(|(name, _)| *name != "DATABASE_URL");
+    env.push(("DATABASE_URL", missing.full().to_owned()));
+    let output = fx.run(&["backup"], &env).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("sg_no_such_database"), "names the database: {}", stderr(&output));
+    assert!(fx.keys().await.is_empty());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_corrupted_dump_is_refused_before_touching_the_database() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let key = dump_keys(&fx.keys().await).pop().expect("dump");
+
+    // One byte flipped in the middle: same size, different SHA-256.
+    let mut dump = fx.get(&key).await;
+    let middle = dump.len() / 2;
+    dump[middle] ^= 0x01;
+    fx.put(&key, dump).await;
+    // Still listed as good (size matches): only the SHA-256 check of a restore catches it.
+
+    fx.sql("INSERT INTO users (name) VALUES ('written after the backup')").await;
+    let before = fx.contents().await;
+    let output = fx.restore(&["--source", "latest"]).await;
+    assert!(!output.status.success(), "a corrupt dump must not be restored");
+    let text = stderr(&output);
+    assert!(text.contains("is corrupt") && text.contains("the database was not touched"), "{text}");
+    assert!(!text.contains("pg_restore"), "pg_restore never ran: {text}");
+    assert_eq!(fx.contents().await, before, "the database is unchanged");
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_restore_failing_midway_leaves_the_target_unchanged() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // After the backup: new rows, and a view in another schema that depends on `users`, so the
+    // restore's DROP TABLE users fails halfway through the restore.
+    fx.sql(
+        "INSERT INTO users (name) VALUES ('written after the backup');
+         DELETE FROM audit.events WHERE id <= 10;
+         CREATE SCHEMA reports; CREATE VIEW reports.user_names AS SELECT name FROM users;",
+    )
+    .await;
+    let before = fx.contents().await;
+    let output = fx.restore(&["--source", "latest"]).await;
+    assert!(!output.status.success(), "the restore must fail");
+    let text = stderr(&output);
+    assert!(text.contains("failed and was rolled back") && text.contains("user_names"), "{text}");
+    assert_eq!(fx.contents().await, before, "the single transaction left the database unchanged");
+    fx.cleanup().await;
+}
