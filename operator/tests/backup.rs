@@ -23,7 +23,7 @@ use securityguard_operator::backup::pg::{self, DbUrl};
 use securityguard_operator::backup::store::{self, S3Store, Store};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Row};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -601,5 +601,88 @@ async fn a_restore_failing_midway_leaves_the_target_unchanged() {
     let text = stderr(&output);
     assert!(text.contains("failed and was rolled back") && text.contains("user_names"), "{text}");
     assert_eq!(fx.contents().await, before, "the single transaction left the database unchanged");
+    fx.cleanup().await;
+}
+
+/// The fields of the JSON log line whose message is `message`.
+fn log_line(output: &Output, message: &str) -> serde_json::Value {
+    stderr(output)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == message)
+        .unwrap_or_else(|| panic!("no log line {message:?} in:\n{}", stderr(output)))
+}
+
+#[tokio::test]
+async fn backup_memory_does_not_grow_with_the_dump() {
+    let fx = Fixture::new().await;
+    // Random bytes do not compress: a dump of about 90 MB.
+    fx.sql(
+        "CREATE EXTENSION pgcrypto;
+         CREATE TABLE noise (id int, data bytea);
+         INSERT INTO noise SELECT i, gen_random_bytes(1024) || gen_random_bytes(1024) FROM generate_series(1, 40000) i;",
+    )
+    .await;
+    let output = fx.backup(&["--part-size-mib", "5"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let done = log_line(&output, "backup complete");
+    let size_mib = done["size"].as_f64().expect("size") / (1024.0 * 1024.0);
+    let peak_mib = done["peak_rss_mib"].as_f64().expect("peak_rss_mib");
+    eprintln!("dump {size_mib:.1} MiB in {} parts, peak RSS {peak_mib} MiB", done["parts"]);
+    assert!(size_mib > 75.0, "the dump is large enough to tell: {size_mib:.1} MiB");
+    // Three 5 MiB parts in memory plus the program itself (about 48 MiB measured), below the dump.
+    assert!(peak_mib < 64.0, "peak RSS {peak_mib} MiB for a {size_mib:.1} MiB dump");
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_backup_stopped_by_sigterm_aborts_its_upload() {
+    let fx = Fixture::new().await;
+    fx.sql(
+        "CREATE EXTENSION pgcrypto;
+         CREATE TABLE noise (id int, data bytea);
+         INSERT INTO noise SELECT i, gen_random_bytes(1024) || gen_random_bytes(1024) FROM generate_series(1, 20000) i;",
+    )
+    .await;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_securityguard-operator"));
+    command
+        .args(["backup", "--part-size-mib", "5"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", fx.dir.path())
+        .envs(fx.job_env(&fx.servers.s3_endpoint))
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("spawn");
+    let pid = child.id().expect("pid");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    // Wait until the upload is under way.
+    tokio::time::timeout(RUN_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("stderr") {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("\"dump progress\"") {
+                return;
+            }
+        }
+        panic!("the backup ended before uploading:\n{log}");
+    })
+    .await
+    .expect("the upload starts");
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    while let Some(line) = lines.next_line().await.expect("stderr") {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = tokio::time::timeout(RUN_TIMEOUT, child.wait()).await.expect("exits").expect("status");
+    eprintln!("{log}");
+    assert!(!status.success(), "an interrupted backup fails");
+    assert!(log.contains("interrupted by SIGTERM"), "{log}");
+    assert!(log.contains("aborted the multipart upload"), "{log}");
+    assert!(fx.keys().await.is_empty(), "nothing stored");
+    let uploads = fx.s3.client.list_multipart_uploads().bucket(&fx.bucket).send().await.expect("uploads");
+    assert!(uploads.uploads().is_empty(), "no multipart upload left: {:?}", uploads.uploads());
     fx.cleanup().await;
 }

@@ -59,6 +59,14 @@ pub enum Error {
         /// Bytes written.
         written: u64,
     },
+    /// The process was asked to stop.
+    #[error("backup {key} interrupted by {signal}")]
+    Interrupted {
+        /// Key of the dump.
+        key: String,
+        /// The signal.
+        signal: &'static str,
+    },
     /// The database URL is not valid.
     #[error(transparent)]
     Url(pg::Error),
@@ -159,6 +167,7 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         sha256 = %manifest.sha256,
         parts = streamed.parts,
         seconds = clock.elapsed().as_secs_f64(),
+        peak_rss_mib = tools::peak_rss_mib(),
         "backup complete"
     );
 
@@ -191,7 +200,7 @@ async fn transfer(
     let store_error = |source: store::Error| Error::Store { key: key.to_owned(), source: source.into() };
     let upload = MultipartUpload::start(s3, key).await.map_err(store_error)?;
     let mut sinks = Sinks { s3: upload, local: None };
-    let result = async {
+    let work = async {
         if let Some(local) = local {
             sinks.local = Some(LocalWriter::start(local, key).await.map_err(store_error)?);
         }
@@ -205,8 +214,12 @@ async fn transfer(
         dump.wait().await.map_err(|source| Error::Dump { key: key.to_owned(), source })?;
         sinks.s3.finish().await.map_err(store_error)?;
         Ok(streamed)
-    }
-    .await;
+    };
+    // A Job being stopped (deleted, past its deadline) gets SIGTERM: abort cleanly, then exit.
+    let result = tokio::select! {
+        result = work => result,
+        signal = stop_requested() => Err(Error::Interrupted { key: key.to_owned(), signal }),
+    };
     let streamed = match result {
         Ok(streamed) => streamed,
         Err(error) => {
@@ -225,4 +238,19 @@ async fn transfer(
         return Err(store_error(error));
     }
     Ok(streamed)
+}
+
+/// Resolves when the process is asked to stop: SIGTERM (the kubelet) or SIGINT (Ctrl-C).
+async fn stop_requested() -> &'static str {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
 }

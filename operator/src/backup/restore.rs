@@ -161,7 +161,14 @@ pub async fn run(args: &RestoreArgs) -> Result<Report, Error> {
         url.redacted()
     };
     let seconds = clock.elapsed().as_secs_f64();
-    tracing::info!(%key, %database, seconds, tables = manifest.row_counts.len(), "restore verified: row counts match the manifest");
+    tracing::info!(
+        %key,
+        %database,
+        seconds,
+        tables = manifest.row_counts.len(),
+        peak_rss_mib = tools::peak_rss_mib(),
+        "restore verified: row counts match the manifest"
+    );
     Ok(Report { manifest, database, seconds })
 }
 

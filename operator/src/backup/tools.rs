@@ -142,6 +142,15 @@ pub async fn version(bin_dir: Option<&Path>, name: &str) -> Result<String, Error
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// Peak resident memory of this process in MiB (`VmHWM`), where the system tells (Linux): the
+/// proof that a backup or restore runs in constant memory.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
+}
+
 /// Reads a pipe to its end, keeping the last [`STDERR_TAIL`] bytes.
 fn spawn_tail(pipe: Option<impl AsyncRead + Unpin + Send + 'static>) -> JoinHandle<String> {
     tokio::spawn(async move {
