@@ -686,3 +686,72 @@ async fn a_backup_stopped_by_sigterm_aborts_its_upload() {
     assert!(uploads.uploads().is_empty(), "no multipart upload left: {:?}", uploads.uploads());
     fx.cleanup().await;
 }
+
+#[tokio::test]
+async fn restore_before_a_time_picks_the_backup_taken_before_it() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let first_data = fx.contents().await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let first = log_line(&output, "backup complete");
+    let between = Timestamp::now();
+    fx.sql("INSERT INTO users (name) VALUES ('second backup only')").await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = fx.restore(&["--source", &format!("before:{between}")]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(log_line(&output, "restoring")["key"], first["key"]);
+    assert_eq!(fx.contents().await, first_data);
+
+    let output = fx.restore(&["--source", "before:2001-01-01T00:00:00Z"]).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("no good backup matches before:2001-01-01T00:00:00Z: 2 good of 2 listed"));
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_drill_whose_row_counts_differ_fails_and_drops_its_scratch_database() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let key = dump_keys(&fx.keys().await).pop().expect("dump");
+    // A manifest that disagrees with the data (the dump itself is intact).
+    let mut manifest = fx.manifest(&key).await;
+    manifest.row_counts.insert("public.users".into(), 251);
+    fx.put(&manifest::manifest_key(&key), manifest.to_json()).await;
+
+    let before = fx.contents().await;
+    let scratch = format!("{}_drill", fx.database);
+    let output = fx.restore(&["--verify-only", "--scratch-database", &scratch]).await;
+    assert!(!output.status.success(), "row counts differ: the drill fails");
+    assert!(stderr(&output).contains("public.users: expected 251, found 250"), "{}", stderr(&output));
+    assert!(!fx.database_exists(&scratch).await, "the scratch database is dropped after a failure too");
+    assert_eq!(fx.contents().await, before, "a drill never touches the target");
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_local_tier_has_its_own_retention() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let local = fx.local_dir();
+    let local_arg = local.display().to_string();
+    for _ in 0..3 {
+        let output = fx.backup(&["--local-dir", &local_arg, "--retention-days-local", "0", "--keep-last", "2"]).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // S3 keeps 90 days: all three. The local tier keeps 0 days but its newest 2 good ones.
+    assert_eq!(dump_keys(&fx.keys().await).len(), 3);
+    let mut env: Vec<_> =
+        fx.job_env(&fx.servers.s3_endpoint).into_iter().filter(|(n, _)| *n != "SG_BACKUP_BUCKET").collect();
+    env.push(("SG_BACKUP_LOCAL_DIR", local_arg));
+    let output = fx.run(&["backups", "list", "--output", "json"], &env).await;
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|b| b["state"] == "good"), "{listed:?}");
+    assert_eq!(walk(&local).len(), 4, "two dumps and two manifests, no partial file");
+    fx.cleanup().await;
+}
