@@ -21,13 +21,14 @@ crds:
     cargo build -q -p securityguard-operator
     {{operator}} crd > crds/securityguard.io_securityguards.yaml
 
-# All tests: unit tests, the API against real PostgreSQL and Redis, and the operator's
-# end-to-end tests against a local control plane.
+# All tests: unit tests, the API and the backups against real PostgreSQL, Redis and an
+# S3-compatible server, and the operator's end-to-end tests against a local control plane.
 test: prepare
     #!/usr/bin/env bash
     set -euo pipefail
     scripts/services/start.sh
-    set -a; source "$SG_CACHE/services/env"; set +a
+    scripts/services/s3.sh start
+    set -a; source "$SG_CACHE/services/env"; source "$SG_CACHE/services/s3.env"; set +a
     state="$SG_CACHE/e2e-controlplane"
     e2e/controlplane/down.sh "$state" 2>/dev/null || true
     trap 'e2e/controlplane/down.sh "$state"' EXIT
