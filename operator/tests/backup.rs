@@ -620,7 +620,8 @@ async fn backup_memory_does_not_grow_with_the_dump() {
     fx.sql(
         "CREATE EXTENSION pgcrypto;
          CREATE TABLE noise (id int, data bytea);
-         INSERT INTO noise SELECT i, gen_random_bytes(1024) || gen_random_bytes(1024) FROM generate_series(1, 40000) i;",
+         INSERT INTO noise SELECT i, gen_random_bytes(1024) || gen_random_bytes(1024)
+           FROM generate_series(1, 40000) i;",
     )
     .await;
     let output = fx.backup(&["--part-size-mib", "5"]).await;
@@ -641,7 +642,8 @@ async fn a_backup_stopped_by_sigterm_aborts_its_upload() {
     fx.sql(
         "CREATE EXTENSION pgcrypto;
          CREATE TABLE noise (id int, data bytea);
-         INSERT INTO noise SELECT i, gen_random_bytes(1024) || gen_random_bytes(1024) FROM generate_series(1, 20000) i;",
+         INSERT INTO noise SELECT i, gen_random_bytes(1024) || gen_random_bytes(1024)
+           FROM generate_series(1, 20000) i;",
     )
     .await;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_securityguard-operator"));

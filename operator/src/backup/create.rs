@@ -112,7 +112,15 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
     let database_error = |source| Error::Database { database: url.redacted(), source };
     let dump_error = |source| Error::Dump { key: key.clone(), source };
     let pg_dump_version = tools::version(bin, "pg_dump").await.map_err(dump_error)?;
-    tracing::info!(database = %url.redacted(), bucket = %s3.bucket, %key, local_dir = %args.local_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(), %pg_dump_version, "backup starting");
+    let local_dir = args.local_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+    tracing::info!(
+        database = %url.redacted(),
+        bucket = %s3.bucket,
+        %key,
+        %local_dir,
+        %pg_dump_version,
+        "backup starting"
+    );
 
     let snapshot = Snapshot::take(&url).await.map_err(database_error)?;
     tracing::info!(snapshot = %snapshot.id, tables = snapshot.row_counts.len(), "snapshot exported, rows counted");

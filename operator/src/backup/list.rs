@@ -164,7 +164,8 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!([
-                {"time": "2026-11-02T00:00:00Z", "key": "p/20261102T000000.000Z.pgdump", "size": 2048, "state": "incomplete"},
+                {"time": "2026-11-02T00:00:00Z", "key": "p/20261102T000000.000Z.pgdump", "size": 2048,
+                 "state": "incomplete"},
                 {"time": "2026-11-01T00:00:00Z", "key": "p/20261101T000000.000Z.pgdump", "size": 10, "state": "good",
                  "sha256": "00".repeat(32), "database": "db", "finishedAt": "2026-11-01T00:00:00Z"},
             ])

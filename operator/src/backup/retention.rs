@@ -36,7 +36,13 @@ pub fn select(backups: &[Backup], now: Timestamp, policy: Policy) -> Vec<&Backup
 /// Deletes each backup: its manifest first, so that a backup half deleted is never listed as good.
 pub async fn delete(store: &Store, doomed: &[&Backup]) -> Result<usize, store::Error> {
     for backup in doomed {
-        tracing::info!(tier = store.tier(), key = %backup.key, time = %backup.time, state = %backup.state, "retention: deleting backup");
+        tracing::info!(
+            tier = store.tier(),
+            key = %backup.key,
+            time = %backup.time,
+            state = %backup.state,
+            "retention: deleting backup"
+        );
         if backup.has_manifest_object {
             store.delete(&manifest::manifest_key(&backup.key)).await?;
         }
