@@ -68,7 +68,8 @@ fn random_suffix() -> String {
     format!("{:08x}", rand::rng().random::<u32>())
 }
 
-/// A fresh database and bucket, dropped/left behind at the end (buckets live in the test server).
+/// A fresh database and bucket. The database is dropped at the end; buckets live in the memory
+/// of the test server.
 struct Fixture {
     servers: Servers,
     database: String,
@@ -76,19 +77,21 @@ struct Fixture {
     bucket: String,
     s3: S3Store,
     dir: tempfile::TempDir,
+    /// Whether `cleanup` dropped the database.
+    dropped: bool,
 }
 
 impl Fixture {
     async fn new() -> Self {
         let servers = servers();
-        let database = format!("sg_backup_test_{}", random_suffix());
-        pg::create_database(&servers.database_url, &database).await.expect("create database");
-        let url = servers.database_url.with_database(&database);
         let bucket = format!("sg-backup-test-{}", random_suffix());
         let s3 = s3_store(&servers, &servers.s3_endpoint, &bucket);
         s3.client.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        let database = format!("sg_backup_test_{}", random_suffix());
+        pg::create_database(&servers.database_url, &database).await.expect("create database");
+        let url = servers.database_url.with_database(&database);
         let dir = tempfile::tempdir().expect("temp dir");
-        Fixture { servers, database, url, bucket, s3, dir }
+        Fixture { servers, database, url, bucket, s3, dir, dropped: false }
     }
 
     fn local_dir(&self) -> PathBuf {
@@ -229,8 +232,33 @@ impl Fixture {
             .expect("pg_database")
     }
 
-    async fn cleanup(self) {
+    async fn cleanup(mut self) {
         pg::drop_database(&self.servers.database_url, &self.database).await.expect("drop database");
+        self.dropped = true;
+    }
+}
+
+/// A test that failed before `cleanup` still drops its database, unless SG_KEEP_TEST_DATABASES
+/// is set to look at it.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        if std::env::var_os("SG_KEEP_TEST_DATABASES").is_some() {
+            eprintln!("keeping database {} and bucket {}", self.database, self.bucket);
+            return;
+        }
+        let (admin, database) = (self.servers.database_url.clone(), self.database.clone());
+        // Drop runs inside the test's runtime: a thread of its own may block on another.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(pg::drop_database(&admin, &database))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop database {}", self.database);
+        }
     }
 }
 
