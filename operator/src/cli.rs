@@ -141,6 +141,11 @@ pub struct BackupArgs {
     #[arg(long, env = "SG_PG_BIN")]
     pub pg_bin: Option<PathBuf>,
 
+    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log, which the
+    /// pod status shows as the container's termination message).
+    #[arg(long, env = "SG_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
+
     /// Plain-text logs instead of JSON.
     #[arg(long, env = "SG_LOG_TEXT")]
     pub log_text: bool,
@@ -235,6 +240,11 @@ pub struct RestoreArgs {
     /// Directory of pg_restore (default: found on PATH).
     #[arg(long, env = "SG_PG_BIN")]
     pub pg_bin: Option<PathBuf>,
+
+    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log, which the
+    /// pod status shows as the container's termination message).
+    #[arg(long, env = "SG_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
 
     /// Plain-text logs instead of JSON.
     #[arg(long, env = "SG_LOG_TEXT")]

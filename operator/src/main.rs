@@ -30,7 +30,12 @@ async fn main() -> ExitCode {
         }
         Command::Backup(args) => {
             securityguard_operator::telemetry::init(!args.log_text);
-            match backup::create::run(&args).await {
+            let clock = std::time::Instant::now();
+            let result = backup::create::run(&args).await;
+            if let Some(path) = &args.termination_log {
+                backup::summary::Summary::of_backup(&result, clock.elapsed().as_secs_f64()).write(path);
+            }
+            match result {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "backup failed");
@@ -52,7 +57,13 @@ async fn main() -> ExitCode {
         },
         Command::Restore(args) => {
             securityguard_operator::telemetry::init(!args.log_text);
-            match backup::restore::run(&args).await {
+            let clock = std::time::Instant::now();
+            let result = backup::restore::run(&args).await;
+            if let Some(path) = &args.termination_log {
+                let seconds = clock.elapsed().as_secs_f64();
+                backup::summary::Summary::of_restore(&result, args.verify_only, seconds).write(path);
+            }
+            match result {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "restore failed");

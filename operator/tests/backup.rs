@@ -111,11 +111,23 @@ impl Fixture {
             ("AWS_ACCESS_KEY_ID", self.servers.access_key.clone()),
             ("AWS_SECRET_ACCESS_KEY", self.servers.secret_key.clone()),
             ("SG_RESTORE_WORK_DIR", self.dir.path().display().to_string()),
+            ("SG_TERMINATION_LOG", self.termination_log().display().to_string()),
         ];
         if let Some(bin) = &self.servers.pg_bin {
             env.push(("SG_PG_BIN", bin.clone()));
         }
         env
+    }
+
+    fn termination_log(&self) -> PathBuf {
+        self.dir.path().join("termination-log")
+    }
+
+    /// The termination message of the last run, as the pod status would show it.
+    fn termination(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.termination_log()).expect("termination message");
+        assert!(text.len() <= 4096, "the kubelet keeps 4096 bytes");
+        serde_json::from_str(&text).expect("termination message JSON")
     }
 
     async fn run(&self, args: &[&str], env: &[(&'static str, String)]) -> Output {
@@ -130,6 +142,7 @@ impl Fixture {
         for (name, value) in env {
             command.env(name, value);
         }
+        let _ = std::fs::remove_file(self.termination_log());
         let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| panic!("securityguard-operator {args:?} ran longer than {RUN_TIMEOUT:?}"))
@@ -321,6 +334,9 @@ async fn backup_list_and_restore_round_trip() {
     assert!(!stderr(&output).contains(PASSWORD), "the password is never logged");
     assert!(stderr(&output).contains(":***@"), "the URL is logged with its password hidden");
     assert!(stderr(&output).contains("\"message\":\"dump progress\""), "progress is logged as JSON lines");
+    let summary = fx.termination();
+    assert_eq!(summary["result"], "succeeded");
+    assert_eq!(summary["deleted"], serde_json::json!({"s3": 0, "local": 0}));
 
     // One dump and its manifest, under <prefix>/<guard>/.
     let keys = fx.keys().await;
@@ -333,6 +349,8 @@ async fn backup_list_and_restore_round_trip() {
     assert!(dump.starts_with(b"PGDMP"), "custom format");
     let manifest = fx.manifest(&key).await;
     assert_eq!(manifest.key, key);
+    assert_eq!(summary["key"], key.as_str());
+    assert_eq!(summary["size"], manifest.size);
     assert_eq!(manifest.database, fx.database);
     assert_eq!(manifest.guard.as_deref(), Some(GUARD));
     assert_eq!(manifest.size, dump.len() as u64);
@@ -373,6 +391,7 @@ async fn backup_list_and_restore_round_trip() {
     assert!(output.status.success(), "restore failed: {}", stderr(&output));
     assert!(stderr(&output).contains("row counts match the manifest"));
     assert_eq!(fx.contents().await, before);
+    assert_eq!(fx.termination()["databaseChanged"], true);
 
     // The restore drill uses a scratch database and drops it; the target is not touched.
     fx.sql("INSERT INTO users (name) VALUES ('after the backup')").await;
@@ -381,6 +400,7 @@ async fn backup_list_and_restore_round_trip() {
     let output = fx.restore(&["--source", &key, "--verify-only", "--scratch-database", &scratch]).await;
     assert!(output.status.success(), "drill failed: {}", stderr(&output));
     assert!(!fx.database_exists(&scratch).await, "the scratch database is dropped");
+    assert_eq!(fx.termination()["databaseChanged"], false, "a drill never changes the target");
     assert_eq!(fx.contents().await, after);
 
     // The local tier restores too (S3 not needed).
@@ -541,6 +561,9 @@ async fn s3_unreachable_mid_upload_fails_without_manifest_and_deletes_nothing() 
     assert!(!output.status.success(), "a backup whose upload failed must fail");
     let text = stderr(&output);
     assert!(text.contains("backup failed") && text.contains("UploadPart"), "the error names the failed step: {text}");
+    let summary = fx.termination();
+    assert_eq!(summary["result"], "failed");
+    assert!(summary["error"].as_str().is_some_and(|e| e.contains("UploadPart")), "{summary}");
     // Nothing new, nothing deleted: the same objects as before, the old backup still good.
     assert_eq!(fx.keys().await, keys_before);
     let listed = fx.list_json(&[]).await;
@@ -604,6 +627,7 @@ async fn a_corrupted_dump_is_refused_before_touching_the_database() {
     let text = stderr(&output);
     assert!(text.contains("is corrupt") && text.contains("the database was not touched"), "{text}");
     assert!(!text.contains("pg_restore"), "pg_restore never ran: {text}");
+    assert_eq!(fx.termination()["databaseChanged"], false);
     assert_eq!(fx.contents().await, before, "the database is unchanged");
     fx.cleanup().await;
 }
@@ -628,6 +652,8 @@ async fn a_restore_failing_midway_leaves_the_target_unchanged() {
     assert!(!output.status.success(), "the restore must fail");
     let text = stderr(&output);
     assert!(text.contains("failed and was rolled back") && text.contains("user_names"), "{text}");
+    assert_eq!(fx.termination()["result"], "failed");
+    assert_eq!(fx.termination()["databaseChanged"], false, "rolled back: the controller needs no safety restore");
     assert_eq!(fx.contents().await, before, "the single transaction left the database unchanged");
     fx.cleanup().await;
 }

@@ -23,5 +23,6 @@ pub mod pg;
 pub mod restore;
 pub mod retention;
 pub mod store;
+pub mod summary;
 pub mod tools;
 pub mod upload;

@@ -91,6 +91,23 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the target database may have changed: only once `pg_restore` committed. Every
+    /// failure before (download, verification, the restore's own transaction) leaves it as it
+    /// was. A drill never touches the target.
+    pub fn database_changed(&self) -> bool {
+        match self {
+            Error::Url(_)
+            | Error::Store(_)
+            | Error::Source(_)
+            | Error::TempFile { .. }
+            | Error::Corrupt { .. }
+            | Error::Restore { .. } => false,
+            Error::Database { .. } | Error::RowCounts { .. } => true,
+        }
+    }
+}
+
 /// A completed restore or drill.
 #[derive(Debug, Clone)]
 pub struct Report {

@@ -1,0 +1,172 @@
+//! A one-object JSON summary of a backup or restore, written to the container's termination
+//! message file (`/dev/termination-log` in a Job): the kubelet copies it into the pod's
+//! `status.containerStatuses[].state.terminated.message`, where the controller reads the
+//! outcome (key, size, duration, error, whether the database changed) without parsing logs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{create, restore};
+
+/// Largest termination message the kubelet keeps.
+pub const MAX_BYTES: usize = 4096;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// Done.
+    Succeeded,
+    /// Failed; see `error`.
+    Failed,
+}
+
+/// The summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// `backup` or `restore`.
+    pub command: &'static str,
+    /// Outcome.
+    pub result: Outcome,
+    /// Key of the backup written or restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Its SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// When the backup's snapshot was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<Timestamp>,
+    /// Seconds the command ran.
+    pub seconds: f64,
+    /// Backups deleted by retention, per tier.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub deleted: BTreeMap<&'static str, usize>,
+    /// Restore only: whether the target database may have changed (false: it is as before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_changed: Option<bool>,
+    /// The error, when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Summary {
+    /// The summary of a backup.
+    pub fn of_backup(result: &Result<create::Report, create::Error>, seconds: f64) -> Self {
+        let mut summary = Summary::empty("backup", seconds);
+        match result {
+            Ok(report) => {
+                summary.key = Some(report.manifest.key.clone());
+                summary.size = Some(report.manifest.size);
+                summary.sha256 = Some(report.manifest.sha256.clone());
+                summary.taken_at = Some(report.manifest.started_at);
+                summary.deleted = report.deleted.iter().copied().collect();
+            }
+            Err(error) => {
+                summary.result = Outcome::Failed;
+                summary.error = Some(error.to_string());
+            }
+        }
+        summary
+    }
+
+    /// The summary of a restore or drill.
+    pub fn of_restore(result: &Result<restore::Report, restore::Error>, verify_only: bool, seconds: f64) -> Self {
+        let mut summary = Summary::empty("restore", seconds);
+        match result {
+            Ok(report) => {
+                summary.key = Some(report.manifest.key.clone());
+                summary.size = Some(report.manifest.size);
+                summary.sha256 = Some(report.manifest.sha256.clone());
+                summary.taken_at = Some(report.manifest.started_at);
+                summary.database_changed = Some(!verify_only);
+            }
+            Err(error) => {
+                summary.result = Outcome::Failed;
+                summary.error = Some(error.to_string());
+                summary.database_changed = Some(!verify_only && error.database_changed());
+            }
+        }
+        summary
+    }
+
+    fn empty(command: &'static str, seconds: f64) -> Self {
+        Summary {
+            command,
+            result: Outcome::Succeeded,
+            key: None,
+            size: None,
+            sha256: None,
+            taken_at: None,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            deleted: BTreeMap::new(),
+            database_changed: None,
+            error: None,
+        }
+    }
+
+    /// The JSON text, at most [`MAX_BYTES`]: a long error is shortened.
+    pub fn to_json(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        if text.len() <= MAX_BYTES {
+            return text;
+        }
+        let mut shorter = self.clone();
+        if let Some(error) = &mut shorter.error {
+            let excess = text.len() - MAX_BYTES + "…".len();
+            let mut keep = error.len().saturating_sub(excess);
+            while !error.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            error.truncate(keep);
+            error.push('…');
+        }
+        serde_json::to_string(&shorter).unwrap_or_default()
+    }
+
+    /// Writes the summary to `path`; a failure is logged, never fatal.
+    pub fn write(&self, path: &Path) {
+        if let Err(error) = std::fs::write(path, self.to_json()) {
+            tracing::warn!(path = %path.display(), %error, "cannot write the termination message");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_fits_the_termination_message() {
+        let mut summary = Summary::empty("restore", 1.23456);
+        summary.result = Outcome::Failed;
+        summary.database_changed = Some(false);
+        summary.error = Some("é".repeat(5000));
+        let text = summary.to_json();
+        assert!(text.len() <= MAX_BYTES, "{}", text.len());
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["result"], "failed");
+        assert_eq!(value["databaseChanged"], false);
+        assert_eq!(value["seconds"], 1.235);
+        assert!(value["error"].as_str().is_some_and(|e| e.ends_with('…')));
+    }
+
+    #[test]
+    fn a_success_names_the_backup() {
+        let mut summary = Summary::empty("backup", 2.0);
+        summary.key = Some("k".into());
+        summary.deleted = BTreeMap::from([("s3", 2), ("local", 0)]);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&summary.to_json()).expect("json"),
+            serde_json::json!({"command": "backup", "result": "succeeded", "key": "k", "seconds": 2.0,
+                               "deleted": {"local": 0, "s3": 2}})
+        );
+    }
+}
