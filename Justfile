@@ -71,6 +71,15 @@ bench-operator N="100": prepare
     SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
       "$CARGO_TARGET_DIR/release/bench-operator" {{N}}
 
+# Benchmark the API (scans with cache hit and miss, /health/live as the ceiling) against the
+# local PostgreSQL and Redis (BENCHMARKS.md).
+bench-api: prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/services/start.sh
+    set -a; source "$SG_CACHE/services/env"; set +a
+    cargo run --release -p securityguard-api --example bench
+
 # Lints: formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check
