@@ -36,6 +36,11 @@ test: prepare
     export SG_CONTROLPLANE_DIR="$state"
     cargo build -p securityguard-operator
     cargo test --workspace --no-fail-fast
+    api-server/fuzz/run.sh 30
+
+# Fuzz the API's transaction decoder for SECONDS (nightly toolchain, cargo-fuzz).
+fuzz SECONDS="60":
+    api-server/fuzz/run.sh {{SECONDS}}
 
 # Only the operator's end-to-end tests (starts a fresh control plane).
 e2e: prepare

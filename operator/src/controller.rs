@@ -230,6 +230,8 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&managed_selector()))
         .default_backoff()
+        // managedFields are the bulk of a cached object and nothing here reads them.
+        .modify(|obj| obj.managed_fields_mut().clear())
         .reflect(writer)
         .touched_objects();
     (reader, stream)
@@ -278,6 +280,7 @@ pub async fn run(
     let (secrets, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let secret_stream = watcher(scoped_api::<PartialObjectMeta<Secret>>(&client, ns), watcher::Config::default())
         .default_backoff()
+        .modify(|secret| secret.managed_fields_mut().clear())
         .reflect(secret_writer)
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
@@ -286,6 +289,7 @@ pub async fn run(
     // Only spec changes trigger: our own status writes do not come back as work.
     let guard_stream = watcher(scoped_api::<SecurityGuard>(&client, ns), watcher::Config::default())
         .default_backoff()
+        .modify(|guard| guard.managed_fields_mut().clear())
         .reflect(guard_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
