@@ -240,6 +240,40 @@ async fn converged_securityguard_causes_no_writes_over_resyncs() {
     let metrics = operator.metrics().await;
     let successes = metrics.get("securityguard_operator_reconciles_total{result=\"success\"}").copied().unwrap_or(0.0);
     assert!(successes >= reconciles + 5.0, "the resyncs succeeded: {successes}");
+
+    // Paused: the status says so and a hand edit stays, though the edit triggers reconciles.
+    let pause = serde_json::json!({"spec": {"paused": true}});
+    guards.patch("minimal", &PatchParams::default(), &Patch::Merge(&pause)).await.expect("paused");
+    wait_for(guards.clone(), "minimal", TIMEOUT, |g| {
+        g.status.as_ref().and_then(|s| s.condition("ReconciliationPaused")).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let before = operator.reconciles().await;
+    let tamper =
+        serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "hand/edit:1"}]}}}});
+    deployments.patch("minimal-api", &PatchParams::default(), &Patch::Strategic(&tamper)).await.expect("hand edit");
+    eventually("a reconcile of the paused SecurityGuard", TIMEOUT, || async {
+        (operator.reconciles().await > before).then_some(())
+    })
+    .await;
+    let deployment = deployments.get("minimal-api").await.expect("deployment");
+    assert_eq!(
+        deployment_image(&deployment).as_deref(),
+        Some("hand/edit:1"),
+        "a paused SecurityGuard's objects are left alone"
+    );
+    // Unpaused: reconciled again, the edit reverted.
+    let resume = serde_json::json!({"spec": {"paused": false}});
+    guards.patch("minimal", &PatchParams::default(), &Patch::Merge(&resume)).await.expect("resumed");
+    wait_for(deployments, "minimal-api", TIMEOUT, |d| {
+        deployment_image(d).as_deref() == Some("ghcr.io/securityguard/api:0.1.0")
+    })
+    .await;
+    let guard = wait_ready(&guards, "minimal").await;
+    assert!(
+        guard.status.as_ref().and_then(|s| s.condition("ReconciliationPaused")).is_some_and(|c| c.status == "False")
+    );
 }
 
 #[tokio::test]
