@@ -35,8 +35,15 @@ test: prepare
     e2e/controlplane/up.sh "$state"
     export SG_CONTROLPLANE_DIR="$state"
     cargo build -p securityguard-operator
-    cargo test --workspace --no-fail-fast
-    api-server/fuzz/run.sh 30
+    log="$SG_CACHE/test-output.log"
+    set +e
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" -eq 0 ]; then api-server/fuzz/run.sh 30; fi
+    # One closing line for the whole run (cargo prints one per test binary).
+    awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$log"
+    exit "$status"
 
 # Fuzz the API's transaction decoder for SECONDS (nightly toolchain, cargo-fuzz).
 fuzz SECONDS="60":
