@@ -175,4 +175,24 @@ async fn invalid_securityguards_are_rejected_with_the_field_path() {
     assert_eq!(spec["autoscaling"]["scaleDown"]["stabilizationWindowSeconds"], 300);
     assert_eq!(spec["postgres"]["managed"]["storage"], "10Gi");
     assert_eq!(spec["config"]["environment"], "production");
+
+    // Once created, the data volume's size is fixed: an update changing it is refused.
+    let grow = serde_json::json!({"spec": {"postgres": {"managed": {"storage": "20Gi"}}}});
+    match api.patch("valid", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&grow)).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(
+                status.message.contains("spec.postgres.managed.storage")
+                    && status.message.contains("storage cannot change"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("changing the storage of an existing SecurityGuard was not refused: {other:?}"),
+    }
+    // Other edits still go through.
+    let edit = serde_json::json!({"spec": {"image": "a:2"}});
+    api.patch("valid", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&edit))
+        .await
+        .expect("edit accepted");
 }

@@ -66,10 +66,12 @@ pub struct ManagedPostgres {
     #[serde(default = "default_postgres_image")]
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
-    /// Size of the data volume (default `10Gi`).
+    /// Size of the data volume (default `10Gi`). Fixed once the volume exists.
     #[serde(default = "default_postgres_storage")]
     #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
         .message("storage must be a positive quantity such as 10Gi"))]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("storage cannot change once the volume exists (a StatefulSet's volume claim template is immutable)"))]
     pub storage: Quantity,
     /// StorageClass of the data volume (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,10 +111,13 @@ pub struct ManagedRedis {
     #[serde(default = "default_redis_image")]
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
-    /// Size of the volume holding Redis' append-only file (default `1Gi`).
+    /// Size of the volume holding Redis' append-only file (default `1Gi`). Fixed once the volume
+    /// exists.
     #[serde(default = "default_redis_storage")]
     #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
         .message("storage must be a positive quantity such as 1Gi"))]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("storage cannot change once the volume exists (a StatefulSet's volume claim template is immutable)"))]
     pub storage: Quantity,
     /// StorageClass of the volume (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
