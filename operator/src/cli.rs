@@ -137,18 +137,9 @@ pub struct BackupArgs {
           value_parser = clap::value_parser!(u32).range(5..=512))]
     pub part_size_mib: u32,
 
-    /// Directory of pg_dump (default: found on PATH).
-    #[arg(long, env = "SG_PG_BIN")]
-    pub pg_bin: Option<PathBuf>,
-
-    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log, which the
-    /// pod status shows as the container's termination message).
-    #[arg(long, env = "SG_TERMINATION_LOG")]
-    pub termination_log: Option<PathBuf>,
-
-    /// Plain-text logs instead of JSON.
-    #[arg(long, env = "SG_LOG_TEXT")]
-    pub log_text: bool,
+    /// How the Job runs.
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 /// Where to read backups from: the bucket, else the local tier.
@@ -237,7 +228,15 @@ pub struct RestoreArgs {
     #[arg(long, env = "SG_RESTORE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// Directory of pg_restore (default: found on PATH).
+    /// How the Job runs.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// What the backup and restore Jobs share.
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
+    /// Directory of pg_dump and pg_restore (default: found on PATH).
     #[arg(long, env = "SG_PG_BIN")]
     pub pg_bin: Option<PathBuf>,
 

@@ -29,10 +29,10 @@ async fn main() -> ExitCode {
             }
         }
         Command::Backup(args) => {
-            securityguard_operator::telemetry::init(!args.log_text);
+            securityguard_operator::telemetry::init(!args.job.log_text);
             let clock = std::time::Instant::now();
             let result = backup::create::run(&args).await;
-            if let Some(path) = &args.termination_log {
+            if let Some(path) = &args.job.termination_log {
                 backup::summary::Summary::of_backup(&result, clock.elapsed().as_secs_f64()).write(path);
             }
             match result {
@@ -56,10 +56,10 @@ async fn main() -> ExitCode {
             },
         },
         Command::Restore(args) => {
-            securityguard_operator::telemetry::init(!args.log_text);
+            securityguard_operator::telemetry::init(!args.job.log_text);
             let clock = std::time::Instant::now();
             let result = backup::restore::run(&args).await;
-            if let Some(path) = &args.termination_log {
+            if let Some(path) = &args.job.termination_log {
                 let seconds = clock.elapsed().as_secs_f64();
                 backup::summary::Summary::of_restore(&result, args.verify_only, seconds).write(path);
             }

@@ -103,7 +103,7 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
     })
     .await;
     let local = args.local_dir.as_ref().map(|dir| store::LocalStore { root: dir.clone() });
-    let bin = args.pg_bin.as_deref();
+    let bin = args.job.pg_bin.as_deref();
     let guard = args.s3.guard.as_deref();
     let clock = Instant::now();
 

@@ -170,7 +170,7 @@ pub async fn run(args: &RestoreArgs) -> Result<Report, Error> {
     }
     tracing::info!(%key, size, %sha256, "download verified against the manifest");
 
-    let bin = args.pg_bin.as_deref();
+    let bin = args.job.pg_bin.as_deref();
     let database = if args.verify_only {
         drill(&url, args.scratch_database.clone(), bin, temp.path(), &manifest).await?
     } else {
