@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// Plain-text logs instead of JSON.
     #[arg(long, env = "SG_LOG_TEXT")]
     pub log_text: bool,
+
+    /// Image of the backup and restore pods: this operator's own image, which carries
+    /// pg_dump and pg_restore.
+    #[arg(long, env = "SG_JOB_IMAGE", default_value = concat!("ghcr.io/securityguard/operator:", env!("CARGO_PKG_VERSION")))]
+    pub job_image: String,
 }
 
 /// How to reach the S3 server (the bucket is given per command).

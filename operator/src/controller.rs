@@ -7,6 +7,10 @@
 pub mod apply;
 pub mod build;
 pub mod dereference;
+pub mod jobs;
+pub mod observe;
+pub mod restore;
+pub mod schedule;
 pub mod status;
 pub mod validate;
 
@@ -17,9 +21,11 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -30,7 +36,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use self::apply::{Applier, Stores, publish};
-use crate::crd::{CONDITION_DEGRADED, SecurityGuard};
+use self::build::backup_job::{JobKind, JobRequest};
+use crate::crd::{CONDITION_DEGRADED, RestorePhase, SecurityGuard};
 use crate::metrics::Metrics;
 
 /// Shared state of every reconcile.
@@ -45,6 +52,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Time between reconciles of an unchanged SecurityGuard.
     pub resync: Duration,
+    /// Image of the backup and restore pods.
+    pub job_image: String,
 }
 
 /// A reconcile that failed, naming the SecurityGuard and the step.
@@ -58,6 +67,15 @@ pub enum Error {
         /// What failed.
         #[source]
         source: dereference::Error,
+    },
+    /// Observing the backup Jobs or the API pods failed.
+    #[error("SecurityGuard {guard}: {source}")]
+    Observe {
+        /// namespace/name of the SecurityGuard.
+        guard: String,
+        /// What failed.
+        #[source]
+        source: observe::Error,
     },
     /// Writing a child failed.
     #[error("SecurityGuard {guard}: {source}")]
@@ -93,6 +111,7 @@ impl Error {
     pub fn step_message(&self) -> String {
         match self {
             Self::Dereference { source, .. } => source.to_string(),
+            Self::Observe { source, .. } => source.to_string(),
             Self::Apply { source, .. } => source.to_string(),
             Self::Status { source, .. } => format!("writing status: {}", describe(source)),
         }
@@ -101,7 +120,7 @@ impl Error {
     /// Short category: the metric label and the Event reason.
     pub fn category(&self) -> &'static str {
         match self {
-            Self::Dereference { .. } => "ReadFailed",
+            Self::Dereference { .. } | Self::Observe { .. } => "ReadFailed",
             Self::Apply { .. } => "ApplyFailed",
             Self::Status { .. } => "StatusFailed",
         }
@@ -154,6 +173,20 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
             return Ok(Action::await_change());
         }
     };
+    let now = Timestamp::now();
+    // Backups and restore: observe, advance the restore, decide how the guard runs meanwhile.
+    let observed = observe::observe(&ctx.client, &ctx.stores, guard, &validated, now)
+        .await
+        .map_err(|source| Error::Observe { guard: key.clone(), source })?;
+    let previous = guard.status.as_ref();
+    let plan = restore::plan(&guard.spec, previous.and_then(|s| s.restore.as_ref()), &observed.restore);
+    let mut validated = validated;
+    validated.directives = restore::Directives { job_image: ctx.job_image.clone(), ..plan.directives.clone() };
+    let backup_request = on_demand_backup(guard, plan.active());
+    if let Some(request_id) = &backup_request {
+        validated.directives.jobs.push(JobRequest::Backup { request_id: request_id.clone() });
+    }
+
     let prepared = build::build(&validated);
     let applier = Applier {
         client: &ctx.client,
@@ -165,7 +198,13 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
     let applied = applier.apply(&validated, prepared).await;
     applier.publish_changes().await;
     let applied = applied.map_err(|source| Error::Apply { guard: key.clone(), source })?;
-    let new_status = status::from_applied(guard, &validated, &applied, Timestamp::now());
+
+    let backup = validated.spec.backup.as_ref().map(|_| {
+        status::backup_status(previous.and_then(|s| s.backup.as_ref()), &observed.finished, backup_request.as_deref())
+    });
+    publish_backup_events(ctx, reference, &observed.finished).await;
+    publish_restore_events(ctx, reference, &plan).await;
+    let new_status = status::from_applied(guard, &validated, &applied, backup, plan.status.clone(), now);
     let became_ready = new_status.condition(crate::crd::CONDITION_READY).is_some_and(|c| c.status == "True")
         && guard
             .status
@@ -177,7 +216,51 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
         publish(&ctx.recorder, reference, EventType::Normal, "Ready", "Reconcile", "Every object is available".into())
             .await;
     }
-    Ok(Action::requeue(ctx.resync))
+    // A restore moves on as soon as what it waits for changes; API pods stopping are polled.
+    Ok(if plan.active() { Action::requeue(RESTORE_POLL) } else { Action::requeue(ctx.resync) })
+}
+
+/// How often a restore in progress is looked at (besides the watches).
+const RESTORE_POLL: Duration = Duration::from_secs(2);
+
+/// The `spec.backup.requestId` to act on now, if it is new. Deferred while a restore runs.
+fn on_demand_backup(guard: &SecurityGuard, restoring: bool) -> Option<String> {
+    let asked = guard.spec.backup.as_ref()?.request_id.as_ref()?;
+    let handled = guard.status.as_ref().and_then(|s| s.backup.as_ref()).and_then(|b| b.last_request_id.as_ref());
+    (handled != Some(asked) && !restoring).then(|| asked.clone())
+}
+
+/// One Event per backup or drill that finished.
+async fn publish_backup_events(ctx: &Context, reference: &ObjectReference, finished: &[jobs::Finished]) {
+    for f in finished {
+        let what = match f.kind {
+            JobKind::Verify => "Restore drill",
+            _ => "Backup",
+        };
+        let key = f.summary.as_ref().and_then(|s| s.key.as_deref()).unwrap_or("-");
+        let (kind, reason, note) = if f.succeeded {
+            let reason = if f.kind == JobKind::Verify { "BackupVerified" } else { "BackupSucceeded" };
+            (EventType::Normal, reason, format!("{what} {key} succeeded (Job {})", f.job))
+        } else {
+            let reason = if f.kind == JobKind::Verify { "BackupVerifyFailed" } else { "BackupFailed" };
+            (EventType::Warning, reason, format!("{what} failed (Job {}): {}", f.job, f.error()))
+        };
+        publish(&ctx.recorder, reference, kind, reason, "Backup", note).await;
+    }
+}
+
+/// One Event per restore phase entered.
+async fn publish_restore_events(ctx: &Context, reference: &ObjectReference, plan: &restore::Plan) {
+    let Some(status) = &plan.status else { return };
+    for phase in &plan.entered {
+        let kind = if *phase == RestorePhase::Failed { EventType::Warning } else { EventType::Normal };
+        let note = if phase == &status.phase {
+            format!("restore {}: {}", status.request_id, status.message)
+        } else {
+            format!("restore {}: {}", status.request_id, phase.as_str())
+        };
+        publish(&ctx.recorder, reference, kind, &format!("Restore{}", phase.as_str()), "Restore", note).await;
+    }
 }
 
 /// Sets Degraded with the message and publishes a Warning Event when the message is new.
@@ -257,6 +340,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Only this namespace, or every namespace.
     pub namespace: Option<String>,
+    /// Image of the backup and restore pods.
+    pub job_image: String,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -276,6 +361,11 @@ pub async fn run(
     let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client, ns);
     let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, ns);
     let (ingresses, ing_stream) = child_watch::<Ingress>(&client, ns);
+    let (role_bindings, rb_stream) = child_watch::<RoleBinding>(&client, ns);
+    let (cron_jobs, cron_stream) = child_watch::<CronJob>(&client, ns);
+    // Jobs of the CronJobs are owned by them, claims by nobody: both map to their guard by label.
+    let (jobs, job_stream) = child_watch::<Job>(&client, ns);
+    let (volume_claims, pvc_stream) = child_watch::<PersistentVolumeClaim>(&client, ns);
     // Every Secret's metadata: a referenced Secret appearing or changing triggers its guards.
     let (secrets, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let secret_stream = watcher(scoped_api::<PartialObjectMeta<Secret>>(&client, ns), watcher::Config::default())
@@ -305,9 +395,14 @@ pub async fn run(
         hpas,
         pdbs,
         ingresses,
+        role_bindings,
+        cron_jobs,
+        jobs,
+        volume_claims,
     };
     let recorder = Recorder::new(client.clone(), Reporter::from(build::FIELD_MANAGER));
-    let ctx = Arc::new(Context { client, stores, recorder, metrics, resync: settings.resync });
+    let ctx =
+        Arc::new(Context { client, stores, recorder, metrics, resync: settings.resync, job_image: settings.job_image });
     let secret_guards = guards.clone();
 
     Controller::for_stream(guard_stream, guards)
@@ -321,6 +416,10 @@ pub async fn run(
         .owns_stream(hpa_stream)
         .owns_stream(pdb_stream)
         .owns_stream(ing_stream)
+        .owns_stream(rb_stream)
+        .owns_stream(cron_stream)
+        .watches_stream(job_stream, |job| guard_of_labelled(&job))
+        .watches_stream(pvc_stream, |claim| guard_of_labelled(&claim))
         .watches_stream(secret_stream, move |secret| guards_referencing(&secret_guards, &secret))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -331,6 +430,12 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The SecurityGuard named by an object's instance label, in its namespace.
+fn guard_of_labelled<K: Resource>(object: &K) -> Option<ObjectRef<SecurityGuard>> {
+    let name = object.labels().get(build::INSTANCE_LABEL)?;
+    Some(ObjectRef::new(name).within(&object.namespace()?))
 }
 
 /// The SecurityGuards in the Secret's namespace that refer to it.

@@ -130,8 +130,12 @@ async fn lead(
     let (lost_tx, lost_rx) = watch::channel(false);
     let mut controller_stop = stop.clone();
     let mut controller_lost = lost_rx;
-    let settings =
-        controller::Settings { resync: args.resync, concurrency: args.concurrency, namespace: args.namespace.clone() };
+    let settings = controller::Settings {
+        resync: args.resync,
+        concurrency: args.concurrency,
+        namespace: args.namespace.clone(),
+        job_image: args.job_image.clone(),
+    };
     let controller = controller::run(client, metrics, settings, async move {
         tokio::select! {
             _ = controller_stop.wait_for(|s| *s) => {}

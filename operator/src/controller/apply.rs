@@ -11,9 +11,11 @@ use std::marker::PhantomData;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -22,7 +24,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::build::{Applied, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, Prepared};
+use super::build::{
+    Applied, BackupObjects, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, Prepared,
+};
 use super::describe;
 use super::validate::ValidatedGuard;
 
@@ -108,6 +112,14 @@ pub struct Stores {
     pub pdbs: Store<PodDisruptionBudget>,
     /// Ingresses.
     pub ingresses: Store<Ingress>,
+    /// RoleBindings of the backup pods.
+    pub role_bindings: Store<RoleBinding>,
+    /// CronJobs.
+    pub cron_jobs: Store<CronJob>,
+    /// Jobs (one-off and those of the CronJobs).
+    pub jobs: Store<Job>,
+    /// Volume claims (the local backup tier).
+    pub volume_claims: Store<PersistentVolumeClaim>,
 }
 
 /// Writes the children of one SecurityGuard.
@@ -145,6 +157,7 @@ impl Applier<'_> {
             hpa,
             pdb,
             ingress,
+            backup,
             state: PhantomData,
         } = prepared;
 
@@ -172,6 +185,7 @@ impl Applier<'_> {
             Some(i) => Some(self.apply_one(&self.stores.ingresses, i).await?),
             None => None,
         };
+        let backup = self.apply_backup(backup).await?;
 
         let applied = ChildResources {
             service_account,
@@ -185,10 +199,62 @@ impl Applier<'_> {
             hpa,
             pdb,
             ingress,
+            backup,
             state: PhantomData,
         };
         self.delete_orphans(guard, &applied).await?;
         Ok(applied)
+    }
+
+    /// Identities first, then the volume, the schedules, and the one-off Jobs.
+    async fn apply_backup(&self, objects: BackupObjects) -> Result<BackupObjects, Error> {
+        let BackupObjects { service_accounts, role_bindings, cron_jobs, volume, jobs } = objects;
+        let mut applied = BackupObjects::default();
+        for account in service_accounts {
+            applied.service_accounts.push(self.apply_one(&self.stores.service_accounts, account).await?);
+        }
+        for binding in role_bindings {
+            applied.role_bindings.push(self.apply_one(&self.stores.role_bindings, binding).await?);
+        }
+        if let Some(claim) = volume {
+            applied.volume = Some(self.apply_one(&self.stores.volume_claims, claim).await?);
+        }
+        for cron_job in cron_jobs {
+            applied.cron_jobs.push(self.apply_one(&self.stores.cron_jobs, cron_job).await?);
+        }
+        for job in jobs {
+            applied.jobs.push(self.create_once(&self.stores.jobs, job).await?);
+        }
+        Ok(applied)
+    }
+
+    /// Creates an object that is never changed afterwards (a Job), unless it exists.
+    async fn create_once<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let name = desired.name_any();
+        let namespace = desired.namespace().unwrap_or_default();
+        if let Some(current) = store.get(&ObjectRef::new(&name).within(&namespace)) {
+            return Ok(current.as_ref().clone());
+        }
+        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        let error = |source| Error::Apply {
+            kind: K::kind(&()).into_owned(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        };
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() };
+        match api.create(&params, &desired).await {
+            Ok(created) => {
+                self.record(Change::Created, format!("{} {name}", K::kind(&())));
+                Ok(created)
+            }
+            // Created by an earlier reconcile the cache has not seen yet.
+            Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await.map_err(error),
+            Err(source) => Err(error(source)),
+        }
     }
 
     async fn apply_datastore(&self, objects: Option<DatastoreObjects>) -> Result<Option<DatastoreObjects>, Error> {
@@ -346,7 +412,14 @@ impl Applier<'_> {
         self.delete_unlisted(&self.stores.deployments, guard, &[applied.deployment.name_any()]).await?;
         self.delete_unlisted(&self.stores.pdbs, guard, &[applied.pdb.name_any()]).await?;
         self.delete_unlisted(&self.stores.config_maps, guard, &[applied.config_map.name_any()]).await?;
-        self.delete_unlisted(&self.stores.service_accounts, guard, &[applied.service_account.name_any()]).await?;
+        let mut accounts = names(&mut applied.backup.service_accounts.iter().map(ResourceExt::name_any));
+        accounts.push(applied.service_account.name_any());
+        self.delete_unlisted(&self.stores.service_accounts, guard, &accounts).await?;
+        let bindings = names(&mut applied.backup.role_bindings.iter().map(ResourceExt::name_any));
+        self.delete_unlisted(&self.stores.role_bindings, guard, &bindings).await?;
+        let cron_jobs = names(&mut applied.backup.cron_jobs.iter().map(ResourceExt::name_any));
+        self.delete_unlisted(&self.stores.cron_jobs, guard, &cron_jobs).await?;
+        // Jobs are never deleted here: they finish and expire (ttlSecondsAfterFinished).
         Ok(())
     }
 

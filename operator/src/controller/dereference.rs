@@ -50,6 +50,7 @@ pub fn referenced_secrets(guard: &SecurityGuard) -> Vec<&str> {
     names.extend(spec.secrets.claude_api_key.as_ref().map(|r| r.name.as_str()));
     names.extend(spec.postgres.external.as_ref().map(|e| e.connection_secret.name.as_str()));
     names.extend(spec.redis.external.as_ref().map(|e| e.connection_secret.name.as_str()));
+    names.extend(spec.backup.as_ref().map(|b| b.s3.credentials_secret.as_str()));
     names.sort_unstable();
     names.dedup();
     names

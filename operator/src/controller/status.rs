@@ -6,12 +6,17 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::build::backup_job::JobKind;
 use super::build::ingress::public_url;
 use super::build::service::cluster_url;
 use super::build::{Applied, ChildResources, FIELD_MANAGER};
+use super::jobs::Finished;
+use super::restore::Scale;
+use super::schedule;
 use super::validate::ValidatedGuard;
 use crate::crd::{
-    CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuard, SecurityGuardStatus,
+    BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
+    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, RestoreStatus, SecurityGuard, SecurityGuardStatus,
 };
 
 /// One condition's new value.
@@ -33,17 +38,21 @@ impl Observation {
     }
 }
 
-/// The status of a SecurityGuard whose children were applied.
+/// The status of a SecurityGuard whose children were applied, with what its backups and
+/// restore did.
 pub fn from_applied(
     guard: &SecurityGuard,
     validated: &ValidatedGuard,
     applied: &ChildResources<Applied>,
+    backup: Option<BackupStatus>,
+    restore: Option<RestoreStatus>,
     now: Timestamp,
 ) -> SecurityGuardStatus {
-    let wanted = if validated.spec.autoscaling.enabled {
-        validated.spec.autoscaling.min_replicas
-    } else {
-        validated.spec.replicas.unwrap_or(3)
+    let wanted = match validated.directives.scale {
+        Scale::Zero => 0,
+        Scale::Recorded { replicas, .. } => replicas,
+        Scale::Spec if validated.spec.autoscaling.enabled => validated.spec.autoscaling.min_replicas,
+        Scale::Spec => validated.spec.replicas.unwrap_or(3),
     };
     let api = deployment_state(&applied.deployment, wanted);
     let mut waiting: Vec<String> = Vec::new();
@@ -59,8 +68,12 @@ pub fn from_applied(
             waiting.push(format!("{what} StatefulSet {} is not ready", objects.stateful_set.name_any()));
         }
     }
+    let restoring = restore.as_ref().filter(|r| !r.phase.is_finished());
+    if let Some(r) = restoring {
+        waiting.insert(0, format!("restore {} {}: {}", r.request_id, r.phase.as_str(), r.message));
+    }
     let ready = waiting.is_empty();
-    let observations = [
+    let mut observations = vec![
         if ready {
             Observation::new(
                 CONDITION_READY,
@@ -79,13 +92,138 @@ pub fn from_applied(
         Observation::new(CONDITION_DEGRADED, false, "AsExpected", "every object was applied"),
         Observation::new(CONDITION_PAUSED, false, "Reconciling", "spec.paused is false"),
     ];
+    if restoring.is_some() {
+        for o in observations.iter_mut().filter(|o| o.type_ != CONDITION_DEGRADED && o.type_ != CONDITION_PAUSED) {
+            o.reason = "Restoring";
+        }
+    }
+    if let (Some(spec), Some(backup)) = (&validated.spec.backup, &backup) {
+        observations.extend(backup_conditions(spec, backup, now));
+    }
+    let mut conditions = conditions(guard, &observations, now);
+    let backup_types = [CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED];
+    conditions.retain(|c| observations.iter().any(|o| o.type_ == c.type_) || !backup_types.contains(&c.type_.as_str()));
     SecurityGuardStatus {
         observed_generation: guard.meta().generation,
-        conditions: conditions(guard, &observations, now),
+        conditions,
         replicas: Some(api.desired),
         ready_replicas: Some(api.ready),
         endpoint: Some(public_url(validated).unwrap_or_else(|| cluster_url(validated))),
+        backup,
+        restore,
     }
+}
+
+/// The backup status after recording the Jobs that finished (oldest first) and the on-demand
+/// request acted on.
+pub fn backup_status(
+    previous: Option<&BackupStatus>,
+    finished: &[Finished],
+    handled_request: Option<&str>,
+) -> BackupStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    for f in finished {
+        let run = BackupRun {
+            job: f.job.clone(),
+            finished_at: Time(f.at),
+            key: f.summary.as_ref().and_then(|s| s.key.clone()),
+            size_bytes: f.summary.as_ref().and_then(|s| s.size),
+            duration_seconds: f.summary.as_ref().and_then(|s| s.seconds),
+            error: (!f.succeeded).then(|| f.error()),
+        };
+        match (f.kind, f.succeeded) {
+            (JobKind::Backup, true) => status.last_successful = Some(run),
+            (JobKind::Backup, false) => status.last_failed = Some(run),
+            (JobKind::Verify, passed) => {
+                if passed {
+                    status.last_verified = Some(run.clone());
+                }
+                status.last_verification = Some(run);
+            }
+            _ => {}
+        }
+    }
+    if let Some(request) = handled_request {
+        status.last_request_id = Some(request.to_owned());
+    }
+    status
+}
+
+/// BackupHealthy and (with drills on) BackupVerified.
+pub fn backup_conditions(spec: &BackupSpec, status: &BackupStatus, now: Timestamp) -> Vec<Observation> {
+    let interval = schedule::interval(&spec.schedule, now);
+    let healthy = match (&status.last_successful, &status.last_failed) {
+        (_, Some(failed))
+            if status.last_successful.as_ref().is_none_or(|ok| ok.finished_at.0 < failed.finished_at.0) =>
+        {
+            Observation::new(
+                CONDITION_BACKUP_HEALTHY,
+                false,
+                "BackupFailed",
+                format!(
+                    "backup Job {} failed at {}: {}",
+                    failed.job,
+                    failed.finished_at.0,
+                    failed.error.as_deref().unwrap_or("no reason given")
+                ),
+            )
+        }
+        (None, _) => Observation::new(
+            CONDITION_BACKUP_HEALTHY,
+            false,
+            if spec.suspend { "Suspended" } else { "NoBackupYet" },
+            format!("no backup has completed yet (schedule {:?})", spec.schedule),
+        ),
+        (Some(ok), _) => {
+            let age = now.duration_since(ok.finished_at.0);
+            let overdue = interval.is_some_and(|i| age > i.checked_mul(2).unwrap_or(i));
+            let what = format!(
+                "last backup {} ({} bytes) finished at {}",
+                ok.key.as_deref().unwrap_or("?"),
+                ok.size_bytes.unwrap_or(0),
+                ok.finished_at.0
+            );
+            if overdue {
+                Observation::new(
+                    CONDITION_BACKUP_HEALTHY,
+                    false,
+                    "BackupOverdue",
+                    format!("{what}: older than twice the schedule {:?}", spec.schedule),
+                )
+            } else {
+                Observation::new(CONDITION_BACKUP_HEALTHY, true, "BackupSucceeded", what)
+            }
+        }
+    };
+    let mut out = vec![healthy];
+    if spec.verify.enabled {
+        out.push(match &status.last_verification {
+            None => Observation::new(
+                CONDITION_BACKUP_VERIFIED,
+                false,
+                "NotVerifiedYet",
+                format!("no restore drill has run yet (schedule {:?})", spec.verify.schedule),
+            ),
+            Some(run) if run.error.is_none() => Observation::new(
+                CONDITION_BACKUP_VERIFIED,
+                true,
+                "DrillPassed",
+                format!("backup {} restored and checked at {}", run.key.as_deref().unwrap_or("?"), run.finished_at.0),
+            ),
+            Some(run) => Observation::new(
+                CONDITION_BACKUP_VERIFIED,
+                false,
+                "DrillFailed",
+                format!(
+                    "restore drill {} failed at {}: {}",
+                    run.job,
+                    run.finished_at.0,
+                    run.error.as_deref().unwrap_or("")
+                ),
+            ),
+        });
+    }
+    out
 }
 
 /// The status of a SecurityGuard that could not be reconciled: Degraded with the reason, the
@@ -147,10 +285,17 @@ fn conditions(guard: &SecurityGuard, observations: &[Observation], now: Timestam
 }
 
 fn order(type_: &str) -> usize {
-    [CONDITION_READY, CONDITION_PROGRESSING, CONDITION_DEGRADED, CONDITION_PAUSED]
-        .iter()
-        .position(|t| *t == type_)
-        .unwrap_or(usize::MAX)
+    [
+        CONDITION_READY,
+        CONDITION_PROGRESSING,
+        CONDITION_DEGRADED,
+        CONDITION_PAUSED,
+        CONDITION_BACKUP_HEALTHY,
+        CONDITION_BACKUP_VERIFIED,
+    ]
+    .iter()
+    .position(|t| *t == type_)
+    .unwrap_or(usize::MAX)
 }
 
 /// Writes the status when it differs from the current one. Returns whether it wrote.

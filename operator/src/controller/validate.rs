@@ -25,6 +25,8 @@ pub struct ValidatedGuard {
     pub postgres: Datastore<ManagedPostgres>,
     /// Where Redis comes from.
     pub redis: Datastore<ManagedRedis>,
+    /// How it runs right now (a restore overrides the spec's scale); set after validation.
+    pub directives: super::restore::Directives,
 }
 
 /// A datastore run by the operator or reached through a URL in a Secret.
@@ -104,6 +106,16 @@ pub enum Problem {
         /// Why it was refused (never the value itself).
         reason: String,
     },
+    /// A cron schedule the CronJob controller would refuse.
+    #[error("{field}: {schedule:?} is not a valid cron schedule: {reason}")]
+    Schedule {
+        /// The spec field.
+        field: &'static str,
+        /// The schedule.
+        schedule: String,
+        /// Why.
+        reason: String,
+    },
     /// Metadata the API server always sets is missing.
     #[error("metadata.{0} is missing")]
     Metadata(&'static str),
@@ -148,6 +160,25 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
         &mut problems,
     );
 
+    if let Some(backup) = &spec.backup {
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let reference = SecretKeyReference { name: backup.s3.credentials_secret.clone(), key: key.to_owned() };
+            secret_value(refs, "spec.backup.s3.credentialsSecret", &reference, &mut problems);
+        }
+        let mut schedules = vec![("spec.backup.schedule", &backup.schedule)];
+        if backup.verify.enabled {
+            schedules.push(("spec.backup.verify.schedule", &backup.verify.schedule));
+        }
+        if backup.log_archive.enabled {
+            schedules.push(("spec.backup.logArchive.schedule", &backup.log_archive.schedule));
+        }
+        for (field, schedule) in schedules {
+            if let Err(reason) = super::schedule::parse(schedule) {
+                problems.push(Problem::Schedule { field, schedule: schedule.clone(), reason });
+            }
+        }
+    }
+
     let name = guard.metadata.name.clone();
     let namespace = guard.namespace();
     let owner = guard.controller_owner_ref(&());
@@ -161,9 +192,15 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
         problems.push(Problem::Metadata("uid"));
     }
     match (name, namespace, owner) {
-        (Some(name), Some(namespace), Some(owner)) if problems.is_empty() => {
-            Ok(ValidatedGuard { name, namespace, owner, spec: spec.clone(), postgres, redis })
-        }
+        (Some(name), Some(namespace), Some(owner)) if problems.is_empty() => Ok(ValidatedGuard {
+            name,
+            namespace,
+            owner,
+            spec: spec.clone(),
+            postgres,
+            redis,
+            directives: Default::default(),
+        }),
         _ => Err(Invalid(problems)),
     }
 }

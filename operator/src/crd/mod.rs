@@ -3,6 +3,7 @@
 //! Every field carries a doc comment: it becomes the description that `kubectl explain` shows.
 //! Cross-field rules are CEL `x-kubernetes-validations`, checked by the API server at admission.
 
+mod backup;
 mod datastore;
 mod ingress;
 mod status;
@@ -11,9 +12,16 @@ mod workload;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+pub use backup::{
+    BackupRun, BackupSpec, BackupStatus, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling, RestorePhase, RestoreSpec,
+    RestoreStatus, RetentionSpec, S3Spec, VerifySpec,
+};
 pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, RedisSpec};
 pub use ingress::{IngressSpec, RateLimitSpec};
-pub use status::{CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus};
+pub use status::{
+    CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING,
+    CONDITION_READY, SecurityGuardStatus,
+};
 pub use workload::{
     ApiConfig, AutoscalingSpec, Environment, ImagePullPolicy, LogLevel, ScaleDownPolicy, ScaleUpPolicy,
     SecretKeyReference, SecretsSpec,
@@ -43,6 +51,9 @@ pub const GROUP: &str = "securityguard.io";
 #[x_kube(validation = Rule::new("!has(self.replicas) || !self.autoscaling.enabled")
     .message("replicas is only used when autoscaling is disabled: set autoscaling.enabled to false or remove replicas")
     .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("!has(self.restore) || has(self.backup)")
+    .message("restore needs backup: spec.backup.s3 says where the backups are")
+    .field_path(".restore"))]
 pub struct SecurityGuardSpec {
     /// Container image of the SecurityGuard API, for example `ghcr.io/securityguard/api:1.4.2`.
     #[schemars(length(min = 1, max = 512))]
@@ -95,6 +106,14 @@ pub struct SecurityGuardSpec {
     /// The Redis cache: run by the operator (`managed`, the default) or `external`.
     #[serde(default)]
     pub redis: RedisSpec,
+
+    /// Backups of the PostgreSQL database to S3 (absent: no backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
+    /// Restore the database from a backup by setting a new `requestId` (needs `backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
 
     /// Stop reconciling this SecurityGuard: its objects are left exactly as they are until
     /// `paused` is false again. The status reports the pause.

@@ -13,6 +13,11 @@ pub const CONDITION_DEGRADED: &str = "Degraded";
 /// Condition type: reconciliation is paused by `spec.paused`.
 pub const CONDITION_PAUSED: &str = "ReconciliationPaused";
 
+/// Condition type: the newest backup succeeded and is not older than twice the schedule.
+pub const CONDITION_BACKUP_HEALTHY: &str = "BackupHealthy";
+/// Condition type: the newest restore drill passed.
+pub const CONDITION_BACKUP_VERIFIED: &str = "BackupVerified";
+
 /// Observed state of a SecurityGuard, written only by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -20,8 +25,8 @@ pub struct SecurityGuardStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Conditions: Ready, Progressing, Degraded and ReconciliationPaused, each with a reason
-    /// and a message.
+    /// Conditions: Ready, Progressing, Degraded, ReconciliationPaused, and with backups
+    /// BackupHealthy and BackupVerified, each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -34,6 +39,12 @@ pub struct SecurityGuardStatus {
     /// Where clients reach the API: the Ingress URL when enabled, else the in-cluster Service URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Backups, drills and on-demand requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<super::BackupStatus>,
+    /// The restore in progress, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<super::RestoreStatus>,
 }
 
 impl SecurityGuardStatus {

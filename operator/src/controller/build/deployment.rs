@@ -21,6 +21,7 @@ use super::{
     CONFIG_HASH_ANNOTATION, Component, metadata, object_name, restricted_container_security_context,
     restricted_pod_security_context, selector_labels, short_hash,
 };
+use crate::controller::restore::Scale;
 use crate::controller::validate::{Datastore, ValidatedGuard};
 use crate::crd::SecretKeyReference;
 
@@ -40,7 +41,7 @@ pub fn build(guard: &ValidatedGuard, config_map: &ConfigMap) -> Deployment {
     Deployment {
         metadata: metadata(guard, Component::Api, name.clone()),
         spec: Some(DeploymentSpec {
-            replicas: (!guard.spec.autoscaling.enabled).then(|| guard.spec.replicas.unwrap_or(3)),
+            replicas: replicas(guard),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_owned()),
@@ -79,6 +80,16 @@ pub fn build(guard: &ValidatedGuard, config_map: &ConfigMap) -> Deployment {
 }
 
 /// Spread the pods over zones and nodes, preferring balance but never refusing to schedule.
+/// Fixed replicas, none with autoscaling on (the autoscaler owns them); during a restore, 0
+/// and then the recorded size (the autoscaler does not scale up from 0).
+fn replicas(guard: &ValidatedGuard) -> Option<i32> {
+    match guard.directives.scale {
+        Scale::Zero => Some(0),
+        Scale::Recorded { replicas, .. } => Some(replicas),
+        Scale::Spec => (!guard.spec.autoscaling.enabled).then(|| guard.spec.replicas.unwrap_or(3)),
+    }
+}
+
 fn spread(selector: &BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> {
     ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
         .into_iter()
@@ -148,22 +159,7 @@ fn container(guard: &ValidatedGuard, config_map_name: &str) -> Container {
 /// written into the Deployment).
 fn datastore_env(guard: &ValidatedGuard) -> Vec<EnvVar> {
     let credentials = credentials::name(&guard.name);
-    let mut env = Vec::new();
-    match &guard.postgres {
-        Datastore::External(url) => env.push(secret_env("DATABASE_URL", url)),
-        Datastore::Managed(m) => {
-            env.push(secret_env("DATABASE_PASSWORD", &key_ref(&credentials, POSTGRES_PASSWORD_KEY)));
-            env.push(plain_env(
-                "DATABASE_URL",
-                format!(
-                    "postgresql://{}:$(DATABASE_PASSWORD)@{}:{POSTGRES_PORT}/{}",
-                    m.user,
-                    object_name(&guard.name, Component::Postgres),
-                    m.database
-                ),
-            ));
-        }
-    }
+    let mut env = database_env(guard);
     match &guard.redis {
         Datastore::External(url) => env.push(secret_env("REDIS_URL", url)),
         Datastore::Managed(_) => {
@@ -175,6 +171,26 @@ fn datastore_env(guard: &ValidatedGuard) -> Vec<EnvVar> {
         }
     }
     env
+}
+
+/// DATABASE_URL (with DATABASE_PASSWORD before it for the managed PostgreSQL), as the API and
+/// the backup pods get it.
+pub fn database_env(guard: &ValidatedGuard) -> Vec<EnvVar> {
+    match &guard.postgres {
+        Datastore::External(url) => vec![secret_env("DATABASE_URL", url)],
+        Datastore::Managed(m) => vec![
+            secret_env("DATABASE_PASSWORD", &key_ref(&credentials::name(&guard.name), POSTGRES_PASSWORD_KEY)),
+            plain_env(
+                "DATABASE_URL",
+                format!(
+                    "postgresql://{}:$(DATABASE_PASSWORD)@{}:{POSTGRES_PORT}/{}",
+                    m.user,
+                    object_name(&guard.name, Component::Postgres),
+                    m.database
+                ),
+            ),
+        ],
+    }
 }
 
 fn key_ref(name: &str, key: &str) -> SecretKeyReference {
@@ -197,7 +213,8 @@ pub fn secret_env(name: &str, reference: &SecretKeyReference) -> EnvVar {
     }
 }
 
-fn plain_env(name: &str, value: String) -> EnvVar {
+/// An environment variable with a literal value.
+pub fn plain_env(name: &str, value: String) -> EnvVar {
     EnvVar { name: name.to_owned(), value: Some(value), ..EnvVar::default() }
 }
 

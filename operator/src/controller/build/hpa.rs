@@ -6,14 +6,21 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 
 use super::{Component, metadata, object_name};
+use crate::controller::restore::Scale;
 use crate::controller::validate::ValidatedGuard;
 
-/// The autoscaler, or `None` when autoscaling is off (the Deployment then has fixed replicas).
+/// The autoscaler, or `None` when autoscaling is off (the Deployment then has fixed replicas)
+/// or while a restore holds the API at zero. Scaling back after a restore uses the bounds
+/// recorded before it.
 pub fn build(guard: &ValidatedGuard) -> Option<HorizontalPodAutoscaler> {
     let a = &guard.spec.autoscaling;
-    if !a.enabled {
-        return None;
-    }
+    let (min_replicas, max_replicas) = match guard.directives.scale {
+        Scale::Zero => return None,
+        Scale::Recorded { autoscaling: Some(r), .. } => (r.min_replicas, r.max_replicas),
+        Scale::Recorded { autoscaling: None, .. } => return None,
+        Scale::Spec if !a.enabled => return None,
+        Scale::Spec => (a.min_replicas, a.max_replicas),
+    };
     let name = object_name(&guard.name, Component::Api);
     let utilization = |resource: &str, percent: i32| MetricSpec {
         type_: "Resource".to_owned(),
@@ -40,8 +47,8 @@ pub fn build(guard: &ValidatedGuard) -> Option<HorizontalPodAutoscaler> {
                 kind: "Deployment".to_owned(),
                 name,
             },
-            min_replicas: Some(a.min_replicas),
-            max_replicas: a.max_replicas,
+            min_replicas: Some(min_replicas),
+            max_replicas,
             metrics: Some(vec![
                 utilization("cpu", a.target_cpu_utilization_percentage),
                 utilization("memory", a.target_memory_utilization_percentage),

@@ -2,6 +2,10 @@
 //!
 //! Pure functions only: no I/O, no clock, no randomness. One file per kind of child.
 
+pub mod backup_cronjob;
+pub mod backup_job;
+mod backup_rbac;
+mod backup_volume;
 mod config_map;
 mod credentials;
 mod datastore;
@@ -20,9 +24,13 @@ use std::marker::PhantomData;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Capabilities, ConfigMap, SeccompProfile, SecurityContext, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, PersistentVolumeClaim, SeccompProfile, SecurityContext, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::validate::ValidatedGuard;
@@ -54,6 +62,8 @@ pub enum Component {
     Postgres,
     /// The managed Redis.
     Redis,
+    /// Backups, restores and their drills.
+    Backup,
 }
 
 impl Component {
@@ -63,6 +73,7 @@ impl Component {
             Self::Api => "api",
             Self::Postgres => "postgres",
             Self::Redis => "redis",
+            Self::Backup => "backup",
         }
     }
 }
@@ -100,6 +111,8 @@ pub struct ChildResources<State> {
     pub pdb: PodDisruptionBudget,
     /// The Ingress, when enabled.
     pub ingress: Option<Ingress>,
+    /// Backups: their identities, schedules, local volume and one-off Jobs.
+    pub backup: BackupObjects,
     /// Build or apply stage.
     pub state: PhantomData<State>,
 }
@@ -111,6 +124,21 @@ pub struct DatastoreObjects {
     pub stateful_set: StatefulSet,
     /// The Service clients connect to.
     pub service: Service,
+}
+
+/// The objects of `spec.backup` (all empty without it).
+#[derive(Debug, Clone, Default)]
+pub struct BackupObjects {
+    /// ServiceAccounts of the backup and log-archive pods.
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Their RoleBindings.
+    pub role_bindings: Vec<RoleBinding>,
+    /// Scheduled backups, drills and log archive.
+    pub cron_jobs: Vec<CronJob>,
+    /// The local tier's volume claim (unowned: it outlives the SecurityGuard).
+    pub volume: Option<PersistentVolumeClaim>,
+    /// One-off Jobs (on-demand backup, restore steps): created once, never updated.
+    pub jobs: Vec<Job>,
 }
 
 /// Builds every object the SecurityGuard asks for.
@@ -127,8 +155,21 @@ pub fn build(guard: &ValidatedGuard) -> ChildResources<Prepared> {
         hpa: hpa::build(guard),
         pdb: pdb::build(guard),
         ingress: ingress::build(guard),
+        backup: build_backup(guard),
         config_map,
         state: PhantomData,
+    }
+}
+
+fn build_backup(guard: &ValidatedGuard) -> BackupObjects {
+    let Some(backup) = &guard.spec.backup else { return BackupObjects::default() };
+    let (service_accounts, role_bindings) = backup_rbac::build(guard);
+    BackupObjects {
+        service_accounts,
+        role_bindings,
+        cron_jobs: backup_cronjob::build(guard),
+        volume: backup_volume::build(guard),
+        jobs: guard.directives.jobs.iter().map(|request| backup_job::build(guard, backup, request)).collect(),
     }
 }
 
@@ -221,6 +262,15 @@ pub(crate) mod test_support {
             secret("db", "url", "postgresql://u:p@db.example.com:5432/sg"),
             secret("cache", "url", "rediss://:p@cache.example.com:6379/0"),
             secret("claude", "key", "sk-test"),
+            Secret {
+                metadata: kube::api::ObjectMeta { name: Some("s3".to_owned()), ..Default::default() },
+                data: Some(
+                    [("AWS_ACCESS_KEY_ID", "id"), ("AWS_SECRET_ACCESS_KEY", "key")]
+                        .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+                        .into(),
+                ),
+                ..Default::default()
+            },
         ]);
         validate(&guard, &refs).expect("fixture is valid")
     }

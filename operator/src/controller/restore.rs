@@ -1,0 +1,316 @@
+//! The restore procedure as a state machine over `status.restore` (pure).
+//!
+//! Each reconcile observes the world (Deployment, autoscaler, API pods, the restore's Jobs),
+//! advances the phase as far as what it observed allows, and says how the SecurityGuard must
+//! run meanwhile ([`Directives`]): API replicas, whether schedules are suspended, which Jobs
+//! must exist. Everything needed to resume is in the status and in the Jobs' stable names, so
+//! an operator restarted in any phase picks up where it was.
+//!
+//! Pending (replicas and autoscaler bounds recorded, before anything changes) → ScalingDown
+//! (API at 0, schedules suspended, until no API pod is left) → SafetyBackup → Restoring
+//! (download, verify, restore, check) → ScalingUp (back to the recorded size) → Completed.
+//! A restore that failed after touching the database goes through RollingBack (the safety
+//! backup restored) before ScalingUp; every failure ends in Failed with the reason.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::build::backup_job::{JobKind, JobRequest};
+use super::jobs::{Finished, JobState};
+use crate::crd::{RecordedAutoscaling, RestorePhase, RestoreSpec, RestoreStatus, SecurityGuardSpec};
+
+/// How many API replicas to run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scale {
+    /// As the spec says.
+    #[default]
+    Spec,
+    /// None: the database is being restored.
+    Zero,
+    /// The size recorded before the restore (and the autoscaler with its recorded bounds).
+    Recorded {
+        /// Replicas.
+        replicas: i32,
+        /// Autoscaler bounds, if autoscaling was on.
+        autoscaling: Option<RecordedAutoscaling>,
+    },
+}
+
+/// How the SecurityGuard runs right now: as its spec says, or as a restore needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// API replicas.
+    pub scale: Scale,
+    /// Suspend every CronJob.
+    pub suspend_backups: bool,
+    /// One-off Jobs that must exist.
+    pub jobs: Vec<JobRequest>,
+    /// Image of the backup and restore pods (the operator's own).
+    pub job_image: String,
+}
+
+/// What a reconcile observed that the restore depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// Now.
+    pub now: Timestamp,
+    /// Replicas the API Deployment asks for (None: no Deployment yet).
+    pub deployment_replicas: Option<i32>,
+    /// Ready API pods.
+    pub ready_replicas: i32,
+    /// Bounds of the API autoscaler, if it exists.
+    pub autoscaler: Option<RecordedAutoscaling>,
+    /// API pods still present (None: not counted in this reconcile).
+    pub api_pods: Option<usize>,
+    /// The managed PostgreSQL is ready (always true for an external one).
+    pub postgres_ready: bool,
+    /// The Jobs of the restore in progress.
+    pub safety_backup: JobState,
+    /// The restore Job.
+    pub restore: JobState,
+    /// The rollback Job.
+    pub rollback: JobState,
+}
+
+/// The outcome of one step of the restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The new `status.restore`.
+    pub status: Option<RestoreStatus>,
+    /// How to run meanwhile (the job image is filled in by the caller).
+    pub directives: Directives,
+    /// Phases entered during this step, for Events.
+    pub entered: Vec<RestorePhase>,
+}
+
+impl Plan {
+    /// A restore is under way (not finished).
+    pub fn active(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| !s.phase.is_finished())
+    }
+}
+
+/// Whether a restore is under way according to a status.
+pub fn in_progress(status: Option<&RestoreStatus>) -> bool {
+    status.is_some_and(|s| !s.phase.is_finished())
+}
+
+/// Advances the restore.
+pub fn plan(spec: &SecurityGuardSpec, previous: Option<&RestoreStatus>, observed: &Observed) -> Plan {
+    let mut entered = Vec::new();
+    let mut status = previous.cloned();
+    let start = match (&spec.restore, previous) {
+        (Some(asked), None) => Some(asked),
+        (Some(asked), Some(last)) if last.phase.is_finished() && last.request_id != asked.request_id => Some(asked),
+        _ => None,
+    };
+    if let Some(asked) = start {
+        // Only record in this step: the recorded size is persisted before anything is scaled.
+        status = Some(record(spec, asked, observed));
+        entered.push(RestorePhase::Pending);
+    } else if let Some(s) = status.as_mut() {
+        advance(s, observed, &mut entered);
+    }
+    let directives = directives(status.as_ref());
+    Plan { status, directives, entered }
+}
+
+fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) -> RestoreStatus {
+    let autoscaling = if spec.autoscaling.enabled {
+        Some(observed.autoscaler.unwrap_or(RecordedAutoscaling {
+            min_replicas: spec.autoscaling.min_replicas,
+            max_replicas: spec.autoscaling.max_replicas,
+        }))
+    } else {
+        None
+    };
+    let replicas = observed.deployment_replicas.unwrap_or_else(|| match &autoscaling {
+        Some(a) => a.min_replicas,
+        None => spec.replicas.unwrap_or(3),
+    });
+    let bounds = autoscaling.map(|a| format!(", autoscaler {}-{}", a.min_replicas, a.max_replicas)).unwrap_or_default();
+    RestoreStatus {
+        request_id: asked.request_id.clone(),
+        source: asked.source.clone(),
+        phase: RestorePhase::Pending,
+        message: format!("recorded {replicas} API replicas{bounds}; scaling the API to 0 next"),
+        started_at: Time(observed.now),
+        finished_at: None,
+        recorded_replicas: replicas,
+        recorded_autoscaling: autoscaling,
+        safety_backup_key: None,
+        restored_key: None,
+        outcome: None,
+        error: None,
+    }
+}
+
+fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) {
+    // Each arm either moves on (and the loop looks at the next phase with the same
+    // observations) or waits for the world to change.
+    loop {
+        match s.phase {
+            RestorePhase::Pending => {
+                enter(
+                    entered,
+                    s,
+                    RestorePhase::ScalingDown,
+                    "scaling the API to 0 and suspending the scheduled backups".to_owned(),
+                );
+                return;
+            }
+            RestorePhase::ScalingDown => match observed.api_pods {
+                Some(0) if observed.postgres_ready => enter(
+                    entered,
+                    s,
+                    RestorePhase::SafetyBackup,
+                    "backing up the database as it is, to undo the restore if it fails".to_owned(),
+                ),
+                Some(0) => {
+                    s.message = "waiting for PostgreSQL to be ready".to_owned();
+                    return;
+                }
+                Some(n) => {
+                    s.message = format!("waiting for {n} API pod(s) to stop");
+                    return;
+                }
+                None => return,
+            },
+            RestorePhase::SafetyBackup => match &observed.safety_backup {
+                JobState::Finished(f) if f.succeeded => match f.summary.as_ref().and_then(|r| r.key.clone()) {
+                    Some(key) => {
+                        s.safety_backup_key = Some(key.clone());
+                        enter(
+                            entered,
+                            s,
+                            RestorePhase::Restoring,
+                            format!("safety backup {key} taken; restoring {}", s.source),
+                        );
+                    }
+                    None => fail_untouched(s, "the safety backup did not report its key".to_owned(), entered),
+                },
+                JobState::Finished(f) => fail_untouched(s, format!("the safety backup failed: {}", f.error()), entered),
+                JobState::Absent | JobState::Running => return,
+            },
+            RestorePhase::Restoring => match &observed.restore {
+                JobState::Finished(f) if f.succeeded => {
+                    s.restored_key = f.summary.as_ref().and_then(|r| r.key.clone());
+                    s.outcome = Some(RestorePhase::Completed);
+                    let key = s.restored_key.clone().unwrap_or_else(|| s.source.clone());
+                    enter(entered, s, RestorePhase::ScalingUp, format!("restored {key}; scaling the API back"));
+                }
+                JobState::Finished(f) => restore_failed(s, f, entered),
+                JobState::Absent | JobState::Running => return,
+            },
+            RestorePhase::RollingBack => match &observed.rollback {
+                JobState::Finished(f) => {
+                    let cause = s.error.clone().unwrap_or_default();
+                    let key = s.safety_backup_key.clone().unwrap_or_default();
+                    let message = if f.succeeded {
+                        format!("{cause}; the safety backup {key} was restored: the data is as before")
+                    } else {
+                        format!(
+                            "{cause}; restoring the safety backup {key} failed too: {}. The database may be \
+                             incomplete: restore {key} with a new requestId",
+                            f.error()
+                        )
+                    };
+                    s.error = Some(message.clone());
+                    s.outcome = Some(RestorePhase::Failed);
+                    enter(entered, s, RestorePhase::ScalingUp, format!("{message}; scaling the API back"));
+                }
+                JobState::Absent | JobState::Running => return,
+            },
+            RestorePhase::ScalingUp => {
+                if observed.ready_replicas < s.recorded_replicas {
+                    return;
+                }
+                let outcome = s.outcome.unwrap_or(RestorePhase::Completed);
+                let message = match outcome {
+                    RestorePhase::Completed => format!(
+                        "restored {}; the API is back at {} replicas",
+                        s.restored_key.clone().unwrap_or_else(|| s.source.clone()),
+                        s.recorded_replicas
+                    ),
+                    _ => s.error.clone().unwrap_or_else(|| "failed".to_owned()),
+                };
+                s.finished_at = Some(Time(observed.now));
+                enter(entered, s, outcome, message);
+                return;
+            }
+            RestorePhase::Completed | RestorePhase::Failed => return,
+        }
+    }
+}
+
+fn enter(entered: &mut Vec<RestorePhase>, s: &mut RestoreStatus, phase: RestorePhase, message: String) {
+    s.phase = phase;
+    s.message = message;
+    entered.push(phase);
+}
+
+/// A failure before the database was touched: scale back, report Failed.
+fn fail_untouched(s: &mut RestoreStatus, cause: String, entered: &mut Vec<RestorePhase>) {
+    let message = format!("{cause}; the database was not touched");
+    s.error = Some(message.clone());
+    s.outcome = Some(RestorePhase::Failed);
+    s.phase = RestorePhase::ScalingUp;
+    s.message = format!("{message}; scaling the API back");
+    entered.push(RestorePhase::ScalingUp);
+}
+
+fn restore_failed(s: &mut RestoreStatus, f: &Finished, entered: &mut Vec<RestorePhase>) {
+    let error = f.error();
+    // Only a pod that says so left the database as it was; silence means it may have changed.
+    if f.summary.as_ref().and_then(|r| r.database_changed) == Some(false) {
+        fail_untouched(s, format!("the restore failed before changing the database: {error}"), entered);
+        return;
+    }
+    let key = s.safety_backup_key.clone().unwrap_or_default();
+    s.error = Some(format!("the restore failed after changing the database: {error}"));
+    s.phase = RestorePhase::RollingBack;
+    s.message = format!("the restore failed after changing the database ({error}); restoring the safety backup {key}");
+    entered.push(RestorePhase::RollingBack);
+}
+
+/// How to run in a phase.
+fn directives(status: Option<&RestoreStatus>) -> Directives {
+    let Some(s) = status else { return Directives::default() };
+    let request_id = s.request_id.clone();
+    match s.phase {
+        RestorePhase::Pending | RestorePhase::Completed | RestorePhase::Failed => Directives::default(),
+        RestorePhase::ScalingDown => Directives { scale: Scale::Zero, suspend_backups: true, ..Directives::default() },
+        RestorePhase::SafetyBackup => Directives {
+            scale: Scale::Zero,
+            suspend_backups: true,
+            jobs: vec![JobRequest::SafetyBackup { request_id }],
+            ..Directives::default()
+        },
+        RestorePhase::Restoring => Directives {
+            scale: Scale::Zero,
+            suspend_backups: true,
+            jobs: vec![JobRequest::Restore { request_id, source: s.source.clone() }],
+            ..Directives::default()
+        },
+        RestorePhase::RollingBack => Directives {
+            scale: Scale::Zero,
+            suspend_backups: true,
+            jobs: vec![JobRequest::Rollback { request_id, key: s.safety_backup_key.clone().unwrap_or_default() }],
+            ..Directives::default()
+        },
+        RestorePhase::ScalingUp => Directives {
+            scale: Scale::Recorded { replicas: s.recorded_replicas, autoscaling: s.recorded_autoscaling },
+            ..Directives::default()
+        },
+    }
+}
+
+/// The kind of Job a phase waits for.
+pub fn awaited_job(phase: RestorePhase) -> Option<JobKind> {
+    match phase {
+        RestorePhase::SafetyBackup => Some(JobKind::SafetyBackup),
+        RestorePhase::Restoring => Some(JobKind::Restore),
+        RestorePhase::RollingBack => Some(JobKind::Rollback),
+        _ => None,
+    }
+}

@@ -1,0 +1,368 @@
+//! Backups to S3 (`spec.backup`) and restore by editing the resource (`spec.restore`).
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A five-field cron expression (or a `@hourly`-style macro); the operator checks it further.
+const CRON_RULE: &str = r"self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\\S+( +\\S+){4})$')";
+
+/// Scheduled and on-demand backups of the PostgreSQL database to S3, restore drills, and the
+/// weekly archive of the API's logs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// When to back up, as a cron expression in UTC (default `0 * * * *`: hourly, the
+    /// infrastructure guide's one-hour recovery point objective).
+    #[serde(default = "default_schedule")]
+    #[x_kube(validation = Rule::new(CRON_RULE)
+        .message("schedule must be a cron expression with five fields (minute hour day-of-month month day-of-week) or a macro such as @hourly"))]
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: String,
+
+    /// Stop the scheduled backups (on-demand backups and restores still work).
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Where the backups go.
+    pub s3: S3Spec,
+
+    /// How long backups are kept.
+    #[serde(default)]
+    pub retention: RetentionSpec,
+
+    /// A local copy of every backup on a PersistentVolume, next to the S3 copy (absent: S3 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalTierSpec>,
+
+    /// Set to a new value to take one backup now. Each value is acted on once: the status
+    /// records the last one handled, so re-applying the same manifest does nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    pub request_id: Option<String>,
+
+    /// Restore drills: the latest backup is restored into a scratch database on the same
+    /// server, checked against its manifest and dropped. The live database is not touched.
+    #[serde(default)]
+    pub verify: VerifySpec,
+
+    /// The weekly archive of the API pods' logs to S3.
+    #[serde(default)]
+    pub log_archive: LogArchiveSpec,
+}
+
+/// The S3 bucket (AWS or any S3-compatible server) holding the backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Spec {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+
+    /// Key prefix; backups of this SecurityGuard go under `<prefix>/<namespace>/<name>/`
+    /// (default `securityguard`).
+    #[serde(default = "default_prefix")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[A-Za-z0-9!_.*'()/-]+$"))]
+    pub prefix: String,
+
+    /// Region of the bucket, or the signing region of an S3-compatible server (default `us-east-1`).
+    #[serde(default = "default_region")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: String,
+
+    /// Endpoint URL of an S3-compatible server, such as `https://minio.storage:9000`
+    /// (default: AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']")
+        .message("endpoint must be an http or https URL"))]
+    pub endpoint: Option<String>,
+
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    #[serde(default)]
+    pub path_style: bool,
+
+    /// Name of a Secret in this namespace with the keys `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: String,
+}
+
+/// How long backups are kept. Retention runs after each successful backup only.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Days a backup is kept in S3 (default 90).
+    #[serde(default = "default_s3_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub s3_days: u32,
+    /// Days a backup is kept on the local volume (default 30).
+    #[serde(default = "default_local_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub local_days: u32,
+    /// The newest this many good backups are never deleted, whatever their age (default 3).
+    #[serde(default = "default_keep_last")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub keep_last: u32,
+}
+
+impl Default for RetentionSpec {
+    fn default() -> Self {
+        Self { s3_days: default_s3_days(), local_days: default_local_days(), keep_last: default_keep_last() }
+    }
+}
+
+/// The local tier: a PersistentVolumeClaim `<name>-backups` kept when the SecurityGuard is
+/// deleted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalTierSpec {
+    /// Size of the volume, such as `20Gi`.
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
+        .message("size must be a positive quantity such as 20Gi"))]
+    pub size: Quantity,
+    /// StorageClass of the volume (default: the cluster's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Restore drills.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// Run drills (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// When, as a cron expression in UTC (default `30 3 * * 0`: weekly, Sunday 03:30).
+    #[serde(default = "default_verify_schedule")]
+    #[x_kube(validation = Rule::new(CRON_RULE)
+        .message("schedule must be a cron expression with five fields or a macro such as @weekly"))]
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: String,
+}
+
+impl Default for VerifySpec {
+    fn default() -> Self {
+        Self { enabled: true, schedule: default_verify_schedule() }
+    }
+}
+
+/// The archive of the API pods' logs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogArchiveSpec {
+    /// Archive the logs (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// When, as a cron expression in UTC (default `0 4 * * 0`: weekly, Sunday 04:00).
+    #[serde(default = "default_log_schedule")]
+    #[x_kube(validation = Rule::new(CRON_RULE)
+        .message("schedule must be a cron expression with five fields or a macro such as @weekly"))]
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: String,
+}
+
+impl Default for LogArchiveSpec {
+    fn default() -> Self {
+        Self { enabled: true, schedule: default_log_schedule() }
+    }
+}
+
+/// A restore of the database, carried out once per `requestId`: the API is scaled to zero and
+/// the scheduled backups suspended, a safety backup is taken, the backup is downloaded and
+/// verified before the database is touched, restored and checked, and the API scaled back. If
+/// anything fails after the database was touched, the safety backup is restored. Progress is
+/// in `status.restore`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// Identifies this restore. A restore runs once per value: set a new value to restore
+    /// again; re-applying the same value does nothing.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    pub request_id: String,
+
+    /// Which backup: `latest` (default), `before:<RFC 3339 time>` (the newest taken before
+    /// it, e.g. `before:2026-11-25T09:00:00Z`), or a backup key as `backups list` shows it.
+    #[serde(default = "default_source")]
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new(r"self == 'latest' || (self.startsWith('before:') && self.substring(7).matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')) || self.endsWith('.pgdump')")
+        .message("source must be latest, before:<RFC 3339 time such as 2026-11-25T09:00:00Z>, or a backup key ending in .pgdump"))]
+    pub source: String,
+}
+
+fn default_schedule() -> String {
+    "0 * * * *".to_owned()
+}
+fn default_verify_schedule() -> String {
+    "30 3 * * 0".to_owned()
+}
+fn default_log_schedule() -> String {
+    "0 4 * * 0".to_owned()
+}
+fn default_prefix() -> String {
+    "securityguard".to_owned()
+}
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+fn default_source() -> String {
+    "latest".to_owned()
+}
+fn default_s3_days() -> u32 {
+    90
+}
+fn default_local_days() -> u32 {
+    30
+}
+fn default_keep_last() -> u32 {
+    3
+}
+fn default_true() -> bool {
+    true
+}
+
+/// What the backups did, from the Jobs' own reports.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The newest backup that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful: Option<BackupRun>,
+    /// The newest backup that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed: Option<BackupRun>,
+    /// The newest restore drill, passed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verification: Option<BackupRun>,
+    /// The newest drill that passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<BackupRun>,
+    /// The last `spec.backup.requestId` acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request_id: Option<String>,
+}
+
+/// One finished backup or drill Job.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRun {
+    /// The Job.
+    pub job: String,
+    /// When the Job finished.
+    pub finished_at: Time,
+    /// Key of the backup written (or checked, for a drill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Size of the dump in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Seconds the backup took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a restore stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePhase {
+    /// Seen; the replicas and autoscaler bounds are recorded.
+    Pending,
+    /// The API is scaled to zero and the scheduled backups suspended; waiting for the API pods
+    /// to be gone.
+    ScalingDown,
+    /// Backing up the database as it is, to undo the restore if it fails.
+    SafetyBackup,
+    /// The restore Job runs: download, verify, restore, check.
+    Restoring,
+    /// The restore failed after touching the database: restoring the safety backup.
+    RollingBack,
+    /// Scaling the API back to the recorded size and resuming the backups.
+    ScalingUp,
+    /// Done: the database holds the backup.
+    Completed,
+    /// Not done: see the message. The database is as before unless the message says otherwise.
+    Failed,
+}
+
+impl RestorePhase {
+    /// Every phase, in order.
+    pub const ALL: [RestorePhase; 8] = [
+        Self::Pending,
+        Self::ScalingDown,
+        Self::SafetyBackup,
+        Self::Restoring,
+        Self::RollingBack,
+        Self::ScalingUp,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    /// Name as in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::ScalingDown => "ScalingDown",
+            Self::SafetyBackup => "SafetyBackup",
+            Self::Restoring => "Restoring",
+            Self::RollingBack => "RollingBack",
+            Self::ScalingUp => "ScalingUp",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// Completed or Failed.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// The restore in progress, or the last one.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The `spec.restore.requestId` this is about.
+    pub request_id: String,
+    /// The source asked for.
+    pub source: String,
+    /// Where it stands.
+    pub phase: RestorePhase,
+    /// What is happening or what went wrong.
+    pub message: String,
+    /// When the restore started.
+    pub started_at: Time,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// API replicas before the restore, restored afterwards.
+    pub recorded_replicas: i32,
+    /// Autoscaler bounds before the restore (absent: autoscaling was off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_autoscaling: Option<RecordedAutoscaling>,
+    /// Key of the safety backup taken before the database was touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_backup_key: Option<String>,
+    /// Key of the backup restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_key: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The outcome to report once the API is scaled back (while `ScalingUp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RestorePhase>,
+}
+
+/// Autoscaler bounds recorded before a restore.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedAutoscaling {
+    /// Minimum replicas.
+    pub min_replicas: i32,
+    /// Maximum replicas.
+    pub max_replicas: i32,
+}
