@@ -24,22 +24,32 @@ async fn cluster_wide_operator_with_its_own_service_account() {
     };
     let operator = Operator::start(&options).await;
 
-    // The ServiceAccount has no more than it needs: it may not read Pods or delete Secrets.
+    // The ServiceAccount has no more than it needs: it may list Pods (a finished Job's outcome,
+    // the API pods during a restore) but not read their logs, delete Secrets, or bind any role
+    // but the backup pods' two.
     let sa = "system:serviceaccount:securityguard-system:securityguard-operator";
     for (verb, resource, expected) in [
         ("list", "securityguards.securityguard.io", "yes"),
         ("patch", "securityguards.securityguard.io/status", "yes"),
         ("update", "securityguards.securityguard.io", "no"),
         ("patch", "deployments.apps", "yes"),
-        ("list", "pods", "no"),
+        ("list", "pods", "yes"),
+        ("watch", "pods", "no"),
+        ("get", "pods/log", "no"),
+        ("create", "jobs.batch", "yes"),
+        ("patch", "jobs.batch", "no"),
+        ("bind", "clusterroles.rbac.authorization.k8s.io#securityguard-backup", "yes"),
+        ("bind", "clusterroles.rbac.authorization.k8s.io#cluster-admin", "no"),
         ("delete", "secrets", "no"),
         ("update", "secrets", "no"),
         ("create", "clusterroles.rbac.authorization.k8s.io", "no"),
     ] {
         let mut args = vec!["auth", "can-i", verb, "--as", sa, "-A"];
+        // `kind/sub` is a subresource, `kind#name` one object.
+        let named = resource.replace('#', "/");
         match resource.split_once('/') {
             Some((resource, sub)) => args.extend([resource, "--subresource", sub]),
-            None => args.push(resource),
+            None => args.push(&named),
         }
         let (_, out, _) = kubectl(&args, None);
         assert_eq!(out.trim(), expected, "can the operator {verb} {resource}?");

@@ -125,6 +125,31 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         &["spec.postgres.managed.storage"],
     ),
     (
+        "backup schedule with four fields",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {schedule: '0 * * *', s3: {bucket: bkt, credentialsSecret: s3}}\n",
+        &["spec.backup.schedule", "five fields"],
+    ),
+    (
+        "backup without bucket",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {credentialsSecret: s3}}\n",
+        &["spec.backup.s3.bucket", "Required value"],
+    ),
+    (
+        "restore without backup",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  restore: {requestId: r1}\n",
+        &["spec.restore", "restore needs backup"],
+    ),
+    (
+        "restore from a time that is not RFC 3339",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'before:yesterday'}\n",
+        &["spec.restore.source", "RFC 3339"],
+    ),
+    (
+        "restore request id with spaces",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: 'on call'}\n",
+        &["spec.restore.requestId", "should match"],
+    ),
+    (
         "unknown pull policy",
         "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  imagePullPolicy: Sometimes\n",
         &["spec.imagePullPolicy", "Unsupported value"],

@@ -1,0 +1,383 @@
+//! Backups and restore-by-edit against the real control plane, with the data path of every
+//! Job proven by running the Job's own command, arguments and environment as a local process
+//! against the local PostgreSQL and S3-compatible server (see `securityguard_e2e::kubelet`).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use securityguard_e2e::kubelet::{kill_job_pod, run_job_pod};
+use securityguard_e2e::{
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl, kubectl_ok, secret, wait_for,
+};
+use securityguard_operator::crd::{RestorePhase, SecurityGuard};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+const GUARD: &str = "shop";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `just test`"))
+}
+
+/// `psql` against the test server, one command, unaligned output.
+fn psql(database_url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([database_url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A database on the local PostgreSQL, a bucket name on the S3 server, the Secrets, and a
+/// SecurityGuard with external datastores pointing at them.
+struct Fixture {
+    client: Client,
+    ns: TempNamespace,
+    database_url: String,
+    admin_url: String,
+    database: String,
+    bucket: String,
+    _operator: Operator,
+}
+
+impl Fixture {
+    async fn new(prefix: &str) -> Self {
+        let client = admin().await;
+        let ns = TempNamespace::create(&client, prefix).await;
+        let admin_url = env("SG_TEST_DATABASE_URL");
+        let database = ns.name.replace('-', "_");
+        psql(&admin_url, &format!("CREATE DATABASE {database}"));
+        let database_url = with_database(&admin_url, &database);
+        psql(&database_url, "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL)");
+        psql(&database_url, "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g");
+        secret(&ns.name, "jwt", "secret", JWT);
+        secret(&ns.name, "db", "url", &database_url);
+        secret(&ns.name, "cache", "url", &env("SG_TEST_REDIS_URL"));
+        kubectl_ok(
+            &[
+                "-n",
+                &ns.name,
+                "create",
+                "secret",
+                "generic",
+                "s3",
+                &format!("--from-literal=AWS_ACCESS_KEY_ID={}", env("SG_TEST_S3_ACCESS_KEY_ID")),
+                &format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", env("SG_TEST_S3_SECRET_ACCESS_KEY")),
+            ],
+            None,
+        );
+        let bucket = format!("{}-backups", ns.name);
+        let operator = Operator::start(&OperatorOptions::for_namespace(&ns.name)).await;
+        Self { client, ns, database_url, admin_url, database, bucket, _operator: operator }
+    }
+
+    fn create_bucket(&self) {
+        let url = format!("{}/{}", env("SG_TEST_S3_ENDPOINT"), self.bucket);
+        let out = std::process::Command::new("curl").args(["-fsS", "-X", "PUT", &url]).output().expect("curl runs");
+        assert!(out.status.success(), "creating bucket {}: {}", self.bucket, String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Applies the SecurityGuard with `extra` appended to its spec.
+    fn apply(&self, extra: &str) {
+        let manifest = format!(
+            "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata: {{name: {GUARD}, namespace: {ns}}}\nspec:\n  image: securityguard/api:e2e\n  secrets: {{jwtSecret: {{name: jwt, key: secret}}}}\n  autoscaling: {{enabled: false}}\n  replicas: 2\n  postgres: {{external: {{connectionSecret: {{name: db, key: url}}}}}}\n  redis: {{external: {{connectionSecret: {{name: cache, key: url}}}}}}\n  backup:\n    s3: {{bucket: {bucket}, endpoint: '{endpoint}', region: {region}, pathStyle: true, credentialsSecret: s3}}\n{extra}",
+            ns = self.ns.name,
+            bucket = self.bucket,
+            endpoint = env("SG_TEST_S3_ENDPOINT"),
+            region = env("SG_TEST_S3_REGION"),
+        );
+        kubectl_ok(&["apply", "--server-side", "--field-manager=e2e", "-f", "-"], Some(&manifest));
+    }
+
+    fn guards(&self) -> Api<SecurityGuard> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    fn count(&self) -> i64 {
+        psql(&self.database_url, "SELECT count(*) FROM items").parse().expect("a count")
+    }
+
+    /// Jobs of this guard with the given kind and request.
+    async fn jobs(&self, kind: &str, request: Option<&str>) -> Vec<Job> {
+        let mut selector = format!("securityguard.io/job={kind}");
+        if let Some(request) = request {
+            selector.push_str(&format!(",securityguard.io/request={request}"));
+        }
+        Api::<Job>::namespaced(self.client.clone(), &self.ns.name)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .expect("list Jobs")
+            .items
+    }
+
+    /// Waits for exactly one Job of that kind and request, and returns its name.
+    async fn one_job(&self, kind: &str, request: &str) -> String {
+        let jobs = eventually(&format!("the {kind} Job of request {request}"), TIMEOUT, || async {
+            let jobs = self.jobs(kind, Some(request)).await;
+            (!jobs.is_empty()).then_some(jobs)
+        })
+        .await;
+        assert_eq!(jobs.len(), 1, "one {kind} Job for request {request}");
+        jobs[0].name_any()
+    }
+
+    /// Waits until the operator has seen the current generation.
+    async fn observed(&self) -> SecurityGuard {
+        wait_for(self.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+            g.status.as_ref().and_then(|s| s.observed_generation) == g.metadata.generation
+        })
+        .await
+    }
+
+    async fn wait_phase(&self, phase: RestorePhase) -> SecurityGuard {
+        wait_for(self.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+            g.status.as_ref().and_then(|s| s.restore.as_ref()).is_some_and(|r| r.phase == phase)
+        })
+        .await
+    }
+
+    async fn deployment_replicas(&self, replicas: i32) {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns.name);
+        wait_for(api, &format!("{GUARD}-api"), TIMEOUT, |d: &Deployment| {
+            d.spec.as_ref().and_then(|s| s.replicas) == Some(replicas)
+                && d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) == replicas
+        })
+        .await;
+    }
+
+    async fn cron_jobs_suspended(&self, suspended: bool) {
+        let api: Api<CronJob> = Api::namespaced(self.client.clone(), &self.ns.name);
+        for name in ["backup", "verify", "log-archive"] {
+            wait_for(api.clone(), &format!("{GUARD}-{name}"), TIMEOUT, |c: &CronJob| {
+                c.spec.as_ref().and_then(|s| s.suspend) == Some(suspended)
+            })
+            .await;
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP").is_none() {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    &self.admin_url,
+                    "-Xq",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+                ])
+                .output();
+        }
+    }
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    format!("{base}/{database}")
+}
+
+fn can_i(ns: &str, account: &str, verb: &str, resource: &str) -> bool {
+    let (ok, out, _) = kubectl(
+        &["auth", "can-i", verb, resource, "-n", ns, &format!("--as=system:serviceaccount:{ns}:{account}")],
+        None,
+    );
+    ok && out.trim() == "yes"
+}
+
+#[tokio::test]
+async fn scheduled_and_on_demand_backups_and_drills() {
+    let f = Fixture::new("backup").await;
+    // The bucket does not exist yet: the first backup fails for real.
+    f.apply("    requestId: b0\n");
+
+    // The schedules, from the spec's defaults.
+    let cron_jobs: Api<CronJob> = Api::namespaced(f.client.clone(), &f.ns.name);
+    for (name, schedule) in [("backup", "0 * * * *"), ("verify", "30 3 * * 0"), ("log-archive", "0 4 * * 0")] {
+        wait_for(cron_jobs.clone(), &format!("{GUARD}-{name}"), TIMEOUT, |c: &CronJob| {
+            c.spec.as_ref().is_some_and(|s| s.schedule == schedule && s.suspend == Some(false))
+        })
+        .await;
+    }
+    // The backup pods' identities hold exactly what they need, in this namespace only.
+    let ns = f.ns.name.as_str();
+    let backup_sa = format!("{GUARD}-backup");
+    let archive_sa = format!("{GUARD}-log-archive");
+    eventually("the backup ServiceAccount's binding", TIMEOUT, || async {
+        can_i(ns, &backup_sa, "get", &format!("securityguards.securityguard.io/{GUARD}")).then_some(())
+    })
+    .await;
+    assert!(can_i(ns, &backup_sa, "list", "configmaps"));
+    for (verb, resource) in [
+        ("get", "secrets"),
+        ("list", "secrets"),
+        ("list", "pods"),
+        ("create", "jobs"),
+        ("delete", "securityguards.securityguard.io"),
+    ] {
+        assert!(!can_i(ns, &backup_sa, verb, resource), "the backup account must not {verb} {resource}");
+    }
+    eventually("the log-archive ServiceAccount's binding", TIMEOUT, || async {
+        can_i(ns, &archive_sa, "get", "pods/log").then_some(())
+    })
+    .await;
+    assert!(can_i(ns, &archive_sa, "list", "pods"));
+    for (verb, resource) in [("get", "secrets"), ("list", "configmaps"), ("delete", "pods")] {
+        assert!(!can_i(ns, &archive_sa, verb, resource), "the log-archive account must not {verb} {resource}");
+    }
+    assert!(!can_i("default", &backup_sa, "list", "configmaps"), "nothing outside its namespace");
+
+    // An on-demand backup that fails: reported, nothing recorded as good.
+    let failed_job = f.one_job("backup", "b0").await;
+    let run = run_job_pod(&f.client, ns, &failed_job).await;
+    assert_ne!(run.exit_code, 0, "backup into a missing bucket fails: {}", run.stderr);
+    assert_eq!(
+        run.env.get("AWS_SECRET_ACCESS_KEY"),
+        Some(&env("SG_TEST_S3_SECRET_ACCESS_KEY")),
+        "credentials come from the Secret"
+    );
+    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+        g.status.as_ref().and_then(|s| s.backup.as_ref()).and_then(|b| b.last_failed.as_ref()).is_some()
+            && g.status.as_ref().and_then(|s| s.condition("BackupHealthy")).is_some_and(|c| c.reason == "BackupFailed")
+    })
+    .await;
+    let backup = guard.status.as_ref().and_then(|s| s.backup.clone()).expect("backup status");
+    assert!(backup.last_successful.is_none());
+    let failure = backup.last_failed.expect("last failed");
+    assert_eq!(failure.job, failed_job);
+    assert!(failure.error.as_deref().is_some_and(|e| e.contains(&f.bucket)), "the error names the bucket: {failure:?}");
+    let status_json = serde_json::to_string(&guard.status).expect("json");
+    assert!(!status_json.contains(&env("SG_TEST_S3_SECRET_ACCESS_KEY")), "no credential in the status");
+
+    // With the bucket, the next request succeeds.
+    f.create_bucket();
+    f.apply("    requestId: b1\n");
+    let job = f.one_job("backup", "b1").await;
+    let run = run_job_pod(&f.client, ns, &job).await;
+    assert_eq!(run.exit_code, 0, "backup succeeds: {}", run.stderr);
+    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+        g.status.as_ref().and_then(|s| s.condition("BackupHealthy")).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let backup = guard.status.as_ref().and_then(|s| s.backup.clone()).expect("backup status");
+    let good = backup.last_successful.expect("last successful");
+    let key = good.key.clone().expect("a key");
+    assert!(key.starts_with(&format!("securityguard/{ns}/{GUARD}/")), "{key}");
+    assert!(good.size_bytes.unwrap_or(0) > 0);
+    assert_eq!(backup.last_request_id.as_deref(), Some("b1"));
+
+    // The same request again (with another change, so the operator does reconcile): no Job.
+    f.apply("    requestId: b1\n  env: [{name: FEATURE_X, value: 'on'}]\n");
+    f.observed().await;
+    assert_eq!(f.jobs("backup", Some("b1")).await.len(), 1, "a requestId is acted on once");
+
+    // A drill, started from its CronJob as an on-call engineer would.
+    kubectl_ok(&["-n", ns, "create", "job", "--from", &format!("cronjob/{GUARD}-verify"), "drill-1"], None);
+    let run = run_job_pod(&f.client, ns, "drill-1").await;
+    assert_eq!(run.exit_code, 0, "drill passes: {}", run.stderr);
+    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+        g.status.as_ref().and_then(|s| s.condition("BackupVerified")).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let verified = guard.status.and_then(|s| s.backup).and_then(|b| b.last_verified).expect("last verified");
+    assert_eq!(verified.key.as_deref(), Some(key.as_str()), "the drill restored the latest backup");
+    assert_eq!(f.count(), 100, "a drill leaves the live database alone");
+}
+
+#[tokio::test]
+async fn restore_by_edit_and_rollback_after_a_failed_restore() {
+    let f = Fixture::new("restore").await;
+    let ns = f.ns.name.clone();
+    f.create_bucket();
+    f.apply("    requestId: b1\n");
+    f.deployment_replicas(2).await;
+    let job = f.one_job("backup", "b1").await;
+    assert_eq!(run_job_pod(&f.client, &ns, &job).await.exit_code, 0);
+    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+        g.status.as_ref().and_then(|s| s.backup.as_ref()).and_then(|b| b.last_successful.as_ref()).is_some()
+    })
+    .await;
+    let backup_key =
+        guard.status.and_then(|s| s.backup).and_then(|b| b.last_successful).and_then(|r| r.key).expect("backup key");
+
+    // Later writes that the restore must undo.
+    psql(&f.database_url, "INSERT INTO items SELECT g, 'late ' || g FROM generate_series(101, 150) g");
+    assert_eq!(f.count(), 150);
+
+    // The on-call engineer edits the SecurityGuard.
+    f.apply("    requestId: b1\n  restore: {requestId: r1, source: latest}\n");
+    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
+        g.status.as_ref().and_then(|s| s.restore.as_ref()).is_some_and(|r| r.request_id == "r1")
+    })
+    .await;
+    let restore = guard.status.and_then(|s| s.restore).expect("restore status");
+    assert_eq!(restore.recorded_replicas, 2, "the size is recorded first");
+    f.deployment_replicas(0).await;
+    f.cron_jobs_suspended(true).await;
+    let api_pods: Api<Pod> = Api::namespaced(f.client.clone(), &ns);
+    eventually("no API pod left", TIMEOUT, || async {
+        let pods = api_pods.list(&ListParams::default().labels("app.kubernetes.io/component=api")).await.ok()?;
+        pods.items.is_empty().then_some(())
+    })
+    .await;
+
+    let safety = f.one_job("safety-backup", "r1").await;
+    let run = run_job_pod(&f.client, &ns, &safety).await;
+    assert_eq!(run.exit_code, 0, "safety backup: {}", run.stderr);
+    assert_eq!(run.env.get("SG_GUARD").map(String::as_str), Some(format!("{ns}/.safety/{GUARD}").as_str()));
+
+    let restore_job = f.one_job("restore", "r1").await;
+    let run = run_job_pod(&f.client, &ns, &restore_job).await;
+    assert_eq!(run.exit_code, 0, "restore: {}", run.stderr);
+    assert_eq!(run.env.get("SG_RESTORE_SOURCE").map(String::as_str), Some("latest"));
+    assert_eq!(f.count(), 100, "the database holds the backup again");
+
+    let guard = f.wait_phase(RestorePhase::Completed).await;
+    let restore = guard.status.and_then(|s| s.restore).expect("restore status");
+    assert_eq!(
+        restore.restored_key.as_deref(),
+        Some(backup_key.as_str()),
+        "latest is the scheduled backup, not the safety one"
+    );
+    assert!(restore.safety_backup_key.as_deref().is_some_and(|k| k.contains("/.safety/")));
+    f.deployment_replicas(2).await;
+    f.cron_jobs_suspended(false).await;
+
+    // GitOps re-sync of the same requestId: nothing happens.
+    f.apply("    requestId: b1\n  restore: {requestId: r1, source: latest}\n  env: [{name: FEATURE_X, value: 'on'}]\n");
+    f.observed().await;
+    assert_eq!(f.jobs("restore", Some("r1")).await.len(), 1);
+    assert_eq!(f.jobs("safety-backup", Some("r1")).await.len(), 1);
+    assert_eq!(
+        f.guards().get(GUARD).await.expect("guard").status.and_then(|s| s.restore).map(|r| r.phase),
+        Some(RestorePhase::Completed)
+    );
+
+    // A restore whose pod dies after it started changing the database: the safety backup is
+    // restored and the data is as before.
+    psql(&f.database_url, "INSERT INTO items SELECT g, 'again ' || g FROM generate_series(101, 120) g");
+    let before = psql(&f.database_url, "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items");
+    f.apply(&format!("    requestId: b1\n  restore: {{requestId: r2, source: '{backup_key}'}}\n"));
+    let safety = f.one_job("safety-backup", "r2").await;
+    assert_eq!(run_job_pod(&f.client, &ns, &safety).await.exit_code, 0);
+    let restore_job = f.one_job("restore", "r2").await;
+    psql(&f.database_url, "DELETE FROM items WHERE id > 50");
+    kill_job_pod(&f.client, &ns, &restore_job, 137).await;
+    f.wait_phase(RestorePhase::RollingBack).await;
+    let rollback = f.one_job("rollback", "r2").await;
+    let run = run_job_pod(&f.client, &ns, &rollback).await;
+    assert_eq!(run.exit_code, 0, "rollback: {}", run.stderr);
+    assert!(
+        run.env.get("SG_RESTORE_SOURCE").is_some_and(|s| s.contains("/.safety/")),
+        "{:?}",
+        run.env.get("SG_RESTORE_SOURCE")
+    );
+    let guard = f.wait_phase(RestorePhase::Failed).await;
+    let restore = guard.status.and_then(|s| s.restore).expect("restore status");
+    assert!(restore.message.contains("the data is as before"), "{}", restore.message);
+    assert_eq!(psql(&f.database_url, "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items"), before);
+    f.deployment_replicas(2).await;
+}
