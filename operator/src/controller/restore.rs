@@ -314,3 +314,192 @@ pub fn awaited_job(phase: RestorePhase) -> Option<JobKind> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::jobs::Summary;
+    use super::*;
+
+    fn spec(restore: Option<(&str, &str)>) -> SecurityGuardSpec {
+        let mut spec: SecurityGuardSpec = serde_json::from_value(serde_json::json!({
+            "image": "a:1",
+            "secrets": {"jwtSecret": {"name": "j", "key": "k"}},
+            "backup": {"s3": {"bucket": "b", "credentialsSecret": "s3"}},
+        }))
+        .expect("spec");
+        spec.restore = restore.map(|(id, source)| RestoreSpec { request_id: id.into(), source: source.into() });
+        spec
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            now: Timestamp::from_second(1_000).expect("time"),
+            deployment_replicas: Some(5),
+            ready_replicas: 5,
+            autoscaler: Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }),
+            api_pods: None,
+            postgres_ready: true,
+            safety_backup: JobState::Absent,
+            restore: JobState::Absent,
+            rollback: JobState::Absent,
+        }
+    }
+
+    fn finished(kind: JobKind, succeeded: bool, summary: Summary) -> JobState {
+        JobState::Finished(Finished {
+            job: format!("job-{}", kind.as_str()),
+            kind,
+            request: Some("r1".into()),
+            at: Timestamp::from_second(2_000).expect("time"),
+            succeeded,
+            summary: Some(summary),
+        })
+    }
+
+    /// Runs plan steps from `spec` with `observe` adjusting what is seen at each step.
+    fn step(spec: &SecurityGuardSpec, status: Option<&RestoreStatus>, o: &Observed) -> Plan {
+        plan(spec, status, o)
+    }
+
+    #[test]
+    fn records_before_anything_changes_then_walks_to_completed() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = observed();
+        let p = step(&spec, None, &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Pending);
+        assert_eq!(s.recorded_replicas, 5);
+        assert_eq!(s.recorded_autoscaling, Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }));
+        assert_eq!(p.directives.scale, Scale::Spec, "nothing scales before the recording is persisted");
+
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingDown);
+        assert_eq!((p.directives.scale, p.directives.suspend_backups), (Scale::Zero, true));
+
+        o.api_pods = Some(2);
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingDown);
+        assert!(s.message.contains("2 API pod"), "{}", s.message);
+
+        o.api_pods = Some(0);
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::SafetyBackup);
+        assert_eq!(p.directives.jobs, [JobRequest::SafetyBackup { request_id: "r1".into() }]);
+
+        o.safety_backup =
+            finished(JobKind::SafetyBackup, true, Summary { key: Some("safe.pgdump".into()), ..Summary::default() });
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Restoring);
+        assert_eq!(s.safety_backup_key.as_deref(), Some("safe.pgdump"));
+        assert_eq!(p.directives.jobs, [JobRequest::Restore { request_id: "r1".into(), source: "latest".into() }]);
+
+        o.restore = finished(JobKind::Restore, true, Summary { key: Some("k.pgdump".into()), ..Summary::default() });
+        o.ready_replicas = 0;
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingUp);
+        assert_eq!(
+            p.directives.scale,
+            Scale::Recorded {
+                replicas: 5,
+                autoscaling: Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 })
+            }
+        );
+        assert!(!p.directives.suspend_backups);
+
+        o.ready_replicas = 5;
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Completed);
+        assert_eq!(s.restored_key.as_deref(), Some("k.pgdump"));
+        assert!(s.finished_at.is_some());
+        assert_eq!(p.directives, Directives::default());
+
+        // The same request again changes nothing; a new one starts over.
+        assert_eq!(step(&spec, Some(&s), &o).status.as_ref(), Some(&s));
+        let again = step(&self::spec(Some(("r2", "latest"))), Some(&s), &o).status.expect("status");
+        assert_eq!((again.request_id.as_str(), again.phase), ("r2", RestorePhase::Pending));
+    }
+
+    /// What is seen while the API is at zero.
+    fn scaled_down() -> Observed {
+        Observed { ready_replicas: 0, api_pods: Some(0), ..observed() }
+    }
+
+    fn in_phase(phase: RestorePhase) -> RestoreStatus {
+        let mut s = step(&spec(Some(("r1", "latest"))), None, &observed()).status.expect("status");
+        s.phase = phase;
+        s.safety_backup_key = Some("safe.pgdump".into());
+        s
+    }
+
+    #[test]
+    fn a_failure_before_the_database_changed_scales_back_and_fails() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = scaled_down();
+        o.restore = finished(
+            JobKind::Restore,
+            false,
+            Summary { error: Some("SHA-256 mismatch".into()), database_changed: Some(false), ..Summary::default() },
+        );
+        let s = step(&spec, Some(&in_phase(RestorePhase::Restoring)), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingUp, "scaling back toward Failed");
+        assert_eq!(s.outcome, Some(RestorePhase::Failed));
+        o.ready_replicas = 5;
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+        assert!(s.message.contains("SHA-256 mismatch") && s.message.contains("not touched"), "{}", s.message);
+    }
+
+    #[test]
+    fn a_failure_after_the_database_changed_rolls_back() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = scaled_down();
+        // No summary at all (the pod was killed): the database may have changed.
+        o.restore = JobState::Finished(Finished {
+            job: "restore".into(),
+            kind: JobKind::Restore,
+            request: Some("r1".into()),
+            at: Timestamp::from_second(2_000).expect("time"),
+            succeeded: false,
+            summary: None,
+        });
+        let p = step(&spec, Some(&in_phase(RestorePhase::Restoring)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::RollingBack);
+        assert_eq!(p.directives.scale, Scale::Zero);
+        assert_eq!(p.directives.jobs, [JobRequest::Rollback { request_id: "r1".into(), key: "safe.pgdump".into() }]);
+
+        o.rollback = finished(JobKind::Rollback, true, Summary::default());
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
+        o.ready_replicas = 5;
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+        assert!(s.message.contains("safe.pgdump was restored"), "{}", s.message);
+    }
+
+    #[test]
+    fn a_failed_safety_backup_never_touches_the_database() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = scaled_down();
+        o.safety_backup =
+            finished(JobKind::SafetyBackup, false, Summary { error: Some("S3 down".into()), ..Summary::default() });
+        let p = step(&spec, Some(&in_phase(RestorePhase::SafetyBackup)), &o);
+        let s = p.status.expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
+        assert!(p.directives.jobs.is_empty(), "no restore Job");
+        assert!(s.message.contains("S3 down"), "{}", s.message);
+    }
+
+    #[test]
+    fn a_restore_removed_from_the_spec_midway_still_finishes() {
+        let o = observed();
+        let p = step(&spec(None), Some(&in_phase(RestorePhase::Restoring)), &o);
+        assert_eq!(p.status.map(|s| s.phase), Some(RestorePhase::Restoring));
+        assert_eq!(p.directives.scale, Scale::Zero);
+    }
+}
