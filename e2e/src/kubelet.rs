@@ -109,17 +109,27 @@ pub async fn run_job_pod(client: &Client, ns: &str, job: &str) -> PodRun {
     let dir = std::env::temp_dir().join(format!("sg-e2e-{}-{}", std::process::id(), pod.name_any()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let termination_log = dir.join("termination-log");
+    // Volumes: an emptyDir is a fresh directory, a claim one directory per claim that
+    // outlives the pod; paths under their mount points in the environment point there.
+    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+    for mount in container.volume_mounts.iter().flatten() {
+        let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else { continue };
+        let local = match &volume.persistent_volume_claim {
+            Some(claim) => temp_path(&format!("{ns}-pvc-{}", claim.claim_name)),
+            None => dir.join(&volume.name),
+        };
+        std::fs::create_dir_all(&local).expect("volume dir");
+        for (_, value) in env.iter_mut() {
+            if let Some(rest) = value.strip_prefix(&mount.mount_path)
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                *value = format!("{}{rest}", local.display());
+            }
+        }
+    }
     for (name, value) in env.iter_mut() {
         if name == "SG_TERMINATION_LOG" && value == TERMINATION_LOG {
             *value = termination_log.display().to_string();
-        }
-    }
-    // The restore's scratch space is an emptyDir in the pod.
-    for (name, value) in env.iter_mut() {
-        if name == "SG_RESTORE_WORK_DIR" {
-            let work = dir.join("work");
-            std::fs::create_dir_all(&work).expect("work dir");
-            *value = work.display().to_string();
         }
     }
     let command = container.command.clone().unwrap_or_default();

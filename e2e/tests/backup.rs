@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use securityguard_e2e::kubelet::{kill_job_pod, run_job_pod};
+use securityguard_e2e::kubelet::{self, kill_job_pod, run_job_pod};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl, kubectl_ok, secret, wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl, kubectl_ok, secret, volume_for_claim,
+    wait_for,
 };
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 
@@ -199,7 +200,8 @@ fn can_i(ns: &str, account: &str, verb: &str, resource: &str) -> bool {
 async fn scheduled_and_on_demand_backups_and_drills() {
     let f = Fixture::new("backup").await;
     // The bucket does not exist yet: the first backup fails for real.
-    f.apply("    requestId: b0\n");
+    volume_for_claim(&f.ns.name, &format!("{GUARD}-backups"));
+    f.apply("    requestId: b0\n    local: {size: 1Gi}\n");
 
     // The schedules, from the spec's defaults.
     let cron_jobs: Api<CronJob> = Api::namespaced(f.client.clone(), &f.ns.name);
@@ -261,10 +263,13 @@ async fn scheduled_and_on_demand_backups_and_drills() {
 
     // With the bucket, the next request succeeds.
     f.create_bucket();
-    f.apply("    requestId: b1\n");
+    f.apply("    requestId: b1\n    local: {size: 1Gi}\n");
     let job = f.one_job("backup", "b1").await;
     let run = run_job_pod(&f.client, ns, &job).await;
     assert_eq!(run.exit_code, 0, "backup succeeds: {}", run.stderr);
+    let claim: Api<PersistentVolumeClaim> = Api::namespaced(f.client.clone(), ns);
+    let claim = claim.get(&format!("{GUARD}-backups")).await.expect("the local tier's claim");
+    assert!(claim.metadata.owner_references.is_none(), "the local backups outlive the SecurityGuard");
     let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
         g.status.as_ref().and_then(|s| s.condition("BackupHealthy")).is_some_and(|c| c.status == "True")
     })
@@ -276,8 +281,11 @@ async fn scheduled_and_on_demand_backups_and_drills() {
     assert!(good.size_bytes.unwrap_or(0) > 0);
     assert_eq!(backup.last_request_id.as_deref(), Some("b1"));
 
+    let local = kubelet::temp_path(&format!("{ns}-pvc-{GUARD}-backups"));
+    assert!(local.join(&key).is_file(), "the local tier holds a copy of {key} under {}", local.display());
+
     // The same request again (with another change, so the operator does reconcile): no Job.
-    f.apply("    requestId: b1\n  env: [{name: FEATURE_X, value: 'on'}]\n");
+    f.apply("    requestId: b1\n    local: {size: 1Gi}\n  env: [{name: FEATURE_X, value: 'on'}]\n");
     f.observed().await;
     assert_eq!(f.jobs("backup", Some("b1")).await.len(), 1, "a requestId is acted on once");
 
