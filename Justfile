@@ -21,6 +21,11 @@ crds:
     cargo build -q -p securityguard-operator
     {{operator}} crd > crds/securityguard.io_securityguards.yaml
 
+# Regenerate config/prometheus/operator.yaml from the Rust rules (a test fails when they differ).
+monitoring:
+    cargo build -q -p securityguard-operator
+    {{operator}} monitoring operator-manifests > config/prometheus/operator.yaml
+
 # All tests: unit tests, the API and the backups against real PostgreSQL, Redis and an
 # S3-compatible server, and the operator's end-to-end tests against a local control plane.
 test: prepare
