@@ -21,6 +21,11 @@ crds:
     cargo build -q -p securityguard-operator
     {{operator}} crd > crds/securityguard.io_securityguards.yaml
 
+# Regenerate config/prometheus/operator.yaml from the Rust rules (a test fails when they differ).
+monitoring:
+    cargo build -q -p securityguard-operator
+    {{operator}} monitoring operator-manifests > config/prometheus/operator.yaml
+
 # All tests: unit tests, the API and the backups against real PostgreSQL, Redis and an
 # S3-compatible server, and the operator's end-to-end tests against a local control plane.
 test: prepare
@@ -34,7 +39,7 @@ test: prepare
     trap 'e2e/controlplane/down.sh "$state"' EXIT
     e2e/controlplane/up.sh "$state"
     export SG_CONTROLPLANE_DIR="$state"
-    cargo build -p securityguard-operator
+    cargo build -p securityguard-operator -p securityguard-api
     log="$SG_CACHE/test-output.log"
     set +e
     cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
@@ -49,16 +54,19 @@ test: prepare
 fuzz SECONDS="60":
     api-server/fuzz/run.sh {{SECONDS}}
 
-# Only the operator's end-to-end tests (starts a fresh control plane).
+# Only the operator's end-to-end tests (starts a fresh control plane; the monitoring test also
+# runs the API against the local PostgreSQL and Redis).
 e2e: prepare
     #!/usr/bin/env bash
     set -euo pipefail
+    scripts/services/start.sh
+    set -a; source "$SG_CACHE/services/env"; set +a
     state="$SG_CACHE/e2e-controlplane"
     e2e/controlplane/down.sh "$state" 2>/dev/null || true
     trap 'e2e/controlplane/down.sh "$state"' EXIT
     e2e/controlplane/up.sh "$state"
     export SG_CONTROLPLANE_DIR="$state"
-    cargo build -p securityguard-operator
+    cargo build -p securityguard-operator -p securityguard-api
     cargo test -p securityguard-e2e --no-fail-fast
 
 # A local demo: control plane, operator (with its own ServiceAccount), the minimal example.

@@ -1,4 +1,5 @@
-//! Command line: `run` the operator, print the `crd`s, `backup`, list `backups`, `restore`.
+//! Command line: `run` the operator, print the `crd`s, `backup`, list `backups`, `restore`,
+//! print the `monitoring` rules.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub enum Command {
     /// Restore the database from a verified backup, or rehearse it in a scratch database: what
     /// the restore Job runs.
     Restore(RestoreArgs),
+    /// Print the alerting rules (for promtool or a plain Prometheus) and the monitoring manifests.
+    Monitoring(MonitoringArgs),
 }
 
 /// Options of `run`.
@@ -253,6 +256,36 @@ pub struct JobArgs {
     /// Plain-text logs instead of JSON.
     #[arg(long, env = "SG_LOG_TEXT")]
     pub log_text: bool,
+}
+
+/// `monitoring` subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct MonitoringArgs {
+    /// What to print.
+    #[command(subcommand)]
+    pub command: MonitoringCommand,
+}
+
+/// What `monitoring` prints.
+#[derive(Subcommand, Debug, Clone)]
+pub enum MonitoringCommand {
+    /// The alert rule file of one SecurityGuard (what its PrometheusRule holds).
+    Rules {
+        /// Namespace of the SecurityGuard.
+        #[arg(long)]
+        namespace: String,
+        /// Name of the SecurityGuard.
+        #[arg(long)]
+        name: String,
+    },
+    /// The rule file of the operator-wide alerts.
+    OperatorRules {
+        /// The `job` label of the operator's scraped metrics.
+        #[arg(long, default_value = crate::monitoring::alerts::OPERATOR_JOB)]
+        job: String,
+    },
+    /// The operator's ServiceMonitor and PrometheusRule (config/prometheus/operator.yaml).
+    OperatorManifests,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {

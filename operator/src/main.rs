@@ -55,6 +55,16 @@ async fn main() -> ExitCode {
                 }
             },
         },
+        Command::Monitoring(args) => match securityguard_operator::monitoring::render(&args.command) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: cannot render the monitoring rules: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Restore(args) => {
             securityguard_operator::telemetry::init(!args.job.log_text);
             let clock = std::time::Instant::now();

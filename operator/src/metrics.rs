@@ -1,6 +1,7 @@
 //! The operator's Prometheus metrics (served on `/metrics` by [`crate::http`]).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
@@ -27,6 +28,170 @@ pub struct RequestLabels {
     pub resource: String,
 }
 
+/// Label set of the per-SecurityGuard series (backups, restores, drills).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardLabels {
+    /// Namespace of the SecurityGuard.
+    pub namespace: String,
+    /// Name of the SecurityGuard.
+    pub securityguard: String,
+}
+
+impl GuardLabels {
+    /// The labels of the SecurityGuard `name` in `namespace`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self { namespace: namespace.to_owned(), securityguard: name.to_owned() }
+    }
+}
+
+/// Label set of the restore phase series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestorePhaseLabels {
+    /// Namespace of the SecurityGuard.
+    pub namespace: String,
+    /// Name of the SecurityGuard.
+    pub securityguard: String,
+    /// One of [`RESTORE_PHASES`].
+    pub phase: String,
+}
+
+/// Every phase of a restore, in order; `securityguard_operator_restore_phase` has one series per
+/// phase, 1 for the current one.
+pub const RESTORE_PHASES: [&str; 8] =
+    ["Pending", "ScalingDown", "SafetyBackup", "Restoring", "RollingBack", "ScalingUp", "Completed", "Failed"];
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Per-SecurityGuard gauges of backups, restores and restore drills. Absent series mean "never":
+/// no backup succeeded yet, no drill passed yet, no restore requested.
+#[derive(Default)]
+pub struct GuardMetrics {
+    /// Unix time the newest successful backup finished.
+    pub backup_last_success: Family<GuardLabels, FloatGauge>,
+    /// Unix time the newest failed backup attempt ended.
+    pub backup_last_failure: Family<GuardLabels, FloatGauge>,
+    /// Duration of the newest successful backup, in seconds.
+    pub backup_last_duration: Family<GuardLabels, FloatGauge>,
+    /// Size of the newest successful backup, in bytes.
+    pub backup_last_size: Family<GuardLabels, Gauge>,
+    /// Seconds between two scheduled backups.
+    pub backup_schedule_interval: Family<GuardLabels, FloatGauge>,
+    /// 1 for the current phase of the newest restore, 0 for the others.
+    pub restore_phase: Family<RestorePhaseLabels, Gauge>,
+    /// Unix time the newest passing restore drill finished.
+    pub verify_last_success: Family<GuardLabels, FloatGauge>,
+    /// 1 when the newest restore drill passed, 0 when it failed.
+    pub verify_last_result: Family<GuardLabels, Gauge>,
+}
+
+impl GuardMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "Unix time the newest successful backup of a SecurityGuard finished",
+            self.backup_last_success.clone(),
+        );
+        registry.register(
+            "backup_last_failure_timestamp_seconds",
+            "Unix time the newest failed backup attempt of a SecurityGuard ended",
+            self.backup_last_failure.clone(),
+        );
+        registry.register(
+            "backup_last_duration_seconds",
+            "Duration of the newest successful backup of a SecurityGuard",
+            self.backup_last_duration.clone(),
+        );
+        registry.register(
+            "backup_last_size_bytes",
+            "Size of the newest successful backup of a SecurityGuard",
+            self.backup_last_size.clone(),
+        );
+        registry.register(
+            "backup_schedule_interval_seconds",
+            "Seconds between two scheduled backups of a SecurityGuard",
+            self.backup_schedule_interval.clone(),
+        );
+        registry.register(
+            "restore_phase",
+            "1 for the current phase of the newest restore of a SecurityGuard, 0 for the other phases",
+            self.restore_phase.clone(),
+        );
+        registry.register(
+            "backup_verify_last_success_timestamp_seconds",
+            "Unix time the newest passing restore drill of a SecurityGuard finished",
+            self.verify_last_success.clone(),
+        );
+        registry.register(
+            "backup_verify_last_result",
+            "1 when the newest restore drill of a SecurityGuard passed, 0 when it failed",
+            self.verify_last_result.clone(),
+        );
+    }
+
+    /// A backup finished successfully at `finished_at` (Unix seconds).
+    pub fn backup_succeeded(&self, guard: &GuardLabels, finished_at: f64, duration_seconds: f64, size_bytes: u64) {
+        self.backup_last_success.get_or_create(guard).set(finished_at);
+        self.backup_last_duration.get_or_create(guard).set(duration_seconds);
+        self.backup_last_size.get_or_create(guard).set(i64::try_from(size_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A backup attempt failed at `ended_at` (Unix seconds).
+    pub fn backup_failed(&self, guard: &GuardLabels, ended_at: f64) {
+        self.backup_last_failure.get_or_create(guard).set(ended_at);
+    }
+
+    /// Backups are scheduled every `seconds`; `None` when backups are off (the series goes).
+    pub fn set_backup_interval(&self, guard: &GuardLabels, seconds: Option<f64>) {
+        match seconds {
+            Some(seconds) => {
+                self.backup_schedule_interval.get_or_create(guard).set(seconds);
+            }
+            None => {
+                self.backup_schedule_interval.remove(guard);
+            }
+        }
+    }
+
+    /// The newest restore is in `phase`, one of [`RESTORE_PHASES`] (any other value sets every
+    /// phase to 0).
+    pub fn set_restore_phase(&self, guard: &GuardLabels, phase: &str) {
+        let labels = |p: &str| RestorePhaseLabels {
+            namespace: guard.namespace.clone(),
+            securityguard: guard.securityguard.clone(),
+            phase: p.to_owned(),
+        };
+        for p in RESTORE_PHASES {
+            self.restore_phase.get_or_create(&labels(p)).set(i64::from(p == phase));
+        }
+    }
+
+    /// A restore drill ended at `ended_at` (Unix seconds), passing or not.
+    pub fn restore_drill(&self, guard: &GuardLabels, ended_at: f64, passed: bool) {
+        if passed {
+            self.verify_last_success.get_or_create(guard).set(ended_at);
+        }
+        self.verify_last_result.get_or_create(guard).set(i64::from(passed));
+    }
+
+    /// Drops every series of a SecurityGuard (it was deleted).
+    pub fn forget(&self, guard: &GuardLabels) {
+        self.backup_last_success.remove(guard);
+        self.backup_last_failure.remove(guard);
+        self.backup_last_duration.remove(guard);
+        self.backup_last_size.remove(guard);
+        self.backup_schedule_interval.remove(guard);
+        self.verify_last_success.remove(guard);
+        self.verify_last_result.remove(guard);
+        for phase in RESTORE_PHASES {
+            self.restore_phase.remove(&RestorePhaseLabels {
+                namespace: guard.namespace.clone(),
+                securityguard: guard.securityguard.clone(),
+                phase: phase.to_owned(),
+            });
+        }
+    }
+}
+
 /// All metrics of the operator process.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +203,8 @@ pub struct Metrics {
     pub kube_requests: Family<RequestLabels, Counter>,
     /// 1 while this process holds the leader Lease.
     pub leader: Gauge,
+    /// Backups, restores and drills of each SecurityGuard.
+    pub guards: GuardMetrics,
 }
 
 impl Default for Metrics {
@@ -59,7 +226,9 @@ impl Default for Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 while this process holds the leader Lease and reconciles", leader.clone());
-        Self { registry, reconciles, reconcile_duration, kube_requests, leader }
+        let guards = GuardMetrics::default();
+        guards.register(&mut registry);
+        Self { registry, reconciles, reconcile_duration, kube_requests, leader, guards }
     }
 }
 
@@ -193,5 +362,70 @@ mod tests {
         assert_eq!(c(http::Method::POST, "/apis/events.k8s.io/v1/namespaces/a/events"), s("create", "events"));
         assert_eq!(c(http::Method::DELETE, "/api/v1/namespaces/a"), s("delete", "namespaces"));
         assert_eq!(c(http::Method::GET, "/api/v1/namespaces"), s("list", "namespaces"));
+    }
+
+    fn samples(metrics: &Metrics) -> Vec<String> {
+        let text = metrics.encode().expect("encode");
+        text.lines().filter(|l| !l.starts_with('#')).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn guard_series_are_set_and_forgotten() {
+        let m = Metrics::default();
+        let a = GuardLabels::new("shop", "a");
+        let b = GuardLabels::new("shop", "b");
+        m.guards.backup_succeeded(&a, 1_700_000_000.5, 12.5, 4096);
+        m.guards.backup_failed(&a, 1_700_000_100.0);
+        m.guards.set_backup_interval(&a, Some(3600.0));
+        m.guards.restore_drill(&a, 1_700_000_200.0, true);
+        m.guards.restore_drill(&b, 1_700_000_300.0, false);
+        m.guards.set_restore_phase(&a, "Restoring");
+        let s = samples(&m);
+        let has = |line: &str| s.iter().any(|l| l == line);
+        let a_labels = r#"namespace="shop",securityguard="a""#;
+        assert!(
+            has(&format!("securityguard_operator_backup_last_success_timestamp_seconds{{{a_labels}}} 1700000000.5")),
+            "{s:#?}"
+        );
+        assert!(has(&format!(
+            "securityguard_operator_backup_last_failure_timestamp_seconds{{{a_labels}}} 1700000100.0"
+        )));
+        assert!(has(&format!("securityguard_operator_backup_last_duration_seconds{{{a_labels}}} 12.5")));
+        assert!(has(&format!("securityguard_operator_backup_last_size_bytes{{{a_labels}}} 4096")));
+        assert!(has(&format!("securityguard_operator_backup_schedule_interval_seconds{{{a_labels}}} 3600.0")));
+        assert!(has(&format!(
+            "securityguard_operator_backup_verify_last_success_timestamp_seconds{{{a_labels}}} 1700000200.0"
+        )));
+        assert!(has(&format!("securityguard_operator_backup_verify_last_result{{{a_labels}}} 1")));
+        assert!(has(r#"securityguard_operator_backup_verify_last_result{namespace="shop",securityguard="b"} 0"#));
+        // A failed drill does not move the last success.
+        assert!(!s.iter().any(|l| l.starts_with(
+            r#"securityguard_operator_backup_verify_last_success_timestamp_seconds{namespace="shop",securityguard="b"}"#
+        )));
+        let phases: Vec<&String> =
+            s.iter().filter(|l| l.starts_with("securityguard_operator_restore_phase{")).collect();
+        assert_eq!(phases.len(), RESTORE_PHASES.len());
+        assert!(has(&format!(r#"securityguard_operator_restore_phase{{{a_labels},phase="Restoring"}} 1"#)));
+        assert!(has(&format!(r#"securityguard_operator_restore_phase{{{a_labels},phase="Pending"}} 0"#)));
+
+        m.guards.set_restore_phase(&a, "Completed");
+        let s = samples(&m);
+        assert!(
+            s.iter()
+                .any(|l| l == &format!(r#"securityguard_operator_restore_phase{{{a_labels},phase="Completed"}} 1"#))
+        );
+        assert!(
+            s.iter()
+                .any(|l| l == &format!(r#"securityguard_operator_restore_phase{{{a_labels},phase="Restoring"}} 0"#))
+        );
+
+        m.guards.set_backup_interval(&a, None);
+        m.guards.forget(&b);
+        let s = samples(&m);
+        assert!(!s.iter().any(|l| l.contains("backup_schedule_interval_seconds{")));
+        assert!(!s.iter().any(|l| l.contains(r#"securityguard="b""#)), "{s:#?}");
+        m.guards.forget(&a);
+        let s = samples(&m);
+        assert!(!s.iter().any(|l| l.contains("securityguard=")), "{s:#?}");
     }
 }
