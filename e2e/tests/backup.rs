@@ -280,6 +280,13 @@ async fn scheduled_and_on_demand_backups_and_drills() {
     assert!(key.starts_with(&format!("securityguard/{ns}/{GUARD}/")), "{key}");
     assert!(good.size_bytes.unwrap_or(0) > 0);
     assert_eq!(backup.last_request_id.as_deref(), Some("b1"));
+    // The same facts as metrics, for the RPO alert.
+    let series = |name: &str| format!("securityguard_operator_{name}{{namespace=\"{ns}\",securityguard=\"{GUARD}\"}}");
+    let metrics = f.operator.metrics().await;
+    assert_eq!(metrics.get(&series("backup_schedule_interval_seconds")), Some(&3600.0), "{metrics:?}");
+    assert_eq!(metrics.get(&series("backup_last_size_bytes")), good.size_bytes.map(|b| b as f64).as_ref());
+    assert!(metrics.get(&series("backup_last_success_timestamp_seconds")).is_some_and(|t| *t > 1.7e9));
+    assert!(metrics.get(&series("backup_last_failure_timestamp_seconds")).is_some_and(|t| *t > 1.7e9));
 
     let local = kubelet::temp_path(&format!("{ns}-pvc-{GUARD}-backups"));
     assert!(local.join(&key).is_file(), "the local tier holds a copy of {key} under {}", local.display());
@@ -300,6 +307,8 @@ async fn scheduled_and_on_demand_backups_and_drills() {
     let verified = guard.status.and_then(|s| s.backup).and_then(|b| b.last_verified).expect("last verified");
     assert_eq!(verified.key.as_deref(), Some(key.as_str()), "the drill restored the latest backup");
     assert_eq!(f.count(), 100, "a drill leaves the live database alone");
+    let metrics = f.operator.metrics().await;
+    assert_eq!(metrics.get(&series("backup_verify_last_result")), Some(&1.0), "{metrics:?}");
 }
 
 #[tokio::test]

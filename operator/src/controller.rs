@@ -17,7 +17,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -37,8 +37,9 @@ use serde::de::DeserializeOwned;
 
 use self::apply::{Applier, Stores, publish};
 use self::build::backup_job::{JobKind, JobRequest};
+use crate::crd::SecurityGuardStatus;
 use crate::crd::{CONDITION_DEGRADED, RestorePhase, SecurityGuard};
-use crate::metrics::Metrics;
+use crate::metrics::{GuardLabels, Metrics};
 
 /// Shared state of every reconcile.
 pub struct Context {
@@ -205,6 +206,7 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
     publish_backup_events(ctx, reference, &observed.finished).await;
     publish_restore_events(ctx, reference, &plan).await;
     let new_status = status::from_applied(guard, &validated, &applied, backup, plan.status.clone(), now);
+    export_backup_metrics(&ctx.metrics, &validated, &new_status, now);
     let became_ready = new_status.condition(crate::crd::CONDITION_READY).is_some_and(|c| c.status == "True")
         && guard
             .status
@@ -228,6 +230,45 @@ fn on_demand_backup(guard: &SecurityGuard, restoring: bool) -> Option<String> {
     let asked = guard.spec.backup.as_ref()?.request_id.as_ref()?;
     let handled = guard.status.as_ref().and_then(|s| s.backup.as_ref()).and_then(|b| b.last_request_id.as_ref());
     (handled != Some(asked) && !restoring).then(|| asked.clone())
+}
+
+/// The backup, drill and restore gauges, from the status (so they survive a restart).
+fn export_backup_metrics(
+    metrics: &Metrics,
+    guard: &validate::ValidatedGuard,
+    status: &SecurityGuardStatus,
+    now: Timestamp,
+) {
+    let labels = GuardLabels::new(&guard.namespace, &guard.name);
+    let Some(spec) = &guard.spec.backup else {
+        metrics.guards.forget(&labels);
+        return;
+    };
+    let seconds = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| t.0.as_millisecond() as f64 / 1000.0;
+    let interval = schedule::interval(&spec.schedule, now).map(|d| d.as_secs_f64());
+    metrics.guards.set_backup_interval(&labels, if spec.suspend { None } else { interval });
+    if let Some(backup) = &status.backup {
+        if let Some(ok) = &backup.last_successful {
+            metrics.guards.backup_succeeded(
+                &labels,
+                seconds(&ok.finished_at),
+                ok.duration_seconds.unwrap_or(0.0),
+                ok.size_bytes.unwrap_or(0),
+            );
+        }
+        if let Some(failed) = &backup.last_failed {
+            metrics.guards.backup_failed(&labels, seconds(&failed.finished_at));
+        }
+        if let Some(passed) = &backup.last_verified {
+            metrics.guards.restore_drill(&labels, seconds(&passed.finished_at), true);
+        }
+        if let Some(last) = &backup.last_verification {
+            metrics.guards.restore_drill(&labels, seconds(&last.finished_at), last.error.is_none());
+        }
+    }
+    if let Some(restore) = &status.restore {
+        metrics.guards.set_restore_phase(&labels, restore.phase.as_str());
+    }
 }
 
 /// One Event per backup or drill that finished.
@@ -377,10 +418,19 @@ pub async fn run(
 
     let (guards, guard_writer) = reflector::store::<SecurityGuard>();
     // Only spec changes trigger: our own status writes do not come back as work.
+    let deleted_metrics = metrics.clone();
     let guard_stream = watcher(scoped_api::<SecurityGuard>(&client, ns), watcher::Config::default())
         .default_backoff()
         .modify(|guard| guard.managed_fields_mut().clear())
         .reflect(guard_writer)
+        // A deleted SecurityGuard's series go with it.
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(guard) = event {
+                deleted_metrics
+                    .guards
+                    .forget(&GuardLabels::new(&guard.namespace().unwrap_or_default(), &guard.name_any()));
+            }
+        })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
 
