@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use securityguard_e2e::{
@@ -65,7 +67,21 @@ async fn example_securityguard_lifecycle() {
     // The full example, with the Secrets it names and volumes for its datastores.
     secret(ns, "securityguard-jwt", "secret", JWT);
     secret(ns, "securityguard-claude", "api-key", "sk-ant-e2e");
+    kubectl_ok(
+        &[
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            "securityguard-backup-s3",
+            "--from-literal=AWS_ACCESS_KEY_ID=e2e",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-secret",
+        ],
+        None,
+    );
     volumes_for_guard(ns, "full");
+    securityguard_e2e::volume_for_claim(ns, "full-backups");
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/full.yaml").to_str().expect("utf-8")], None);
 
     let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
@@ -86,6 +102,13 @@ async fn example_securityguard_lifecycle() {
         let _: StatefulSet = get_owned(&client, ns, datastore, &guard).await;
         let _: Service = get_owned(&client, ns, datastore, &guard).await;
         let _: NetworkPolicy = get_owned(&client, ns, datastore, &guard).await;
+    }
+    for schedule in ["full-backup", "full-verify", "full-log-archive"] {
+        let _: CronJob = get_owned(&client, ns, schedule, &guard).await;
+    }
+    for account in ["full-backup", "full-log-archive"] {
+        let _: ServiceAccount = get_owned(&client, ns, account, &guard).await;
+        let _: RoleBinding = get_owned(&client, ns, account, &guard).await;
     }
     let credentials = Api::<Secret>::namespaced(client.clone(), ns).get("full-credentials").await.expect("credentials");
     let keys: Vec<_> = credentials.data.clone().unwrap_or_default().into_keys().collect();
