@@ -44,6 +44,9 @@ pub struct Summary {
     /// When the backup's snapshot was taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_at: Option<Timestamp>,
+    /// Key of the config backup stored with the dump.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     /// Seconds the command ran.
     pub seconds: f64,
     /// Backups deleted by retention, per tier.
@@ -68,6 +71,7 @@ impl Summary {
                 summary.sha256 = Some(report.manifest.sha256.clone());
                 summary.taken_at = Some(report.manifest.started_at);
                 summary.deleted = report.deleted.iter().copied().collect();
+                summary.config = report.manifest.config.as_ref().map(|c| c.key.clone());
             }
             Err(error) => {
                 summary.result = Outcome::Failed;
@@ -105,6 +109,7 @@ impl Summary {
             size: None,
             sha256: None,
             taken_at: None,
+            config: None,
             seconds: (seconds * 1000.0).round() / 1000.0,
             deleted: BTreeMap::new(),
             database_changed: None,
