@@ -58,6 +58,10 @@ e2e: prepare
     trap 'e2e/controlplane/down.sh "$state"' EXIT
     e2e/controlplane/up.sh "$state"
     export SG_CONTROLPLANE_DIR="$state"
+    # The backup tests run the Jobs' commands against these.
+    scripts/services/start.sh
+    scripts/services/s3.sh start
+    set -a; source "$SG_CACHE/services/env"; source "$SG_CACHE/services/s3.env"; set +a
     cargo build -p securityguard-operator
     cargo test -p securityguard-e2e --no-fail-fast
 

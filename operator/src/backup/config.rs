@@ -176,7 +176,7 @@ pub fn render(guard: &GuardRef, mut object: Value, mut config_maps: Vec<Value>) 
     documents.extend(config_maps);
     let body = serde_saphyr::to_string_multiple(&documents).map_err(|e| yaml_error(guard, e))?;
     let header = format!(
-        "# SecurityGuard {guard} and its ConfigMaps ({}), as stored by securityguard-operator {}.\n\
+        "# SecurityGuard {guard} with {} ConfigMap(s), as stored by securityguard-operator {}.\n\
          # Secrets are not included. Re-create with: kubectl apply -f <this file>\n",
         objects.len() - 1,
         env!("CARGO_PKG_VERSION"),
@@ -275,7 +275,11 @@ mod tests {
         });
         let backup = render(&guard(), object, vec![config_map]).expect("renders");
         assert_eq!(backup.objects, vec!["SecurityGuard/sg", "ConfigMap/sg-api"]);
-        assert!(backup.yaml.starts_with("# SecurityGuard prod/sg and its ConfigMaps (1)"), "{}", backup.yaml);
+        assert!(
+            backup.yaml.starts_with("# SecurityGuard prod/sg with 1 ConfigMap(s), as stored by"),
+            "{}",
+            backup.yaml
+        );
         let documents: Vec<Value> = serde_saphyr::from_multiple(&backup.yaml).expect("parses");
         assert_eq!(
             documents,
