@@ -179,3 +179,17 @@ pub async fn run_operator(args: &[&str], env: &[(String, String)], home: &Path) 
     );
     output
 }
+
+/// Appends lines to the log every container shows through `pods/log` on the local control plane
+/// (kwok serves `STATE_DIR/pod-logs.log`, in the CRI log format), each at its own time.
+pub fn append_pod_log(lines: &[(std::time::SystemTime, &str)]) {
+    use std::io::Write;
+    let path = crate::controlplane_dir().join("pod-logs.log");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap_or_else(|e| {
+        panic!("{} cannot be opened ({e}): start the control plane with the current up.sh", path.display())
+    });
+    for (time, text) in lines {
+        let time = jiff::Timestamp::try_from(*time).expect("time");
+        writeln!(file, "{time} stdout F {text}").expect("append pod log");
+    }
+}

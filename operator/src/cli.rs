@@ -30,6 +30,9 @@ pub enum Command {
     /// Restore the database from a verified backup, or rehearse it in a scratch database: what
     /// the restore Job runs.
     Restore(RestoreArgs),
+    /// Archive the API pods' logs (read through the API server) into S3, gzip-compressed, then
+    /// delete archives older than the S3 retention: what the weekly log archive Job runs.
+    ArchiveLogs(ArchiveLogsArgs),
 }
 
 /// Options of `run`.
@@ -150,6 +153,39 @@ pub struct BackupArgs {
     /// How the Job runs.
     #[command(flatten)]
     pub job: JobArgs,
+}
+
+/// Options of `archive-logs`. S3 credentials as for `backup`. Needs `list` pods and `get`
+/// pods/log in the SecurityGuard's namespace.
+#[derive(Args, Debug, Clone)]
+pub struct ArchiveLogsArgs {
+    /// S3 bucket receiving the archive.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard folder.
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// The SecurityGuard whose API pods' logs are archived.
+    #[command(flatten)]
+    pub guard_ref: GuardRefArgs,
+
+    /// How far back to read the logs: `7d`, `36h`, `90m`, `600s`.
+    #[arg(long, env = "SG_LOG_ARCHIVE_SINCE", default_value = "7d", value_parser = crate::backup::logs::parse_since)]
+    pub since: Duration,
+
+    /// Archives older than this many days are deleted after a complete archive.
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    pub retention_days_s3: u32,
+
+    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
+    #[arg(long, env = "SG_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
+
+    /// Plain-text logs instead of JSON.
+    #[arg(long, env = "SG_LOG_TEXT")]
+    pub log_text: bool,
 }
 
 /// Which SecurityGuard, in the cluster.

@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod config;
 pub mod create;
 pub mod list;
+pub mod logs;
 pub mod manifest;
 pub mod pg;
 pub mod restore;
