@@ -87,6 +87,13 @@ bench-operator N="100": prepare
     SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
       "$CARGO_TARGET_DIR/release/bench-operator" {{N}}
 
+# Benchmark backups on a database of at least SIZE_MB (cached between runs): backup to a fresh S3
+# server against `pg_dump > /dev/null` and `pg_dump | gzip | aws s3 cp -`, restore against plain
+# pg_restore (BENCHMARKS.md).
+bench-backup SIZE_MB="1024": prepare
+    cargo build --release -p securityguard-operator
+    SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" scripts/bench-backup.sh {{SIZE_MB}}
+
 # Benchmark the API (scans with cache hit and miss, /health/live as the ceiling) against the
 # local PostgreSQL and Redis (BENCHMARKS.md).
 bench-api: prepare

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod plugin;
 pub mod run;
 pub mod telemetry;
 
