@@ -66,6 +66,9 @@ e2e: prepare
     trap 'e2e/controlplane/down.sh "$state"' EXIT
     e2e/controlplane/up.sh "$state"
     export SG_CONTROLPLANE_DIR="$state"
+    # The backup tests run the Jobs' commands against the S3 server.
+    scripts/services/s3.sh start
+    set -a; source "$SG_CACHE/services/s3.env"; set +a
     cargo build -p securityguard-operator -p securityguard-api
     cargo test -p securityguard-e2e --no-fail-fast
 
@@ -90,6 +93,13 @@ bench-operator N="100": prepare
     cargo build --release -p securityguard-e2e --bin bench-operator
     SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
       "$CARGO_TARGET_DIR/release/bench-operator" {{N}}
+
+# Benchmark backups on a database of at least SIZE_MB (cached between runs): backup to a fresh S3
+# server against `pg_dump > /dev/null` and `pg_dump | gzip | aws s3 cp -`, restore against plain
+# pg_restore (BENCHMARKS.md).
+bench-backup SIZE_MB="1024": prepare
+    cargo build --release -p securityguard-operator
+    SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" scripts/bench-backup.sh {{SIZE_MB}}
 
 # Benchmark the API (scans with cache hit and miss, /health/live as the ceiling) against the
 # local PostgreSQL and Redis (BENCHMARKS.md).

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Starts a local Kubernetes control plane on loopback: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and kwok (three fake nodes that run no containers but
-# make pods Running/Ready and Job pods Succeeded).
+# make pods Running/Ready and Job pods Succeeded, and serve pods/log from a file: see below).
 #
 #   e2e/controlplane/up.sh STATE_DIR     start (builds the binaries first if needed)
 #   e2e/controlplane/down.sh STATE_DIR   stop
 #
 # STATE_DIR receives the certificates, logs, etcd data and:
 #   kubeconfig       an administrator (system:masters) kubeconfig
-#   env              KUBECONFIG=..., SG_APISERVER=https://127.0.0.1:PORT, SG_CONTROLPLANE_DIR=...
+#   env              KUBECONFIG=..., SG_APISERVER=https://127.0.0.1:PORT, SG_CONTROLPLANE_DIR=...,
+#                    SG_POD_LOGS=STATE_DIR/pod-logs.log
+#   pod-logs.log     the log of every container of every pod, as `kubectl logs` (the API's
+#                    pods/log) shows it: lines in the CRI format (`<RFC 3339 time> stdout F <text>`)
+#                    appended by tests; empty at start
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 state=${1:?usage: up.sh STATE_DIR}
@@ -24,7 +28,7 @@ rm -rf "$state/etcd" "$state/pids" "$state"/*.log
 bin=$("$here/build.sh" | tail -n 1)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
+etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port); kubelet_port=$(free_port)
 
 # Certificates: a CA, the API server's serving certificate, the service-account key pair.
 pki=$state/pki
@@ -97,6 +101,7 @@ start kube-apiserver "$bin/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --endpoint-reconciler-type none \
+  --kubelet-preferred-address-types InternalIP \
   --enable-priority-and-fairness=false \
   --profiling=false
 
@@ -123,12 +128,25 @@ start kube-scheduler "$bin/kube-scheduler" \
   --authentication-kubeconfig "$state/scheduler.kubeconfig" --authorization-kubeconfig "$state/scheduler.kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
 
-log "starting kwok"
+# kwok is also the nodes' "kubelet" on 127.0.0.1:$kubelet_port (the nodes' InternalIP and
+# kubeletEndpoint): the API server proxies pods/log there, and kwok answers every container with
+# the lines of pod-logs.log (a ClusterLogs rule), honouring sinceSeconds, tailLines, timestamps.
+log "starting kwok (pods/log server on 127.0.0.1:$kubelet_port)"
+: > "$state/pod-logs.log"
+cat > "$state/kwok-logs.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: every-container
+spec:
+  logs:
+  - logsFile: $state/pod-logs.log
+EOF
 # kwok's stages run the fake kubelet. Pods of SecurityGuard backup/restore Jobs are left
 # Running: the e2e tests play the kubelet for them (they run the pod's command as a local
 # process and write its exit status and termination message into the pod status).
 mkdir -p "$state/stages"
-configs=()
+configs=(--config "$state/kwok-logs.yaml")
 for f in "$bin"/stages/*.yaml; do
   out="$state/stages/$(basename "$f")"
   if [[ $(basename "$f") == pod-complete.yaml ]]; then
@@ -146,6 +164,7 @@ PY
   configs+=(--config "$out")
 done
 start kwok "$bin/kwok" --kubeconfig "$state/kwok.kubeconfig" --manage-all-nodes \
+  --node-ip 127.0.0.1 --node-port "$kubelet_port" --server-address "127.0.0.1:$kubelet_port" \
   --cidr 10.244.0.1/16 --node-lease-duration-seconds 40 "${configs[@]}"
 
 export KUBECONFIG=$state/kubeconfig
@@ -183,5 +202,6 @@ cat > "$state/env" <<EOF
 KUBECONFIG=$state/kubeconfig
 SG_APISERVER=https://127.0.0.1:$api_port
 SG_CONTROLPLANE_DIR=$state
+SG_POD_LOGS=$state/pod-logs.log
 EOF
 log "ready: export KUBECONFIG=$state/kubeconfig"

@@ -20,6 +20,8 @@ use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
+pub mod backups;
+
 /// Namespace of the operator's ServiceAccount, Role and Lease (from `config/`).
 pub const OPERATOR_NAMESPACE: &str = "securityguard-system";
 /// The operator's ServiceAccount (from `config/rbac`).
@@ -199,18 +201,27 @@ where
 /// A kubeconfig authenticating as the operator's ServiceAccount (a TokenRequest token), so the
 /// operator runs with exactly the permissions `config/rbac` grants.
 pub fn service_account_kubeconfig() -> PathBuf {
-    let token =
-        kubectl_ok(&["create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=2h"], None);
+    token_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
+}
+
+/// A kubeconfig authenticating as the ServiceAccount `ns/name` (a TokenRequest token).
+pub fn token_kubeconfig(ns: &str, name: &str) -> PathBuf {
+    let token = kubectl_ok(&["create", "token", name, "-n", ns, "--duration=2h"], None);
     let dir = controlplane_dir();
     let server = std::fs::read_to_string(dir.join("env"))
         .expect("control plane env file")
         .lines()
         .find_map(|l| l.strip_prefix("SG_APISERVER=").map(str::to_owned))
         .expect("SG_APISERVER in env file");
-    let path = dir.join(format!("operator-sa-{}.kubeconfig", std::process::id()));
+    let file = if (ns, name) == (OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT) {
+        format!("operator-sa-{}.kubeconfig", std::process::id())
+    } else {
+        format!("sa-{ns}-{name}.kubeconfig")
+    };
+    let path = dir.join(file);
     let body = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority: {}\n\
-         users:\n- name: operator\n  user:\n    token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: operator}}\ncurrent-context: local\n",
+         users:\n- name: {name}\n  user:\n    token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: {name}}}\ncurrent-context: local\n",
         dir.join("pki/ca.crt").display(),
         token.trim()
     );

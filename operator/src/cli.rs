@@ -33,6 +33,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Print the alerting rules (for promtool or a plain Prometheus) and the monitoring manifests.
     Monitoring(MonitoringArgs),
+    /// Archive the API pods' logs (read through the API server) into S3, gzip-compressed, then
+    /// delete archives older than the S3 retention: what the weekly log archive Job runs.
+    ArchiveLogs(ArchiveLogsArgs),
 }
 
 /// Options of `run`.
@@ -145,9 +148,78 @@ pub struct BackupArgs {
           value_parser = clap::value_parser!(u32).range(5..=512))]
     pub part_size_mib: u32,
 
+    /// Also store the SecurityGuard and its ConfigMaps (never Secrets) as YAML next to the dump,
+    /// covered by its manifest. Reads them with the pod's ServiceAccount (or the kubeconfig):
+    /// `get` securityguards and `list` configmaps in the SecurityGuard's namespace.
+    #[arg(long, env = "SG_BACKUP_CONFIG")]
+    pub config_backup: bool,
+
+    /// The SecurityGuard of --config-backup.
+    #[command(flatten)]
+    pub guard_ref: GuardRefArgs,
+
     /// How the Job runs.
     #[command(flatten)]
     pub job: JobArgs,
+}
+
+/// Options of `archive-logs`. S3 credentials as for `backup`. Needs `list` pods and `get`
+/// pods/log in the SecurityGuard's namespace.
+#[derive(Args, Debug, Clone)]
+pub struct ArchiveLogsArgs {
+    /// S3 bucket receiving the archive.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard folder.
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// The SecurityGuard whose API pods' logs are archived.
+    #[command(flatten)]
+    pub guard_ref: GuardRefArgs,
+
+    /// How far back to read the logs: `7d`, `36h`, `90m`, `600s`.
+    #[arg(long, env = "SG_LOG_ARCHIVE_SINCE", default_value = "7d", value_parser = crate::backup::logs::parse_since)]
+    pub since: Duration,
+
+    /// Archives older than this many days are deleted after a complete archive.
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    pub retention_days_s3: u32,
+
+    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
+    #[arg(long, env = "SG_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
+
+    /// Plain-text logs instead of JSON.
+    #[arg(long, env = "SG_LOG_TEXT")]
+    pub log_text: bool,
+}
+
+/// Which SecurityGuard, in the cluster.
+#[derive(Args, Debug, Clone)]
+pub struct GuardRefArgs {
+    /// Namespace of the SecurityGuard (default: the part of --guard before `/`).
+    #[arg(long, env = "SG_GUARD_NAMESPACE")]
+    pub guard_namespace: Option<String>,
+
+    /// Name of the SecurityGuard (default: the part of --guard after `/`).
+    #[arg(long, env = "SG_GUARD_NAME")]
+    pub guard_name: Option<String>,
+}
+
+impl GuardRefArgs {
+    /// The SecurityGuard named by these options, else by a `--guard` of the form
+    /// `<namespace>/<name>`.
+    pub fn resolve(&self, guard: Option<&str>) -> Option<crate::backup::config::GuardRef> {
+        let from_folder = guard.and_then(|g| g.trim_matches('/').split_once('/'));
+        let namespace = self.guard_namespace.as_deref().or(from_folder.map(|(ns, _)| ns))?;
+        let name = self.guard_name.as_deref().or(from_folder.map(|(_, name)| name))?;
+        if namespace.is_empty() || name.is_empty() || name.contains('/') {
+            return None;
+        }
+        Some(crate::backup::config::GuardRef { namespace: namespace.to_owned(), name: name.to_owned() })
+    }
 }
 
 /// Where to read backups from: the bucket, else the local tier.
@@ -294,4 +366,24 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err("must be at least 1 second".to_owned());
     }
     Ok(Duration::from_secs(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_comes_from_its_options_or_its_folder() {
+        let args = |ns: Option<&str>, name: Option<&str>| GuardRefArgs {
+            guard_namespace: ns.map(str::to_owned),
+            guard_name: name.map(str::to_owned),
+        };
+        let found = |a: &GuardRefArgs, guard| a.resolve(guard).map(|g| g.to_string());
+        assert_eq!(found(&args(Some("prod"), Some("sg")), Some("x/y")), Some("prod/sg".into()));
+        assert_eq!(found(&args(None, None), Some("prod/sg")), Some("prod/sg".into()));
+        assert_eq!(found(&args(None, Some("other")), Some("prod/sg")), Some("prod/other".into()));
+        assert_eq!(found(&args(None, None), Some("prod")), None);
+        assert_eq!(found(&args(None, None), Some("a/b/c")), None);
+        assert_eq!(found(&args(None, None), None), None);
+    }
 }

@@ -8,6 +8,7 @@ pub mod crd;
 pub mod http;
 pub mod metrics;
 pub mod monitoring;
+pub mod plugin;
 pub mod run;
 pub mod telemetry;
 

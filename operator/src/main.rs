@@ -65,6 +65,21 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::ArchiveLogs(args) => {
+            securityguard_operator::telemetry::init(!args.log_text);
+            let clock = std::time::Instant::now();
+            let result = backup::logs::run(&args).await;
+            if let Some(path) = &args.termination_log {
+                backup::summary::Summary::of_archive(&result, clock.elapsed().as_secs_f64()).write(path);
+            }
+            match result {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "log archive failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Restore(args) => {
             securityguard_operator::telemetry::init(!args.job.log_text);
             let clock = std::time::Instant::now();

@@ -605,6 +605,43 @@ async fn backup_of_an_unreachable_database_fails_and_writes_nothing() {
     fx.cleanup().await;
 }
 
+/// The config backup's reads against a real API server are tested in e2e/tests/backup_config.rs;
+/// here, what happens when the cluster cannot be read: nothing is dumped, nothing written.
+#[tokio::test]
+async fn a_config_backup_that_cannot_read_the_cluster_dumps_nothing() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    // SG_GUARD is `prod`, not `<namespace>/<name>`: the SecurityGuard is not known.
+    let output = fx.backup(&["--config-backup"]).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--guard-namespace and --guard-name"), "{}", stderr(&output));
+
+    // A kubeconfig naming an API server that does not answer.
+    let kubeconfig = fx.dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n\
+         current-context: x\n",
+    )
+    .expect("kubeconfig");
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    env.extend([
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("SG_GUARD_NAMESPACE", "prod".to_owned()),
+        ("SG_GUARD_NAME", "sg".to_owned()),
+        ("SG_BACKUP_CONFIG", "true".to_owned()),
+    ]);
+    let output = fx.run(&["backup"], &env).await;
+    assert!(!output.status.success());
+    let termination = fx.termination();
+    assert_eq!(termination["result"], "failed");
+    let error = termination["error"].as_str().expect("error");
+    assert!(error.starts_with("config backup failed, nothing was dumped: cannot get SecurityGuard prod/sg"), "{error}");
+    assert!(fx.keys().await.is_empty(), "nothing stored: {:?}", fx.keys().await);
+    fx.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_corrupted_dump_is_refused_before_touching_the_database() {
     let fx = Fixture::new().await;

@@ -56,6 +56,9 @@ pub struct Backup {
     /// Whether a manifest object exists (readable or not).
     #[serde(skip)]
     pub has_manifest_object: bool,
+    /// Other objects stored with the dump (its config backup), deleted with it.
+    #[serde(skip)]
+    pub companions: Vec<String>,
 }
 
 impl Backup {
@@ -71,8 +74,16 @@ impl Backup {
 /// Pairs dumps with manifests. `manifests` maps a manifest key to its parsed content or the
 /// reason it cannot be read. Newest first.
 pub fn classify(objects: &[ObjectInfo], manifests: &HashMap<String, Result<Manifest, String>>) -> Vec<Backup> {
+    let all: HashMap<&str, &ObjectInfo> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
     let dumps: HashMap<&str, &ObjectInfo> =
         objects.iter().filter(|o| o.key.ends_with(DUMP_SUFFIX)).map(|o| (o.key.as_str(), o)).collect();
+    let mut companions: HashMap<&str, Vec<String>> = HashMap::new();
+    for object in objects {
+        if let Some(dump_key) = manifest::dump_key_of_config(&object.key) {
+            companions.entry(dump_key).or_default().push(object.key.clone());
+        }
+    }
+    let companions_of = |dump_key: &str| companions.get(dump_key).cloned().unwrap_or_default();
     let mut backups = Vec::new();
     for object in dumps.values() {
         let manifest_key = manifest::manifest_key(&object.key);
@@ -89,6 +100,15 @@ pub fn classify(objects: &[ObjectInfo], manifests: &HashMap<String, Result<Manif
                         "the manifest says {} bytes, the dump has {}",
                         manifest.size, object.size
                     ))
+                } else if let Some(config) = &manifest.config {
+                    match all.get(config.key.as_str()) {
+                        None => State::Inconsistent(format!("config backup {} missing", config.key)),
+                        Some(stored) if stored.size != config.size => State::Inconsistent(format!(
+                            "the manifest says the config backup has {} bytes, it has {}",
+                            config.size, stored.size
+                        )),
+                        Some(_) => State::Good,
+                    }
                 } else {
                     State::Good
                 };
@@ -102,6 +122,7 @@ pub fn classify(objects: &[ObjectInfo], manifests: &HashMap<String, Result<Manif
             state,
             manifest,
             has_manifest_object: manifests.contains_key(&manifest_key),
+            companions: companions_of(&object.key),
         });
     }
     for (manifest_key, parsed) in manifests {
@@ -120,6 +141,25 @@ pub fn classify(objects: &[ObjectInfo], manifests: &HashMap<String, Result<Manif
             state: State::Inconsistent("manifest without dump".into()),
             manifest: parsed.as_ref().ok().cloned(),
             has_manifest_object: true,
+            companions: companions_of(dump_key),
+        });
+    }
+    // Left behind by a dump deleted by hand: listed, so that retention removes them in time.
+    for (dump_key, keys) in &companions {
+        if dumps.contains_key(dump_key) || manifests.contains_key(&manifest::manifest_key(dump_key)) {
+            continue;
+        }
+        let time = time_in_key(dump_key)
+            .or_else(|| keys.iter().filter_map(|k| all.get(k.as_str())?.modified).max())
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        backups.push(Backup {
+            key: (*dump_key).to_owned(),
+            time,
+            size: None,
+            state: State::Inconsistent("config backup without dump".into()),
+            manifest: None,
+            has_manifest_object: false,
+            companions: keys.clone(),
         });
     }
     backups.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.key.cmp(&a.key)));
@@ -280,6 +320,7 @@ pub(crate) mod tests {
             operator_version: "0".into(),
             started_at: started_at.parse().expect("time"),
             finished_at: started_at.parse().expect("time"),
+            config: None,
         }
     }
 
@@ -344,6 +385,67 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_backup_with_a_config_backup_is_good_only_with_it_complete() {
+        let with_config = |key: &str, size: u64| {
+            let mut m = manifest(key, 1, "2026-11-01T00:00:00Z");
+            m.config = Some(manifest::ConfigFile {
+                key: manifest::config_key(key),
+                size,
+                sha256: "00".repeat(32),
+                objects: vec!["SecurityGuard/a".into()],
+            });
+            m
+        };
+        let objects = vec![
+            object("p/20261101T000000.000Z.pgdump", 1),
+            object("p/20261101T000000.000Z.pgdump.config.yaml", 9),
+            object("p/20261101T000000.000Z.pgdump.manifest.json", 1),
+            object("p/20261102T000000.000Z.pgdump", 1),
+            object("p/20261102T000000.000Z.pgdump.manifest.json", 1),
+            object("p/20261103T000000.000Z.pgdump", 1),
+            object("p/20261103T000000.000Z.pgdump.config.yaml", 5),
+            object("p/20261103T000000.000Z.pgdump.manifest.json", 1),
+            object("p/20261104T000000.000Z.pgdump", 1),
+            object("p/20261104T000000.000Z.pgdump.config.yaml", 5),
+            object("p/20261105T000000.000Z.pgdump.config.yaml", 5),
+        ];
+        let manifests = HashMap::from([
+            (
+                "p/20261101T000000.000Z.pgdump.manifest.json".to_owned(),
+                Ok(with_config("p/20261101T000000.000Z.pgdump", 9)),
+            ),
+            (
+                "p/20261102T000000.000Z.pgdump.manifest.json".to_owned(),
+                Ok(with_config("p/20261102T000000.000Z.pgdump", 9)),
+            ),
+            (
+                "p/20261103T000000.000Z.pgdump.manifest.json".to_owned(),
+                Ok(with_config("p/20261103T000000.000Z.pgdump", 9)),
+            ),
+        ]);
+        let backups = classify(&objects, &manifests);
+        let by_key = |key: &str| backups.iter().find(|b| b.key == key).expect("listed");
+        let first = by_key("p/20261101T000000.000Z.pgdump");
+        assert_eq!(first.state, State::Good);
+        assert_eq!(first.companions, vec!["p/20261101T000000.000Z.pgdump.config.yaml"]);
+        assert_eq!(
+            by_key("p/20261102T000000.000Z.pgdump").state,
+            State::Inconsistent("config backup p/20261102T000000.000Z.pgdump.config.yaml missing".into())
+        );
+        assert_eq!(
+            by_key("p/20261103T000000.000Z.pgdump").state,
+            State::Inconsistent("the manifest says the config backup has 9 bytes, it has 5".into())
+        );
+        // Dump and config stored, manifest not yet: incomplete, deleted together.
+        let fourth = by_key("p/20261104T000000.000Z.pgdump");
+        assert_eq!((fourth.state.clone(), fourth.companions.len()), (State::Incomplete, 1));
+        let orphan = by_key("p/20261105T000000.000Z.pgdump");
+        assert_eq!(orphan.state, State::Inconsistent("config backup without dump".into()));
+        assert_eq!((orphan.size, orphan.companions.len()), (None, 1));
+        assert_eq!(backups.len(), 5);
+    }
+
+    #[test]
     fn reads_the_time_in_keys() {
         assert_eq!(
             time_in_key("x/y/20261125T090007.045Z.pgdump"),
@@ -361,6 +463,7 @@ pub(crate) mod tests {
             state: State::Good,
             manifest: Some(manifest(key, 1, at)),
             has_manifest_object: true,
+            companions: Vec::new(),
         }
     }
 

@@ -1,5 +1,9 @@
-//! `securityguard-operator backup`: snapshot → `pg_dump` streamed to S3 (and the local tier) →
-//! size check → manifest, LAST → retention.
+//! `securityguard-operator backup`: config read (with `--config-backup`) → snapshot → `pg_dump`
+//! streamed to S3 (and the local tier) → size check → config backup stored → manifest, LAST →
+//! retention.
+//!
+//! The config is read first: a backup that cannot read it (RBAC, API server) fails in seconds,
+//! before anything is dumped.
 //!
 //! On any failure before the manifests: the multipart upload is aborted, the local partial file
 //! removed, nothing deleted, and the error names what failed.
@@ -8,8 +12,11 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 
+use sha2::{Digest, Sha256};
+
 use super::catalog;
-use super::manifest::{self, FORMAT_VERSION, Manifest, Status};
+use super::config::{self, ConfigBackup, GuardRef};
+use super::manifest::{self, ConfigFile, FORMAT_VERSION, Manifest, Status};
 use super::pg::{self, DbUrl, Snapshot};
 use super::retention::{self, Policy};
 use super::store::{self, S3Options, S3Store, Store};
@@ -70,6 +77,9 @@ pub enum Error {
     /// The database URL is not valid.
     #[error(transparent)]
     Url(pg::Error),
+    /// The SecurityGuard or its ConfigMaps could not be read (nothing was dumped).
+    #[error("config backup failed, nothing was dumped: {0}")]
+    Config(#[source] config::Error),
     /// The backup is good, but deleting old backups failed.
     #[error("backup {key} succeeded, but retention in the {tier} tier failed: {source}")]
     Retention {
@@ -122,6 +132,13 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         "backup starting"
     );
 
+    let config = if args.config_backup {
+        let guard = args.guard_ref.resolve(guard).ok_or(Error::Config(config::Error::NoGuard))?;
+        Some((read_config(&guard).await.map_err(Error::Config)?, guard))
+    } else {
+        None
+    };
+
     let snapshot = Snapshot::take(&url).await.map_err(database_error)?;
     tracing::info!(snapshot = %snapshot.id, tables = snapshot.row_counts.len(), "snapshot exported, rows counted");
 
@@ -145,6 +162,26 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         });
     }
 
+    let s3_store = Store::S3(s3.clone());
+    let local_store = local.map(Store::Local);
+    let stores = || std::iter::once(&s3_store).chain(local_store.as_ref());
+
+    // Before the manifest: a backup whose config backup is not stored is never good.
+    let config = match config {
+        Some((backup, guard)) => {
+            let file = config_file(&key, &backup);
+            for store in stores() {
+                store
+                    .put_small(&file.key, backup.yaml.clone().into_bytes(), "application/yaml")
+                    .await
+                    .map_err(|e| Error::Store { key: file.key.clone(), source: e.into() })?;
+            }
+            tracing::info!(%guard, key = %file.key, objects = ?file.objects, "config backup stored");
+            Some(file)
+        }
+        None => None,
+    };
+
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         status: Status::Completed,
@@ -159,11 +196,10 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         operator_version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at,
         finished_at: Timestamp::now(),
+        config,
     };
-    let s3_store = Store::S3(s3.clone());
-    let local_store = local.map(Store::Local);
     let manifest_key = manifest::manifest_key(&key);
-    for store in std::iter::once(&s3_store).chain(local_store.as_ref()) {
+    for store in stores() {
         store
             .put_small(&manifest_key, manifest.to_json(), "application/json")
             .await
@@ -193,6 +229,24 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         deleted.push((store.tier(), count));
     }
     Ok(Report { manifest, deleted })
+}
+
+/// Reads the SecurityGuard and its ConfigMaps with the in-cluster or kubeconfig credentials.
+async fn read_config(guard: &GuardRef) -> Result<ConfigBackup, config::Error> {
+    let client = kube::Client::try_default().await.map_err(config::Error::Client)?;
+    let backup = config::collect(client, guard).await?;
+    tracing::info!(%guard, objects = ?backup.objects, bytes = backup.yaml.len(), "SecurityGuard and ConfigMaps read");
+    Ok(backup)
+}
+
+/// What the manifest records of the config backup of the dump at `dump_key`.
+fn config_file(dump_key: &str, backup: &ConfigBackup) -> ConfigFile {
+    ConfigFile {
+        key: manifest::config_key(dump_key),
+        size: backup.yaml.len() as u64,
+        sha256: hex::encode(Sha256::digest(backup.yaml.as_bytes())),
+        objects: backup.objects.clone(),
+    }
 }
 
 /// Streams the dump into the sinks and completes them; aborts them on failure.

@@ -27,6 +27,9 @@ struct Line<'a> {
     database: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
+    /// Key of the config backup covered by the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<&'a str>,
 }
 
 impl<'a> From<&'a Backup> for Line<'a> {
@@ -46,6 +49,7 @@ impl<'a> From<&'a Backup> for Line<'a> {
             sha256: manifest.map(|m| m.sha256.as_str()),
             database: manifest.map(|m| m.database.as_str()),
             finished_at: manifest.map(|m| m.finished_at.to_string()),
+            config: manifest.and_then(|m| m.config.as_ref()).map(|c| c.key.as_str()),
         }
     }
 }
@@ -135,6 +139,7 @@ mod tests {
                 state: State::Incomplete,
                 manifest: None,
                 has_manifest_object: false,
+                companions: Vec::new(),
             },
             Backup {
                 key: "p/20261101T000000.000Z.pgdump".into(),
@@ -143,6 +148,7 @@ mod tests {
                 state: State::Good,
                 manifest: Some(manifest("p/20261101T000000.000Z.pgdump", 10, "2026-11-01T00:00:00Z")),
                 has_manifest_object: true,
+                companions: Vec::new(),
             },
         ]
     }

@@ -17,6 +17,10 @@ pub const DUMP_SUFFIX: &str = ".pgdump";
 /// File name suffix of a manifest, appended to the dump's key.
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 
+/// File name suffix of a config backup (the SecurityGuard and its ConfigMaps as YAML), appended
+/// to the dump's key.
+pub const CONFIG_SUFFIX: &str = ".config.yaml";
+
 /// Largest manifest a reader accepts (row counts of thousands of tables fit easily).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -51,6 +55,24 @@ pub struct Manifest {
     pub started_at: Timestamp,
     /// When the dump was completely stored.
     pub finished_at: Timestamp,
+    /// The config backup stored with the dump, when one was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigFile>,
+}
+
+/// A config backup covered by a manifest: the backup is good only if this object is stored
+/// with exactly this size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigFile {
+    /// Its key ([`config_key`] of the dump's key).
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+    /// `Kind/name` of each object in it.
+    pub objects: Vec<String>,
 }
 
 /// State recorded in a manifest.
@@ -106,6 +128,16 @@ pub fn manifest_key(dump_key: &str) -> String {
     format!("{dump_key}{MANIFEST_SUFFIX}")
 }
 
+/// Key of the config backup stored with the dump at `dump_key`.
+pub fn config_key(dump_key: &str) -> String {
+    format!("{dump_key}{CONFIG_SUFFIX}")
+}
+
+/// Key of the dump a config backup at `config_key` belongs to, if it is one.
+pub fn dump_key_of_config(config_key: &str) -> Option<&str> {
+    config_key.strip_suffix(CONFIG_SUFFIX).filter(|dump| dump.ends_with(DUMP_SUFFIX))
+}
+
 /// Key of the dump described by the manifest at `manifest_key`, if it is one.
 pub fn dump_key_of(manifest_key: &str) -> Option<&str> {
     manifest_key.strip_suffix(MANIFEST_SUFFIX)
@@ -156,6 +188,7 @@ mod tests {
             operator_version: "0.1.0".into(),
             started_at: "2026-11-25T09:00:00.123Z".parse().expect("time"),
             finished_at: "2026-11-25T09:00:05Z".parse().expect("time"),
+            config: None,
         }
     }
 
@@ -168,6 +201,25 @@ mod tests {
         assert_eq!(value["status"], "completed");
         assert_eq!(value["rowCounts"]["public.users"], 3);
         assert_eq!(value["startedAt"], "2026-11-25T09:00:00.123Z");
+        assert!(value.get("config").is_none(), "no config key without a config backup");
+    }
+
+    #[test]
+    fn a_config_backup_is_recorded() {
+        let mut manifest = sample();
+        manifest.config = Some(ConfigFile {
+            key: config_key(&manifest.key),
+            size: 7,
+            sha256: "cd".repeat(32),
+            objects: vec!["SecurityGuard/prod".into(), "ConfigMap/prod-api".into()],
+        });
+        let value: serde_json::Value = serde_json::from_slice(&manifest.to_json()).expect("json");
+        assert_eq!(
+            value["config"],
+            serde_json::json!({"key": "backups/prod/20261125T090000.123Z.pgdump.config.yaml", "size": 7,
+                               "sha256": "cd".repeat(32), "objects": ["SecurityGuard/prod", "ConfigMap/prod-api"]})
+        );
+        assert_eq!(Manifest::parse("k", &manifest.to_json()).expect("parse"), manifest);
     }
 
     #[test]
@@ -192,5 +244,8 @@ mod tests {
         assert_eq!(manifest, "a/b.pgdump.manifest.json");
         assert_eq!(dump_key_of(&manifest), Some("a/b.pgdump"));
         assert_eq!(dump_key_of("a/b.pgdump"), None);
+        assert_eq!(config_key("a/b.pgdump"), "a/b.pgdump.config.yaml");
+        assert_eq!(dump_key_of_config("a/b.pgdump.config.yaml"), Some("a/b.pgdump"));
+        assert_eq!(dump_key_of_config("a/b.config.yaml"), None);
     }
 }

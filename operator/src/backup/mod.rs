@@ -3,6 +3,8 @@
 //! A store (an S3 bucket, or a local directory on a PersistentVolume) holds, per backup:
 //!
 //! - `<prefix>/<guard>/<UTC time>.pgdump`: `pg_dump --format=custom`, streamed in constant memory;
+//! - `<that key>.config.yaml` (with `--config-backup`): the SecurityGuard and its ConfigMaps as
+//!   YAML, never Secrets; its size and SHA-256 are in the manifest;
 //! - `<that key>.manifest.json`: written LAST, with size, SHA-256 and row counts per table.
 //!
 //! A dump without its manifest is never a good backup. Restores verify the dump against the
@@ -16,8 +18,10 @@
 //! reads directly.
 
 pub mod catalog;
+pub mod config;
 pub mod create;
 pub mod list;
+pub mod logs;
 pub mod manifest;
 pub mod pg;
 pub mod restore;

@@ -33,7 +33,8 @@ pub fn select(backups: &[Backup], now: Timestamp, policy: Policy) -> Vec<&Backup
     doomed
 }
 
-/// Deletes each backup: its manifest first, so that a backup half deleted is never listed as good.
+/// Deletes each backup: its manifest first, so that a backup half deleted is never listed as good,
+/// then what is stored with it (its config backup), then the dump.
 pub async fn delete(store: &Store, doomed: &[&Backup]) -> Result<usize, store::Error> {
     for backup in doomed {
         tracing::info!(
@@ -45,6 +46,9 @@ pub async fn delete(store: &Store, doomed: &[&Backup]) -> Result<usize, store::E
         );
         if backup.has_manifest_object {
             store.delete(&manifest::manifest_key(&backup.key)).await?;
+        }
+        for companion in &backup.companions {
+            store.delete(companion).await?;
         }
         if backup.size.is_some() {
             store.delete(&backup.key).await?;
@@ -65,6 +69,7 @@ mod tests {
             size: Some(1),
             manifest: (state == State::Good).then(|| manifest(key, 1, at)),
             has_manifest_object: state == State::Good,
+            companions: Vec::new(),
             state,
         }
     }

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const PARTIAL_SUFFIX: &str = ".partial";
 
 /// How to reach the S3 bucket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Options {
     /// Bucket name.
     pub bucket: String,
@@ -134,6 +134,26 @@ pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
 /// The S3 client for `options`. Credentials come from the SDK's default chain: the
 /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment (from a Secret) first.
 pub async fn s3_client(options: &S3Options) -> Client {
+    s3_client_with(options, None).await
+}
+
+/// Static S3 credentials (read from a Secret by the kubectl plugin). Debug never shows the secret.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}
+
+/// The S3 client for `options`, with `credentials` when given, else the SDK's default chain.
+pub async fn s3_client_with(options: &S3Options, credentials: Option<StaticCredentials>) -> Client {
     let http =
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     let timeouts = TimeoutConfig::builder()
@@ -156,6 +176,15 @@ pub async fn s3_client(options: &S3Options) -> Client {
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
     if let Some(endpoint) = &options.endpoint {
         config = config.endpoint_url(endpoint);
+    }
+    if let Some(credentials) = credentials {
+        config = config.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            None,
+            None,
+            "kubernetes-secret",
+        ));
     }
     Client::from_conf(config.build())
 }

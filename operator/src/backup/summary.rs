@@ -9,7 +9,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{create, restore};
+use super::{create, logs, restore};
 
 /// Largest termination message the kubelet keeps.
 pub const MAX_BYTES: usize = 4096;
@@ -28,25 +28,31 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// `backup` or `restore`.
+    /// `backup`, `restore` or `archive-logs`.
     pub command: &'static str,
     /// Outcome.
     pub result: Outcome,
-    /// Key of the backup written or restored.
+    /// Key of the backup written or restored (archive-logs: of the archive's index).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    /// Its size in bytes.
+    /// Its size in bytes (archive-logs: of all the compressed logs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// archive-logs: container logs archived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived: Option<usize>,
     /// Its SHA-256.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// When the backup's snapshot was taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_at: Option<Timestamp>,
+    /// Key of the config backup stored with the dump.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     /// Seconds the command ran.
     pub seconds: f64,
-    /// Backups deleted by retention, per tier.
+    /// Backups (archive-logs: archives) deleted by retention, per tier.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub deleted: BTreeMap<&'static str, usize>,
     /// Restore only: whether the target database may have changed (false: it is as before).
@@ -68,6 +74,7 @@ impl Summary {
                 summary.sha256 = Some(report.manifest.sha256.clone());
                 summary.taken_at = Some(report.manifest.started_at);
                 summary.deleted = report.deleted.iter().copied().collect();
+                summary.config = report.manifest.config.as_ref().map(|c| c.key.clone());
             }
             Err(error) => {
                 summary.result = Outcome::Failed;
@@ -97,14 +104,34 @@ impl Summary {
         summary
     }
 
+    /// The summary of a log archive.
+    pub fn of_archive(result: &Result<logs::Report, logs::Error>, seconds: f64) -> Self {
+        let mut summary = Summary::empty("archive-logs", seconds);
+        match result {
+            Ok(report) => {
+                summary.key = Some(report.index_key.clone());
+                summary.size = Some(report.index.objects.iter().map(|o| o.size).sum());
+                summary.archived = Some(report.index.objects.len());
+                summary.deleted = BTreeMap::from([("s3", report.deleted)]);
+            }
+            Err(error) => {
+                summary.result = Outcome::Failed;
+                summary.error = Some(error.to_string());
+            }
+        }
+        summary
+    }
+
     fn empty(command: &'static str, seconds: f64) -> Self {
         Summary {
             command,
             result: Outcome::Succeeded,
             key: None,
             size: None,
+            archived: None,
             sha256: None,
             taken_at: None,
+            config: None,
             seconds: (seconds * 1000.0).round() / 1000.0,
             deleted: BTreeMap::new(),
             database_changed: None,

@@ -1,0 +1,335 @@
+//! `kubectl securityguard`: the kubectl plugin for on-call (binary `kubectl-securityguard` on
+//! the PATH).
+//!
+//! - `kubectl securityguard backups NAME [-n NS]` lists the SecurityGuard's backups, as
+//!   `securityguard-operator backups list` does, from the bucket of its `spec.backup.s3` with the
+//!   credentials of the Secret it names. Needs `get` on securityguards and on that Secret.
+//! - `kubectl securityguard restore NAME --source latest|<key>|before:<time> [-n NS]` asks the
+//!   operator for a restore: a merge patch of `spec.restore` with a new `requestId`. Needs `get`
+//!   and `patch` on securityguards.
+//!
+//! The SecurityGuard is read as a dynamic object (JSON pointers into `spec.backup.s3`), so the
+//! plugin works with any CRD version that has those fields.
+
+use clap::{Args, Parser, Subcommand};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::backup::catalog::{self, Source};
+use crate::backup::list;
+use crate::backup::manifest;
+use crate::backup::store::{self, S3Options, S3Store, StaticCredentials, Store};
+use crate::cli::ListOutput;
+
+/// Region when `spec.backup.s3.region` is not set (the operator's default).
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Prefix when `spec.backup.s3.prefix` is not set (the operator's default).
+pub const DEFAULT_PREFIX: &str = "securityguard";
+/// Keys of the credentials Secret.
+pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// Keys of the credentials Secret.
+pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// `kubectl securityguard`: backups and restores of a SecurityGuard.
+#[derive(Parser, Debug)]
+#[command(name = "kubectl securityguard", bin_name = "kubectl securityguard", version, about)]
+pub struct PluginCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// List the backups of a SecurityGuard, newest first, with their state.
+    Backups(BackupsArgs),
+    /// Ask the operator to restore a SecurityGuard's database from a backup.
+    Restore(RestoreArgs),
+}
+
+/// Which SecurityGuard.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Name of the SecurityGuard.
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(long, short)]
+    pub namespace: Option<String>,
+}
+
+/// Options of `backups`.
+#[derive(Args, Debug, Clone)]
+pub struct BackupsArgs {
+    /// The SecurityGuard.
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "table")]
+    pub output: ListOutput,
+}
+
+/// Options of `restore`.
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The SecurityGuard.
+    #[command(flatten)]
+    pub target: Target,
+    /// Which backup: `latest`, `before:<RFC 3339 time>` (the newest taken before it), or a key
+    /// as `kubectl securityguard backups` shows it.
+    #[arg(long)]
+    pub source: Source,
+    /// Identifier of this request (default: a new random one). The operator runs a restore once
+    /// per identifier.
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// A failed plugin command, naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No kubeconfig or in-cluster configuration.
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Client(#[source] kube::Error),
+    /// Reading the SecurityGuard failed.
+    #[error("cannot get SecurityGuard {namespace}/{name}: {source}")]
+    Guard {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
+    /// The SecurityGuard has no usable `spec.backup.s3`.
+    #[error("SecurityGuard {namespace}/{name} has no backups configured: {reason}")]
+    NotConfigured {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// Reading the credentials Secret failed.
+    #[error("cannot get Secret {namespace}/{secret} (spec.backup.s3.credentialsSecret): {source}")]
+    Secret {
+        /// Namespace.
+        namespace: String,
+        /// Its name.
+        secret: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
+    /// The credentials Secret lacks a key.
+    #[error("Secret {namespace}/{secret} has no key {key} (or it is not UTF-8)")]
+    SecretKey {
+        /// Namespace.
+        namespace: String,
+        /// Its name.
+        secret: String,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// Listing the bucket failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Patching the SecurityGuard failed.
+    #[error("cannot patch spec.restore of SecurityGuard {namespace}/{name}: {source}")]
+    Patch {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Where a SecurityGuard's backups are, from its `spec.backup.s3` (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupLocation {
+    /// Bucket and how to reach it.
+    pub s3: S3Options,
+    /// Key prefix.
+    pub prefix: String,
+    /// Name of the credentials Secret, if any (else the SDK's default chain).
+    pub credentials_secret: Option<String>,
+}
+
+/// Reads `spec.backup.s3` of a SecurityGuard object (pure).
+pub fn backup_location(guard: &Value) -> Result<BackupLocation, String> {
+    let s3 = guard.pointer("/spec/backup/s3").ok_or("spec.backup.s3 is not set")?;
+    let text = |field: &str| s3.get(field).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+    let bucket = text("bucket").ok_or("spec.backup.s3.bucket is not set")?;
+    Ok(BackupLocation {
+        s3: S3Options {
+            bucket,
+            endpoint: text("endpoint"),
+            region: text("region").unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            path_style: s3.get("pathStyle").and_then(Value::as_bool).unwrap_or(false),
+        },
+        prefix: text("prefix").unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+        credentials_secret: text("credentialsSecret"),
+    })
+}
+
+/// The merge patch asking for a restore (pure).
+pub fn restore_patch(request_id: &str, source: &Source) -> Value {
+    json!({"spec": {"restore": {"requestId": request_id, "source": source.to_string()}}})
+}
+
+/// A new request identifier: a random UUID (version 4).
+pub fn new_request_id() -> String {
+    let mut bytes: [u8; 16] = rand::rng().random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn guards_api(client: Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(crate::crd::GROUP, "v1alpha1", "SecurityGuard");
+    Api::namespaced_with(client, namespace, &ApiResource::from_gvk_with_plural(&gvk, "securityguards"))
+}
+
+/// Runs the plugin as the command line says, returning what to print.
+pub async fn run(cli: PluginCli) -> Result<String, Error> {
+    let client = Client::try_default().await.map_err(Error::Client)?;
+    match cli.command {
+        PluginCommand::Backups(args) => backups(client, &args).await,
+        PluginCommand::Restore(args) => restore(client, &args).await,
+    }
+}
+
+async fn read_guard(client: &Client, target: &Target) -> Result<(String, Value), Error> {
+    let namespace = target.namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
+    let guard = guards_api(client.clone(), &namespace).get(&target.name).await.map_err(|source| Error::Guard {
+        namespace: namespace.clone(),
+        name: target.name.clone(),
+        source,
+    })?;
+    let value = serde_json::to_value(&guard).unwrap_or(Value::Null);
+    Ok((namespace, value))
+}
+
+async fn backups(client: Client, args: &BackupsArgs) -> Result<String, Error> {
+    let (namespace, guard) = read_guard(&client, &args.target).await?;
+    let name = &args.target.name;
+    let location = backup_location(&guard).map_err(|reason| Error::NotConfigured {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        reason,
+    })?;
+    let credentials = match &location.credentials_secret {
+        Some(secret) => Some(read_credentials(&client, &namespace, secret).await?),
+        None => None,
+    };
+    let s3 =
+        S3Store { client: store::s3_client_with(&location.s3, credentials).await, bucket: location.s3.bucket.clone() };
+    let folder = manifest::folder(&location.prefix, Some(&format!("{namespace}/{name}")));
+    let backups = catalog::load(&Store::S3(s3), &folder).await?;
+    Ok(list::render(&backups, args.output))
+}
+
+async fn read_credentials(client: &Client, namespace: &str, secret: &str) -> Result<StaticCredentials, Error> {
+    let found = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(secret)
+        .await
+        .map_err(|source| Error::Secret { namespace: namespace.to_owned(), secret: secret.to_owned(), source })?;
+    let key = |key: &'static str| {
+        found
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::SecretKey { namespace: namespace.to_owned(), secret: secret.to_owned(), key })
+    };
+    Ok(StaticCredentials { access_key_id: key(ACCESS_KEY_ID)?, secret_access_key: key(SECRET_ACCESS_KEY)? })
+}
+
+async fn restore(client: Client, args: &RestoreArgs) -> Result<String, Error> {
+    let (namespace, guard) = read_guard(&client, &args.target).await?;
+    let name = &args.target.name;
+    // A restore needs backups: say so here rather than in the SecurityGuard's status.
+    backup_location(&guard).map_err(|reason| Error::NotConfigured {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        reason,
+    })?;
+    let request_id = args.request_id.clone().unwrap_or_else(new_request_id);
+    let patch = restore_patch(&request_id, &args.source);
+    guards_api(client, &namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Patch { namespace: namespace.clone(), name: name.clone(), source })?;
+    Ok(format!(
+        "restore {request_id} of SecurityGuard {namespace}/{name} from {source} requested.\n\
+         The operator scales the API to 0, takes a safety backup, restores, and scales back.\n\
+         Follow it (phase in status.restore.phase):\n  \
+         kubectl get securityguard {name} -n {namespace} -w -o custom-columns=NAME:.metadata.name,RESTORE:.status.restore.phase\n\
+         Wait for the end:\n  \
+         kubectl wait securityguard/{name} -n {namespace} --for=jsonpath='{{.status.restore.phase}}'=Completed --timeout=1h\n",
+        source = args.source,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_backup_location_with_defaults() {
+        let guard = json!({"spec": {"backup": {"s3": {
+            "bucket": "b", "endpoint": "http://s3:9000", "pathStyle": true, "credentialsSecret": "creds"}}}});
+        assert_eq!(
+            backup_location(&guard),
+            Ok(BackupLocation {
+                s3: S3Options {
+                    bucket: "b".into(),
+                    endpoint: Some("http://s3:9000".into()),
+                    region: "us-east-1".into(),
+                    path_style: true
+                },
+                prefix: "securityguard".into(),
+                credentials_secret: Some("creds".into()),
+            })
+        );
+        let guard = json!({"spec": {"backup": {"s3": {"bucket": "b", "prefix": "p", "region": "eu-west-3"}}}});
+        let location = backup_location(&guard).expect("location");
+        assert_eq!((location.prefix.as_str(), location.s3.region.as_str()), ("p", "eu-west-3"));
+        assert_eq!((location.s3.endpoint, location.credentials_secret, location.s3.path_style), (None, None, false));
+        assert_eq!(backup_location(&json!({"spec": {}})), Err("spec.backup.s3 is not set".into()));
+        assert_eq!(
+            backup_location(&json!({"spec": {"backup": {"s3": {"bucket": ""}}}})),
+            Err("spec.backup.s3.bucket is not set".into())
+        );
+    }
+
+    #[test]
+    fn the_restore_patch_names_the_request_and_the_source() {
+        let source: Source = "before:2026-11-25T09:00:00Z".parse().expect("source");
+        assert_eq!(
+            restore_patch("r1", &source),
+            json!({"spec": {"restore": {"requestId": "r1", "source": "before:2026-11-25T09:00:00Z"}}})
+        );
+    }
+
+    #[test]
+    fn request_ids_are_uuids() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, vec![8, 4, 4, 4, 12]);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+    }
+}
