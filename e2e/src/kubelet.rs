@@ -6,8 +6,10 @@
 //! process with exactly the pod's environment (values, Secret references and `$(VAR)`
 //! expansion resolved as the kubelet does), then write the exit code and the termination
 //! message into the pod status, as the kubelet would. Only the termination message path
-//! differs (`/dev/termination-log` is the container's, so a temporary file stands in) and
-//! `SG_PG_BIN`, which the operator image sets, comes from the test environment.
+//! differs (`/dev/termination-log` is the container's, so a temporary file stands in),
+//! `SG_PG_BIN`, which the operator image sets, comes from the test environment, and a pod that
+//! mounts its ServiceAccount token gets that identity as a kubeconfig holding a token of the
+//! same ServiceAccount (the in-cluster files cannot be placed at their fixed paths here).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,7 +20,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
-use crate::{eventually, operator_binary};
+use crate::{eventually, operator_binary, token_kubeconfig};
 
 /// Where the operator image writes the termination message.
 const TERMINATION_LOG: &str = "/dev/termination-log";
@@ -132,6 +134,10 @@ pub async fn run_job_pod(client: &Client, ns: &str, job: &str) -> PodRun {
             *value = termination_log.display().to_string();
         }
     }
+    // The pod's in-cluster credentials: a token of its ServiceAccount, only when it mounts one.
+    let spec = pod.spec.as_ref().expect("pod spec");
+    let kubeconfig = (spec.automount_service_account_token == Some(true))
+        .then(|| token_kubeconfig(ns, spec.service_account_name.as_deref().unwrap_or("default")));
     let command = container.command.clone().unwrap_or_default();
     assert_eq!(command, ["securityguard-operator"], "the Job runs the operator binary");
     let args = container.args.clone().unwrap_or_default();
@@ -141,6 +147,7 @@ pub async fn run_job_pod(client: &Client, ns: &str, job: &str) -> PodRun {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(std::env::var_os("SG_PG_BIN").map(|bin| ("SG_PG_BIN", bin)))
+        .envs(kubeconfig.map(|path| ("KUBECONFIG", path.into_os_string())))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .await

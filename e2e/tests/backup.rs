@@ -309,6 +309,12 @@ async fn scheduled_and_on_demand_backups_and_drills() {
     assert_eq!(f.count(), 100, "a drill leaves the live database alone");
     let metrics = f.operator.metrics().await;
     assert_eq!(metrics.get(&series("backup_verify_last_result")), Some(&1.0), "{metrics:?}");
+
+    // The weekly log archive, run from its CronJob with its own (log-reading) identity.
+    kubectl_ok(&["-n", ns, "create", "job", "--from", &format!("cronjob/{GUARD}-log-archive"), "logs-1"], None);
+    let run = run_job_pod(&f.client, ns, "logs-1").await;
+    assert_eq!(run.exit_code, 0, "log archive: {}", run.stderr);
+    assert!(run.message.contains("archive"), "its summary: {}", run.message);
 }
 
 #[tokio::test]
