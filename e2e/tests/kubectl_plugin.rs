@@ -157,8 +157,20 @@ async fn the_plugin_lists_backups_and_requests_restores() {
         err.contains(&format!("cannot get Secret {ns}/s3-credentials (spec.backup.s3.credentialsSecret)")),
         "{err}"
     );
-    // A SecurityGuard without backups says so.
-    kubectl(&["-n", ns, "patch", "securityguard", "pg", "--type=merge", "-p", "{\"spec\": {\"backup\": null}}"], None);
+    // A SecurityGuard without backups says so (a restore needs backups: both go).
+    kubectl_ok(
+        &[
+            "-n",
+            ns,
+            "patch",
+            "securityguard",
+            "pg",
+            "--type=merge",
+            "-p",
+            "{\"spec\": {\"backup\": null, \"restore\": null}}",
+        ],
+        None,
+    );
     let (ok, _, err) = plugin(&user, &["restore", "pg", "-n", ns, "--source", "latest"]);
     assert!(!ok);
     assert!(
