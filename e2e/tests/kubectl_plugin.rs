@@ -7,7 +7,7 @@ use std::process::Command;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use securityguard_e2e::backups::{Bucket, Database, run_operator, service_account_with};
-use securityguard_e2e::{TempNamespace, admin, install, kubectl, kubectl_ok, operator_binary};
+use securityguard_e2e::{TempNamespace, admin, install, kubectl_ok, operator_binary};
 use serde_json::Value;
 
 const PREFIX: &str = "backups";
