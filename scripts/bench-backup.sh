@@ -31,6 +31,9 @@ peak_kib() { awk '{print $1}' "$1"; }
 mib() { echo "$1 / 1024" | bc -l | xargs printf '%.1f'; }
 mb_per_s() { echo "$1 / 1000000 / $2" | bc -l | xargs printf '%.1f'; }
 
+for tool in bc /usr/bin/time; do
+  command -v "$tool" >/dev/null || { log "$tool is needed (Debian packages bc and time)"; exit 1; }
+done
 [[ -x $operator ]] || { log "$operator not found: cargo build --release -p securityguard-operator"; exit 1; }
 
 "$root/scripts/services/start.sh" >&2
