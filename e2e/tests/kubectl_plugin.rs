@@ -19,24 +19,6 @@ const USER_RULES: &[&str] = &[
     "{apiGroups: [\"\"], resources: [secrets], resourceNames: [s3-credentials], verbs: [get]}",
 ];
 
-/// Until the CRD carries spec.backup and spec.restore, the test gives it open objects there, so
-/// that the API server keeps them; a CRD that has them is left as it is.
-fn crd_with_backup_fields() {
-    let path = "{.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties}";
-    let properties =
-        kubectl_ok(&["get", "crd", "securityguards.securityguard.io", "-o", &format!("jsonpath={path}")], None);
-    let properties: Value = serde_json::from_str(&properties).expect("spec properties");
-    for field in ["backup", "restore"] {
-        if properties.get(field).is_none() {
-            let patch = format!(
-                "[{{\"op\": \"add\", \"path\": \"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/{field}\", \
-                 \"value\": {{\"type\": \"object\", \"x-kubernetes-preserve-unknown-fields\": true}}}}]"
-            );
-            kubectl_ok(&["patch", "crd", "securityguards.securityguard.io", "--type=json", "-p", &patch], None);
-        }
-    }
-}
-
 /// A directory holding only `kubectl-securityguard`, for the PATH.
 fn plugin_dir() -> PathBuf {
     let operator = operator_binary();
@@ -65,7 +47,6 @@ fn plugin(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
 async fn the_plugin_lists_backups_and_requests_restores() {
     let client = admin().await;
     install().await;
-    crd_with_backup_fields();
     let ns = TempNamespace::create(&client, "plugin").await;
     let ns = ns.name.as_str();
     let bucket = Bucket::create("plugin").await;
