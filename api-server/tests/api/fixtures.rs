@@ -445,6 +445,12 @@ pub fn phishing_domains() -> Vec<String> {
         "unlock-wallet.icu",
         "sync-wallet.monster",
         "wallet-recover-seed.shop",
+        // Under multi-label public suffixes (Public Suffix List, private section included).
+        "phantom.github.io",
+        "solflare.vercel.app",
+        "phantom.co.uk",
+        "jup-ag.pages.dev",
+        "raydium.com.au",
     ]
     .into_iter()
     .map(String::from)
@@ -580,6 +586,11 @@ pub fn legitimate_domains() -> Vec<String> {
         "binary.com",
         "solar.com",
         "coin.dance",
+        "www.gov.uk",
+        "rust-lang.github.io",
+        "www.abc.net.au",
+        "tokio-rs.github.io",
+        "example.co.jp",
     ]
     .into_iter()
     .map(String::from)
