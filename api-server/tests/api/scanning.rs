@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use securityguard_api::scan::{self, domain, rules::Action};
 use serde_json::{Value, json};
+use solana_signer::Signer;
 
 use crate::fixtures::*;
 use crate::helpers::*;
@@ -90,6 +91,85 @@ fn fixture_specific_verdicts() {
     assert_eq!(kinds("nonce-authority-0"), vec!["durable_nonce", "nonce_authority_change"]);
     assert_eq!(by_name("sol-transfer-v0-0").version, Some(securityguard_api::scan::tx::MessageVersion::V0));
     assert_eq!(by_name("sol-transfer-0").risk_score, 0);
+
+    // Token-2022 extensions.
+    assert_eq!(kinds("t22-transfer-fee-trap-0"), vec!["high_transfer_fee"]);
+    assert!(by_name("t22-transfer-fee-trap-1").warnings[0].message.contains("60%"));
+    assert_eq!(kinds("t22-cpi-guard-off-0"), vec!["cpi_guard_disabled"]);
+    assert_eq!(kinds("t22-memo-transfer-off-1"), vec!["memo_transfer_disabled"]);
+    assert_eq!(kinds("t22-transfer-hook-update-0"), vec!["transfer_hook_change"]);
+    assert!(by_name("t22-transfer-hook-update-2").warnings[0].message.contains(&unknown_program(2).to_string()));
+    assert_eq!(kinds("t22-metadata-pointer-update-0"), vec!["token_pointer_change"]);
+    assert_eq!(kinds("t22-group-pointer-update-1"), vec!["token_pointer_change"]);
+    assert_eq!(kinds("t22-permanent-delegate-0"), vec!["permanent_delegate"]);
+    assert_eq!(kinds("t22-permanent-delegate-authority-0"), vec!["token_authority_change"]);
+    assert_eq!(by_name("t22-permanent-delegate-authority-0").warnings[0].severity, scan::rules::Severity::Critical);
+    assert!(by_name("t22-transfer-fee-authority-0").warnings[0].message.contains("transfer fee authority"));
+    assert_eq!(kinds("t22-withdraw-excess-lamports-0"), vec!["lamports_to_third_party"]);
+    assert_eq!(kinds("t22-unwrap-to-stranger-1"), vec!["lamports_to_third_party"]);
+    assert_eq!(kinds("t22-metadata-authority-0"), vec!["token_authority_change"]);
+    assert!(by_name("t22-metadata-authority-0").warnings[0].message.contains("token metadata"));
+    assert_eq!(kinds("t22-batch-owner-change-0"), vec!["token_authority_change"]);
+    assert_eq!(by_name("t22-batch-owner-change-0").action, Action::Block);
+    assert_eq!(kinds("t22-reallocate-0"), vec!["token_account_reallocation"]);
+    assert!(by_name("t22-reallocate-0").warnings[0].message.contains("MemoTransfer, CpiGuard"));
+    for benign in
+        ["t22-transfer-with-fee-0", "t22-cpi-guard-on-1", "t22-own-permanent-delegate-0", "t22-batch-transfers-0"]
+    {
+        assert_eq!(kinds(benign), Vec::<&str>::new(), "{benign}");
+    }
+}
+
+/// A transaction with one Token-2022 instruction carrying `data`.
+fn token_2022_tx(data: Vec<u8>, n: u8) -> Vec<u8> {
+    let p = payer(n);
+    let ix = solana_instruction::Instruction {
+        program_id: token_2022(),
+        accounts: vec![
+            solana_instruction::AccountMeta::new(key(0x24, n), false),
+            solana_instruction::AccountMeta::new_readonly(p.pubkey(), true),
+        ],
+        data,
+    };
+    legacy(&[ix], &p, n)
+}
+
+#[test]
+fn unknown_token_2022_instructions_are_reported() {
+    let set = pattern_set();
+    let kinds = |data: Vec<u8>| {
+        let r = scan::scan_transaction(0, &token_2022_tx(data, 1), &set);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        (r.warnings.iter().map(|w| w.kind).collect::<Vec<_>>(), r.action, r.warnings)
+    };
+    // An extension instruction with an unknown sub-instruction (CPI Guard has 0 and 1).
+    let (k, action, w) = kinds(vec![34, 7]);
+    assert_eq!(k, vec!["unknown_token_instruction"]);
+    assert_eq!(action, Action::Warn);
+    assert!(w[0].message.contains("CPI guard extension instruction 7"), "{}", w[0].message);
+    // An extension tag without its sub-instruction, and tags no program version has.
+    assert_eq!(kinds(vec![36]).0, vec!["unknown_token_instruction"]);
+    assert_eq!(kinds(vec![200, 1, 2, 3]).0, vec!["unknown_token_instruction"]);
+    assert_eq!(kinds(vec![]).0, vec!["unknown_token_instruction"]);
+    // Reallocation for an extension type that does not exist (yet).
+    assert_eq!(kinds(vec![29, 8, 0, 0xff, 0x00]).0, vec!["unknown_token_instruction", "token_account_reallocation"]);
+    // Batches that cannot be read: truncated, inner instruction past the end, nested.
+    assert_eq!(kinds(vec![255, 1]).0, vec!["unreadable_token_batch"]);
+    assert_eq!(kinds(vec![255, 1, 9, 3]).0, vec!["unreadable_token_batch"]);
+    assert_eq!(kinds(vec![255, 3, 1, 9]).0, vec!["unreadable_token_batch"]);
+    assert_eq!(kinds(vec![255, 0, 2, 255, 0]).0, vec!["unreadable_token_batch"]);
+    // A known instruction with truncated data is not a guess either.
+    assert_eq!(kinds(vec![26, 1, 0, 0]).0, vec!["unknown_token_instruction"]);
+    // The same tags sent to the SPL Token program are not its instructions.
+    let p = payer(2);
+    let ix = solana_instruction::Instruction {
+        program_id: addr(TOKEN),
+        accounts: vec![solana_instruction::AccountMeta::new_readonly(p.pubkey(), true)],
+        data: vec![34, 1],
+    };
+    let r = scan::scan_transaction(0, &legacy(&[ix], &p, 2), &set);
+    assert_eq!(r.warnings.iter().map(|w| w.kind).collect::<Vec<_>>(), vec!["unknown_token_instruction"]);
+    assert!(r.warnings[0].message.starts_with("SPL Token"), "{}", r.warnings[0].message);
 }
 
 #[test]
