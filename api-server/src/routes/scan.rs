@@ -1,7 +1,8 @@
 //! `/v1/scan/*` and `/v1/scans/*`: scanning, past scans and feedback.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -15,7 +16,7 @@ use crate::auth::{AuthUser, Role};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::metrics::{CacheLabels, FeedbackLabels, ScanLabels, WarningLabels};
-use crate::scan::rules::Action;
+use crate::scan::rules::{Action, Severity};
 use crate::scan::tx::MAX_TRANSACTION_SIZE;
 use crate::scan::{self, domain};
 use crate::state::AppState;
@@ -85,7 +86,7 @@ async fn record_scan(
     pattern_version: i64,
     action: Action,
     risk_score: u32,
-    result: &Value,
+    result: String,
     cached: bool,
 ) -> Result<Uuid, ApiError> {
     let id = Uuid::new_v4();
@@ -99,7 +100,7 @@ async fn record_scan(
             pattern_version,
             action: action.as_str(),
             risk_score: risk_score as i32,
-            result: result.clone(),
+            result,
             cached,
             created_at: jiff::Timestamp::now(),
         })
@@ -107,11 +108,26 @@ async fn record_scan(
     Ok(id)
 }
 
+/// What the metrics and the overall verdict need of one cached transaction report (the rest of
+/// the cached JSON is passed through as it is).
+#[derive(Deserialize)]
+struct CachedReport {
+    action: Action,
+    risk_score: u32,
+    warnings: Vec<CachedWarning>,
+}
+
+#[derive(Deserialize)]
+struct CachedWarning {
+    kind: String,
+    severity: Severity,
+}
+
 async fn scan_transactions(
     State(state): State<AppState>,
     user: AuthUser,
     ApiJson(req): ApiJson<TransactionsRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     if req.transactions.is_empty() || req.transactions.len() > MAX_TRANSACTIONS {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -142,10 +158,18 @@ async fn scan_transactions(
             None
         }
     };
-    let (reports, hit) = match cached.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
-        Some(v) => {
+    // The reports as JSON text, with their verdicts: from the cache as stored (only the
+    // verdicts are parsed), or analysed and serialized once for the cache, the response and
+    // the scan record.
+    let cached = cached.and_then(|text| Some((serde_json::from_str::<Vec<CachedReport>>(&text).ok()?, text)));
+    let hit = cached.is_some();
+    let (verdicts, reports_json) = match cached {
+        Some((reports, text)) => {
             state.metrics.cache.get_or_create(&CacheLabels { result: "hit".into() }).inc();
-            (v, true)
+            for w in reports.iter().flat_map(|r| &r.warnings) {
+                count_warning(&state, &w.kind, w.severity);
+            }
+            (reports.iter().map(|r| (r.action, r.risk_score)).collect::<Vec<_>>(), text)
         }
         None => {
             state.metrics.cache.get_or_create(&CacheLabels { result: "miss".into() }).inc();
@@ -153,31 +177,36 @@ async fn scan_transactions(
             let reports: Vec<_> =
                 payloads.iter().enumerate().map(|(i, p)| scan::scan_transaction(i, p, &set)).collect();
             state.metrics.scan_duration.observe(started.elapsed().as_secs_f64());
-            let v = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
+            for w in reports.iter().flat_map(|r| &r.warnings) {
+                count_warning(&state, w.kind, w.severity);
+            }
+            let text = serde_json::to_string(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
             let _: Result<(), _> = redis::cmd("SET")
                 .arg(&cache_key)
-                .arg(v.to_string())
+                .arg(&text)
                 .arg("EX")
                 .arg(state.config.scan_cache_ttl_seconds)
                 .query_async(&mut conn)
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "scan cache write failed"));
-            (v, false)
+            (reports.iter().map(|r| (r.action, r.risk_score)).collect(), text)
         }
     };
-    summarize(&state, "transaction", &reports);
-    let (action, risk_score) = overall(&reports);
-    let mut body = json!({
-        "kind": "transaction",
-        "action": action.as_str(),
-        "risk_score": risk_score,
-        "pattern_version": set.version,
-        "cached": hit,
-        "transactions": reports,
-    });
-    let id = record_scan(&state, &user, "transaction", &hash, set.version, action, risk_score, &body, hit).await?;
-    body["scan_id"] = json!(id);
-    Ok(Json(body))
+    let (action, risk_score) = verdicts.into_iter().fold((Action::None, 0), |(a, s), (ra, rs)| (a.max(ra), s.max(rs)));
+    count_scan(&state, "transaction", action);
+    let body = format!(
+        r#"{{"kind":"transaction","action":"{}","risk_score":{risk_score},"pattern_version":{},"cached":{hit},"transactions":{reports_json}}}"#,
+        action.as_str(),
+        set.version,
+    );
+    // The response is the recorded result plus its id: the last `}` becomes `,"scan_id":...}`.
+    let mut response = String::with_capacity(body.len() + 60);
+    response.push_str(&body[..body.len() - 1]);
+    let id = record_scan(&state, &user, "transaction", &hash, set.version, action, risk_score, body, hit).await?;
+    response.push_str(r#","scan_id":""#);
+    response.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    response.push_str(r#""}"#);
+    Ok(([(header::CONTENT_TYPE, "application/json")], response).into_response())
 }
 
 /// Overall action and score of a list of reports: the worst of them.
@@ -196,10 +225,22 @@ fn overall(reports: &Value) -> (Action, u32) {
     (action, score)
 }
 
+fn count_scan(state: &AppState, kind: &str, action: Action) {
+    state.metrics.scans.get_or_create(&ScanLabels { kind: kind.into(), verdict: action.as_str().into() }).inc();
+}
+
+fn count_warning(state: &AppState, kind: &str, severity: Severity) {
+    state
+        .metrics
+        .warnings
+        .get_or_create(&WarningLabels { kind: kind.into(), severity: severity.as_str().into() })
+        .inc();
+}
+
 /// Counts the scan and its warnings in the metrics.
 fn summarize(state: &AppState, kind: &str, reports: &Value) {
     let (action, _) = overall(reports);
-    state.metrics.scans.get_or_create(&ScanLabels { kind: kind.into(), verdict: action.as_str().into() }).inc();
+    count_scan(state, kind, action);
     for r in reports.as_array().into_iter().flatten() {
         for w in r["warnings"].as_array().into_iter().flatten() {
             state
@@ -289,7 +330,7 @@ async fn finish(
         "cached": false,
     });
     body[field] = reports;
-    let id = record_scan(state, user, kind, &hash, version, action, risk_score, &body, false).await?;
+    let id = record_scan(state, user, kind, &hash, version, action, risk_score, body.to_string(), false).await?;
     body["scan_id"] = json!(id);
     Ok(Json(body))
 }

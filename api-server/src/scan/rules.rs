@@ -11,7 +11,7 @@ use super::tx::{Instruction, Pubkey, Transaction};
 
 mod token;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -40,7 +40,7 @@ impl Severity {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum Action {
     #[serde(rename = "NONE")]
     None,
@@ -150,19 +150,18 @@ impl Ctx<'_> {
     /// malicious and not already reported as one of the transaction's accounts.
     fn check_embedded(&mut self, key: Option<Pubkey>, ix: usize, role: &str) {
         let Some(key) = key else { return };
-        let text = key.to_string();
-        if self.set.malicious_addresses.contains(&text) && !self.tx.account_keys.contains(&key) {
+        if self.set.malicious_addresses.contains(&key) && !self.tx.account_keys.contains(&key) {
             self.warn(
                 "known_malicious_address",
                 Severity::Critical,
                 Some(ix),
-                format!("names {text}, a known malicious address, as {role}"),
+                format!("names {key}, a known malicious address, as {role}"),
             );
         }
     }
 
     fn is_trusted(&self, index: u8) -> bool {
-        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(&k.to_string()))
+        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(k))
     }
 }
 
@@ -171,7 +170,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
     let mut cx = Ctx { tx, set, warnings: Vec::new(), transfers: 0 };
 
     for key in &tx.account_keys {
-        if set.malicious_addresses.contains(&key.to_string()) {
+        if set.malicious_addresses.contains(key) {
             cx.warn(
                 "known_malicious_address",
                 Severity::Critical,
@@ -181,7 +180,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
         }
     }
     for lookup in &tx.lookups {
-        if set.malicious_addresses.contains(&lookup.table.to_string()) {
+        if set.malicious_addresses.contains(&lookup.table) {
             cx.warn(
                 "known_malicious_address",
                 Severity::Critical,
@@ -210,7 +209,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
             || program == *MEMO_V1_PROGRAM
             || program == *ASSOCIATED_TOKEN_PROGRAM
             || program == *VOTE_PROGRAM
-            || set.trusted_programs.contains(&program.to_string())
+            || set.trusted_programs.contains(&program)
         {
         } else {
             let touched: Vec<u8> =

@@ -2,6 +2,7 @@
 //! messages, signed) and phishing-style and legitimate domains.
 
 use securityguard_api::scan::patterns::PatternSet;
+use securityguard_api::scan::tx::Pubkey;
 use solana_address::Address;
 use solana_hash::Hash;
 use solana_instruction::{AccountMeta, Instruction};
@@ -60,10 +61,10 @@ pub fn unknown_program(n: u8) -> Address {
 pub fn pattern_set() -> PatternSet {
     let mut set = PatternSet { version: 1, ..PatternSet::default() };
     for n in 0..8 {
-        set.malicious_addresses.insert(attacker(n).to_string());
+        set.malicious_addresses.insert(Pubkey(attacker(n).to_bytes()));
     }
-    set.trusted_addresses.insert(trusted_delegate().to_string());
-    set.trusted_programs.insert(trusted_program().to_string());
+    set.trusted_addresses.insert(Pubkey(trusted_delegate().to_bytes()));
+    set.trusted_programs.insert(Pubkey(trusted_program().to_bytes()));
     for d in [
         "phantom.app",
         "solflare.com",

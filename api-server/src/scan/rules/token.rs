@@ -549,7 +549,7 @@ fn permanent_delegate(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
         return unknown(cx, i, true, "permanent delegate instruction without a delegate".into());
     };
     cx.check_embedded(Some(delegate), i, "the permanent delegate");
-    let own = cx.tx.signers().contains(&delegate) || cx.set.trusted_addresses.contains(&delegate.to_string());
+    let own = cx.tx.signers().contains(&delegate) || cx.set.trusted_addresses.contains(&delegate);
     if !own {
         let mint = ix.account(0).map_or_else(|| "a mint".into(), |m| cx.name(m));
         cx.warn(
