@@ -1,6 +1,8 @@
 //! `/v1/scan/*` and `/v1/scans/*`: scanning, past scans and feedback.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +18,8 @@ use crate::auth::{AuthUser, Role};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::metrics::{CacheLabels, FeedbackLabels, ScanLabels, WarningLabels};
+use crate::ratelimit::{self, TokenCheck};
+use crate::scan::patterns::PatternSet;
 use crate::scan::rules::{Action, Severity};
 use crate::scan::tx::MAX_TRANSACTION_SIZE;
 use crate::scan::{self, domain};
@@ -26,15 +30,21 @@ pub const MAX_TRANSACTIONS: usize = 16;
 pub const MAX_DOMAINS: usize = 50;
 pub const MAX_ADDRESSES: usize = 100;
 
+/// The routes behind the limits middleware.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/scan/transactions", post(scan_transactions))
         .route("/scan/domains", post(scan_domains))
         .route("/scan/addresses", post(scan_addresses))
         .route("/scans", get(list_scans))
         .route("/scans/{id}", get(get_scan))
         .route("/scans/{id}/feedback", post(feedback))
         .route("/scans/{id}/explain", post(crate::routes::explain::explain))
+}
+
+/// The routes that apply the limits themselves, in the same Redis round trip as their own
+/// lookups (not behind the limits middleware).
+pub fn self_limited_router() -> Router<AppState> {
+    Router::new().route("/scan/transactions", post(scan_transactions))
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
@@ -123,11 +133,17 @@ struct CachedWarning {
     severity: Severity,
 }
 
-async fn scan_transactions(
-    State(state): State<AppState>,
-    user: AuthUser,
-    ApiJson(req): ApiJson<TransactionsRequest>,
-) -> Result<Response, ApiError> {
+/// A transactions request read and checked: its payloads, the pattern set, the content hash
+/// and the cache key.
+struct PreparedScan {
+    payloads: Vec<Vec<u8>>,
+    set: Arc<PatternSet>,
+    hash: [u8; 32],
+    cache_key: String,
+}
+
+async fn prepare_scan(state: &AppState, req: Request) -> Result<PreparedScan, ApiError> {
+    let ApiJson(req) = ApiJson::<TransactionsRequest>::from_request(req, state).await?;
     if req.transactions.is_empty() || req.transactions.len() > MAX_TRANSACTIONS {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -141,23 +157,60 @@ async fn scan_transactions(
         .map(|(i, s)| decode_payload(i, s, req.encoding))
         .collect::<Result<Vec<_>, _>>()?;
     let set = state.patterns.current(&state.db).await?;
-
     let mut hasher = Sha256::new();
     for p in &payloads {
         hasher.update((p.len() as u32).to_le_bytes());
         hasher.update(p);
     }
-    let hash = hasher.finalize();
+    let hash: [u8; 32] = hasher.finalize().into();
     let cache_key = state.key(&["scan", "tx", &set.version.to_string(), &hex::encode(hash)]);
+    Ok(PreparedScan { payloads, set, hash, cache_key })
+}
 
-    let mut conn = state.redis.clone();
-    let cached: Option<String> = match redis::cmd("GET").arg(&cache_key).query_async(&mut conn).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(error = %e, "scan cache unavailable");
-            None
+/// `POST /v1/scan/transactions`. The rate limits, the token's revocation and the cache lookup
+/// share one Redis round trip, so the limits are applied here rather than by the middleware,
+/// in the same order of outcomes: an invalid token or a refused request before a bad body.
+async fn scan_transactions(State(state): State<AppState>, req: Request) -> Response {
+    let ip = ratelimit::client_key(&state, &req);
+    let Some(claims) = ratelimit::verified_claims(&state, &req) else {
+        // No valid token: counted against the IP's limit like any request, then refused with
+        // the token's own error.
+        if let Err(refused) = ratelimit::check_request(&state, &ip, None, None).await {
+            return refused;
         }
+        let (mut parts, _) = req.into_parts();
+        return match AuthUser::from_request_parts(&mut parts, &state).await {
+            Ok(_) => ApiError::unauthorized("invalid_token", "invalid access token").into_response(),
+            Err(e) => e.into_response(),
+        };
     };
+    let prepared = prepare_scan(&state, req).await;
+    let also_get = prepared.as_ref().ok().map(|p| p.cache_key.as_str());
+    let checked = match ratelimit::check_request(&state, &ip, Some(claims), also_get).await {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
+    };
+    let user = match checked.token {
+        Some(TokenCheck::Valid(claims)) => AuthUser { wallet: claims.sub.clone(), role: claims.role, claims },
+        Some(TokenCheck::Revoked) => {
+            return ApiError::unauthorized("token_revoked", "access token was revoked").into_response();
+        }
+        _ => return ApiError::Unavailable("the token store is unavailable".into()).into_response(),
+    };
+    match prepared {
+        Ok(prepared) => scan_prepared(&state, &user, prepared, checked.got).await.unwrap_or_else(|e| e.into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn scan_prepared(
+    state: &AppState,
+    user: &AuthUser,
+    prepared: PreparedScan,
+    cached: Option<String>,
+) -> Result<Response, ApiError> {
+    let PreparedScan { payloads, set, hash, cache_key } = prepared;
+    let mut conn = state.redis.clone();
     // The reports as JSON text, with their verdicts: from the cache as stored (only the
     // verdicts are parsed), or analysed and serialized once for the cache, the response and
     // the scan record.
@@ -167,7 +220,7 @@ async fn scan_transactions(
         Some((reports, text)) => {
             state.metrics.cache.get_or_create(&CacheLabels { result: "hit".into() }).inc();
             for w in reports.iter().flat_map(|r| &r.warnings) {
-                count_warning(&state, &w.kind, w.severity);
+                count_warning(state, &w.kind, w.severity);
             }
             (reports.iter().map(|r| (r.action, r.risk_score)).collect::<Vec<_>>(), text)
         }
@@ -178,7 +231,7 @@ async fn scan_transactions(
                 payloads.iter().enumerate().map(|(i, p)| scan::scan_transaction(i, p, &set)).collect();
             state.metrics.scan_duration.observe(started.elapsed().as_secs_f64());
             for w in reports.iter().flat_map(|r| &r.warnings) {
-                count_warning(&state, w.kind, w.severity);
+                count_warning(state, w.kind, w.severity);
             }
             let text = serde_json::to_string(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
             let _: Result<(), _> = redis::cmd("SET")
@@ -193,7 +246,7 @@ async fn scan_transactions(
         }
     };
     let (action, risk_score) = verdicts.into_iter().fold((Action::None, 0), |(a, s), (ra, rs)| (a.max(ra), s.max(rs)));
-    count_scan(&state, "transaction", action);
+    count_scan(state, "transaction", action);
     let body = format!(
         r#"{{"kind":"transaction","action":"{}","risk_score":{risk_score},"pattern_version":{},"cached":{hit},"transactions":{reports_json}}}"#,
         action.as_str(),
@@ -202,7 +255,7 @@ async fn scan_transactions(
     // The response is the recorded result plus its id: the last `}` becomes `,"scan_id":...}`.
     let mut response = String::with_capacity(body.len() + 60);
     response.push_str(&body[..body.len() - 1]);
-    let id = record_scan(&state, &user, "transaction", &hash, set.version, action, risk_score, body, hit).await?;
+    let id = record_scan(state, user, "transaction", &hash, set.version, action, risk_score, body, hit).await?;
     response.push_str(r#","scan_id":""#);
     response.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()));
     response.push_str(r#""}"#);

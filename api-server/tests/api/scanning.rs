@@ -268,6 +268,64 @@ async fn scan_transactions_endpoint_caches_and_records() {
     assert_eq!(body["action"], "NONE");
 }
 
+/// `/v1/scan/transactions` applies the limits itself (in the Redis round trip of its cache
+/// lookup): the same budgets, outcomes and order as the middleware on the other routes.
+#[tokio::test]
+async fn scan_transactions_applies_the_limits_and_the_revocation_check() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_per_wallet = 3;
+        c.rate_limit_per_ip = 1000;
+    })
+    .await;
+    let token = app.user_token().await;
+    let tx = benign_transactions().swap_remove(0).1;
+    assert_eq!(scan_txs(&app, &token, std::slice::from_ref(&tx)).await.status(), 200);
+    // A cache hit and a bad body count too.
+    assert_eq!(scan_txs(&app, &token, std::slice::from_ref(&tx)).await.status(), 200);
+    let bad = json!({"transactions": []});
+    assert_error(app.post_auth("/v1/scan/transactions", &token, &bad).await, 400, "invalid_body").await;
+    let resp = scan_txs(&app, &token, std::slice::from_ref(&tx)).await;
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_error(resp, 429, "rate_limited").await;
+    // Past the limit, the limit comes before the body's errors.
+    assert_error(app.post_auth("/v1/scan/transactions", &token, &bad).await, 429, "rate_limited").await;
+    // Another wallet has its own budget; the wallet's budget is shared with the other routes.
+    let other = app.user_token().await;
+    assert_eq!(scan_txs(&app, &other, std::slice::from_ref(&tx)).await.status(), 200);
+    assert_error(app.get_auth("/v1/auth/me", &token).await, 429, "rate_limited").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"securityguard_rate_limited_total{reason="wallet"} 3"#), "{metrics}");
+
+    // Per IP: sign-in takes two requests, a request without a token counts, then the limit.
+    let app = spawn_app_with(|c| c.rate_limit_per_ip = 4).await;
+    let token = app.user_token().await;
+    let body = json!({"transactions": [B64.encode(&tx)]});
+    assert_error(app.post_json("/v1/scan/transactions", &body).await, 401, "missing_token").await;
+    assert_eq!(scan_txs(&app, &token, std::slice::from_ref(&tx)).await.status(), 200);
+    assert_error(scan_txs(&app, &token, std::slice::from_ref(&tx)).await, 429, "rate_limited").await;
+    assert_error(app.post_json("/v1/scan/transactions", &body).await, 429, "rate_limited").await;
+
+    // A revoked access token is refused, a cached result notwithstanding.
+    let app = spawn_app().await;
+    let tokens = app.sign_in(&random_key()).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(scan_txs(&app, access, std::slice::from_ref(&tx)).await.status(), 200);
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/logout"))
+        .bearer_auth(access)
+        .json(&json!({"refresh_token": tokens["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_error(scan_txs(&app, access, std::slice::from_ref(&tx)).await, 401, "token_revoked").await;
+    assert_error(app.post_auth("/v1/scan/transactions", access, &bad).await, 401, "token_revoked").await;
+    // A forged token is refused with its reason.
+    assert_error(scan_txs(&app, "not.a.jwt", std::slice::from_ref(&tx)).await, 401, "invalid_token").await;
+}
+
 #[tokio::test]
 async fn scan_transactions_rejects_bad_input() {
     let app = spawn_app().await;
