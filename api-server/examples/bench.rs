@@ -41,8 +41,10 @@ struct Scenario {
     errors: usize,
     /// CPU time of this process (server and load generator) per request, in microseconds.
     cpu_us_per_request: f64,
-    /// Redis commands per request, from the server's counter.
+    /// Redis commands, and socket reads (round trips; several clients' may share one), per
+    /// request, from the server's counters.
     redis_commands_per_request: f64,
+    redis_reads_per_request: f64,
 }
 
 /// User plus system CPU seconds of this process, from /proc (0 elsewhere).
@@ -54,18 +56,18 @@ fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The Redis server's count of commands processed.
+/// The Redis server's counts of commands processed and read events.
 struct Counters {
     redis: redis::aio::MultiplexedConnection,
 }
 
 impl Counters {
-    async fn sample(&mut self) -> f64 {
+    async fn sample(&mut self) -> (f64, f64) {
         let info: String = redis::cmd("INFO").arg("stats").query_async(&mut self.redis).await.unwrap_or_default();
-        info.lines()
-            .find_map(|l| l.strip_prefix("total_commands_processed:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+        };
+        (field("total_commands_processed:"), field("total_reads_processed:"))
     }
 }
 
@@ -93,7 +95,7 @@ where
 {
     // Scans answered before are written in the background: let those writes finish first.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let redis_before = counters.sample().await;
+    let (commands_before, reads_before) = counters.sample().await;
     let cpu_before = process_cpu_seconds();
     let make = Arc::new(make);
     let next = Arc::new(AtomicUsize::new(0));
@@ -131,7 +133,7 @@ where
     }
     let elapsed = started.elapsed();
     let cpu = process_cpu_seconds() - cpu_before;
-    let redis_after = counters.sample().await;
+    let (commands_after, reads_after) = counters.sample().await;
     latencies.sort_unstable();
     let n = latencies.len().max(1) as f64;
     Scenario {
@@ -142,7 +144,8 @@ where
         errors,
         cpu_us_per_request: cpu * 1e6 / n,
         // Less this function's own INFO command.
-        redis_commands_per_request: (redis_after - redis_before - 1.0) / n,
+        redis_commands_per_request: (commands_after - commands_before - 1.0) / n,
+        redis_reads_per_request: (reads_after - reads_before - 1.0) / n,
     }
 }
 
@@ -302,12 +305,12 @@ async fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(
-        "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | CPU µs/req (this process) | Redis cmds/req |"
+        "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | CPU µs/req (this process) | Redis cmds/req | Redis reads/req |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &results {
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
             s.name,
             s.requests,
             s.errors,
@@ -317,6 +320,7 @@ async fn main() {
             s.percentile(0.99),
             s.cpu_us_per_request,
             s.redis_commands_per_request,
+            s.redis_reads_per_request,
         );
     }
 
