@@ -39,6 +39,36 @@ struct Scenario {
     elapsed: Duration,
     latencies: Vec<Duration>,
     errors: usize,
+    /// CPU time of this process (server and load generator) per request, in microseconds.
+    cpu_us_per_request: f64,
+    /// Redis commands, and socket reads (round trips; several clients' may share one), per
+    /// request, from the server's counters.
+    redis_commands_per_request: f64,
+    redis_reads_per_request: f64,
+}
+
+/// User plus system CPU seconds of this process, from /proc (0 elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some(end) = stat.rfind(')') else { return 0.0 };
+    let fields: Vec<&str> = stat[end + 2..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The Redis server's counts of commands processed and read events.
+struct Counters {
+    redis: redis::aio::MultiplexedConnection,
+}
+
+impl Counters {
+    async fn sample(&mut self) -> (f64, f64) {
+        let info: String = redis::cmd("INFO").arg("stats").query_async(&mut self.redis).await.unwrap_or_default();
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+        };
+        (field("total_commands_processed:"), field("total_reads_processed:"))
+    }
 }
 
 impl Scenario {
@@ -52,10 +82,21 @@ impl Scenario {
 }
 
 /// Runs `total` requests from `concurrency` workers; `make(i)` builds request i.
-async fn run<F>(name: &'static str, concurrency: usize, total: usize, max: Duration, make: F) -> Scenario
+async fn run<F>(
+    name: &'static str,
+    counters: &mut Counters,
+    concurrency: usize,
+    total: usize,
+    max: Duration,
+    make: F,
+) -> Scenario
 where
     F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
+    // Scans answered before are written in the background: let those writes finish first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (commands_before, reads_before) = counters.sample().await;
+    let cpu_before = process_cpu_seconds();
     let make = Arc::new(make);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -91,8 +132,21 @@ where
         errors += e;
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu_seconds() - cpu_before;
+    let (commands_after, reads_after) = counters.sample().await;
     latencies.sort_unstable();
-    Scenario { name, requests: latencies.len(), elapsed, latencies, errors }
+    let n = latencies.len().max(1) as f64;
+    Scenario {
+        name,
+        requests: latencies.len(),
+        elapsed,
+        latencies,
+        errors,
+        cpu_us_per_request: cpu * 1e6 / n,
+        // Less this function's own INFO command.
+        redis_commands_per_request: (commands_after - commands_before - 1.0) / n,
+        redis_reads_per_request: (reads_after - reads_before - 1.0) / n,
+    }
 }
 
 fn transaction(n: u64, payer: &Keypair) -> Vec<u8> {
@@ -125,6 +179,9 @@ async fn main() {
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.unwrap();
     let base = admin_url.rsplit_once('/').unwrap().0;
+    let mut counters = Counters {
+        redis: redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap(),
+    };
     let config = Config {
         database_url: format!("{base}/{db_name}"),
         database_max_connections: 20,
@@ -194,37 +251,48 @@ async fn main() {
 
     let payer = Keypair::new_from_array([3u8; 32]);
     let b64 = base64::engine::general_purpose::STANDARD;
-    let hit_body = Arc::new(json!({"transactions": [b64.encode(transaction(0, &payer))]}));
+    // Request bodies, URLs and the Authorization header are built before the clock starts, so
+    // that the load generator (which shares the cores with the server) does no JSON work.
+    let body =
+        |n: u64| axum::body::Bytes::from(json!({"transactions": [b64.encode(transaction(n, &payer))]}).to_string());
+    let hit_body = body(0);
     // Distinct transactions (different blockhashes) so that every request misses the cache.
-    let miss_bodies: Arc<Vec<Value>> =
-        Arc::new((1..=total as u64).map(|n| json!({"transactions": [b64.encode(transaction(n, &payer))]})).collect());
+    let miss_bodies: Arc<Vec<axum::body::Bytes>> = Arc::new((1..=total as u64).map(body).collect());
+    let scan_url = reqwest::Url::parse(&format!("{url}/v1/scan/transactions")).unwrap();
+    let live_url = reqwest::Url::parse(&format!("{url}/health/live")).unwrap();
+    let bearer = reqwest::header::HeaderValue::try_from(format!("Bearer {token}")).unwrap();
+    let scan = move |c: &reqwest::Client, body: axum::body::Bytes| {
+        c.post(scan_url.clone())
+            .header(reqwest::header::AUTHORIZATION, bearer.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+    };
 
     let mut results = Vec::new();
     {
-        let (c, u) = (client.clone(), url.clone());
-        let _ = run("warm-up", concurrency, 1000, max, move |_| c.get(format!("{u}/health/live"))).await;
+        let (c, u) = (client.clone(), live_url.clone());
+        let _ = run("warm-up", &mut counters, concurrency, 1000, max, move |_| c.get(u.clone())).await;
     }
     {
-        let (c, u) = (client.clone(), url.clone());
-        results
-            .push(run("GET /health/live", concurrency, total, max, move |_| c.get(format!("{u}/health/live"))).await);
+        let (c, u) = (client.clone(), live_url.clone());
+        results.push(run("GET /health/live", &mut counters, concurrency, total, max, move |_| c.get(u.clone())).await);
     }
     {
-        let (c, u, t, b) = (client.clone(), url.clone(), token.clone(), hit_body.clone());
-        let first = c.post(format!("{u}/v1/scan/transactions")).bearer_auth(&t).json(&*b).send().await.unwrap();
+        let (c, b, scan) = (client.clone(), hit_body.clone(), scan.clone());
+        let first = scan(&c, b.clone()).send().await.unwrap();
         assert!(first.status().is_success());
         results.push(
-            run("POST /v1/scan/transactions (cache hit)", concurrency, total, max, move |_| {
-                c.post(format!("{u}/v1/scan/transactions")).bearer_auth(&t).json(&*b)
+            run("POST /v1/scan/transactions (cache hit)", &mut counters, concurrency, total, max, move |_| {
+                scan(&c, b.clone())
             })
             .await,
         );
     }
     {
-        let (c, u, t, b) = (client.clone(), url.clone(), token.clone(), miss_bodies.clone());
+        let (c, b, scan) = (client.clone(), miss_bodies.clone(), scan.clone());
         results.push(
-            run("POST /v1/scan/transactions (cache miss)", concurrency, total, max, move |i| {
-                c.post(format!("{u}/v1/scan/transactions")).bearer_auth(&t).json(&b[i])
+            run("POST /v1/scan/transactions (cache miss)", &mut counters, concurrency, total, max, move |i| {
+                scan(&c, b[i].clone())
             })
             .await,
         );
@@ -236,11 +304,13 @@ async fn main() {
         max.as_secs(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
-    println!("| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | CPU µs/req (this process) | Redis cmds/req | Redis reads/req |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &results {
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
             s.name,
             s.requests,
             s.errors,
@@ -248,6 +318,9 @@ async fn main() {
             s.percentile(0.50),
             s.percentile(0.95),
             s.percentile(0.99),
+            s.cpu_us_per_request,
+            s.redis_commands_per_request,
+            s.redis_reads_per_request,
         );
     }
 

@@ -91,49 +91,97 @@ fn refuse(state: &AppState, kind: &str, ttl: i64) -> Response {
     ApiError::RateLimited { retry_after_secs }.into_response()
 }
 
-/// Middleware on every `/v1` route: the per-IP limit and, for a request carrying a valid access
-/// token, the per-wallet limit and the revocation check, all in one Redis round trip. The token
-/// outcome is left in the request extensions for `AuthUser`.
-pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = client_ip(&state, &req).map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    let claims = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .and_then(|token| crate::auth::jwt::verify(&state.config, token.trim()).ok());
+/// What [`check_request`] learned besides the limits.
+pub struct Checked {
+    /// The outcome for the access token, when the request carried a valid one.
+    pub token: Option<TokenCheck>,
+    /// The value of the key asked for with `also_get`, when there is one and Redis answered.
+    pub got: Option<String>,
+}
 
-    let ip_key = state.key(&["rl", "ip", &ip]);
+/// The per-IP limit and, for a request with a verified access token, the per-wallet limit and
+/// the revocation check, all in one Redis round trip; `also_get` adds a GET of the caller's
+/// own to the same round trip. A refused request is the 429 response. When Redis is
+/// unreachable the limits let the request through (availability first) but the token cannot
+/// be checked.
+pub async fn check_request(
+    state: &AppState,
+    ip: &str,
+    claims: Option<crate::auth::jwt::Claims>,
+    also_get: Option<&str>,
+) -> Result<Checked, Response> {
+    let ip_key = state.key(&["rl", "ip", ip]);
     let mut pipe = redis::pipe();
     pipe.atomic();
     counted(&mut pipe, &ip_key);
     if let Some(c) = &claims {
         counted(&mut pipe, &state.key(&["rl", "wallet", &c.sub]));
-        pipe.cmd("EXISTS").arg(crate::auth::jwt::revoked_key(&state, &c.jti));
+        pipe.cmd("EXISTS").arg(crate::auth::jwt::revoked_key(state, &c.jti));
+    }
+    if let Some(key) = also_get {
+        pipe.cmd("GET").arg(key);
     }
     let mut conn = state.redis.clone();
-    let outcome: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut conn).await;
+    let outcome: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(&mut conn).await;
     match outcome {
-        Ok(values) => {
-            let (ip_count, ip_ttl) = (values.first().copied(), values.get(1).copied());
-            if ip_count.unwrap_or(0) > i64::from(state.config.rate_limit_per_ip) {
-                return refuse(&state, "ip", ip_ttl.unwrap_or(0));
+        Ok(mut values) => {
+            let int = |i: usize| {
+                values.get(i).and_then(|v| <i64 as redis::FromRedisValue>::from_redis_value_ref(v).ok()).unwrap_or(0)
+            };
+            if int(0) > i64::from(state.config.rate_limit_per_ip) {
+                return Err(refuse(state, "ip", int(1)));
             }
-            if let Some(c) = claims {
-                let wallet_count = values.get(2).copied().unwrap_or(0);
-                if wallet_count > i64::from(state.config.rate_limit_per_wallet) {
-                    return refuse(&state, "wallet", values.get(3).copied().unwrap_or(0));
+            let token = match claims {
+                Some(c) => {
+                    if int(2) > i64::from(state.config.rate_limit_per_wallet) {
+                        return Err(refuse(state, "wallet", int(3)));
+                    }
+                    Some(if int(4) != 0 { TokenCheck::Revoked } else { TokenCheck::Valid(c) })
                 }
-                let revoked = values.get(4).copied().unwrap_or(0) != 0;
-                req.extensions_mut().insert(if revoked { TokenCheck::Revoked } else { TokenCheck::Valid(c) });
-            }
+                None => None,
+            };
+            let got = match also_get {
+                Some(_) if values.len() > usize::from(token.is_some()) * 3 + 2 => {
+                    let v = values.swap_remove(usize::from(token.is_some()) * 3 + 2);
+                    <Option<String> as redis::FromRedisValue>::from_redis_value(v).ok().flatten()
+                }
+                _ => None,
+            };
+            Ok(Checked { token, got })
         }
         Err(e) => {
             tracing::warn!(error = %e, "rate limiter unavailable; allowing request");
-            if claims.is_some() {
-                req.extensions_mut().insert(TokenCheck::Unavailable);
-            }
+            Ok(Checked { token: claims.map(|_| TokenCheck::Unavailable), got: None })
         }
+    }
+}
+
+/// The client IP as the limits key it.
+pub fn client_key(state: &AppState, req: &Request) -> String {
+    client_ip(state, req).map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+}
+
+/// The access token of a request, verified (signature and expiry), if it carries one.
+pub fn verified_claims(state: &AppState, req: &Request) -> Option<crate::auth::jwt::Claims> {
+    req.headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|token| crate::auth::jwt::verify(&state.config, token.trim()).ok())
+}
+
+/// Middleware on every `/v1` route (except those that call [`check_request`] themselves): the
+/// limits and the token check in one Redis round trip. The token outcome is left in the
+/// request extensions for `AuthUser`.
+pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = client_key(&state, &req);
+    let claims = verified_claims(&state, &req);
+    match check_request(&state, &ip, claims, None).await {
+        Ok(Checked { token: Some(token), .. }) => {
+            req.extensions_mut().insert(token);
+        }
+        Ok(_) => {}
+        Err(refused) => return refused,
     }
     next.run(req).await
 }

@@ -29,7 +29,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::scan::router())
         .merge(routes::patterns::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limits));
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limits))
+        .merge(routes::scan::self_limited_router());
 
     Router::new()
         .merge(routes::health::router())

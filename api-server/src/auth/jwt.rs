@@ -1,5 +1,7 @@
 //! Short-lived access tokens: JWT, HS256, signed with `JWT_SECRET`.
 
+use std::sync::LazyLock;
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -53,13 +55,18 @@ pub fn encode(config: &Config, claims: &Claims) -> Result<String, ApiError> {
     .map_err(|e| ApiError::Internal(format!("signing a JWT: {e}")))
 }
 
-pub fn verify(config: &Config, token: &str) -> Result<Claims, ApiError> {
+/// What every access token must satisfy; built once (it holds sets), not per request.
+static VALIDATION: LazyLock<Validation> = LazyLock::new(|| {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECS;
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(config.jwt_secret.as_bytes()), &validation)
+    validation
+});
+
+pub fn verify(config: &Config, token: &str) -> Result<Claims, ApiError> {
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(config.jwt_secret.as_bytes()), &VALIDATION)
         .map(|data| data.claims)
         .map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => ApiError::unauthorized("token_expired", "access token has expired"),

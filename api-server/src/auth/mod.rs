@@ -55,20 +55,20 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        let claims = jwt::verify(&state.config, token)?;
-        let check = parts.extensions.get::<TokenCheck>().cloned();
-        let claims = match check {
-            // The limits middleware (every /v1 route) already counted and checked this token.
-            Some(TokenCheck::Valid(checked)) if checked.jti == claims.jti => checked,
+        let claims = match parts.extensions.get::<TokenCheck>() {
+            // The limits middleware (every /v1 route) already verified this request's token,
+            // counted it and checked its revocation.
+            Some(TokenCheck::Valid(checked)) => checked.clone(),
             Some(TokenCheck::Revoked) => {
                 return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
             }
             Some(TokenCheck::Unavailable) => {
                 return Err(ApiError::Unavailable("the token store is unavailable".into()));
             }
-            // Outside the middleware: per-wallet limit and revocation in one round trip.
-            _ => {
+            // Outside the middleware, or a token it could not verify (which fails here with
+            // the reason): per-wallet limit and revocation in one round trip.
+            None => {
+                let claims = jwt::verify(&state.config, bearer_token(parts)?)?;
                 let revoked = crate::ratelimit::check_and_exists(
                     state,
                     "wallet",

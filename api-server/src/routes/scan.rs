@@ -1,7 +1,10 @@
 //! `/v1/scan/*` and `/v1/scans/*`: scanning, past scans and feedback.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -15,7 +18,9 @@ use crate::auth::{AuthUser, Role};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::metrics::{CacheLabels, FeedbackLabels, ScanLabels, WarningLabels};
-use crate::scan::rules::Action;
+use crate::ratelimit::{self, TokenCheck};
+use crate::scan::patterns::PatternSet;
+use crate::scan::rules::{Action, Severity};
 use crate::scan::tx::MAX_TRANSACTION_SIZE;
 use crate::scan::{self, domain};
 use crate::state::AppState;
@@ -25,15 +30,21 @@ pub const MAX_TRANSACTIONS: usize = 16;
 pub const MAX_DOMAINS: usize = 50;
 pub const MAX_ADDRESSES: usize = 100;
 
+/// The routes behind the limits middleware.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/scan/transactions", post(scan_transactions))
         .route("/scan/domains", post(scan_domains))
         .route("/scan/addresses", post(scan_addresses))
         .route("/scans", get(list_scans))
         .route("/scans/{id}", get(get_scan))
         .route("/scans/{id}/feedback", post(feedback))
         .route("/scans/{id}/explain", post(crate::routes::explain::explain))
+}
+
+/// The routes that apply the limits themselves, in the same Redis round trip as their own
+/// lookups (not behind the limits middleware).
+pub fn self_limited_router() -> Router<AppState> {
+    Router::new().route("/scan/transactions", post(scan_transactions))
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
@@ -85,7 +96,7 @@ async fn record_scan(
     pattern_version: i64,
     action: Action,
     risk_score: u32,
-    result: &Value,
+    result: String,
     cached: bool,
 ) -> Result<Uuid, ApiError> {
     let id = Uuid::new_v4();
@@ -99,7 +110,7 @@ async fn record_scan(
             pattern_version,
             action: action.as_str(),
             risk_score: risk_score as i32,
-            result: result.clone(),
+            result,
             cached,
             created_at: jiff::Timestamp::now(),
         })
@@ -107,11 +118,32 @@ async fn record_scan(
     Ok(id)
 }
 
-async fn scan_transactions(
-    State(state): State<AppState>,
-    user: AuthUser,
-    ApiJson(req): ApiJson<TransactionsRequest>,
-) -> Result<Json<Value>, ApiError> {
+/// What the metrics and the overall verdict need of one cached transaction report (the rest of
+/// the cached JSON is passed through as it is).
+#[derive(Deserialize)]
+struct CachedReport {
+    action: Action,
+    risk_score: u32,
+    warnings: Vec<CachedWarning>,
+}
+
+#[derive(Deserialize)]
+struct CachedWarning {
+    kind: String,
+    severity: Severity,
+}
+
+/// A transactions request read and checked: its payloads, the pattern set, the content hash
+/// and the cache key.
+struct PreparedScan {
+    payloads: Vec<Vec<u8>>,
+    set: Arc<PatternSet>,
+    hash: [u8; 32],
+    cache_key: String,
+}
+
+async fn prepare_scan(state: &AppState, req: Request) -> Result<PreparedScan, ApiError> {
+    let ApiJson(req) = ApiJson::<TransactionsRequest>::from_request(req, state).await?;
     if req.transactions.is_empty() || req.transactions.len() > MAX_TRANSACTIONS {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -125,27 +157,72 @@ async fn scan_transactions(
         .map(|(i, s)| decode_payload(i, s, req.encoding))
         .collect::<Result<Vec<_>, _>>()?;
     let set = state.patterns.current(&state.db).await?;
-
     let mut hasher = Sha256::new();
     for p in &payloads {
         hasher.update((p.len() as u32).to_le_bytes());
         hasher.update(p);
     }
-    let hash = hasher.finalize();
+    let hash: [u8; 32] = hasher.finalize().into();
     let cache_key = state.key(&["scan", "tx", &set.version.to_string(), &hex::encode(hash)]);
+    Ok(PreparedScan { payloads, set, hash, cache_key })
+}
 
-    let mut conn = state.redis.clone();
-    let cached: Option<String> = match redis::cmd("GET").arg(&cache_key).query_async(&mut conn).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(error = %e, "scan cache unavailable");
-            None
+/// `POST /v1/scan/transactions`. The rate limits, the token's revocation and the cache lookup
+/// share one Redis round trip, so the limits are applied here rather than by the middleware,
+/// in the same order of outcomes: an invalid token or a refused request before a bad body.
+async fn scan_transactions(State(state): State<AppState>, req: Request) -> Response {
+    let ip = ratelimit::client_key(&state, &req);
+    let Some(claims) = ratelimit::verified_claims(&state, &req) else {
+        // No valid token: counted against the IP's limit like any request, then refused with
+        // the token's own error.
+        if let Err(refused) = ratelimit::check_request(&state, &ip, None, None).await {
+            return refused;
         }
+        let (mut parts, _) = req.into_parts();
+        return match AuthUser::from_request_parts(&mut parts, &state).await {
+            Ok(_) => ApiError::unauthorized("invalid_token", "invalid access token").into_response(),
+            Err(e) => e.into_response(),
+        };
     };
-    let (reports, hit) = match cached.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
-        Some(v) => {
+    let prepared = prepare_scan(&state, req).await;
+    let also_get = prepared.as_ref().ok().map(|p| p.cache_key.as_str());
+    let checked = match ratelimit::check_request(&state, &ip, Some(claims), also_get).await {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
+    };
+    let user = match checked.token {
+        Some(TokenCheck::Valid(claims)) => AuthUser { wallet: claims.sub.clone(), role: claims.role, claims },
+        Some(TokenCheck::Revoked) => {
+            return ApiError::unauthorized("token_revoked", "access token was revoked").into_response();
+        }
+        _ => return ApiError::Unavailable("the token store is unavailable".into()).into_response(),
+    };
+    match prepared {
+        Ok(prepared) => scan_prepared(&state, &user, prepared, checked.got).await.unwrap_or_else(|e| e.into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn scan_prepared(
+    state: &AppState,
+    user: &AuthUser,
+    prepared: PreparedScan,
+    cached: Option<String>,
+) -> Result<Response, ApiError> {
+    let PreparedScan { payloads, set, hash, cache_key } = prepared;
+    let mut conn = state.redis.clone();
+    // The reports as JSON text, with their verdicts: from the cache as stored (only the
+    // verdicts are parsed), or analysed and serialized once for the cache, the response and
+    // the scan record.
+    let cached = cached.and_then(|text| Some((serde_json::from_str::<Vec<CachedReport>>(&text).ok()?, text)));
+    let hit = cached.is_some();
+    let (verdicts, reports_json) = match cached {
+        Some((reports, text)) => {
             state.metrics.cache.get_or_create(&CacheLabels { result: "hit".into() }).inc();
-            (v, true)
+            for w in reports.iter().flat_map(|r| &r.warnings) {
+                count_warning(state, &w.kind, w.severity);
+            }
+            (reports.iter().map(|r| (r.action, r.risk_score)).collect::<Vec<_>>(), text)
         }
         None => {
             state.metrics.cache.get_or_create(&CacheLabels { result: "miss".into() }).inc();
@@ -153,31 +230,36 @@ async fn scan_transactions(
             let reports: Vec<_> =
                 payloads.iter().enumerate().map(|(i, p)| scan::scan_transaction(i, p, &set)).collect();
             state.metrics.scan_duration.observe(started.elapsed().as_secs_f64());
-            let v = serde_json::to_value(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
+            for w in reports.iter().flat_map(|r| &r.warnings) {
+                count_warning(state, w.kind, w.severity);
+            }
+            let text = serde_json::to_string(&reports).map_err(|e| ApiError::Internal(e.to_string()))?;
             let _: Result<(), _> = redis::cmd("SET")
                 .arg(&cache_key)
-                .arg(v.to_string())
+                .arg(&text)
                 .arg("EX")
                 .arg(state.config.scan_cache_ttl_seconds)
                 .query_async(&mut conn)
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "scan cache write failed"));
-            (v, false)
+            (reports.iter().map(|r| (r.action, r.risk_score)).collect(), text)
         }
     };
-    summarize(&state, "transaction", &reports);
-    let (action, risk_score) = overall(&reports);
-    let mut body = json!({
-        "kind": "transaction",
-        "action": action.as_str(),
-        "risk_score": risk_score,
-        "pattern_version": set.version,
-        "cached": hit,
-        "transactions": reports,
-    });
-    let id = record_scan(&state, &user, "transaction", &hash, set.version, action, risk_score, &body, hit).await?;
-    body["scan_id"] = json!(id);
-    Ok(Json(body))
+    let (action, risk_score) = verdicts.into_iter().fold((Action::None, 0), |(a, s), (ra, rs)| (a.max(ra), s.max(rs)));
+    count_scan(state, "transaction", action);
+    let body = format!(
+        r#"{{"kind":"transaction","action":"{}","risk_score":{risk_score},"pattern_version":{},"cached":{hit},"transactions":{reports_json}}}"#,
+        action.as_str(),
+        set.version,
+    );
+    // The response is the recorded result plus its id: the last `}` becomes `,"scan_id":...}`.
+    let mut response = String::with_capacity(body.len() + 60);
+    response.push_str(&body[..body.len() - 1]);
+    let id = record_scan(state, user, "transaction", &hash, set.version, action, risk_score, body, hit).await?;
+    response.push_str(r#","scan_id":""#);
+    response.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    response.push_str(r#""}"#);
+    Ok(([(header::CONTENT_TYPE, "application/json")], response).into_response())
 }
 
 /// Overall action and score of a list of reports: the worst of them.
@@ -196,10 +278,22 @@ fn overall(reports: &Value) -> (Action, u32) {
     (action, score)
 }
 
+fn count_scan(state: &AppState, kind: &str, action: Action) {
+    state.metrics.scans.get_or_create(&ScanLabels { kind: kind.into(), verdict: action.as_str().into() }).inc();
+}
+
+fn count_warning(state: &AppState, kind: &str, severity: Severity) {
+    state
+        .metrics
+        .warnings
+        .get_or_create(&WarningLabels { kind: kind.into(), severity: severity.as_str().into() })
+        .inc();
+}
+
 /// Counts the scan and its warnings in the metrics.
 fn summarize(state: &AppState, kind: &str, reports: &Value) {
     let (action, _) = overall(reports);
-    state.metrics.scans.get_or_create(&ScanLabels { kind: kind.into(), verdict: action.as_str().into() }).inc();
+    count_scan(state, kind, action);
     for r in reports.as_array().into_iter().flatten() {
         for w in r["warnings"].as_array().into_iter().flatten() {
             state
@@ -289,7 +383,7 @@ async fn finish(
         "cached": false,
     });
     body[field] = reports;
-    let id = record_scan(state, user, kind, &hash, version, action, risk_score, &body, false).await?;
+    let id = record_scan(state, user, kind, &hash, version, action, risk_score, body.to_string(), false).await?;
     body["scan_id"] = json!(id);
     Ok(Json(body))
 }

@@ -52,18 +52,12 @@ pub fn matches_suffix(domain: &str, suffix: &str) -> bool {
             && domain.as_bytes()[domain.len() - suffix.len() - 1] == b'.')
 }
 
-const SECOND_LEVEL: &[&str] = &["co", "com", "org", "net", "ac", "gov", "edu"];
-
-/// The registrable part (approximation without the public suffix list): the last two labels,
-/// or three for `x.co.uk`-style names.
+/// The registrable part (the public suffix plus one label) by the Public Suffix List compiled
+/// into the `psl` crate, private suffixes included: on `github.io` or `vercel.app` every
+/// subdomain belongs to someone else. A domain that is itself a public suffix is its own
+/// registrable part.
 pub fn registrable(domain: &str) -> &str {
-    let labels: Vec<&str> = domain.rsplitn(4, '.').collect();
-    let take = if labels.len() >= 3 && labels[0].len() == 2 && SECOND_LEVEL.contains(&labels[1]) { 3 } else { 2 };
-    if labels.len() <= take {
-        return domain;
-    }
-    let tail_len: usize = labels[..take].iter().map(|l| l.len()).sum::<usize>() + take - 1;
-    &domain[domain.len() - tail_len..]
+    psl::domain_str(domain).unwrap_or(domain)
 }
 
 /// Maps confusable characters to the ASCII letters they imitate.
@@ -329,5 +323,38 @@ mod tests {
         assert!(kinds("example.org").is_empty());
         assert_eq!(registrable("a.b.example.co.uk"), "example.co.uk");
         assert_eq!(registrable("a.b.example.com"), "example.com");
+    }
+
+    #[test]
+    fn registrable_domains_follow_the_public_suffix_list() {
+        // Multi-label ICANN suffixes.
+        assert_eq!(registrable("www.bbc.co.uk"), "bbc.co.uk");
+        assert_eq!(registrable("a.b.example.com.au"), "example.com.au");
+        assert_eq!(registrable("shop.example.co.jp"), "example.co.jp");
+        assert_eq!(registrable("x.example.gov.br"), "example.gov.br");
+        // Two-letter second levels that are not suffixes are not treated as one.
+        assert_eq!(registrable("app.my.id.example.de"), "example.de");
+        // Private suffixes: each subdomain is a separate registrant.
+        assert_eq!(registrable("phantom-wallet.github.io"), "phantom-wallet.github.io");
+        assert_eq!(registrable("docs.phantom.vercel.app"), "phantom.vercel.app");
+        assert_eq!(registrable("phantom.pages.dev"), "phantom.pages.dev");
+        // A public suffix alone, and unknown top-level domains (the default rule).
+        assert_eq!(registrable("co.uk"), "co.uk");
+        assert_eq!(registrable("github.io"), "github.io");
+        assert_eq!(registrable("a.b.example.notatld"), "example.notatld");
+    }
+
+    #[test]
+    fn lookalikes_under_multi_label_suffixes() {
+        // The brand's name registered under someone's github.io or vercel.app site.
+        assert_eq!(kinds("phantom.github.io"), vec!["brand_tld_swap"]);
+        assert_eq!(kinds("solflare.vercel.app"), vec!["brand_tld_swap"]);
+        assert_eq!(kinds("phant0m.co.uk"), vec!["typosquat_domain"]);
+        assert_eq!(kinds("phantom.co.uk"), vec!["brand_tld_swap"]);
+        assert_eq!(kinds("secure.phamtom.com.au"), vec!["typosquat_domain"]);
+        // Names under a multi-label suffix that imitate nothing.
+        assert!(kinds("www.bbc.co.uk").is_empty());
+        assert!(kinds("rust-lang.github.io").is_empty());
+        assert!(kinds("example.co.jp").is_empty());
     }
 }

@@ -78,7 +78,8 @@ pub struct AddressReport {
 }
 
 pub fn scan_address(address: &str, set: &PatternSet) -> AddressReport {
-    let (reputation, warnings) = if set.malicious_addresses.contains(address) {
+    let key = tx::Pubkey::from_base58(address);
+    let (reputation, warnings) = if key.is_some_and(|k| set.malicious_addresses.contains(&k)) {
         (
             "malicious",
             vec![Warning {
@@ -88,7 +89,7 @@ pub fn scan_address(address: &str, set: &PatternSet) -> AddressReport {
                 instruction: None,
             }],
         )
-    } else if set.trusted_addresses.contains(address) {
+    } else if key.is_some_and(|k| set.trusted_addresses.contains(&k)) {
         ("trusted", Vec::new())
     } else {
         ("unknown", Vec::new())

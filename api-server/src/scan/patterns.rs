@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use super::tx::Pubkey;
+
 /// Tunable rule parameters (kind `rule_parameter` in the library).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RuleParams {
@@ -25,9 +27,10 @@ pub struct PatternSet {
     pub blocked_domains: Vec<String>,
     pub allowed_domains: Vec<String>,
     pub protected_domains: Vec<String>,
-    pub malicious_addresses: HashSet<String>,
-    pub trusted_addresses: HashSet<String>,
-    pub trusted_programs: HashSet<String>,
+    /// Addresses as keys, so that checking a transaction's accounts encodes nothing.
+    pub malicious_addresses: HashSet<Pubkey>,
+    pub trusted_addresses: HashSet<Pubkey>,
+    pub trusted_programs: HashSet<Pubkey>,
     pub params: RuleParams,
 }
 
@@ -39,14 +42,14 @@ impl PatternSet {
             "blocked_domain" => self.blocked_domains.push(value.to_ascii_lowercase()),
             "allowed_domain" => self.allowed_domains.push(value.to_ascii_lowercase()),
             "protected_domain" => self.protected_domains.push(value.to_ascii_lowercase()),
-            "malicious_address" => {
-                self.malicious_addresses.insert(value.to_string());
-            }
-            "trusted_address" => {
-                self.trusted_addresses.insert(value.to_string());
-            }
-            "trusted_program" => {
-                self.trusted_programs.insert(value.to_string());
+            "malicious_address" | "trusted_address" | "trusted_program" => {
+                let key =
+                    Pubkey::from_base58(value).ok_or_else(|| format!("{kind} {value} is not a base58 address"))?;
+                match kind {
+                    "malicious_address" => self.malicious_addresses.insert(key),
+                    "trusted_address" => self.trusted_addresses.insert(key),
+                    _ => self.trusted_programs.insert(key),
+                };
             }
             "rule_parameter" => {
                 let n = data

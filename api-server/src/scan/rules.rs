@@ -1,5 +1,6 @@
-//! Rules over decoded transactions: System, SPL Token, Token-2022, Stake and the upgradeable
-//! loader, plus unknown programs, lookup tables and known-malicious addresses.
+//! Rules over decoded transactions: System, SPL Token and Token-2022 (with its extensions, in
+//! `token`), Stake and the upgradeable loader, plus unknown programs, lookup tables and
+//! known-malicious addresses.
 
 use std::sync::LazyLock;
 
@@ -8,7 +9,9 @@ use serde::Serialize;
 use super::patterns::PatternSet;
 use super::tx::{Instruction, Pubkey, Transaction};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+mod token;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -37,7 +40,7 @@ impl Severity {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum Action {
     #[serde(rename = "NONE")]
     None,
@@ -147,19 +150,18 @@ impl Ctx<'_> {
     /// malicious and not already reported as one of the transaction's accounts.
     fn check_embedded(&mut self, key: Option<Pubkey>, ix: usize, role: &str) {
         let Some(key) = key else { return };
-        let text = key.to_string();
-        if self.set.malicious_addresses.contains(&text) && !self.tx.account_keys.contains(&key) {
+        if self.set.malicious_addresses.contains(&key) && !self.tx.account_keys.contains(&key) {
             self.warn(
                 "known_malicious_address",
                 Severity::Critical,
                 Some(ix),
-                format!("names {text}, a known malicious address, as {role}"),
+                format!("names {key}, a known malicious address, as {role}"),
             );
         }
     }
 
     fn is_trusted(&self, index: u8) -> bool {
-        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(&k.to_string()))
+        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(k))
     }
 }
 
@@ -168,7 +170,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
     let mut cx = Ctx { tx, set, warnings: Vec::new(), transfers: 0 };
 
     for key in &tx.account_keys {
-        if set.malicious_addresses.contains(&key.to_string()) {
+        if set.malicious_addresses.contains(key) {
             cx.warn(
                 "known_malicious_address",
                 Severity::Critical,
@@ -178,7 +180,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
         }
     }
     for lookup in &tx.lookups {
-        if set.malicious_addresses.contains(&lookup.table.to_string()) {
+        if set.malicious_addresses.contains(&lookup.table) {
             cx.warn(
                 "known_malicious_address",
                 Severity::Critical,
@@ -197,7 +199,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
         if program == *SYSTEM_PROGRAM {
             system(&mut cx, i, ix);
         } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
-            token(&mut cx, i, ix);
+            token::analyze(&mut cx, i, &ix.accounts, &ix.data, program == *TOKEN_2022_PROGRAM);
         } else if program == *STAKE_PROGRAM {
             stake(&mut cx, i, ix);
         } else if program == *UPGRADEABLE_LOADER {
@@ -207,7 +209,7 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
             || program == *MEMO_V1_PROGRAM
             || program == *ASSOCIATED_TOKEN_PROGRAM
             || program == *VOTE_PROGRAM
-            || set.trusted_programs.contains(&program.to_string())
+            || set.trusted_programs.contains(&program)
         {
         } else {
             let touched: Vec<u8> =
@@ -290,71 +292,6 @@ fn system(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
                 Some(i),
                 format!("hands the authority of a durable nonce account to {new}"),
             );
-        }
-        _ => {}
-    }
-}
-
-fn token(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
-    let Some(&tag) = ix.data.first() else { return };
-    match tag {
-        // Transfer, TransferChecked
-        3 | 12 => cx.transfers += 1,
-        // Approve { amount } [source, delegate, owner]; ApproveChecked [source, mint, delegate, owner]
-        4 | 13 => {
-            let amount = le_u64(&ix.data, 1);
-            let delegate = account(ix, if tag == 4 { 1 } else { 2 });
-            if amount == Some(u64::MAX) {
-                cx.warn(
-                    "unlimited_approval",
-                    Severity::High,
-                    Some(i),
-                    "approves a delegate to spend an unlimited amount of your tokens".into(),
-                );
-            }
-            if let Some(d) = delegate
-                && !cx.is_user(d)
-                && !cx.is_trusted(d)
-            {
-                cx.warn(
-                    "unknown_delegate_approval",
-                    Severity::Medium,
-                    Some(i),
-                    format!("approves {} (not a known address) as a delegate of your tokens", cx.name(d)),
-                );
-            }
-        }
-        // SetAuthority { authority_type, new_authority: COption<Pubkey> } [account, current]
-        6 => {
-            let kind = ix.data.get(1).copied();
-            let new = match ix.data.get(2) {
-                Some(1) => ix.data.get(3..35).and_then(|o| <[u8; 32]>::try_from(o).ok()).map(Pubkey),
-                _ => None,
-            };
-            cx.check_embedded(new, i, "the new authority");
-            let new = new.map_or_else(|| "nobody".to_string(), |k| k.to_string());
-            let (what, severity) = match kind {
-                Some(2) => ("owner of a token account", Severity::Critical),
-                Some(3) => ("close authority of a token account", Severity::Critical),
-                Some(0) => ("mint authority", Severity::High),
-                Some(1) => ("freeze authority", Severity::High),
-                _ => ("an authority", Severity::High),
-            };
-            cx.warn("token_authority_change", severity, Some(i), format!("changes the {what} to {new}"));
-        }
-        // CloseAccount [account, destination, owner]
-        9 => {
-            if let (Some(dest), Some(owner)) = (account(ix, 1), account(ix, 2)) {
-                let same = cx.tx.key(dest).is_some() && cx.tx.key(dest) == cx.tx.key(owner);
-                if !same && !cx.is_user(dest) {
-                    cx.warn(
-                        "close_to_third_party",
-                        Severity::High,
-                        Some(i),
-                        format!("closes a token account and sends its rent to {}", cx.name(dest)),
-                    );
-                }
-            }
         }
         _ => {}
     }

@@ -17,6 +17,11 @@ pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_secs(300))
+        // No `SELECT 1`-style ping before each use: it doubled the round trips of the scan
+        // writer's batches and the pattern version checks. A connection that went bad fails
+        // its query instead, which every caller already handles (the writer retries, the
+        // version check keeps the last snapshot, readiness reports it).
+        .test_before_acquire(false)
         .connect_lazy(url)
 }
 

@@ -22,7 +22,8 @@ pub struct ScanRecord {
     pub pattern_version: i64,
     pub action: &'static str,
     pub risk_score: i32,
-    pub result: Value,
+    /// The result as JSON text (stored as jsonb).
+    pub result: String,
     pub cached: bool,
     /// When the scan was answered (not when the batch was written).
     pub created_at: jiff::Timestamp,
@@ -183,14 +184,14 @@ async fn insert(db: &PgPool, rows: &[ScanRecord]) -> Result<(), sqlx::Error> {
     let versions: Vec<i64> = rows.iter().map(|r| r.pattern_version).collect();
     let actions: Vec<&str> = rows.iter().map(|r| r.action).collect();
     let scores: Vec<i32> = rows.iter().map(|r| r.risk_score).collect();
-    let results: Vec<&Value> = rows.iter().map(|r| &r.result).collect();
+    let results: Vec<&str> = rows.iter().map(|r| r.result.as_str()).collect();
     let cached: Vec<bool> = rows.iter().map(|r| r.cached).collect();
     let created: Vec<String> = rows.iter().map(|r| r.created_at.to_string()).collect();
     sqlx::query(
         "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score,
                             result, cached, created_at)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::text[],
-                              $7::int4[], $8::jsonb[], $9::bool[], $10::text[]::timestamptz[])",
+                              $7::int4[], $8::text[]::jsonb[], $9::bool[], $10::text[]::timestamptz[])",
     )
     .bind(ids)
     .bind(wallets)

@@ -2,6 +2,7 @@
 //! messages, signed) and phishing-style and legitimate domains.
 
 use securityguard_api::scan::patterns::PatternSet;
+use securityguard_api::scan::tx::Pubkey;
 use solana_address::Address;
 use solana_hash::Hash;
 use solana_instruction::{AccountMeta, Instruction};
@@ -11,6 +12,10 @@ use solana_signer::Signer;
 use solana_system_interface::instruction as system;
 use solana_transaction::Transaction;
 use solana_transaction::versioned::VersionedTransaction;
+use spl_token_2022_interface::extension::{
+    ExtensionType, cpi_guard, group_pointer, memo_transfer, metadata_pointer, transfer_fee, transfer_hook,
+};
+use spl_token_2022_interface::instruction::{self as t22, AuthorityType, TokenInstruction};
 
 pub const TOKEN: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
 pub const TOKEN_2022: &str = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb";
@@ -56,10 +61,10 @@ pub fn unknown_program(n: u8) -> Address {
 pub fn pattern_set() -> PatternSet {
     let mut set = PatternSet { version: 1, ..PatternSet::default() };
     for n in 0..8 {
-        set.malicious_addresses.insert(attacker(n).to_string());
+        set.malicious_addresses.insert(Pubkey(attacker(n).to_bytes()));
     }
-    set.trusted_addresses.insert(trusted_delegate().to_string());
-    set.trusted_programs.insert(trusted_program().to_string());
+    set.trusted_addresses.insert(Pubkey(trusted_delegate().to_bytes()));
+    set.trusted_programs.insert(Pubkey(trusted_program().to_bytes()));
     for d in [
         "phantom.app",
         "solflare.com",
@@ -255,6 +260,152 @@ pub fn program_call(program: Address, user: &Address, extra_writable: &[Address]
     Instruction { program_id: program, accounts, data: vec![0xE5, 1, 2, 3] }
 }
 
+/// An instruction built by the Token-2022 interface crates (which use an older
+/// `solana-instruction` than these fixtures), as the same instruction for the fixtures.
+macro_rules! t22 {
+    ($ix:expr) => {{
+        let ix = $ix;
+        Instruction {
+            program_id: ix.program_id,
+            accounts: ix
+                .accounts
+                .into_iter()
+                .map(|m| AccountMeta { pubkey: m.pubkey, is_signer: m.is_signer, is_writable: m.is_writable })
+                .collect(),
+            data: ix.data,
+        }
+    }};
+}
+
+pub fn token_2022() -> Address {
+    addr(TOKEN_2022)
+}
+
+/// The user's Token-2022 account, mint and a recipient's account.
+fn t22_accounts(n: u8) -> (Address, Address, Address) {
+    (key(0x24, n), key(0x25, n), key(0x26, n))
+}
+
+pub fn transfer_with_fee(n: u8, owner: &Address, amount: u64, fee: u64) -> Instruction {
+    let (source, mint, dest) = t22_accounts(n);
+    t22!(
+        transfer_fee::instruction::transfer_checked_with_fee(
+            &token_2022(),
+            &source,
+            &mint,
+            &dest,
+            owner,
+            &[],
+            amount,
+            6,
+            fee
+        )
+        .unwrap()
+    )
+}
+
+/// A Token-2022 batch: `(account count, data length, data)` per inner instruction, the inner
+/// instructions' accounts in order.
+pub fn batch(inner: &[Instruction]) -> Instruction {
+    let mut data = Vec::new();
+    let mut accounts = Vec::new();
+    for ix in inner {
+        data.push(u8::try_from(ix.accounts.len()).unwrap());
+        data.push(u8::try_from(ix.data.len()).unwrap());
+        data.extend(&ix.data);
+        accounts.extend(ix.accounts.iter().cloned());
+    }
+    Instruction { program_id: token_2022(), accounts, data: TokenInstruction::Batch { data }.pack() }
+}
+
+/// Token-2022 instructions that hurt the user, each with its name.
+fn token_2022_malicious(n: u8, me: &Address) -> Vec<(&'static str, Instruction)> {
+    let (account, mint, _) = t22_accounts(n);
+    let p = token_2022();
+    let stranger = key(0x6B, n);
+    let owner_change =
+        t22!(t22::set_authority(&p, &account, Some(&stranger), AuthorityType::AccountOwner, me, &[]).unwrap());
+    vec![
+        // The fee-on-transfer trap: 60 % of what is sent goes to the fee.
+        ("t22-transfer-fee-trap", transfer_with_fee(n, me, 1_000_000, 600_000)),
+        ("t22-cpi-guard-off", t22!(cpi_guard::instruction::disable_cpi_guard(&p, &account, me, &[]).unwrap())),
+        (
+            "t22-memo-transfer-off",
+            t22!(memo_transfer::instruction::disable_required_transfer_memos(&p, &account, me, &[]).unwrap()),
+        ),
+        (
+            "t22-transfer-hook-update",
+            t22!(transfer_hook::instruction::update(&p, &mint, me, &[], Some(unknown_program(n))).unwrap()),
+        ),
+        (
+            "t22-metadata-pointer-update",
+            t22!(metadata_pointer::instruction::update(&p, &mint, me, &[], Some(stranger)).unwrap()),
+        ),
+        (
+            "t22-group-pointer-update",
+            t22!(group_pointer::instruction::update(&p, &mint, me, &[], Some(stranger)).unwrap()),
+        ),
+        ("t22-permanent-delegate", t22!(t22::initialize_permanent_delegate(&p, &mint, &stranger).unwrap())),
+        (
+            "t22-permanent-delegate-authority",
+            t22!(t22::set_authority(&p, &mint, Some(&stranger), AuthorityType::PermanentDelegate, me, &[]).unwrap()),
+        ),
+        (
+            "t22-transfer-fee-authority",
+            t22!(t22::set_authority(&p, &mint, Some(&stranger), AuthorityType::TransferFeeConfig, me, &[]).unwrap()),
+        ),
+        (
+            "t22-withdraw-excess-lamports",
+            t22!(t22::withdraw_excess_lamports(&p, &account, &stranger, me, &[]).unwrap()),
+        ),
+        ("t22-unwrap-to-stranger", t22!(t22::unwrap_lamports(&p, &account, &stranger, me, &[], None).unwrap())),
+        (
+            "t22-metadata-authority",
+            t22!(spl_token_metadata_interface::instruction::update_authority(&p, &mint, me, stranger.into())),
+        ),
+        // An owner change hidden among transfers in a batch.
+        (
+            "t22-batch-owner-change",
+            batch(&[
+                t22!(t22::transfer_checked(&p, &account, &mint, &key(0x26, n), me, &[], 10, 6).unwrap()),
+                owner_change,
+            ]),
+        ),
+    ]
+}
+
+/// Token-2022 instructions a wallet signs every day.
+fn token_2022_benign(n: u8, me: &Address) -> Vec<(&'static str, Instruction)> {
+    let (account, mint, dest) = t22_accounts(n);
+    let p = token_2022();
+    vec![
+        // A 1 % transfer fee.
+        ("t22-transfer-with-fee", transfer_with_fee(n, me, 1_000_000, 10_000)),
+        ("t22-cpi-guard-on", t22!(cpi_guard::instruction::enable_cpi_guard(&p, &account, me, &[]).unwrap())),
+        (
+            "t22-memo-transfer-on",
+            t22!(memo_transfer::instruction::enable_required_transfer_memos(&p, &account, me, &[]).unwrap()),
+        ),
+        (
+            "t22-reallocate",
+            t22!(
+                t22::reallocate(&p, &account, me, me, &[], &[ExtensionType::MemoTransfer, ExtensionType::CpiGuard])
+                    .unwrap()
+            ),
+        ),
+        // The user's own new mint, with the user as permanent delegate.
+        ("t22-own-permanent-delegate", t22!(t22::initialize_permanent_delegate(&p, &mint, me).unwrap())),
+        ("t22-unwrap-to-self", t22!(t22::unwrap_lamports(&p, &account, me, me, &[], Some(5_000)).unwrap())),
+        (
+            "t22-batch-transfers",
+            batch(&[
+                t22!(t22::transfer_checked(&p, &account, &mint, &dest, me, &[], 10, 6).unwrap()),
+                t22!(t22::transfer_checked(&p, &account, &mint, &key(0x27, n), me, &[], 20, 6).unwrap()),
+            ]),
+        ),
+    ]
+}
+
 /// At least 60 malicious transactions, each with what makes it malicious.
 pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -300,6 +451,10 @@ pub fn malicious_transactions() -> Vec<(String, Vec<u8>)> {
             legacy(&[set_token_authority(n, &me, 1, &attacker(n))], &p, n),
         ));
         out.push((format!("close-to-third-party-{n}"), legacy(&[close_account(n, &me, &key(0x74, n))], &p, n)));
+        for (name, ix) in token_2022_malicious(n, &me) {
+            let tx = if n % 2 == 0 { legacy(&[ix], &p, n) } else { versioned(&[ix], &p, &[], n) };
+            out.push((format!("{name}-{n}"), tx));
+        }
         out.push((
             format!("nonce-authority-{n}"),
             legacy(
@@ -359,6 +514,10 @@ pub fn benign_transactions() -> Vec<(String, Vec<u8>)> {
         out.push((format!("v0-readonly-alt-{n}"), versioned(&[ix], &p, &[table], n)));
         let few: Vec<Instruction> = (0..3u8).map(|i| system::transfer(&me, &key(0x56 + i, n), 100)).collect();
         out.push((format!("three-transfers-{n}"), legacy(&few, &p, n)));
+        for (name, ix) in token_2022_benign(n, &me) {
+            let tx = if n % 2 == 0 { legacy(&[ix], &p, n) } else { versioned(&[ix], &p, &[], n) };
+            out.push((format!("{name}-{n}"), tx));
+        }
     }
     out
 }
@@ -445,6 +604,12 @@ pub fn phishing_domains() -> Vec<String> {
         "unlock-wallet.icu",
         "sync-wallet.monster",
         "wallet-recover-seed.shop",
+        // Under multi-label public suffixes (Public Suffix List, private section included).
+        "phantom.github.io",
+        "solflare.vercel.app",
+        "phantom.co.uk",
+        "jup-ag.pages.dev",
+        "raydium.com.au",
     ]
     .into_iter()
     .map(String::from)
@@ -580,6 +745,11 @@ pub fn legitimate_domains() -> Vec<String> {
         "binary.com",
         "solar.com",
         "coin.dance",
+        "www.gov.uk",
+        "rust-lang.github.io",
+        "www.abc.net.au",
+        "tokio-rs.github.io",
+        "example.co.jp",
     ]
     .into_iter()
     .map(String::from)

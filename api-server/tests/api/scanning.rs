@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use securityguard_api::scan::{self, domain, rules::Action};
 use serde_json::{Value, json};
+use solana_signer::Signer;
 
 use crate::fixtures::*;
 use crate::helpers::*;
@@ -90,6 +91,85 @@ fn fixture_specific_verdicts() {
     assert_eq!(kinds("nonce-authority-0"), vec!["durable_nonce", "nonce_authority_change"]);
     assert_eq!(by_name("sol-transfer-v0-0").version, Some(securityguard_api::scan::tx::MessageVersion::V0));
     assert_eq!(by_name("sol-transfer-0").risk_score, 0);
+
+    // Token-2022 extensions.
+    assert_eq!(kinds("t22-transfer-fee-trap-0"), vec!["high_transfer_fee"]);
+    assert!(by_name("t22-transfer-fee-trap-1").warnings[0].message.contains("60%"));
+    assert_eq!(kinds("t22-cpi-guard-off-0"), vec!["cpi_guard_disabled"]);
+    assert_eq!(kinds("t22-memo-transfer-off-1"), vec!["memo_transfer_disabled"]);
+    assert_eq!(kinds("t22-transfer-hook-update-0"), vec!["transfer_hook_change"]);
+    assert!(by_name("t22-transfer-hook-update-2").warnings[0].message.contains(&unknown_program(2).to_string()));
+    assert_eq!(kinds("t22-metadata-pointer-update-0"), vec!["token_pointer_change"]);
+    assert_eq!(kinds("t22-group-pointer-update-1"), vec!["token_pointer_change"]);
+    assert_eq!(kinds("t22-permanent-delegate-0"), vec!["permanent_delegate"]);
+    assert_eq!(kinds("t22-permanent-delegate-authority-0"), vec!["token_authority_change"]);
+    assert_eq!(by_name("t22-permanent-delegate-authority-0").warnings[0].severity, scan::rules::Severity::Critical);
+    assert!(by_name("t22-transfer-fee-authority-0").warnings[0].message.contains("transfer fee authority"));
+    assert_eq!(kinds("t22-withdraw-excess-lamports-0"), vec!["lamports_to_third_party"]);
+    assert_eq!(kinds("t22-unwrap-to-stranger-1"), vec!["lamports_to_third_party"]);
+    assert_eq!(kinds("t22-metadata-authority-0"), vec!["token_authority_change"]);
+    assert!(by_name("t22-metadata-authority-0").warnings[0].message.contains("token metadata"));
+    assert_eq!(kinds("t22-batch-owner-change-0"), vec!["token_authority_change"]);
+    assert_eq!(by_name("t22-batch-owner-change-0").action, Action::Block);
+    assert_eq!(kinds("t22-reallocate-0"), vec!["token_account_reallocation"]);
+    assert!(by_name("t22-reallocate-0").warnings[0].message.contains("MemoTransfer, CpiGuard"));
+    for benign in
+        ["t22-transfer-with-fee-0", "t22-cpi-guard-on-1", "t22-own-permanent-delegate-0", "t22-batch-transfers-0"]
+    {
+        assert_eq!(kinds(benign), Vec::<&str>::new(), "{benign}");
+    }
+}
+
+/// A transaction with one Token-2022 instruction carrying `data`.
+fn token_2022_tx(data: Vec<u8>, n: u8) -> Vec<u8> {
+    let p = payer(n);
+    let ix = solana_instruction::Instruction {
+        program_id: token_2022(),
+        accounts: vec![
+            solana_instruction::AccountMeta::new(key(0x24, n), false),
+            solana_instruction::AccountMeta::new_readonly(p.pubkey(), true),
+        ],
+        data,
+    };
+    legacy(&[ix], &p, n)
+}
+
+#[test]
+fn unknown_token_2022_instructions_are_reported() {
+    let set = pattern_set();
+    let kinds = |data: Vec<u8>| {
+        let r = scan::scan_transaction(0, &token_2022_tx(data, 1), &set);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        (r.warnings.iter().map(|w| w.kind).collect::<Vec<_>>(), r.action, r.warnings)
+    };
+    // An extension instruction with an unknown sub-instruction (CPI Guard has 0 and 1).
+    let (k, action, w) = kinds(vec![34, 7]);
+    assert_eq!(k, vec!["unknown_token_instruction"]);
+    assert_eq!(action, Action::Warn);
+    assert!(w[0].message.contains("CPI guard extension instruction 7"), "{}", w[0].message);
+    // An extension tag without its sub-instruction, and tags no program version has.
+    assert_eq!(kinds(vec![36]).0, vec!["unknown_token_instruction"]);
+    assert_eq!(kinds(vec![200, 1, 2, 3]).0, vec!["unknown_token_instruction"]);
+    assert_eq!(kinds(vec![]).0, vec!["unknown_token_instruction"]);
+    // Reallocation for an extension type that does not exist (yet).
+    assert_eq!(kinds(vec![29, 8, 0, 0xff, 0x00]).0, vec!["unknown_token_instruction", "token_account_reallocation"]);
+    // Batches that cannot be read: truncated, inner instruction past the end, nested.
+    assert_eq!(kinds(vec![255, 1]).0, vec!["unreadable_token_batch"]);
+    assert_eq!(kinds(vec![255, 1, 9, 3]).0, vec!["unreadable_token_batch"]);
+    assert_eq!(kinds(vec![255, 3, 1, 9]).0, vec!["unreadable_token_batch"]);
+    assert_eq!(kinds(vec![255, 0, 2, 255, 0]).0, vec!["unreadable_token_batch"]);
+    // A known instruction with truncated data is not a guess either.
+    assert_eq!(kinds(vec![26, 1, 0, 0]).0, vec!["unknown_token_instruction"]);
+    // The same tags sent to the SPL Token program are not its instructions.
+    let p = payer(2);
+    let ix = solana_instruction::Instruction {
+        program_id: addr(TOKEN),
+        accounts: vec![solana_instruction::AccountMeta::new_readonly(p.pubkey(), true)],
+        data: vec![34, 1],
+    };
+    let r = scan::scan_transaction(0, &legacy(&[ix], &p, 2), &set);
+    assert_eq!(r.warnings.iter().map(|w| w.kind).collect::<Vec<_>>(), vec!["unknown_token_instruction"]);
+    assert!(r.warnings[0].message.starts_with("SPL Token"), "{}", r.warnings[0].message);
 }
 
 #[test]
@@ -186,6 +266,64 @@ async fn scan_transactions_endpoint_caches_and_records() {
         app.post_auth("/v1/scan/transactions", &token, &json!({"transactions": [b58], "encoding": "base58"})).await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["action"], "NONE");
+}
+
+/// `/v1/scan/transactions` applies the limits itself (in the Redis round trip of its cache
+/// lookup): the same budgets, outcomes and order as the middleware on the other routes.
+#[tokio::test]
+async fn scan_transactions_applies_the_limits_and_the_revocation_check() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_per_wallet = 3;
+        c.rate_limit_per_ip = 1000;
+    })
+    .await;
+    let token = app.user_token().await;
+    let tx = benign_transactions().swap_remove(0).1;
+    assert_eq!(scan_txs(&app, &token, std::slice::from_ref(&tx)).await.status(), 200);
+    // A cache hit and a bad body count too.
+    assert_eq!(scan_txs(&app, &token, std::slice::from_ref(&tx)).await.status(), 200);
+    let bad = json!({"transactions": []});
+    assert_error(app.post_auth("/v1/scan/transactions", &token, &bad).await, 400, "invalid_body").await;
+    let resp = scan_txs(&app, &token, std::slice::from_ref(&tx)).await;
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_error(resp, 429, "rate_limited").await;
+    // Past the limit, the limit comes before the body's errors.
+    assert_error(app.post_auth("/v1/scan/transactions", &token, &bad).await, 429, "rate_limited").await;
+    // Another wallet has its own budget; the wallet's budget is shared with the other routes.
+    let other = app.user_token().await;
+    assert_eq!(scan_txs(&app, &other, std::slice::from_ref(&tx)).await.status(), 200);
+    assert_error(app.get_auth("/v1/auth/me", &token).await, 429, "rate_limited").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"securityguard_rate_limited_total{reason="wallet"} 3"#), "{metrics}");
+
+    // Per IP: sign-in takes two requests, a request without a token counts, then the limit.
+    let app = spawn_app_with(|c| c.rate_limit_per_ip = 4).await;
+    let token = app.user_token().await;
+    let body = json!({"transactions": [B64.encode(&tx)]});
+    assert_error(app.post_json("/v1/scan/transactions", &body).await, 401, "missing_token").await;
+    assert_eq!(scan_txs(&app, &token, std::slice::from_ref(&tx)).await.status(), 200);
+    assert_error(scan_txs(&app, &token, std::slice::from_ref(&tx)).await, 429, "rate_limited").await;
+    assert_error(app.post_json("/v1/scan/transactions", &body).await, 429, "rate_limited").await;
+
+    // A revoked access token is refused, a cached result notwithstanding.
+    let app = spawn_app().await;
+    let tokens = app.sign_in(&random_key()).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(scan_txs(&app, access, std::slice::from_ref(&tx)).await.status(), 200);
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/logout"))
+        .bearer_auth(access)
+        .json(&json!({"refresh_token": tokens["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_error(scan_txs(&app, access, std::slice::from_ref(&tx)).await, 401, "token_revoked").await;
+    assert_error(app.post_auth("/v1/scan/transactions", access, &bad).await, 401, "token_revoked").await;
+    // A forged token is refused with its reason.
+    assert_error(scan_txs(&app, "not.a.jwt", std::slice::from_ref(&tx)).await, 401, "invalid_token").await;
 }
 
 #[tokio::test]
