@@ -2,7 +2,8 @@
 //! CustomResourceDefinitions are absent (a condition says so, nothing loops), they are installed
 //! (from prometheus-operator's Go module, `e2e/controlplane/prometheus-operator-crds.sh`) and the
 //! ServiceMonitor and PrometheusRule appear without a restart; edits reach them, turning
-//! monitoring off deletes them, deleting the SecurityGuard collects them.
+//! monitoring off deletes them, uninstalling and reinstalling prometheus-operator is followed,
+//! deleting the SecurityGuard collects them.
 //!
 //! The definitions are cluster-wide: this binary's single test owns them. It removes them first
 //! (cargo runs test binaries one after another, so no other test is running) and leaves them
@@ -201,11 +202,35 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     })
     .await;
 
-    // On again, then the SecurityGuard deleted: the garbage collector takes both.
+    // On again.
     let on = serde_json::json!({"spec": {"monitoring": {"enabled": true}}});
     guards.patch(GUARD, &PatchParams::default(), &Patch::Merge(&on)).await.expect("on");
     wait_for(monitors.clone(), OBJECTS, TIMEOUT, |_| true).await;
     wait_for(rules.clone(), OBJECTS, TIMEOUT, |_| true).await;
+
+    // prometheus-operator uninstalled (its objects go with it) and installed again: the
+    // condition follows, and the objects are made anew (the operator's caches of them were
+    // emptied, not left believing they exist).
+    for crd in CRDS {
+        kubectl_ok(&["delete", "crd", crd, "--wait=true", "--timeout=60s"], None);
+    }
+    wait_for(guards.clone(), GUARD, TIMEOUT, |g| {
+        condition(g, "MonitoringReady")
+            .is_some_and(|(status, reason, _)| status == "False" && reason == "PrometheusOperatorMissing")
+    })
+    .await;
+    kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().expect("utf-8")], None);
+    for crd in CRDS {
+        kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"], None);
+    }
+    wait_for(monitors.clone(), OBJECTS, TIMEOUT, |_| true).await;
+    wait_for(rules.clone(), OBJECTS, TIMEOUT, |r| r.spec.groups == guard_rule_groups(ns, GUARD)).await;
+    wait_for(guards.clone(), GUARD, TIMEOUT, |g| {
+        condition(g, "MonitoringReady").is_some_and(|(status, ..)| status == "True")
+    })
+    .await;
+
+    // The SecurityGuard deleted: the garbage collector takes both.
     guards.delete(GUARD, &DeleteParams::foreground()).await.expect("deleted");
     wait_deleted(guards.clone(), GUARD, TIMEOUT).await;
     wait_deleted(monitors, OBJECTS, TIMEOUT).await;
