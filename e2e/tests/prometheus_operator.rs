@@ -3,7 +3,8 @@
 //! (from prometheus-operator's Go module, `e2e/controlplane/prometheus-operator-crds.sh`) and the
 //! ServiceMonitor and PrometheusRule appear without a restart; edits reach them, turning
 //! monitoring off deletes them, uninstalling and reinstalling prometheus-operator is followed,
-//! deleting the SecurityGuard collects them.
+//! deleting the SecurityGuard collects them; an operator started while they are installed
+//! does the same.
 //!
 //! The definitions are cluster-wide: this binary's single test owns them. It removes them first
 //! (cargo runs test binaries one after another, so no other test is running) and leaves them
@@ -67,6 +68,23 @@ async fn more_reconciles(operator: &Operator, n: f64) {
         (operator.reconciles().await >= start + n).then_some(())
     })
     .await;
+}
+
+/// Once the writes stop, four more resyncs write nothing (the ServiceMonitor and
+/// PrometheusRule were written at first).
+async fn assert_converged(operator: &Operator) {
+    let settled = eventually("writes to stop", TIMEOUT, || async {
+        let before = operator.writes().await;
+        more_reconciles(operator, 2.0).await;
+        (operator.writes().await == before).then_some(before)
+    })
+    .await;
+    assert!(
+        settled.contains_key("patch servicemonitors") && settled.contains_key("patch prometheusrules"),
+        "{settled:?}"
+    );
+    more_reconciles(operator, 4.0).await;
+    assert_eq!(operator.writes().await, settled, "no write over four resyncs once converged");
 }
 
 #[tokio::test]
@@ -159,18 +177,7 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     );
 
     // Converged: resyncs write nothing, the ServiceMonitor and PrometheusRule included.
-    let settled = eventually("writes to stop", TIMEOUT, || async {
-        let before = operator.writes().await;
-        more_reconciles(&operator, 2.0).await;
-        (operator.writes().await == before).then_some(before)
-    })
-    .await;
-    assert!(
-        settled.contains_key("patch servicemonitors") && settled.contains_key("patch prometheusrules"),
-        "{settled:?}"
-    );
-    more_reconciles(&operator, 4.0).await;
-    assert_eq!(operator.writes().await, settled, "no write over four resyncs once converged");
+    assert_converged(&operator).await;
 
     // Edited: another label instead of `release`, another interval, no dashboards.
     let edit = serde_json::json!({"spec": {"monitoring": {
@@ -239,4 +246,24 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     assert_eq!(failed_reconciles(&operator).await, 0.0, "no reconcile failed:\n{}", operator.log());
     // Still the first process: nothing above needed a restart.
     assert!(operator.is_leader().await);
+
+    // An operator started while prometheus-operator is installed: its watches of the two kinds
+    // start with it, so it converges too, and deletes what is no longer asked for.
+    let second = TempNamespace::create(&client, "promop-installed").await;
+    let ns = second.name.as_str();
+    let operator = Operator::start(&OperatorOptions { resync_seconds: 2, ..OperatorOptions::for_namespace(ns) }).await;
+    secret(ns, "securityguard-jwt", "secret", JWT);
+    volumes_for_guard(ns, GUARD);
+    kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
+    let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
+    guards.patch(GUARD, &PatchParams::default(), &Patch::Merge(&on)).await.expect("monitoring on");
+    let monitors: Api<ServiceMonitor> = Api::namespaced(client.clone(), ns);
+    let rules: Api<PrometheusRule> = Api::namespaced(client.clone(), ns);
+    wait_for(monitors.clone(), OBJECTS, TIMEOUT, |_| true).await;
+    wait_for(rules.clone(), OBJECTS, TIMEOUT, |_| true).await;
+    assert_converged(&operator).await;
+    guards.patch(GUARD, &PatchParams::default(), &Patch::Merge(&off)).await.expect("off");
+    wait_deleted(monitors, OBJECTS, TIMEOUT).await;
+    wait_deleted(rules, OBJECTS, TIMEOUT).await;
+    assert_eq!(failed_reconciles(&operator).await, 0.0, "no reconcile failed:\n{}", operator.log());
 }

@@ -106,29 +106,33 @@ pub fn watch(
     let discovery = Discovery { service_monitors, prometheus_rules };
     let (sender, receiver) = watch::channel(MonitoringApis::default());
     let caches = discovery.clone();
-    let changes = stream::select(sm_stream, pr_stream).inspect(move |_| {
-        // Each event is in its cache by now.
-        let now = caches.current();
-        sender.send_if_modified(|served| {
-            let changed = *served != now;
-            if changed {
-                tracing::info!(missing = ?now.missing(), "prometheus-operator's kinds changed");
-                *served = now;
-            }
-            changed
-        });
-    });
+    // After each event, not each object: a cache takes a listing in at its end (InitDone), so a
+    // definition present at start is in its cache only then.
+    let changes = stream::select(sm_stream, pr_stream)
+        .inspect(move |_| {
+            let now = caches.current();
+            sender.send_if_modified(|served| {
+                let changed = *served != now;
+                if changed {
+                    tracing::info!(missing = ?now.missing(), "prometheus-operator's kinds changed");
+                    *served = now;
+                }
+                changed
+            });
+        })
+        .touched_objects();
     (discovery, receiver, changes)
 }
 
 /// A cached watch of one CustomResourceDefinition, selected by name (the ClusterRole grants
-/// these two names only). Their large schemas are dropped from the cache.
+/// these two names only), as its stream of events. Their large schemas are dropped from the
+/// cache.
 fn definition_watch(
     client: &Client,
     name: &str,
 ) -> (
     Store<CustomResourceDefinition>,
-    impl Stream<Item = Result<CustomResourceDefinition, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<watcher::Event<CustomResourceDefinition>, watcher::Error>> + Send + 'static,
 ) {
     let (reader, writer) = reflector::store();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -143,8 +147,7 @@ fn definition_watch(
             }
         })
         .reflect(writer)
-        .inspect_err(move |error| tracing::warn!(%error, crd = %name, "watching a CustomResourceDefinition"))
-        .touched_objects();
+        .inspect_err(move |error| tracing::warn!(%error, crd = %name, "watching a CustomResourceDefinition"));
     (reader, stream)
 }
 
