@@ -22,3 +22,4 @@ for cmd in cargo go kubectl; do
   command -v "$cmd" >/dev/null || { log "$cmd is required (Rust toolchain, Go, kubectl)"; exit 1; }
 done
 "$(dirname "$0")/../e2e/controlplane/build.sh" >/dev/null
+"$(dirname "$0")/../e2e/controlplane/prometheus-operator-crds.sh" >/dev/null

@@ -43,6 +43,16 @@ async fn cluster_wide_operator_with_its_own_service_account() {
         ("delete", "secrets", "no"),
         ("update", "secrets", "no"),
         ("create", "clusterroles.rbac.authorization.k8s.io", "no"),
+        // spec.monitoring: prometheus-operator's kinds like any child, and its two definitions
+        // watched by name, no other definition read, none written.
+        ("patch", "servicemonitors.monitoring.coreos.com", "yes"),
+        ("delete", "prometheusrules.monitoring.coreos.com", "yes"),
+        ("update", "prometheusrules.monitoring.coreos.com", "no"),
+        ("watch", "customresourcedefinitions.apiextensions.k8s.io#servicemonitors.monitoring.coreos.com", "yes"),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io#prometheusrules.monitoring.coreos.com", "yes"),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io#securityguards.securityguard.io", "no"),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io", "no"),
+        ("patch", "customresourcedefinitions.apiextensions.k8s.io#servicemonitors.monitoring.coreos.com", "no"),
     ] {
         let mut args = vec!["auth", "can-i", verb, "--as", sa, "-A"];
         // `kind/sub` is a subresource, `kind#name` one object.

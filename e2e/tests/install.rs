@@ -24,6 +24,8 @@ async fn config_default_installs_and_explain_shows_our_descriptions() {
     }
     let explain = kubectl_ok(&["explain", "securityguard.spec.autoscaling.minReplicas"], None);
     assert!(explain.contains("Fewest replicas (default 3"), "{explain}");
+    let explain = kubectl_ok(&["explain", "securityguard.spec.monitoring.labels"], None);
+    assert!(explain.contains("serviceMonitorSelector"), "{explain}");
     // Short name and printer columns.
     let (ok, out, err) = kubectl(&["get", "sg", "-A"], None);
     assert!(ok, "{err}");

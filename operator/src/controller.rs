@@ -8,6 +8,7 @@ pub mod apply;
 pub mod build;
 pub mod dereference;
 pub mod jobs;
+pub mod monitoring_apis;
 pub mod observe;
 pub mod restore;
 pub mod schedule;
@@ -40,6 +41,7 @@ use self::build::backup_job::{JobKind, JobRequest};
 use crate::crd::SecurityGuardStatus;
 use crate::crd::{CONDITION_DEGRADED, RestorePhase, SecurityGuard};
 use crate::metrics::{GuardLabels, Metrics};
+use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
 /// Shared state of every reconcile.
 pub struct Context {
@@ -55,6 +57,8 @@ pub struct Context {
     pub resync: Duration,
     /// Image of the backup and restore pods.
     pub job_image: String,
+    /// Whether prometheus-operator's kinds are served.
+    pub discovery: monitoring_apis::Discovery,
 }
 
 /// A reconcile that failed, naming the SecurityGuard and the step.
@@ -183,6 +187,9 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
     let plan = restore::plan(&guard.spec, previous.and_then(|s| s.restore.as_ref()), &observed.restore);
     let mut validated = validated;
     validated.directives = restore::Directives { job_image: ctx.job_image.clone(), ..plan.directives.clone() };
+    if validated.spec.monitoring.enabled {
+        validated.monitoring_apis = ctx.discovery.observe().await;
+    }
     let backup_request = on_demand_backup(guard, plan.active());
     if let Some(request_id) = &backup_request {
         validated.directives.jobs.push(JobRequest::Backup { request_id: request_id.clone() });
@@ -362,7 +369,7 @@ where
 }
 
 /// An Api over every namespace, or over one.
-fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
 {
@@ -407,6 +414,20 @@ pub async fn run(
     // Jobs of the CronJobs are owned by them, claims by nobody: both map to their guard by label.
     let (jobs, job_stream) = child_watch::<Job>(&client, ns);
     let (volume_claims, pvc_stream) = child_watch::<PersistentVolumeClaim>(&client, ns);
+    // prometheus-operator's kinds: watched only while their definitions are installed.
+    let (discovery, monitoring_apis, crd_stream) = monitoring_apis::watch(&client);
+    let (service_monitors, sm_stream) = monitoring_apis::lazy_child_watch::<ServiceMonitor>(
+        &client,
+        ns,
+        monitoring_apis.clone(),
+        monitoring_apis::service_monitors_served,
+    );
+    let (prometheus_rules, pr_stream) = monitoring_apis::lazy_child_watch::<PrometheusRule>(
+        &client,
+        ns,
+        monitoring_apis,
+        monitoring_apis::prometheus_rules_served,
+    );
     // Every Secret's metadata: a referenced Secret appearing or changing triggers its guards.
     let (secrets, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let secret_stream = watcher(scoped_api::<PartialObjectMeta<Secret>>(&client, ns), watcher::Config::default())
@@ -449,11 +470,21 @@ pub async fn run(
         cron_jobs,
         jobs,
         volume_claims,
+        service_monitors,
+        prometheus_rules,
     };
     let recorder = Recorder::new(client.clone(), Reporter::from(build::FIELD_MANAGER));
-    let ctx =
-        Arc::new(Context { client, stores, recorder, metrics, resync: settings.resync, job_image: settings.job_image });
+    let ctx = Arc::new(Context {
+        client,
+        stores,
+        recorder,
+        metrics,
+        resync: settings.resync,
+        job_image: settings.job_image,
+        discovery,
+    });
     let secret_guards = guards.clone();
+    let monitoring_guards = guards.clone();
 
     Controller::for_stream(guard_stream, guards)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
@@ -468,9 +499,13 @@ pub async fn run(
         .owns_stream(ing_stream)
         .owns_stream(rb_stream)
         .owns_stream(cron_stream)
+        .owns_stream(sm_stream)
+        .owns_stream(pr_stream)
         .watches_stream(job_stream, |job| guard_of_labelled(&job))
         .watches_stream(pvc_stream, |claim| guard_of_labelled(&claim))
         .watches_stream(secret_stream, move |secret| guards_referencing(&secret_guards, &secret))
+        // prometheus-operator installed or removed: the guards asking for monitoring follow.
+        .watches_stream(crd_stream, move |_| guards_monitoring(&monitoring_guards))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -486,6 +521,11 @@ pub async fn run(
 fn guard_of_labelled<K: Resource>(object: &K) -> Option<ObjectRef<SecurityGuard>> {
     let name = object.labels().get(build::INSTANCE_LABEL)?;
     Some(ObjectRef::new(name).within(&object.namespace()?))
+}
+
+/// The SecurityGuards with `spec.monitoring.enabled`.
+fn guards_monitoring(guards: &Store<SecurityGuard>) -> Vec<ObjectRef<SecurityGuard>> {
+    guards.state().iter().filter(|g| g.spec.monitoring.enabled).map(|g| ObjectRef::from_obj(g.as_ref())).collect()
 }
 
 /// The SecurityGuards in the Secret's namespace that refer to it.

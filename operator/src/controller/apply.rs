@@ -25,10 +25,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::build::{
-    Applied, BackupObjects, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, Prepared,
+    Applied, BackupObjects, ChildResources, CredentialsSecret, DatastoreObjects, FIELD_MANAGER, MonitoringObjects,
+    Prepared,
 };
 use super::describe;
 use super::validate::ValidatedGuard;
+use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
 /// Annotation on the generated credentials Secret listing the keys it holds.
 pub const CREDENTIAL_KEYS_ANNOTATION: &str = "securityguard.io/credential-keys";
@@ -120,6 +122,10 @@ pub struct Stores {
     pub jobs: Store<Job>,
     /// Volume claims (the local backup tier).
     pub volume_claims: Store<PersistentVolumeClaim>,
+    /// ServiceMonitors (empty while prometheus-operator's definitions are missing).
+    pub service_monitors: Store<ServiceMonitor>,
+    /// PrometheusRules (empty while prometheus-operator's definitions are missing).
+    pub prometheus_rules: Store<PrometheusRule>,
 }
 
 /// Writes the children of one SecurityGuard.
@@ -158,6 +164,7 @@ impl Applier<'_> {
             pdb,
             ingress,
             backup,
+            monitoring,
             state: PhantomData,
         } = prepared;
 
@@ -186,6 +193,8 @@ impl Applier<'_> {
             None => None,
         };
         let backup = self.apply_backup(backup).await?;
+        // Monitoring last: it observes what the objects above serve, and nothing waits on it.
+        let monitoring = self.apply_monitoring(monitoring).await?;
 
         let applied = ChildResources {
             service_account,
@@ -200,6 +209,7 @@ impl Applier<'_> {
             pdb,
             ingress,
             backup,
+            monitoring,
             state: PhantomData,
         };
         self.delete_orphans(guard, &applied).await?;
@@ -224,6 +234,22 @@ impl Applier<'_> {
         }
         for job in jobs {
             applied.jobs.push(self.create_once(&self.stores.jobs, job).await?);
+        }
+        Ok(applied)
+    }
+
+    /// The ServiceMonitor, the PrometheusRule and the dashboards.
+    async fn apply_monitoring(&self, objects: MonitoringObjects) -> Result<MonitoringObjects, Error> {
+        let MonitoringObjects { service_monitor, prometheus_rule, dashboards } = objects;
+        let mut applied = MonitoringObjects::default();
+        if let Some(monitor) = service_monitor {
+            applied.service_monitor = Some(self.apply_one(&self.stores.service_monitors, monitor).await?);
+        }
+        if let Some(rule) = prometheus_rule {
+            applied.prometheus_rule = Some(self.apply_one(&self.stores.prometheus_rules, rule).await?);
+        }
+        for dashboard in dashboards {
+            applied.dashboards.push(self.apply_one(&self.stores.config_maps, dashboard).await?);
         }
         Ok(applied)
     }
@@ -411,7 +437,14 @@ impl Applier<'_> {
         .await?;
         self.delete_unlisted(&self.stores.deployments, guard, &[applied.deployment.name_any()]).await?;
         self.delete_unlisted(&self.stores.pdbs, guard, &[applied.pdb.name_any()]).await?;
-        self.delete_unlisted(&self.stores.config_maps, guard, &[applied.config_map.name_any()]).await?;
+        let mut config_maps = names(&mut applied.monitoring.dashboards.iter().map(ResourceExt::name_any));
+        config_maps.push(applied.config_map.name_any());
+        self.delete_unlisted(&self.stores.config_maps, guard, &config_maps).await?;
+        // Empty caches while prometheus-operator's definitions are missing: nothing to delete.
+        let monitors = names(&mut applied.monitoring.service_monitor.iter().map(ResourceExt::name_any));
+        self.delete_unlisted(&self.stores.service_monitors, guard, &monitors).await?;
+        let rules = names(&mut applied.monitoring.prometheus_rule.iter().map(ResourceExt::name_any));
+        self.delete_unlisted(&self.stores.prometheus_rules, guard, &rules).await?;
         let mut accounts = names(&mut applied.backup.service_accounts.iter().map(ResourceExt::name_any));
         accounts.push(applied.service_account.name_any());
         self.delete_unlisted(&self.stores.service_accounts, guard, &accounts).await?;

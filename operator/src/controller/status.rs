@@ -9,14 +9,15 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::build::backup_job::JobKind;
 use super::build::ingress::public_url;
 use super::build::service::cluster_url;
-use super::build::{Applied, ChildResources, FIELD_MANAGER};
+use super::build::{Applied, ChildResources, FIELD_MANAGER, MonitoringObjects};
 use super::jobs::Finished;
 use super::restore::Scale;
 use super::schedule;
 use super::validate::ValidatedGuard;
 use crate::crd::{
     BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
-    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, RestoreStatus, SecurityGuard, SecurityGuardStatus,
+    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, RestoreStatus, SecurityGuard,
+    SecurityGuardStatus,
 };
 
 /// One condition's new value.
@@ -100,9 +101,13 @@ pub fn from_applied(
     if let (Some(spec), Some(backup)) = (&validated.spec.backup, &backup) {
         observations.extend(backup_conditions(spec, backup, now));
     }
+    if validated.spec.monitoring.enabled {
+        observations.push(monitoring_condition(validated, &applied.monitoring));
+    }
     let mut conditions = conditions(guard, &observations, now);
-    let backup_types = [CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED];
-    conditions.retain(|c| observations.iter().any(|o| o.type_ == c.type_) || !backup_types.contains(&c.type_.as_str()));
+    // Conditions of optional parts go when the part is turned off.
+    let optional = [CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_MONITORING_READY];
+    conditions.retain(|c| observations.iter().any(|o| o.type_ == c.type_) || !optional.contains(&c.type_.as_str()));
     SecurityGuardStatus {
         observed_generation: guard.meta().generation,
         conditions,
@@ -112,6 +117,41 @@ pub fn from_applied(
         backup,
         restore,
     }
+}
+
+/// MonitoringReady: what was applied, or which of prometheus-operator's definitions are missing.
+pub fn monitoring_condition(validated: &ValidatedGuard, applied: &MonitoringObjects) -> Observation {
+    let mut objects = Vec::new();
+    if let Some(monitor) = &applied.service_monitor {
+        objects.push(format!("ServiceMonitor {}", monitor.name_any()));
+    }
+    if let Some(rule) = &applied.prometheus_rule {
+        objects.push(format!("PrometheusRule {}", rule.name_any()));
+    }
+    if !applied.dashboards.is_empty() {
+        objects.push(format!("{} Grafana dashboard ConfigMaps", applied.dashboards.len()));
+    }
+    let missing = validated.monitoring_apis.missing();
+    if missing.is_empty() {
+        return Observation::new(
+            CONDITION_MONITORING_READY,
+            true,
+            "Applied",
+            format!("{} applied", objects.join(", ")),
+        );
+    }
+    let (noun, verb, when) = match missing.len() {
+        1 => ("CustomResourceDefinition", "is", "it is"),
+        _ => ("CustomResourceDefinitions", "are", "they are"),
+    };
+    let mut message = format!(
+        "prometheus-operator's {noun} {} {verb} not installed: the ServiceMonitor and PrometheusRule are created once {when}",
+        missing.join(", ")
+    );
+    if !objects.is_empty() {
+        message.push_str(&format!(" ({} applied)", objects.join(", ")));
+    }
+    Observation::new(CONDITION_MONITORING_READY, false, "PrometheusOperatorMissing", message)
 }
 
 /// The backup status after recording the Jobs that finished (oldest first) and the on-demand
@@ -292,6 +332,7 @@ fn order(type_: &str) -> usize {
         CONDITION_PAUSED,
         CONDITION_BACKUP_HEALTHY,
         CONDITION_BACKUP_VERIFIED,
+        CONDITION_MONITORING_READY,
     ]
     .iter()
     .position(|t| *t == type_)
@@ -381,6 +422,44 @@ mod tests {
         assert!(deployment_state(&deployment(2, 2, Some(3), 3, 3), 3).rolled_out);
         assert!(!deployment_state(&deployment(2, 1, Some(3), 3, 3), 3).rolled_out);
         assert!(!deployment_state(&deployment(2, 2, Some(3), 3, 2), 3).rolled_out);
+    }
+
+    #[test]
+    fn monitoring_condition_names_what_is_missing_or_applied() {
+        use crate::controller::build::test_support::{MINIMAL, guard};
+        use crate::controller::monitoring_apis::MonitoringApis;
+        use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
+
+        let mut g = guard(&format!("{MINIMAL}  monitoring: {{enabled: true}}\n"));
+        let none = monitoring_condition(&g, &MonitoringObjects::default());
+        assert_eq!((none.status, none.reason), (false, "PrometheusOperatorMissing"));
+        assert_eq!(
+            none.message,
+            "prometheus-operator's CustomResourceDefinitions servicemonitors.monitoring.coreos.com, \
+             prometheusrules.monitoring.coreos.com are not installed: the ServiceMonitor and PrometheusRule are created \
+             once they are"
+        );
+
+        let named = |name: &str| kube::api::ObjectMeta { name: Some(name.to_owned()), ..Default::default() };
+        let monitor = ServiceMonitor { metadata: named("sg-monitoring"), spec: Default::default() };
+        let rule = PrometheusRule { metadata: named("sg-monitoring"), spec: Default::default() };
+        g.monitoring_apis = MonitoringApis { service_monitors: true, prometheus_rules: false };
+        let partial = MonitoringObjects { service_monitor: Some(monitor.clone()), ..Default::default() };
+        let one = monitoring_condition(&g, &partial);
+        assert!(!one.status);
+        assert!(
+            one.message.starts_with(
+                "prometheus-operator's CustomResourceDefinition prometheusrules.monitoring.coreos.com is not installed"
+            ) && one.message.ends_with("(ServiceMonitor sg-monitoring applied)"),
+            "{}",
+            one.message
+        );
+
+        g.monitoring_apis = MonitoringApis::ALL;
+        let all = MonitoringObjects { service_monitor: Some(monitor), prometheus_rule: Some(rule), dashboards: vec![] };
+        let ready = monitoring_condition(&g, &all);
+        assert_eq!((ready.status, ready.reason), (true, "Applied"));
+        assert_eq!(ready.message, "ServiceMonitor sg-monitoring, PrometheusRule sg-monitoring applied");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct ValidatedGuard {
     pub redis: Datastore<ManagedRedis>,
     /// How it runs right now (a restore overrides the spec's scale); set after validation.
     pub directives: super::restore::Directives,
+    /// Which prometheus-operator kinds the cluster serves; set after validation.
+    pub monitoring_apis: super::monitoring_apis::MonitoringApis,
 }
 
 /// A datastore run by the operator or reached through a URL in a Secret.
@@ -200,6 +202,7 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
             postgres,
             redis,
             directives: Default::default(),
+            monitoring_apis: Default::default(),
         }),
         _ => Err(Invalid(problems)),
     }

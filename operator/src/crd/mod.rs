@@ -6,6 +6,7 @@
 mod backup;
 mod datastore;
 mod ingress;
+mod monitoring;
 mod status;
 mod workload;
 
@@ -18,9 +19,10 @@ pub use backup::{
 };
 pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, RedisSpec};
 pub use ingress::{IngressSpec, RateLimitSpec};
+pub use monitoring::MonitoringSpec;
 pub use status::{
-    CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED, CONDITION_PAUSED, CONDITION_PROGRESSING,
-    CONDITION_READY, SecurityGuardStatus,
+    CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED, CONDITION_MONITORING_READY,
+    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus,
 };
 pub use workload::{
     ApiConfig, AutoscalingSpec, Environment, ImagePullPolicy, LogLevel, ScaleDownPolicy, ScaleUpPolicy,
@@ -114,6 +116,11 @@ pub struct SecurityGuardSpec {
     /// Restore the database from a backup by setting a new `requestId` (needs `backup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSpec>,
+
+    /// Prometheus monitoring through prometheus-operator: a ServiceMonitor for the API, a
+    /// PrometheusRule with the alerts, and optionally the Grafana dashboards.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
 
     /// Stop reconciling this SecurityGuard: its objects are left exactly as they are until
     /// `paused` is false again. The status reports the pause.

@@ -17,6 +17,9 @@ pub const CONDITION_PAUSED: &str = "ReconciliationPaused";
 pub const CONDITION_BACKUP_HEALTHY: &str = "BackupHealthy";
 /// Condition type: the newest restore drill passed.
 pub const CONDITION_BACKUP_VERIFIED: &str = "BackupVerified";
+/// Condition type: with `spec.monitoring.enabled`, the ServiceMonitor and PrometheusRule exist
+/// (False with reason `PrometheusOperatorMissing` while its CustomResourceDefinitions do not).
+pub const CONDITION_MONITORING_READY: &str = "MonitoringReady";
 
 /// Observed state of a SecurityGuard, written only by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -25,8 +28,9 @@ pub struct SecurityGuardStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Conditions: Ready, Progressing, Degraded, ReconciliationPaused, and with backups
-    /// BackupHealthy and BackupVerified, each with a reason and a message.
+    /// Conditions: Ready, Progressing, Degraded, ReconciliationPaused, with backups
+    /// BackupHealthy and BackupVerified, and with monitoring MonitoringReady, each with a reason
+    /// and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

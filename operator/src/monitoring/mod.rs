@@ -22,21 +22,21 @@ pub const OPERATOR_NAMESPACE: &str = "securityguard-system";
 pub const OPERATOR_MONITORING_NAME: &str = "securityguard-operator";
 /// Name of the port carrying `/metrics`, on the API Service and on the operator's Service.
 pub const METRICS_PORT: &str = "http";
-/// Scrape interval of both ServiceMonitors.
+/// Scrape interval of the operator's ServiceMonitor (and the default of the API's).
 pub const SCRAPE_INTERVAL: &str = "30s";
 
 /// The spec of the ServiceMonitor of one SecurityGuard's API: it selects the API Service by
 /// `service_labels` (the labels of that Service, e.g. the controller's API selector labels) in
-/// the ServiceMonitor's own namespace. The scraped series get `namespace` and `service`, which
-/// the guard's alerts match on.
-pub fn api_service_monitor_spec(service_labels: BTreeMap<String, String>) -> ServiceMonitorSpec {
+/// the ServiceMonitor's own namespace, every `interval`. The scraped series get `namespace` and
+/// `service`, which the guard's alerts match on.
+pub fn api_service_monitor_spec(service_labels: BTreeMap<String, String>, interval: &str) -> ServiceMonitorSpec {
     ServiceMonitorSpec {
         selector: LabelSelector { match_labels: Some(service_labels), ..LabelSelector::default() },
         namespace_selector: None,
         endpoints: vec![Endpoint {
             port: Some(METRICS_PORT.to_owned()),
             path: Some("/metrics".to_owned()),
-            interval: Some(SCRAPE_INTERVAL.to_owned()),
+            interval: Some(interval.to_owned()),
             ..Endpoint::default()
         }],
         job_label: None,
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn api_service_monitor_selects_by_the_given_labels() {
-        let spec = api_service_monitor_spec(BTreeMap::from([("app.kubernetes.io/instance".into(), "g".into())]));
+        let spec = api_service_monitor_spec(BTreeMap::from([("app.kubernetes.io/instance".into(), "g".into())]), "30s");
         assert_eq!(
             serde_json::to_value(spec).expect("json"),
             serde_json::json!({

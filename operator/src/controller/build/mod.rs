@@ -8,6 +8,7 @@ mod backup_rbac;
 mod backup_volume;
 mod config_map;
 mod credentials;
+mod dashboards;
 mod datastore;
 mod deployment;
 mod hpa;
@@ -15,9 +16,11 @@ pub mod ingress;
 mod network_policy;
 mod pdb;
 mod postgres;
+mod prometheus_rule;
 mod redis;
 pub mod service;
 mod service_account;
+mod service_monitor;
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -34,6 +37,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::validate::ValidatedGuard;
+use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
 pub use credentials::{CredentialsSecret, POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY};
 
@@ -50,6 +54,8 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Pods carrying this label (with the instance label) may reach PostgreSQL and Redis.
 pub const DATASTORE_CLIENT_LABEL: &str = "securityguard.io/datastore-client";
+/// Annotation of the ServiceMonitor and PrometheusRule: the keys of `spec.monitoring.labels`.
+pub const EXTRA_LABELS_ANNOTATION: &str = "securityguard.io/extra-labels";
 /// Pod template annotation: hash of the API configuration, so a change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "securityguard.io/config-hash";
 
@@ -64,6 +70,8 @@ pub enum Component {
     Redis,
     /// Backups, restores and their drills.
     Backup,
+    /// The ServiceMonitor, PrometheusRule and dashboards.
+    Monitoring,
 }
 
 impl Component {
@@ -74,6 +82,7 @@ impl Component {
             Self::Postgres => "postgres",
             Self::Redis => "redis",
             Self::Backup => "backup",
+            Self::Monitoring => "monitoring",
         }
     }
 }
@@ -113,6 +122,8 @@ pub struct ChildResources<State> {
     pub ingress: Option<Ingress>,
     /// Backups: their identities, schedules, local volume and one-off Jobs.
     pub backup: BackupObjects,
+    /// Monitoring: the ServiceMonitor, the PrometheusRule and the dashboards.
+    pub monitoring: MonitoringObjects,
     /// Build or apply stage.
     pub state: PhantomData<State>,
 }
@@ -141,6 +152,18 @@ pub struct BackupObjects {
     pub jobs: Vec<Job>,
 }
 
+/// The objects of `spec.monitoring` (all empty without it). The prometheus-operator kinds are
+/// built only when the cluster serves them.
+#[derive(Debug, Clone, Default)]
+pub struct MonitoringObjects {
+    /// The ServiceMonitor of the API Service.
+    pub service_monitor: Option<ServiceMonitor>,
+    /// The PrometheusRule with the guard's alerts.
+    pub prometheus_rule: Option<PrometheusRule>,
+    /// The Grafana dashboards, one ConfigMap each.
+    pub dashboards: Vec<ConfigMap>,
+}
+
 /// Builds every object the SecurityGuard asks for.
 pub fn build(guard: &ValidatedGuard) -> ChildResources<Prepared> {
     let config_map = config_map::build(guard);
@@ -156,6 +179,7 @@ pub fn build(guard: &ValidatedGuard) -> ChildResources<Prepared> {
         pdb: pdb::build(guard),
         ingress: ingress::build(guard),
         backup: build_backup(guard),
+        monitoring: build_monitoring(guard),
         config_map,
         state: PhantomData,
     }
@@ -171,6 +195,35 @@ fn build_backup(guard: &ValidatedGuard) -> BackupObjects {
         volume: backup_volume::build(guard),
         jobs: guard.directives.jobs.iter().map(|request| backup_job::build(guard, backup, request)).collect(),
     }
+}
+
+fn build_monitoring(guard: &ValidatedGuard) -> MonitoringObjects {
+    let spec = &guard.spec.monitoring;
+    if !spec.enabled {
+        return MonitoringObjects::default();
+    }
+    let served = &guard.monitoring_apis;
+    MonitoringObjects {
+        service_monitor: served.service_monitors.then(|| service_monitor::build(guard)),
+        prometheus_rule: served.prometheus_rules.then(|| prometheus_rule::build(guard)),
+        dashboards: if spec.dashboards { dashboards::build(guard) } else { Vec::new() },
+    }
+}
+
+/// Metadata of the ServiceMonitor and the PrometheusRule: the component's, the extra labels of
+/// `spec.monitoring.labels`, and an annotation listing those so that removing one is a change
+/// (the apply step only compares what is asked for).
+pub fn monitoring_metadata(guard: &ValidatedGuard) -> ObjectMeta {
+    let extra = &guard.spec.monitoring.labels;
+    let mut meta = metadata(guard, Component::Monitoring, object_name(&guard.name, Component::Monitoring));
+    let mut labels = extra.clone();
+    labels.extend(meta.labels.take().unwrap_or_default());
+    meta.labels = Some(labels);
+    meta.annotations = Some(BTreeMap::from([(
+        EXTRA_LABELS_ANNOTATION.to_owned(),
+        extra.keys().map(String::as_str).collect::<Vec<_>>().join(","),
+    )]));
+    meta
 }
 
 /// Name of a component's objects: `<guard>-<component>`.
@@ -237,6 +290,44 @@ pub fn restricted_pod_security_context(uid: i64) -> k8s_openapi::api::core::v1::
 pub fn short_hash(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(bytes)[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{MINIMAL, guard};
+    use super::*;
+    use crate::controller::monitoring_apis::MonitoringApis;
+
+    #[test]
+    fn monitoring_objects_follow_the_spec_and_what_the_cluster_serves() {
+        let mut g = guard(&format!("{MINIMAL}  monitoring: {{enabled: true, dashboards: true}}\n"));
+        let missing = build_monitoring(&g);
+        assert!(missing.service_monitor.is_none() && missing.prometheus_rule.is_none(), "kinds not served");
+        assert_eq!(missing.dashboards.len(), 4, "dashboards need no prometheus-operator");
+
+        g.monitoring_apis = MonitoringApis { service_monitors: true, prometheus_rules: false };
+        let partial = build_monitoring(&g);
+        assert!(partial.service_monitor.is_some() && partial.prometheus_rule.is_none());
+
+        g.monitoring_apis = MonitoringApis::ALL;
+        let all = build(&g).monitoring;
+        assert!(all.service_monitor.is_some() && all.prometheus_rule.is_some());
+
+        g.spec.monitoring.enabled = false;
+        let off = build_monitoring(&g);
+        assert!(off.service_monitor.is_none() && off.prometheus_rule.is_none() && off.dashboards.is_empty());
+    }
+
+    #[test]
+    fn removing_an_extra_label_changes_the_annotation() {
+        let mut g = guard(&format!("{MINIMAL}  monitoring: {{enabled: true, labels: {{release: p, team: sec}}}}\n"));
+        let both = monitoring_metadata(&g);
+        assert_eq!(both.annotations.as_ref().map(|a| a[EXTRA_LABELS_ANNOTATION].as_str()), Some("release,team"));
+        g.spec.monitoring.labels.remove("team");
+        let one = monitoring_metadata(&g);
+        assert_eq!(one.annotations.as_ref().map(|a| a[EXTRA_LABELS_ANNOTATION].as_str()), Some("release"));
+        assert!(!one.labels.as_ref().expect("labels").contains_key("team"));
+    }
 }
 
 #[cfg(test)]
