@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use kube::api::{Api, PostParams};
 use securityguard_e2e::{
     JWT, Operator, OperatorOptions, TempNamespace, admin, kubectl, kubectl_ok, repo_root, secret, volumes_for_guard,
     wait_for,
@@ -43,11 +44,8 @@ async fn cluster_wide_operator_with_its_own_service_account() {
         ("delete", "secrets", "no"),
         ("update", "secrets", "no"),
         ("create", "clusterroles.rbac.authorization.k8s.io", "no"),
-        // spec.monitoring: prometheus-operator's kinds like any child, and its two definitions
-        // watched by name, no other definition read, none written.
-        ("patch", "servicemonitors.monitoring.coreos.com", "yes"),
-        ("delete", "prometheusrules.monitoring.coreos.com", "yes"),
-        ("update", "prometheusrules.monitoring.coreos.com", "no"),
+        // spec.monitoring: its two definitions watched by name, no other definition read, none
+        // written (prometheus-operator's kinds themselves: below, as they may not be installed).
         ("watch", "customresourcedefinitions.apiextensions.k8s.io#servicemonitors.monitoring.coreos.com", "yes"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io#prometheusrules.monitoring.coreos.com", "yes"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io#securityguards.securityguard.io", "no"),
@@ -63,6 +61,32 @@ async fn cluster_wide_operator_with_its_own_service_account() {
         }
         let (_, out, _) = kubectl(&args, None);
         assert_eq!(out.trim(), expected, "can the operator {verb} {resource}?");
+    }
+
+    // prometheus-operator's kinds like any child. Asked with a SubjectAccessReview naming the
+    // group: `kubectl auth can-i` needs the kinds installed, and another test installs and
+    // removes them.
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    for (verb, resource, expected) in
+        [("patch", "servicemonitors", true), ("delete", "prometheusrules", true), ("update", "prometheusrules", false)]
+    {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(sa.to_owned()),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some("monitoring.coreos.com".to_owned()),
+                    resource: Some(resource.to_owned()),
+                    verb: Some(verb.to_owned()),
+                    namespace: Some(first.name.clone()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let answer = reviews.create(&PostParams::default(), &review).await.expect("access review");
+        let allowed = answer.status.is_some_and(|s| s.allowed);
+        assert_eq!(allowed, expected, "can the operator {verb} {resource}.monitoring.coreos.com?");
     }
 
     for ns in [&first.name, &second.name] {
