@@ -238,6 +238,25 @@ async fn converged_securityguard_causes_no_writes_over_resyncs() {
     volumes_for_guard(ns, "minimal");
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
     let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
+    // With backups (CronJobs, their identities, status and conditions) and monitoring too.
+    kubectl_ok(
+        &[
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            "s3",
+            "--from-literal=AWS_ACCESS_KEY_ID=e2e",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-secret",
+        ],
+        None,
+    );
+    let extras = serde_json::json!({"spec": {
+        "backup": {"s3": {"bucket": "idle-backups", "credentialsSecret": "s3"}},
+        "monitoring": {"enabled": true},
+    }});
+    guards.patch("minimal", &PatchParams::default(), &Patch::Merge(&extras)).await.expect("backups on");
     wait_ready(&guards, "minimal").await;
 
     // Converged: let the status settle (the last write is the one that made it Ready).
