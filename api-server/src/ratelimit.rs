@@ -81,8 +81,15 @@ pub enum TokenCheck {
     Unavailable,
 }
 
-fn counted(pipe: &mut redis::Pipeline, key: &str) {
-    pipe.incr(key, 1u64).cmd("EXPIRE").arg(key).arg(WINDOW_SECS).arg("NX").ignore().cmd("TTL").arg(key);
+/// Counts a request in its window, opening the window with the first one.
+fn opened(pipe: &mut redis::Pipeline, key: &str) {
+    pipe.incr(key, 1u64).cmd("EXPIRE").arg(key).arg(WINDOW_SECS).arg("NX").ignore();
+}
+
+/// Seconds left in a refused subject's window (the whole window when Redis does not say).
+async fn remaining_window(state: &AppState, key: &str) -> i64 {
+    let mut conn = state.redis.clone();
+    redis::cmd("TTL").arg(key).query_async::<i64>(&mut conn).await.unwrap_or(WINDOW_SECS as i64)
 }
 
 fn refuse(state: &AppState, kind: &str, ttl: i64) -> Response {
@@ -110,12 +117,15 @@ pub async fn check_request(
     claims: Option<crate::auth::jwt::Claims>,
     also_get: Option<&str>,
 ) -> Result<Checked, Response> {
+    // No MULTI/EXEC and no TTL on this path: the commands of one pipeline run in order, a
+    // counter's window is opened by EXPIRE NX whatever interleaves, and the remaining window is
+    // asked for only when a request is refused. Six commands per scan instead of ten.
     let ip_key = state.key(&["rl", "ip", ip]);
+    let wallet_key = claims.as_ref().map(|c| state.key(&["rl", "wallet", &c.sub]));
     let mut pipe = redis::pipe();
-    pipe.atomic();
-    counted(&mut pipe, &ip_key);
-    if let Some(c) = &claims {
-        counted(&mut pipe, &state.key(&["rl", "wallet", &c.sub]));
+    opened(&mut pipe, &ip_key);
+    if let (Some(c), Some(wallet_key)) = (&claims, &wallet_key) {
+        opened(&mut pipe, wallet_key);
         pipe.cmd("EXISTS").arg(crate::auth::jwt::revoked_key(state, &c.jti));
     }
     if let Some(key) = also_get {
@@ -129,20 +139,21 @@ pub async fn check_request(
                 values.get(i).and_then(|v| <i64 as redis::FromRedisValue>::from_redis_value_ref(v).ok()).unwrap_or(0)
             };
             if int(0) > i64::from(state.config.rate_limit_per_ip) {
-                return Err(refuse(state, "ip", int(1)));
+                return Err(refuse(state, "ip", remaining_window(state, &ip_key).await));
             }
-            let token = match claims {
-                Some(c) => {
-                    if int(2) > i64::from(state.config.rate_limit_per_wallet) {
-                        return Err(refuse(state, "wallet", int(3)));
+            let token = match (claims, &wallet_key) {
+                (Some(c), Some(wallet_key)) => {
+                    if int(1) > i64::from(state.config.rate_limit_per_wallet) {
+                        return Err(refuse(state, "wallet", remaining_window(state, wallet_key).await));
                     }
-                    Some(if int(4) != 0 { TokenCheck::Revoked } else { TokenCheck::Valid(c) })
+                    Some(if int(2) != 0 { TokenCheck::Revoked } else { TokenCheck::Valid(c) })
                 }
-                None => None,
+                _ => None,
             };
+            let get_index = if token.is_some() { 3 } else { 1 };
             let got = match also_get {
-                Some(_) if values.len() > usize::from(token.is_some()) * 3 + 2 => {
-                    let v = values.swap_remove(usize::from(token.is_some()) * 3 + 2);
+                Some(_) if values.len() > get_index => {
+                    let v = values.swap_remove(get_index);
                     <Option<String> as redis::FromRedisValue>::from_redis_value(v).ok().flatten()
                 }
                 _ => None,
