@@ -439,7 +439,20 @@ pub fn volumes_for_guard(ns: &str, guard: &str) {
 
 /// Creates a generic Secret with one key.
 pub fn secret(ns: &str, name: &str, key: &str, value: &str) {
-    kubectl_ok(&["-n", ns, "create", "secret", "generic", name, &format!("--from-literal={key}={value}")], None);
+    secret_with(ns, name, &[(key, value)]);
+}
+
+/// Creates a generic Secret with these keys.
+pub fn secret_with(ns: &str, name: &str, data: &[(&str, &str)]) {
+    let mut args =
+        vec!["-n".to_owned(), ns.to_owned(), "create".into(), "secret".into(), "generic".into(), name.into()];
+    args.extend(data.iter().map(|(key, value)| format!("--from-literal={key}={value}")));
+    kubectl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+}
+
+/// Creates a Secret of S3 credentials, as `spec.backup.s3.credentialsSecret` names it.
+pub fn s3_credentials(ns: &str, name: &str, access_key_id: &str, secret_access_key: &str) {
+    secret_with(ns, name, &[("AWS_ACCESS_KEY_ID", access_key_id), ("AWS_SECRET_ACCESS_KEY", secret_access_key)]);
 }
 
 /// A JWT signing key long enough for the operator's validation.

@@ -11,8 +11,8 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use securityguard_e2e::kubelet::{self, kill_job_pod, run_job_pod};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl, kubectl_ok, secret, volume_for_claim,
-    wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl, kubectl_ok, s3_credentials, secret,
+    volume_for_claim, wait_for,
 };
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 
@@ -58,19 +58,7 @@ impl Fixture {
         secret(&ns.name, "jwt", "secret", JWT);
         secret(&ns.name, "db", "url", &database_url);
         secret(&ns.name, "cache", "url", &env("SG_TEST_REDIS_URL"));
-        kubectl_ok(
-            &[
-                "-n",
-                &ns.name,
-                "create",
-                "secret",
-                "generic",
-                "s3",
-                &format!("--from-literal=AWS_ACCESS_KEY_ID={}", env("SG_TEST_S3_ACCESS_KEY_ID")),
-                &format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", env("SG_TEST_S3_SECRET_ACCESS_KEY")),
-            ],
-            None,
-        );
+        s3_credentials(&ns.name, "s3", &env("SG_TEST_S3_ACCESS_KEY_ID"), &env("SG_TEST_S3_SECRET_ACCESS_KEY"));
         let bucket = format!("{}-backups", ns.name);
         let operator = Operator::start(&OperatorOptions::for_namespace(&ns.name)).await;
         Self { client, ns, database_url, admin_url, database, bucket, operator }

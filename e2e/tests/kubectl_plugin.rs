@@ -7,7 +7,7 @@ use std::process::Command;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use securityguard_e2e::backups::{Bucket, Database, run_operator, service_account_with};
-use securityguard_e2e::{TempNamespace, admin, install, kubectl_ok, operator_binary};
+use securityguard_e2e::{TempNamespace, admin, install, kubectl_ok, operator_binary, s3_credentials};
 use serde_json::Value;
 
 const PREFIX: &str = "backups";
@@ -50,19 +50,7 @@ async fn the_plugin_lists_backups_and_requests_restores() {
     let ns = TempNamespace::create(&client, "plugin").await;
     let ns = ns.name.as_str();
     let bucket = Bucket::create("plugin").await;
-    kubectl_ok(
-        &[
-            "-n",
-            ns,
-            "create",
-            "secret",
-            "generic",
-            "s3-credentials",
-            &format!("--from-literal=AWS_ACCESS_KEY_ID={}", bucket.access_key),
-            &format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", bucket.secret_key),
-        ],
-        None,
-    );
+    s3_credentials(ns, "s3-credentials", &bucket.access_key, &bucket.secret_key);
     let guard = format!(
         "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata: {{name: pg}}\nspec:\n  image: api:1\n  \
          secrets: {{jwtSecret: {{name: securityguard-jwt, key: secret}}}}\n  backup:\n    s3:\n      bucket: {}\n      \

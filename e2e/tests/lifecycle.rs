@@ -13,8 +13,8 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, secret, volumes_for_guard,
-    wait_deleted, wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, s3_credentials, secret,
+    volumes_for_guard, wait_deleted, wait_for,
 };
 use securityguard_operator::crd::SecurityGuard;
 
@@ -67,19 +67,7 @@ async fn example_securityguard_lifecycle() {
     // The full example, with the Secrets it names and volumes for its datastores.
     secret(ns, "securityguard-jwt", "secret", JWT);
     secret(ns, "securityguard-claude", "api-key", "sk-ant-e2e");
-    kubectl_ok(
-        &[
-            "-n",
-            ns,
-            "create",
-            "secret",
-            "generic",
-            "securityguard-backup-s3",
-            "--from-literal=AWS_ACCESS_KEY_ID=e2e",
-            "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-secret",
-        ],
-        None,
-    );
+    s3_credentials(ns, "securityguard-backup-s3", "e2e", "e2e-secret");
     volumes_for_guard(ns, "full");
     securityguard_e2e::volume_for_claim(ns, "full-backups");
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/full.yaml").to_str().expect("utf-8")], None);
@@ -239,19 +227,7 @@ async fn converged_securityguard_causes_no_writes_over_resyncs() {
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
     let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
     // With backups (CronJobs, their identities, status and conditions) and monitoring too.
-    kubectl_ok(
-        &[
-            "-n",
-            ns,
-            "create",
-            "secret",
-            "generic",
-            "s3",
-            "--from-literal=AWS_ACCESS_KEY_ID=e2e",
-            "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-secret",
-        ],
-        None,
-    );
+    s3_credentials(ns, "s3", "e2e", "e2e-secret");
     let extras = serde_json::json!({"spec": {
         "backup": {"s3": {"bucket": "idle-backups", "credentialsSecret": "s3"}},
         "monitoring": {"enabled": true},

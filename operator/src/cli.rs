@@ -108,6 +108,18 @@ pub struct S3Args {
     pub guard: Option<String>,
 }
 
+impl S3Args {
+    /// How to reach `bucket` with these settings.
+    pub fn options(&self, bucket: &str) -> crate::backup::store::S3Options {
+        crate::backup::store::S3Options {
+            bucket: bucket.to_owned(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+        }
+    }
+}
+
 /// Options of `backup`. S3 credentials come from `AWS_ACCESS_KEY_ID` and
 /// `AWS_SECRET_ACCESS_KEY` (or the SDK's other standard sources).
 #[derive(Args, Debug, Clone)]

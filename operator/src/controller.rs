@@ -343,6 +343,29 @@ pub fn managed_selector() -> String {
     format!("{}={}", build::MANAGED_BY_LABEL, build::FIELD_MANAGER)
 }
 
+/// A namespaced kind the controller caches through a watch.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Starts a label-selected, cached watch of one kind of child; returns its cache and the stream
 /// of changed objects.
 fn child_watch<K>(
@@ -350,13 +373,7 @@ fn child_watch<K>(
     namespace: Option<&str>,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&managed_selector()))

@@ -19,7 +19,7 @@ use super::config::{self, ConfigBackup, GuardRef};
 use super::manifest::{self, ConfigFile, FORMAT_VERSION, Manifest, Status};
 use super::pg::{self, DbUrl, Snapshot};
 use super::retention::{self, Policy};
-use super::store::{self, S3Options, S3Store, Store};
+use super::store::{self, S3Store, Store};
 use super::tools::{self, Dump};
 use super::upload::{self, LocalWriter, MultipartUpload, Sinks, Streamed};
 use crate::cli::BackupArgs;
@@ -105,13 +105,7 @@ pub struct Report {
 /// Runs a backup as the command line says.
 pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
     let url = DbUrl::parse(&args.database_url).map_err(Error::Url)?;
-    let s3 = S3Store::connect(&S3Options {
-        bucket: args.bucket.clone(),
-        endpoint: args.s3.endpoint.clone(),
-        region: args.s3.region.clone(),
-        path_style: args.s3.path_style,
-    })
-    .await;
+    let s3 = S3Store::connect(&args.s3.options(&args.bucket)).await;
     let local = args.local_dir.as_ref().map(|dir| store::LocalStore { root: dir.clone() });
     let bin = args.job.pg_bin.as_deref();
     let guard = args.s3.guard.as_deref();

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::manifest;
-use super::store::{self, S3Options, S3Store, Store};
+use super::store::{self, S3Store, Store};
 use super::upload::{self, MultipartUpload, Sinks, StreamError};
 use crate::cli::ArchiveLogsArgs;
 
@@ -186,13 +186,7 @@ pub async fn run(args: &ArchiveLogsArgs) -> Result<Report, Error> {
     // The folder of the backups: SG_GUARD when given (the Jobs set it), else `<namespace>/<name>`.
     let folder_guard = args.s3.guard.clone().unwrap_or_else(|| guard.to_string());
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
-    let s3 = S3Store::connect(&S3Options {
-        bucket: args.bucket.clone(),
-        endpoint: args.s3.endpoint.clone(),
-        region: args.s3.region.clone(),
-        path_style: args.s3.path_style,
-    })
-    .await;
+    let s3 = S3Store::connect(&args.s3.options(&args.bucket)).await;
     let until = Timestamp::now();
     let since_seconds = i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX);
     let since = until.checked_sub(SignedDuration::from_secs(since_seconds)).unwrap_or(Timestamp::MIN);

@@ -14,7 +14,7 @@ use rand::Rng;
 use super::catalog::{self, ResolveError};
 use super::manifest::{self, Manifest};
 use super::pg::{self, DbUrl};
-use super::store::{self, S3Options, Store};
+use super::store::{self, Store};
 use super::tools;
 use crate::cli::{RestoreArgs, S3Args, SourceStoreArgs};
 
@@ -122,15 +122,7 @@ pub struct Report {
 /// Opens the store the command line names: the bucket, else the local directory.
 pub async fn open_store(store: &SourceStoreArgs, s3: &S3Args) -> Option<Store> {
     match (&store.bucket, &store.local_dir) {
-        (Some(bucket), _) => Some(
-            Store::s3(&S3Options {
-                bucket: bucket.clone(),
-                endpoint: s3.endpoint.clone(),
-                region: s3.region.clone(),
-                path_style: s3.path_style,
-            })
-            .await,
-        ),
+        (Some(bucket), _) => Some(Store::s3(&s3.options(bucket)).await),
         (None, Some(dir)) => Some(Store::local(dir.clone())),
         (None, None) => None,
     }

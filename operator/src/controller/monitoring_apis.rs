@@ -9,12 +9,10 @@
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt, stream};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 /// The definition of ServiceMonitors.
@@ -161,13 +159,7 @@ pub fn lazy_child_watch<K>(
     served: fn(&MonitoringApis) -> bool,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: super::Watched,
 {
     let (reader, writer) = reflector::store();
     let client = client.clone();

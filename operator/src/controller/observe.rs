@@ -69,7 +69,7 @@ pub async fn observe(
 
     let previous = guard.status.as_ref().and_then(|s| s.restore.as_ref());
     let all_jobs = jobs::jobs_of(&stores.jobs, namespace, &validated.name);
-    let mut restore_jobs = [JobState::Absent, JobState::Absent, JobState::Absent];
+    let (mut safety_backup, mut restore, mut rollback) = (JobState::Absent, JobState::Absent, JobState::Absent);
     let mut api_pods = None;
     if let Some(current) = previous.filter(|s| restore::in_progress(Some(s))) {
         if current.phase == RestorePhase::ScalingDown {
@@ -80,16 +80,14 @@ pub async fn observe(
                 .iter()
                 .find(|(k, request, _)| *k == kind && request.as_deref() == Some(current.request_id.as_str()))
                 .map(|(_, _, job)| job);
-            let state = jobs::state(client, namespace, kind, job).await?;
             let slot = match kind {
-                JobKind::SafetyBackup => 0,
-                JobKind::Restore => 1,
-                _ => 2,
+                JobKind::SafetyBackup => &mut safety_backup,
+                JobKind::Restore => &mut restore,
+                _ => &mut rollback,
             };
-            restore_jobs[slot] = state;
+            *slot = jobs::state(client, namespace, kind, job).await?;
         }
     }
-    let [safety_backup, restore, rollback] = restore_jobs;
 
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
     Ok(Observations {

@@ -132,13 +132,11 @@ impl JobRequest {
     /// restarted) finds the first one.
     pub fn job_name(&self, guard: &str) -> String {
         let hash = &super::short_hash(self.request_id().as_bytes())[..8];
-        let suffix = match self.kind() {
-            JobKind::Backup => format!("backup-{hash}"),
-            JobKind::SafetyBackup => format!("restore-{hash}-safety"),
-            JobKind::Restore => format!("restore-{hash}"),
-            JobKind::Rollback => format!("restore-{hash}-rollback"),
-            // Created by their CronJobs, never requested.
-            JobKind::Verify | JobKind::LogArchive => format!("{}-{hash}", self.kind().as_str()),
+        let suffix = match self {
+            Self::Backup { .. } => format!("backup-{hash}"),
+            Self::SafetyBackup { .. } => format!("restore-{hash}-safety"),
+            Self::Restore { .. } => format!("restore-{hash}"),
+            Self::Rollback { .. } => format!("restore-{hash}-rollback"),
         };
         bounded_name(guard, &suffix, 63)
     }
