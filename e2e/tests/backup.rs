@@ -302,7 +302,8 @@ async fn scheduled_and_on_demand_backups_and_drills() {
     kubectl_ok(&["-n", ns, "create", "job", "--from", &format!("cronjob/{GUARD}-log-archive"), "logs-1"], None);
     let run = run_job_pod(&f.client, ns, "logs-1").await;
     assert_eq!(run.exit_code, 0, "log archive: {}", run.stderr);
-    assert!(run.message.contains("archive"), "its summary: {}", run.message);
+    let summary: serde_json::Value = serde_json::from_str(&run.message).expect("a JSON summary");
+    assert_eq!((summary["command"].as_str(), summary["result"].as_str()), (Some("archive-logs"), Some("succeeded")));
 }
 
 #[tokio::test]
