@@ -107,8 +107,15 @@ bench-api: prepare
     #!/usr/bin/env bash
     set -euo pipefail
     scripts/services/start.sh
+    if ! command -v wrk >/dev/null; then
+      echo "[bench-api] installing wrk (the load generator)" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+    fi
     set -a; source "$SG_CACHE/services/env"; set +a
-    cargo run --release -p securityguard-api --example bench
+    echo "[bench-api] building the release API and the benchmark" >&2
+    cargo build --release -p securityguard-api --bin securityguard-api --example bench
+    cargo run -q --release -p securityguard-api --example bench
 
 # Lints: formatting and clippy with warnings as errors.
 lint:

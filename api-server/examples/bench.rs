@@ -2,156 +2,206 @@
 //! `/v1/scan/transactions` (cache hit and cache miss) and `/health/live` (the ceiling of the HTTP
 //! stack), against the PostgreSQL and Redis of scripts/services/start.sh.
 //!
+//!   cargo build --release -p securityguard-api --bin securityguard-api
 //!   cargo run --release -p securityguard-api --example bench
 //!
+//! The API runs as its release binary (`BENCH_API_BIN`, default
+//! `$CARGO_TARGET_DIR/release/securityguard-api`) in its own process, with its production
+//! defaults (JSON access log at info, read from a pipe as a container runtime would) except
+//! for the rate limits, which are lifted. The load comes from wrk (Debian package) in another
+//! process, with the requests of `examples/bench-wrk.lua`. This process signs in, starts and
+//! measures; it is idle while wrk runs.
+//!
 //! Environment: SG_TEST_DATABASE_URL, SG_TEST_REDIS_URL (from the services env file),
-//! BENCH_CONCURRENCY (100), BENCH_REQUESTS per scenario (20000), BENCH_MAX_SECONDS per
-//! scenario (20). Traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
-//! The server and the load generator share this process and the machine's cores.
+//! BENCH_CONCURRENCY (100), BENCH_SECONDS per scenario (10), BENCH_WRK_THREADS (1),
+//! BENCH_API_LOG (the API's RUST_LOG, default info: one access-log line per request).
+//! Traffic goes to 127.0.0.1 only.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use securityguard_api::auth::siws::SiwsMessage;
-use securityguard_api::config::{Config, Environment};
-use securityguard_api::startup::Application;
 use serde_json::{Value, json};
 use solana_address::Address;
 use solana_hash::Hash;
 use solana_keypair::Keypair;
 use solana_signer::Signer as _;
 use sqlx::{Connection, PgConnection};
-
-/// glibc malloc showed up at the top of the scan benchmark's profile (thread contention).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use tokio::io::AsyncBufReadExt;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-struct Scenario {
-    name: &'static str,
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-    errors: usize,
-    /// CPU time of this process (server and load generator) per request, in microseconds.
-    cpu_us_per_request: f64,
-    /// Redis commands, and socket reads (round trips; several clients' may share one), per
-    /// request, from the server's counters.
-    redis_commands_per_request: f64,
-    redis_reads_per_request: f64,
-}
+/// Clock ticks per second of /proc's CPU counters (USER_HZ, 100 on Linux).
+const TICKS: f64 = 100.0;
 
-/// User plus system CPU seconds of this process, from /proc (0 elsewhere).
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+/// User plus system CPU seconds of one process, from /proc (0 once it is gone).
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     let Some(end) = stat.rfind(')') else { return 0.0 };
     let fields: Vec<&str> = stat[end + 2..].split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) + ticks(12)) / TICKS
 }
 
-/// The Redis server's counts of commands processed and read events.
-struct Counters {
+/// CPU seconds of every process whose command name is `comm`.
+fn command_cpu_seconds(comm: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm))
+        .map(process_cpu_seconds)
+        .sum()
+}
+
+/// Busy CPU seconds of the whole machine (all cores), from /proc/stat.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+    busy / TICKS
+}
+
+/// Everything sampled before and after a scenario.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    api_cpu: f64,
+    postgres_cpu: f64,
+    redis_cpu: f64,
+    machine_cpu: f64,
+    redis_commands: f64,
+    redis_reads: f64,
+    cache_hits: f64,
+    cache_misses: f64,
+}
+
+struct Probe {
+    http: reqwest::Client,
+    url: String,
+    api_pid: u32,
     redis: redis::aio::MultiplexedConnection,
+    redis_pid: u32,
 }
 
-impl Counters {
-    async fn sample(&mut self) -> (f64, f64) {
-        let info: String = redis::cmd("INFO").arg("stats").query_async(&mut self.redis).await.unwrap_or_default();
-        let field = |name: &str| {
-            info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-        };
-        (field("total_commands_processed:"), field("total_reads_processed:"))
+impl Probe {
+    async fn redis_info(&mut self, section: &str) -> String {
+        redis::cmd("INFO").arg(section).query_async(&mut self.redis).await.expect("Redis INFO")
     }
+
+    async fn sample(&mut self) -> Sample {
+        let stats = self.redis_info("stats").await;
+        let field = |text: &str, name: &str| -> f64 {
+            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+        };
+        let metrics = self.http.get(format!("{}/metrics", self.url)).send().await.expect("GET /metrics");
+        let metrics = metrics.text().await.expect("/metrics body");
+        let cache = |result: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("securityguard_scan_cache_total{") && l.contains(&format!("\"{result}\"")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Sample {
+            api_cpu: process_cpu_seconds(self.api_pid),
+            postgres_cpu: command_cpu_seconds("postgres"),
+            redis_cpu: process_cpu_seconds(self.redis_pid),
+            machine_cpu: machine_busy_seconds(),
+            redis_commands: field(&stats, "total_commands_processed:"),
+            redis_reads: field(&stats, "total_reads_processed:"),
+            cache_hits: cache("hit"),
+            cache_misses: cache("miss"),
+        }
+    }
+}
+
+/// What wrk's `done()` in bench-wrk.lua prints.
+#[derive(serde::Deserialize)]
+struct WrkSummary {
+    requests: u64,
+    duration_us: u64,
+    connect_errors: u64,
+    read_errors: u64,
+    write_errors: u64,
+    status_errors: u64,
+    timeouts: u64,
+    p50_us: u64,
+    p95_us: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+/// The requests of one scenario, as bench-wrk.lua reads them.
+#[derive(Clone, Default)]
+struct Load {
+    path: &'static str,
+    method: &'static str,
+    token: Option<String>,
+    body: Option<String>,
+    vary_at: usize,
+}
+
+struct Wrk {
+    script: PathBuf,
+    url: String,
+    threads: usize,
+    connections: usize,
+}
+
+impl Wrk {
+    async fn run(&self, load: &Load, seconds: u64) -> WrkSummary {
+        let output = tokio::process::Command::new("wrk")
+            .arg(format!("--threads={}", self.threads))
+            .arg(format!("--connections={}", self.connections))
+            .arg(format!("--duration={seconds}s"))
+            .arg("--timeout=10s")
+            .arg(format!("--script={}", self.script.display()))
+            .arg(format!("{}{}", self.url, load.path))
+            .env("BENCH_METHOD", load.method)
+            .env("BENCH_TOKEN", load.token.as_deref().unwrap_or(""))
+            .env("BENCH_BODY", load.body.as_deref().unwrap_or(""))
+            .env("BENCH_VARY_AT", load.vary_at.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run wrk (Debian package wrk; `just bench-api` installs it)");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "wrk failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no summary: {stdout}"));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("wrk summary {line}: {e}"))
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    wrk: WrkSummary,
+    before: Sample,
+    after: Sample,
 }
 
 impl Scenario {
-    fn percentile(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[i].as_secs_f64() * 1000.0
+    fn errors(&self) -> u64 {
+        let w = &self.wrk;
+        w.connect_errors + w.read_errors + w.write_errors + w.status_errors + w.timeouts
     }
-}
 
-/// Runs `total` requests from `concurrency` workers; `make(i)` builds request i.
-async fn run<F>(
-    name: &'static str,
-    counters: &mut Counters,
-    concurrency: usize,
-    total: usize,
-    max: Duration,
-    make: F,
-) -> Scenario
-where
-    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    // Scans answered before are written in the background: let those writes finish first.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (commands_before, reads_before) = counters.sample().await;
-    let cpu_before = process_cpu_seconds();
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + max;
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (make, next) = (make.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total || Instant::now() >= deadline {
-                    break;
-                }
-                let t = Instant::now();
-                match make(i).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w.await.unwrap();
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    let cpu = process_cpu_seconds() - cpu_before;
-    let (commands_after, reads_after) = counters.sample().await;
-    latencies.sort_unstable();
-    let n = latencies.len().max(1) as f64;
-    Scenario {
-        name,
-        requests: latencies.len(),
-        elapsed,
-        latencies,
-        errors,
-        cpu_us_per_request: cpu * 1e6 / n,
-        // Less this function's own INFO command.
-        redis_commands_per_request: (commands_after - commands_before - 1.0) / n,
-        redis_reads_per_request: (reads_after - reads_before - 1.0) / n,
+    fn per_request(&self, f: impl Fn(&Sample) -> f64) -> f64 {
+        (f(&self.after) - f(&self.before)) / self.wrk.requests.max(1) as f64
     }
 }
 
 fn transaction(n: u64, payer: &Keypair) -> Vec<u8> {
-    let mut hash = [7u8; 32];
-    hash[..8].copy_from_slice(&n.to_le_bytes());
     let to = Address::new_from_array([9u8; 32]);
     let ixs = [
         solana_system_interface::instruction::transfer(&payer.pubkey(), &to, 1 + n),
@@ -161,67 +211,30 @@ fn transaction(n: u64, payer: &Keypair) -> Vec<u8> {
         &ixs,
         Some(&payer.pubkey()),
         &[payer],
-        Hash::new_from_array(hash),
+        Hash::new_from_array(BLOCKHASH),
     );
-    bincode::serialize(&tx).unwrap()
+    bincode::serialize(&tx).expect("serialize a transaction")
 }
 
-#[tokio::main]
-async fn main() {
-    let concurrency = env_or("BENCH_CONCURRENCY", 100usize);
-    let total = env_or("BENCH_REQUESTS", 20_000usize);
-    let max = Duration::from_secs(env_or("BENCH_MAX_SECONDS", 20u64));
-    let admin_url = std::env::var("SG_TEST_DATABASE_URL")
-        .expect("SG_TEST_DATABASE_URL: run scripts/services/start.sh and source its env file");
-    let redis_url = std::env::var("SG_TEST_REDIS_URL").expect("SG_TEST_REDIS_URL");
+const BLOCKHASH: [u8; 32] = [7u8; 32];
 
-    let db_name = format!("sg_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let mut counters = Counters {
-        redis: redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap(),
-    };
-    let config = Config {
-        database_url: format!("{base}/{db_name}"),
-        database_max_connections: 20,
-        redis_url,
-        redis_key_prefix: format!("bench:{db_name}:"),
-        jwt_secret: "bench-secret-bench-secret-bench-secret!".into(),
-        jwt_ttl_seconds: 3600,
-        refresh_ttl_seconds: 3600,
-        claude_api_key: None,
-        claude_api_url: "http://127.0.0.1:9".into(),
-        claude_model: "none".into(),
-        solana_rpc_url: None,
-        environment: Environment::Test,
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_wallets: vec![],
-        siws_domain: "bench.local".into(),
-        siws_uri: "https://bench.local".into(),
-        siws_chain_id: "mainnet".into(),
-        nonce_ttl_seconds: 300,
-        rate_limit_per_ip: u32::MAX,
-        rate_limit_per_wallet: u32::MAX,
-        max_body_bytes: 256 * 1024,
-        shutdown_delay_seconds: 0,
-        request_timeout_seconds: 20,
-        trust_forwarded_for: false,
-        scan_cache_ttl_seconds: 3600,
-    };
-    let app = Application::build(config).await.expect("start the API");
-    app.migrate(Some(Duration::from_secs(10))).await.expect("migrate");
-    let url = format!("http://{}", app.local_addr());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stop_rx.await;
-    }));
+/// A scan request body, and the 1-based offset of four of its base64 characters that encode
+/// three bytes of the recent blockhash (what bench-wrk.lua rewrites for cache misses).
+fn scan_body(payer: &Keypair) -> (String, usize) {
+    let tx = transaction(0, payer);
+    let hash_at = tx.windows(32).position(|w| w == BLOCKHASH).expect("the blockhash is in the transaction");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&tx);
+    let body = json!({"transactions": [b64]}).to_string();
+    let b64_at = body.find(&b64).expect("the transaction is in the body");
+    // The first whole base64 group (three bytes, four characters) inside the blockhash.
+    let group = hash_at.div_ceil(3);
+    assert!(group * 3 + 3 <= hash_at + 32);
+    (body, b64_at + group * 4 + 1)
+}
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
-    // Sign in once.
+async fn sign_in(http: &reqwest::Client, url: &str) -> String {
     let key = SigningKey::from_bytes(&[42u8; 32]);
-    let nonce: Value = client.get(format!("{url}/v1/auth/nonce")).send().await.unwrap().json().await.unwrap();
-    let now = jiff::Timestamp::now();
+    let nonce: Value = http.get(format!("{url}/v1/auth/nonce")).send().await.unwrap().json().await.unwrap();
     let msg = SiwsMessage {
         domain: "bench.local".into(),
         address: bs58::encode(key.verifying_key().as_bytes()).into_string(),
@@ -229,8 +242,8 @@ async fn main() {
         uri: "https://bench.local".into(),
         version: "1".into(),
         chain_id: "mainnet".into(),
-        nonce: nonce["nonce"].as_str().unwrap().into(),
-        issued_at: now,
+        nonce: nonce["nonce"].as_str().expect("a nonce").into(),
+        issued_at: jiff::Timestamp::now(),
         expiration_time: None,
         not_before: None,
         request_id: None,
@@ -238,7 +251,7 @@ async fn main() {
     };
     let text = msg.to_text();
     let sig = bs58::encode(key.sign(text.as_bytes()).to_bytes()).into_string();
-    let tokens: Value = client
+    let tokens: Value = http
         .post(format!("{url}/v1/auth/verify"))
         .json(&json!({"message": text, "signature": sig}))
         .send()
@@ -247,89 +260,180 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    let token = tokens["access_token"].as_str().unwrap().to_string();
+    tokens["access_token"].as_str().unwrap_or_else(|| panic!("sign-in refused: {tokens}")).to_string()
+}
 
-    let payer = Keypair::new_from_array([3u8; 32]);
-    let b64 = base64::engine::general_purpose::STANDARD;
-    // Request bodies, URLs and the Authorization header are built before the clock starts, so
-    // that the load generator (which shares the cores with the server) does no JSON work.
-    let body =
-        |n: u64| axum::body::Bytes::from(json!({"transactions": [b64.encode(transaction(n, &payer))]}).to_string());
-    let hit_body = body(0);
-    // Distinct transactions (different blockhashes) so that every request misses the cache.
-    let miss_bodies: Arc<Vec<axum::body::Bytes>> = Arc::new((1..=total as u64).map(body).collect());
-    let scan_url = reqwest::Url::parse(&format!("{url}/v1/scan/transactions")).unwrap();
-    let live_url = reqwest::Url::parse(&format!("{url}/health/live")).unwrap();
-    let bearer = reqwest::header::HeaderValue::try_from(format!("Bearer {token}")).unwrap();
-    let scan = move |c: &reqwest::Client, body: axum::body::Bytes| {
-        c.post(scan_url.clone())
-            .header(reqwest::header::AUTHORIZATION, bearer.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let connections = env_or("BENCH_CONCURRENCY", 100usize);
+    let seconds = env_or("BENCH_SECONDS", 10u64);
+    let threads = env_or("BENCH_WRK_THREADS", 1usize);
+    let admin_url = std::env::var("SG_TEST_DATABASE_URL")
+        .expect("SG_TEST_DATABASE_URL: run scripts/services/start.sh and source its env file");
+    let redis_url = std::env::var("SG_TEST_REDIS_URL").expect("SG_TEST_REDIS_URL");
+    let api_bin = std::env::var_os("BENCH_API_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into());
+        target.join("release/securityguard-api")
+    });
+    assert!(api_bin.exists(), "{} is missing: cargo build --release -p securityguard-api", api_bin.display());
+
+    let db_name = format!("sg_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.expect("create the database");
+    let base = admin_url.rsplit_once('/').expect("a database URL").0;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let mut api = tokio::process::Command::new(&api_bin)
+        .env("DATABASE_URL", format!("{base}/{db_name}"))
+        .env("DATABASE_MAX_CONNECTIONS", "20")
+        .env("REDIS_URL", &redis_url)
+        .env("REDIS_KEY_PREFIX", format!("bench:{db_name}:"))
+        .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret!")
+        .env("JWT_TTL_SECONDS", "3600")
+        .env("ENVIRONMENT", "production")
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("SIWS_DOMAIN", "bench.local")
+        .env("SIWS_URI", "https://bench.local")
+        .env("RATE_LIMIT_PER_IP", u32::MAX.to_string())
+        .env("RATE_LIMIT_PER_WALLET", u32::MAX.to_string())
+        .env("SHUTDOWN_DELAY_SECONDS", "0")
+        .env("RUST_LOG", std::env::var("BENCH_API_LOG").unwrap_or_else(|_| "info".into()))
+        .env_remove("CLAUDE_API_KEY")
+        .env_remove("SOLANA_RPC_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the API");
+    let api_pid = api.id().expect("the API's pid");
+    // The access log, drained as a container runtime drains a container's stdout.
+    let log = api.stdout.take().expect("the API's stdout");
+    let log_lines = tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(log).lines();
+        let mut n = 0u64;
+        while let Ok(Some(_)) = lines.next_line().await {
+            n += 1;
+        }
+        n
+    });
+
+    let http = reqwest::Client::new();
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http.get(format!("{url}/health/ready")).send().await.is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < ready_by, "the API did not become ready within 30 s");
+        if let Ok(Some(status)) = api.try_wait() {
+            panic!("the API exited: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = sign_in(&http, &url).await;
+
+    let mut redis = redis::Client::open(redis_url.as_str())
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis");
+    let server: String = redis::cmd("INFO").arg("server").query_async(&mut redis).await.expect("Redis INFO");
+    let redis_pid = server
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Redis process_id");
+    let mut probe = Probe { http: http.clone(), url: url.clone(), api_pid, redis, redis_pid };
+
+    let wrk = Wrk {
+        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bench-wrk.lua"),
+        url: url.clone(),
+        threads,
+        connections,
     };
+    let payer = Keypair::new_from_array([3u8; 32]);
+    let (body, vary_at) = scan_body(&payer);
+    let live = Load { path: "/health/live", method: "GET", ..Load::default() };
+    let hit = Load {
+        path: "/v1/scan/transactions",
+        method: "POST",
+        token: Some(token.clone()),
+        body: Some(body.clone()),
+        vary_at: 0,
+    };
+    let miss = Load { vary_at, ..hit.clone() };
+
+    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
+    // Steady state, as a running server is: connections, pools and the background scan writer
+    // warmed up, the hit's result cached.
+    wrk.run(&live, 2).await;
+    wrk.run(&hit, 3).await;
 
     let mut results = Vec::new();
-    {
-        let (c, u) = (client.clone(), live_url.clone());
-        let _ = run("warm-up", &mut counters, concurrency, 1000, max, move |_| c.get(u.clone())).await;
+    for (name, load) in [
+        ("GET /health/live", &live),
+        ("POST /v1/scan/transactions (cache hit)", &hit),
+        ("POST /v1/scan/transactions (cache miss)", &miss),
+    ] {
+        // Scans answered before are written to PostgreSQL in the background: let them finish.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = probe.sample().await;
+        let summary = wrk.run(load, seconds).await;
+        let after = probe.sample().await;
+        results.push(Scenario { name, wrk: summary, before, after });
     }
-    {
-        let (c, u) = (client.clone(), live_url.clone());
-        results.push(run("GET /health/live", &mut counters, concurrency, total, max, move |_| c.get(u.clone())).await);
-    }
-    {
-        let (c, b, scan) = (client.clone(), hit_body.clone(), scan.clone());
-        let first = scan(&c, b.clone()).send().await.unwrap();
-        assert!(first.status().is_success());
-        // Steady state, as a running server is: the scan path's pools (PostgreSQL connections
-        // of the background scan writer, Redis) are opened before the clock starts.
-        let (wc, wb, wscan) = (c.clone(), b.clone(), scan.clone());
-        let _ = run("scan warm-up", &mut counters, concurrency, 2000, max, move |_| wscan(&wc, wb.clone())).await;
-        results.push(
-            run("POST /v1/scan/transactions (cache hit)", &mut counters, concurrency, total, max, move |_| {
-                scan(&c, b.clone())
-            })
-            .await,
-        );
-    }
-    {
-        let (c, b, scan) = (client.clone(), miss_bodies.clone(), scan.clone());
-        results.push(
-            run("POST /v1/scan/transactions (cache miss)", &mut counters, concurrency, total, max, move |i| {
-                scan(&c, b[i].clone())
-            })
-            .await,
-        );
-    }
+    let load_after = loadavg();
 
     println!(
-        "\n{} concurrent connections, up to {total} requests or {}s per scenario, {} cores\n",
-        concurrency,
-        max.as_secs(),
+        "\n{connections} connections from wrk ({threads} thread(s)), {seconds} s per scenario, {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
+    println!("load average before: {}, after: {}", load_before.trim(), load_after.trim());
     println!(
-        "| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | CPU µs/req (this process) | Redis cmds/req | Redis reads/req |"
+        "\n| scenario | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms | CPU µs/req: API | PostgreSQL | Redis | wrk and rest | cache hits / misses | Redis cmds / reads per req |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
     for s in &results {
+        let w = &s.wrk;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let api = s.per_request(|x| x.api_cpu) * 1e6;
+        let pg = s.per_request(|x| x.postgres_cpu) * 1e6;
+        let redis = s.per_request(|x| x.redis_cpu) * 1e6;
+        let machine = s.per_request(|x| x.machine_cpu) * 1e6;
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |",
             s.name,
-            s.requests,
-            s.errors,
-            s.requests as f64 / s.elapsed.as_secs_f64(),
-            s.percentile(0.50),
-            s.percentile(0.95),
-            s.percentile(0.99),
-            s.cpu_us_per_request,
-            s.redis_commands_per_request,
-            s.redis_reads_per_request,
+            w.requests,
+            s.errors(),
+            w.requests as f64 / (w.duration_us as f64 / 1e6),
+            ms(w.p50_us),
+            ms(w.p95_us),
+            ms(w.p99_us),
+            ms(w.max_us),
+            api,
+            pg,
+            redis,
+            (machine - api - pg - redis).max(0.0),
+            s.after.cache_hits - s.before.cache_hits,
+            s.after.cache_misses - s.before.cache_misses,
+            // Less the probe's own INFO command.
+            s.per_request(|x| x.redis_commands) - 1.0 / w.requests.max(1) as f64,
+            s.per_request(|x| x.redis_reads) - 1.0 / w.requests.max(1) as f64,
         );
     }
 
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    // The scenarios measured what they say: every scan a hit, or every scan a miss.
+    let (hits, misses) = (&results[1], &results[2]);
+    assert_eq!(hits.errors(), 0, "errors in the cache-hit scenario");
+    assert_eq!(misses.errors(), 0, "errors in the cache-miss scenario");
+    assert_eq!(hits.after.cache_misses - hits.before.cache_misses, 0.0, "the cache-hit scenario missed");
+    assert_eq!(misses.after.cache_hits - misses.before.cache_hits, 0.0, "the cache-miss scenario hit");
+
+    let _ = api.start_kill();
+    let _ = api.wait().await;
+    println!("\nAPI access log: {} lines", log_lines.await.unwrap_or(0));
+    let mut admin = PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
 }

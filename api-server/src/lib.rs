@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;

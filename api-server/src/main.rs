@@ -3,7 +3,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use securityguard_api::config::Config;
 use securityguard_api::startup::{Application, shutdown_signal};
-use tracing_subscriber::EnvFilter;
 
 /// glibc malloc showed up at the top of the scan benchmark's profile (thread contention).
 #[global_allocator]
@@ -12,12 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let _logs = securityguard_api::logging::init();
     tracing::info!(
         environment = config.environment.as_str(),
         listen_addr = %config.listen_addr,

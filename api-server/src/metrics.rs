@@ -69,6 +69,7 @@ pub struct Metrics {
     process_resident_bytes: Gauge,
     process_virtual_bytes: Gauge,
     process_open_fds: Gauge,
+    log_lines_dropped: Counter,
     encode_lock: Mutex<()>,
 }
 
@@ -140,6 +141,12 @@ impl Metrics {
         );
         let process_open_fds = Gauge::default();
         registry.register("process_open_fds", "Open file descriptors of this process", process_open_fds.clone());
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because standard output could not keep up",
+            log_lines_dropped.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -157,6 +164,7 @@ impl Metrics {
             process_resident_bytes,
             process_virtual_bytes,
             process_open_fds,
+            log_lines_dropped,
             encode_lock: Mutex::new(()),
         }
     }
@@ -180,6 +188,12 @@ impl Metrics {
             self.process_resident_bytes.set(p.resident_bytes);
             self.process_virtual_bytes.set(p.virtual_bytes);
             self.process_open_fds.set(p.open_fds);
+        }
+        // The writer counts its drops; the counter catches up at each scrape.
+        let dropped = crate::logging::dropped_lines();
+        let counted = self.log_lines_dropped.get();
+        if dropped > counted {
+            self.log_lines_dropped.inc_by(dropped - counted);
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
