@@ -3,7 +3,7 @@
 -- BENCH_METHOD (GET), BENCH_TOKEN (a bearer token, optional), BENCH_BODY (a JSON body, optional).
 -- BENCH_VARY_AT > 0: the 1-based offset in BENCH_BODY of four base64 characters that encode three
 -- bytes of the transaction's recent blockhash; every request rewrites them from a per-thread
--- counter, so every request carries a different transaction (a cache miss). Without it the
+-- counter (and BENCH_RUN), so every request carries a different transaction (a cache miss). Without it the
 -- request is built once and sent as is (wrk's static request).
 -- done() prints one JSON line: requests, duration, errors and latency percentiles (µs).
 
@@ -25,6 +25,9 @@ function setup(thread)
 end
 
 local vary_at = tonumber(os.getenv("BENCH_VARY_AT") or "0")
+-- Distinct transactions across the runs of one benchmark too (BENCH_RUN: 0, 1, ...).
+local run = tonumber(os.getenv("BENCH_RUN") or "0")
+local wrk_threads = tonumber(os.getenv("BENCH_WRK_THREADS") or "1")
 if vary_at > 0 then
    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
    local prefix = body:sub(1, vary_at - 1)
@@ -32,8 +35,8 @@ if vary_at > 0 then
    local counter = 0
    function request()
       counter = counter + 1
-      -- 24 bits: 2^22 requests per thread for up to four threads.
-      local n = (thread_id or 0) * 4194304 + counter % 4194304
+      -- 24 bits: 2^20 requests per thread and run, 16 (run, thread) slots.
+      local n = ((run * wrk_threads + (thread_id or 0)) % 16) * 1048576 + counter % 1048576
       local c = {}
       for i = 1, 4 do
          local d = n % 64

@@ -67,6 +67,7 @@ async fn metrics_are_exposed_in_prometheus_text_format() {
     assert!(text.contains("securityguard_http_request_duration_seconds_bucket{"), "{text}");
     assert!(text.contains("securityguard_process_resident_memory_bytes "), "{text}");
     assert!(text.contains("securityguard_process_cpu_seconds "), "{text}");
+    assert!(text.contains("securityguard_log_lines_dropped_total 0\n"), "{text}");
     assert!(text.ends_with("# EOF\n"));
 }
 
