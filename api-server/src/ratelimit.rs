@@ -178,7 +178,7 @@ pub fn verified_claims(state: &AppState, req: &Request) -> Option<crate::auth::j
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .and_then(|token| crate::auth::jwt::verify(&state.config, token.trim()).ok())
+        .and_then(|token| state.tokens.verify(&state.config, token.trim()).ok())
 }
 
 /// Middleware on every `/v1` route (except those that call [`check_request`] themselves): the

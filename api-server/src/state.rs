@@ -25,6 +25,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Scan records: batched background writes and reads.
     pub scans: crate::store::scans::ScanStore,
+    /// Access tokens already verified (see [`crate::auth::jwt::VerifiedTokens`]).
+    pub tokens: crate::auth::jwt::VerifiedTokens,
     shutting_down: Arc<AtomicBool>,
     migrated: AtomicBool,
 }
@@ -40,6 +42,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             patterns: Arc::new(PatternCache::default()),
             http: crate::routes::explain::client(),
+            tokens: Default::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             migrated: AtomicBool::new(false),
         }))

@@ -1,6 +1,7 @@
 //! Short-lived access tokens: JWT, HS256, signed with `JWT_SECRET`.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -74,6 +75,47 @@ pub fn verify(config: &Config, token: &str) -> Result<Claims, ApiError> {
         })
 }
 
+/// Access tokens that passed [`verify`], by their exact text, so that a client's every
+/// request does not redo the HMAC and the two JSON parses (about 6 % of a scan's CPU). Only
+/// verified tokens are kept, a token's expiry is checked again on every use, and the cache is
+/// emptied when it holds [`VERIFIED_TOKENS`] of them. Revocation is not cached: callers check
+/// it in Redis on every request.
+#[derive(Default)]
+pub struct VerifiedTokens(Mutex<HashMap<Box<str>, Claims>>);
+
+pub const VERIFIED_TOKENS: usize = 10_000;
+
+impl VerifiedTokens {
+    /// The same outcome as [`verify`].
+    pub fn verify(&self, config: &Config, token: &str) -> Result<Claims, ApiError> {
+        let now = jiff::Timestamp::now().as_second();
+        if let Some(claims) = self.lock().get(token)
+            && claims.exp >= now - LEEWAY_SECS as i64
+        {
+            return Ok(claims.clone());
+        }
+        let claims = verify(config, token)?;
+        let mut tokens = self.lock();
+        if tokens.len() >= VERIFIED_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Claims>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Access tokens revoked by logout before they expire (kept in Redis until their expiry).
 pub async fn revoke(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     let ttl = claims.exp - jiff::Timestamp::now().as_second() + LEEWAY_SECS as i64;
@@ -88,4 +130,70 @@ pub async fn revoke(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
 
 pub fn revoked_key(state: &AppState, jti: &str) -> String {
     state.key(&["revoked-jti", jti])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config() -> Config {
+        Config::parse_from([
+            "securityguard-api",
+            "--database-url=postgres://localhost/x",
+            "--redis-url=redis://localhost",
+            "--jwt-secret=0123456789abcdef0123456789abcdef",
+        ])
+    }
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = jiff::Timestamp::now().as_second();
+        Claims {
+            sub: "wallet".into(),
+            role: Role::User,
+            iat: now,
+            exp: now + exp_in,
+            jti: "jti".into(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        }
+    }
+
+    #[test]
+    fn cached_verification_has_the_outcomes_of_verify() {
+        let config = config();
+        let cache = VerifiedTokens::default();
+        let token = encode(&config, &claims(60)).unwrap();
+        assert_eq!(cache.verify(&config, &token).unwrap().sub, "wallet");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.verify(&config, &token).unwrap().sub, "wallet");
+        assert_eq!(cache.len(), 1);
+
+        // A token differing in one character is verified on its own, and refused.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        let err = cache.verify(&config, &forged).unwrap_err();
+        assert!(format!("{err:?}").contains("invalid_token"), "{err:?}");
+        assert_eq!(cache.len(), 1);
+
+        // Signed with another secret: refused although the claims are the same.
+        let mut other = config.clone();
+        other.jwt_secret = "another-secret-another-secret-another".into();
+        let foreign = encode(&other, &claims(60)).unwrap();
+        assert!(cache.verify(&config, &foreign).is_err());
+    }
+
+    #[test]
+    fn a_cached_token_expires() {
+        let config = config();
+        let cache = VerifiedTokens::default();
+        // A token cached while it was valid, whose expiry (and leeway) has passed since.
+        let expired = claims(-(LEEWAY_SECS as i64) - 10);
+        let token = encode(&config, &expired).unwrap();
+        cache.lock().insert(token.as_str().into(), expired);
+        let err = cache.verify(&config, &token).unwrap_err();
+        assert!(format!("{err:?}").contains("token_expired"), "{err:?}");
+    }
 }
