@@ -13,7 +13,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
@@ -44,8 +44,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
+            // The span gives every line logged during a request its method, path and id; the
+            // access line itself is written by `record_metrics` (crate::logging::access).
             TraceLayer::new_for_http()
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_response(())
                 .on_failure(DefaultOnFailure::new().level(Level::WARN))
                 .make_span_with(|req: &Request| {
                     let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -85,16 +87,25 @@ async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Res
     }
 }
 
+/// Request metrics and the access log.
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
+    let access = crate::logging::access_enabled().then(|| {
+        let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+        (req.uri().path().to_owned(), request_id.to_owned())
+    });
     state.metrics.http_in_flight.inc();
     // Decremented on drop too, so a cancelled request is not counted forever.
     let _in_flight = InFlight(&state);
     let response = next.run(req).await;
-    state.metrics.observe_http(&route, &method, response.status().as_u16(), started.elapsed());
+    let (status, elapsed) = (response.status().as_u16(), started.elapsed());
+    state.metrics.observe_http(&route, &method, status, elapsed);
+    if let Some((path, request_id)) = access {
+        crate::logging::access(&method, &path, &request_id, status, elapsed);
+    }
     response
 }
 

@@ -62,10 +62,15 @@ async fn binary_serves_logs_json_and_stops_on_sigterm() {
     assert!(messages.contains(&"database migrations applied"), "{messages:?}");
     assert!(messages.contains(&"shutting down: now unready"), "{messages:?}");
     assert!(messages.contains(&"stopped"), "{messages:?}");
+    // The access line of the request, with its id.
     let request_log = logs
         .iter()
-        .find(|l| l["span"]["request_id"] == "proc-test-1")
-        .unwrap_or_else(|| panic!("no log line with the request id: {lines:#?}"));
+        .find(|l| l["span"]["request_id"] == "proc-test-1" && l["target"] == "securityguard_api::access")
+        .unwrap_or_else(|| panic!("no access line with the request id: {lines:#?}"));
     assert_eq!(request_log["span"]["path"], "/health");
+    assert_eq!(request_log["span"]["method"], "GET");
+    assert_eq!(request_log["fields"]["status"], 200);
+    assert!(request_log["fields"]["latency_ms"].as_f64().is_some(), "{request_log}");
+    assert_eq!(request_log["level"], "INFO");
     drop_database(&db_name);
 }
