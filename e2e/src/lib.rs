@@ -5,6 +5,7 @@
 //! binary built (`cargo build -p securityguard-operator`); `just e2e` does both.
 
 pub mod kubelet;
+pub mod local;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -8,98 +8,19 @@
 //! operator and API binaries (`cargo build -p securityguard-operator -p securityguard-api`) and
 //! `prometheus` (Debian's package; `scripts/prepare.sh`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use securityguard_e2e::local::{Database, Process, api_binary, env, free_port};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, operator_binary, repo_root, secret,
-    volumes_for_guard,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, secret, volumes_for_guard,
 };
 use securityguard_operator::monitoring::alerts::{self, OPERATOR_JOB};
 use securityguard_operator::monitoring::dashboards::{self, dashboards};
 use serde_json::Value;
 
 const GUARD: &str = "minimal";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run scripts/services/start.sh and source its env file"))
-}
-
-/// A child process killed (and reaped) on drop, and killed with the test process.
-struct Process(Child);
-
-impl Process {
-    fn spawn(mut cmd: Command) -> Self {
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        Self(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}")))
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A fresh database on the test PostgreSQL, dropped on drop.
-struct Database {
-    name: String,
-    admin_url: String,
-}
-
-impl Database {
-    fn create() -> Self {
-        let admin_url = env("SG_TEST_DATABASE_URL");
-        let name = format!("sg_monitoring_{}", std::process::id());
-        let db = Self { name, admin_url };
-        db.psql(&format!("DROP DATABASE IF EXISTS {}", db.name));
-        db.psql(&format!("CREATE DATABASE {}", db.name));
-        db
-    }
-
-    fn psql(&self, sql: &str) {
-        let psql = Path::new(&env("SG_PG_BIN")).join("psql");
-        let out =
-            Command::new(psql).args([&self.admin_url, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().expect("psql");
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn url(&self) -> String {
-        let (base, _) = self.admin_url.rsplit_once('/').expect("database URL with a path");
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)));
-    }
-}
-
-fn api_binary() -> PathBuf {
-    std::env::var_os("SG_API_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let path = operator_binary().with_file_name("securityguard-api");
-        assert!(path.is_file(), "{} not found: run `cargo build -p securityguard-api`", path.display());
-        path
-    })
-}
 
 /// The API server as a process, against the test PostgreSQL and Redis.
 fn start_api(db: &Database, port: u16, log: &Path) -> Process {
@@ -191,7 +112,7 @@ async fn prometheus_evaluates_every_dashboard_query_and_alert_against_the_real_s
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Database::create();
+    let db = Database::create("sg_monitoring");
     let api_port = free_port();
     let mut api = start_api(&db, api_port, &dir.path().join("api.log"));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");

@@ -71,12 +71,13 @@ pub struct SecurityGuardSpec {
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 
     /// Extra environment variables for the API container. Variables the operator sets itself
-    /// (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LOG_LEVEL)
-    /// cannot be overridden here.
+    /// (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT,
+    /// LISTEN_ADDR) cannot be overridden here. RUST_LOG set here replaces config.logLevel (for
+    /// example `info,securityguard_api::access=warn` turns the access log off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LOG_LEVEL', 'LISTEN_ADDR']))")
-        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LOG_LEVEL, LISTEN_ADDR)"))]
+    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LISTEN_ADDR']))")
+        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LISTEN_ADDR)"))]
     pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
 
     /// Secrets the API needs. Values are read from Secrets in the SecurityGuard's namespace and

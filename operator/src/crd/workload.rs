@@ -85,7 +85,7 @@ impl Environment {
     }
 }
 
-/// Log level of the API (LOG_LEVEL).
+/// Log level of the API (its RUST_LOG).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {

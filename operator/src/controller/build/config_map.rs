@@ -16,7 +16,6 @@ pub fn build(guard: &ValidatedGuard) -> ConfigMap {
     let config = &guard.spec.config;
     let mut data = BTreeMap::from([
         ("ENVIRONMENT".to_owned(), config.environment.as_str().to_owned()),
-        ("LOG_LEVEL".to_owned(), config.log_level.as_str().to_owned()),
         ("RUST_LOG".to_owned(), config.log_level.as_str().to_owned()),
         ("SOLANA_RPC_URL".to_owned(), config.solana_rpc_url.clone()),
         ("LISTEN_ADDR".to_owned(), format!("0.0.0.0:{API_PORT}")),
@@ -48,7 +47,6 @@ mod tests {
             value["data"],
             serde_json::json!({
                 "ENVIRONMENT": "production",
-                "LOG_LEVEL": "info",
                 "RUST_LOG": "info",
                 "SOLANA_RPC_URL": "https://api.mainnet-beta.solana.com",
                 "LISTEN_ADDR": "0.0.0.0:8080",
