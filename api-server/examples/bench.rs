@@ -368,6 +368,7 @@ async fn main() {
     let load_before = loadavg();
     // Steady state, as a running server is: connections, pools and the background scan writer
     // warmed up, the hit's result cached.
+    eprintln!("[bench-api] warming up (5 s)");
     wrk.run(&live, 2).await;
     wrk.run(&hit, 3).await;
 
@@ -383,6 +384,7 @@ async fn main() {
         // Scans answered before are written to PostgreSQL in the background: let them finish.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = probe.sample().await;
+        eprintln!("[bench-api] {name}: {connections} connections for {seconds} s");
         let summary = wrk.run(load, seconds).await;
         let after = probe.sample().await;
         results.push(Scenario { name, wrk: summary, before, after });
