@@ -415,6 +415,29 @@ async fn backup_list_and_restore_round_trip() {
 }
 
 /// Copies the real backup `key` under a new key at `at`, as a good backup of that time.
+/// Managed PostgreSQL services require TLS: with `sslmode=require` both the snapshot connection
+/// (sqlx) and pg_dump connect over TLS (the test server has a self-signed certificate,
+/// scripts/services/start.sh), and the backup is recorded with its row counts.
+#[tokio::test]
+async fn a_backup_over_tls_with_sslmode_require() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    for (name, value) in &mut env {
+        if *name == "DATABASE_URL" {
+            value.push_str("?sslmode=require");
+        }
+    }
+    let output = fx.run(&["backup"], &env).await;
+    assert!(output.status.success(), "backup over TLS failed: {}", stderr(&output));
+    let summary = fx.termination();
+    assert_eq!(summary["result"], "succeeded");
+    let key = summary["key"].as_str().expect("key").to_owned();
+    let manifest = fx.manifest(&key).await;
+    assert_eq!(manifest.row_counts.get("public.users"), Some(&250));
+    fx.cleanup().await;
+}
+
 async fn plant_good(fx: &Fixture, key: &str, at: Timestamp) -> String {
     let new_key = manifest::new_dump_key(PREFIX, Some(GUARD), at);
     fx.put(&new_key, fx.get(key).await).await;

@@ -57,14 +57,27 @@ start_postgres() {
         log "initdb $PG_DATA"
         as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
     fi
-    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
-        log "postgres already running on 127.0.0.1:$PG_PORT"
-    else
-        log "starting postgres on 127.0.0.1:$PG_PORT"
-        # Tests create one database per test and run in parallel.
-        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
-            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/postgres -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+    # TLS with a self-signed certificate, so that clients are tested with sslmode=require as
+    # managed PostgreSQL services demand it (plain connections keep working).
+    if [ ! -s "$DIR/postgres/server.key" ]; then
+        log "self-signed TLS certificate for postgres"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+            -keyout "$DIR/postgres/server.key" -out "$DIR/postgres/server.crt" 2>/dev/null
+        chmod 600 "$DIR/postgres/server.key"
+        if [ "$(id -u)" -eq 0 ]; then chown postgres: "$DIR/postgres/server.key" "$DIR/postgres/server.crt"; fi
     fi
+    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+        if [ "$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -Atc 'SHOW ssl' postgres 2>/dev/null)" = on ]; then
+            log "postgres already running on 127.0.0.1:$PG_PORT"
+            return 0
+        fi
+        log "restarting postgres with TLS"
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 stop -m fast >/dev/null
+    fi
+    log "starting postgres on 127.0.0.1:$PG_PORT"
+    # Tests create one database per test and run in parallel.
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/postgres -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$DIR/postgres/server.crt -c ssl_key_file=$DIR/postgres/server.key" >/dev/null
     local i
     for i in $(seq 1 60); do
         if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then return 0; fi

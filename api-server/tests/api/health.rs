@@ -138,3 +138,17 @@ fn tokio_stream_from(
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// Managed PostgreSQL services require TLS: with `?sslmode=require` the API migrates, turns ready
+/// and its pool's connections are encrypted (the test server has a self-signed certificate,
+/// scripts/services/start.sh).
+#[tokio::test]
+async fn postgres_over_tls_with_sslmode_require() {
+    let app = spawn_app_with(|c| c.database_url.push_str("?sslmode=require")).await;
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert!(ssl, "the API's connection is encrypted");
+}
