@@ -152,7 +152,7 @@ struct Wrk {
     threads: usize,
     connections: usize,
     /// wrk runs so far (they vary the cache-miss transactions differently).
-    runs: std::sync::atomic::AtomicUsize,
+    runs: std::cell::Cell<usize>,
 }
 
 impl Wrk {
@@ -168,7 +168,7 @@ impl Wrk {
             .env("BENCH_TOKEN", load.token.as_deref().unwrap_or(""))
             .env("BENCH_BODY", load.body.as_deref().unwrap_or(""))
             .env("BENCH_VARY_AT", load.vary_at.to_string())
-            .env("BENCH_RUN", self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string())
+            .env("BENCH_RUN", self.runs.replace(self.runs.get() + 1).to_string())
             .env("BENCH_WRK_THREADS", self.threads.to_string())
             .stdin(Stdio::null())
             .output()
@@ -199,10 +199,10 @@ impl Scenario {
     }
 }
 
-fn transaction(n: u64, payer: &Keypair) -> Vec<u8> {
+fn transaction(payer: &Keypair) -> Vec<u8> {
     let to = Address::new_from_array([9u8; 32]);
     let ixs = [
-        solana_system_interface::instruction::transfer(&payer.pubkey(), &to, 1 + n),
+        solana_system_interface::instruction::transfer(&payer.pubkey(), &to, 1),
         solana_system_interface::instruction::assign(&payer.pubkey(), &Address::new_from_array([5u8; 32])),
     ];
     let tx = solana_transaction::Transaction::new_signed_with_payer(
@@ -219,7 +219,7 @@ const BLOCKHASH: [u8; 32] = [7u8; 32];
 /// A scan request body, and the 1-based offset of four of its base64 characters that encode
 /// three bytes of the recent blockhash (what bench-wrk.lua rewrites for cache misses).
 fn scan_body(payer: &Keypair) -> (String, usize) {
-    let tx = transaction(0, payer);
+    let tx = transaction(payer);
     let hash_at = tx.windows(32).position(|w| w == BLOCKHASH).expect("the blockhash is in the transaction");
     let b64 = base64::engine::general_purpose::STANDARD.encode(&tx);
     let body = json!({"transactions": [b64]}).to_string();

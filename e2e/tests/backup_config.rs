@@ -138,25 +138,22 @@ async fn config_backup_holds_the_guard_and_its_config_maps_but_no_secret() {
     assert!(!text.contains("not-ours"), "unrelated ConfigMaps are left out");
 
     // Listed as good, with the config backup named.
-    let list = run_operator(
-        &["backups", "list", "--output", "json"],
-        &env_of(ns, name, &bucket, &db, &kubeconfig, &dir),
-        &dir,
-    )
-    .await;
-    let listed: Vec<Value> = serde_json::from_slice(&list.stdout).expect("list JSON");
+    let list_backups = async || -> Vec<Value> {
+        let list = run_operator(
+            &["backups", "list", "--output", "json"],
+            &env_of(ns, name, &bucket, &db, &kubeconfig, &dir),
+            &dir,
+        )
+        .await;
+        serde_json::from_slice(&list.stdout).expect("list JSON")
+    };
+    let listed = list_backups().await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!((listed[0]["state"].as_str(), listed[0]["config"].as_str()), (Some("good"), Some(config_key.as_str())));
 
     // The same backup without the config backup in the bucket is no longer good.
     securityguard_operator::backup::store::Store::S3(bucket.s3.clone()).delete(&config_key).await.expect("delete");
-    let list = run_operator(
-        &["backups", "list", "--output", "json"],
-        &env_of(ns, name, &bucket, &db, &kubeconfig, &dir),
-        &dir,
-    )
-    .await;
-    let listed: Vec<Value> = serde_json::from_slice(&list.stdout).expect("list JSON");
+    let listed = list_backups().await;
     assert_eq!(listed[0]["state"], "inconsistent");
     assert_eq!(listed[0]["reason"], format!("config backup {config_key} missing"));
 }

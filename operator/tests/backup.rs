@@ -423,11 +423,8 @@ async fn a_backup_over_tls_with_sslmode_require() {
     let fx = Fixture::new().await;
     fx.sql(SCHEMA).await;
     let mut env = fx.job_env(&fx.servers.s3_endpoint);
-    for (name, value) in &mut env {
-        if *name == "DATABASE_URL" {
-            value.push_str("?sslmode=require");
-        }
-    }
+    let (_, url) = env.iter_mut().find(|(name, _)| *name == "DATABASE_URL").expect("DATABASE_URL");
+    url.push_str("?sslmode=require");
     let output = fx.run(&["backup"], &env).await;
     assert!(output.status.success(), "backup over TLS failed: {}", stderr(&output));
     let summary = fx.termination();
