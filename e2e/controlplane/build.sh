@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane from the Go module proxy, once per pinned version:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, and the node's kubelet
+# and kube-proxy (same module and build cache).
 # Binaries are cached outside the clone in $SG_CACHE/controlplane/<component>-<version>/.
 # Prints the directory holding the binaries on its last line (stdout); progress goes to stderr.
 set -euo pipefail
@@ -17,7 +18,10 @@ log() { printf '[control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 build_kubernetes() {
   local dir="$root/kubernetes-$K8S_VERSION" out="$root/kubernetes-$K8S_VERSION/bin"
-  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler ]]; then
+  local components=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+  local missing=0 c
+  for c in "${components[@]}"; do [[ -x $out/$c ]] || missing=1; done
+  if ((missing == 0)); then
     log "kubernetes $K8S_VERSION: cached in $out"; return
   fi
   mkdir -p "$dir/src" "$out"
@@ -47,6 +51,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
   (cd "$dir/src" && log "kubernetes $K8S_VERSION: resolving modules" && go mod tidy -e >&2 2>&1 | tail -5 >&2 || true)
@@ -55,7 +61,7 @@ GO
   for p in $pkg $cpkg; do
     ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  for c in "${components[@]}"; do
     if [[ -x $out/$c ]]; then log "$c: cached"; continue; fi
     log "$c $K8S_VERSION: compiling (a cold build takes many minutes on 2 cores)"
     local t0=$SECONDS
