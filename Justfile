@@ -27,19 +27,16 @@ monitoring:
     {{operator}} monitoring operator-manifests > config/prometheus/operator.yaml
 
 # All tests: unit tests, the API and the backups against real PostgreSQL, Redis and an
-# S3-compatible server, and the operator's end-to-end tests against a local control plane.
+# S3-compatible server, the operator's end-to-end tests against a local control plane with kwok
+# nodes, and the end-to-end tests on a real node (the images built from our Dockerfiles, run by
+# a kubelet, containerd and runc).
 test: prepare
     #!/usr/bin/env bash
     set -euo pipefail
     scripts/services/start.sh
     scripts/services/s3.sh start
     set -a; source "$SG_CACHE/services/env"; source "$SG_CACHE/services/s3.env"; set +a
-    state="$SG_CACHE/e2e-controlplane"
-    e2e/controlplane/down.sh "$state" 2>/dev/null || true
-    trap 'e2e/controlplane/down.sh "$state"' EXIT
-    e2e/controlplane/up.sh "$state"
-    export SG_CONTROLPLANE_DIR="$state"
-    cargo build -p securityguard-operator -p securityguard-api
+    source scripts/e2e-clusters.sh
     log="$SG_CACHE/test-output.log"
     set +e
     cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
@@ -54,29 +51,22 @@ test: prepare
 fuzz SECONDS="60":
     api-server/fuzz/run.sh {{SECONDS}}
 
-# Only the operator's end-to-end tests (starts a fresh control plane; the monitoring test also
-# runs the API against the local PostgreSQL and Redis).
+# Only the operator's end-to-end tests (fresh clusters: kwok nodes, and a real node; the
+# monitoring test also runs the API against the local PostgreSQL and Redis).
 e2e: prepare
     #!/usr/bin/env bash
     set -euo pipefail
     scripts/services/start.sh
-    set -a; source "$SG_CACHE/services/env"; set +a
-    state="$SG_CACHE/e2e-controlplane"
-    e2e/controlplane/down.sh "$state" 2>/dev/null || true
-    trap 'e2e/controlplane/down.sh "$state"' EXIT
-    e2e/controlplane/up.sh "$state"
-    export SG_CONTROLPLANE_DIR="$state"
-    # The backup tests run the Jobs' commands against the S3 server.
     scripts/services/s3.sh start
-    set -a; source "$SG_CACHE/services/s3.env"; set +a
-    cargo build -p securityguard-operator -p securityguard-api
+    set -a; source "$SG_CACHE/services/env"; source "$SG_CACHE/services/s3.env"; set +a
+    source scripts/e2e-clusters.sh
     cargo test -p securityguard-e2e --no-fail-fast
 
 # A local demo: control plane, operator (with its own ServiceAccount), the minimal example.
 demo: prepare
     scripts/demo.sh
 
-# Stop the demo.
+# Stop the demo (its node, its containers and its control plane).
 demo-down:
     e2e/controlplane/down.sh "$SG_CACHE/demo-controlplane"
 

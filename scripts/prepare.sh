@@ -18,6 +18,21 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 fi
+# The real node and the image builds: containerd, runc, the CNI plugins, iptables for
+# kube-proxy, catatonit (the pause image), debootstrap and buildah/podman/skopeo (the images).
+node_packages=(containerd runc containernetworking-plugins catatonit iptables conntrack debootstrap buildah podman skopeo)
+missing=()
+for pkg in "${node_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} (the real node and the image builds)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts containerd as a service: the node runs its own, with its own socket and state.
+  if [ -d /run/systemd/system ]; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
+fi
 for cmd in cargo go kubectl; do
   command -v "$cmd" >/dev/null || { log "$cmd is required (Rust toolchain, Go, kubectl)"; exit 1; }
 done

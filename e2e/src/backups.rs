@@ -39,9 +39,13 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// Creates `sg-e2e-<prefix>-<random>`.
+    /// Creates `sg-e2e-<prefix>-<random>` on the local S3 server of `scripts/services/s3.sh`.
     pub async fn create(prefix: &str) -> Self {
-        let endpoint = need("SG_TEST_S3_ENDPOINT", "scripts/services/s3.sh start");
+        Self::create_at(prefix, need("SG_TEST_S3_ENDPOINT", "scripts/services/s3.sh start")).await
+    }
+
+    /// Creates `sg-e2e-<prefix>-<random>` on the S3 server at `endpoint`.
+    pub async fn create_at(prefix: &str, endpoint: String) -> Self {
         let access_key = std::env::var("SG_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "testing".into());
         let secret_key = std::env::var("SG_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "testing".into());
         let name = format!("sg-e2e-{prefix}-{}-{:08x}", std::process::id(), rand_u32());

@@ -6,6 +6,7 @@
 
 pub mod kubelet;
 pub mod local;
+pub mod node;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +36,9 @@ pub fn repo_root() -> PathBuf {
 
 /// The control plane's state directory.
 pub fn controlplane_dir() -> PathBuf {
+    if let Some(dir) = node::SELECTED.get() {
+        return dir.clone();
+    }
     PathBuf::from(std::env::var("SG_CONTROLPLANE_DIR").unwrap_or_else(|_| {
         panic!(
             "SG_CONTROLPLANE_DIR is not set: start the control plane with `just e2e` (or e2e/controlplane/up.sh DIR)"
@@ -104,10 +108,28 @@ pub async fn install() {
         .await;
 }
 
+/// Annotations that send a namespace's pods to the kwok nodes: the `PodNodeSelector` and
+/// `PodTolerationRestriction` admission plugins add the node selector and the toleration of
+/// kwok's taint to every pod created in it.
+pub const KWOK_NAMESPACE_ANNOTATIONS: [(&str, &str); 2] = [
+    ("scheduler.alpha.kubernetes.io/node-selector", "type=kwok"),
+    (
+        "scheduler.alpha.kubernetes.io/defaultTolerations",
+        r#"[{"key":"kwok.x-k8s.io/node","operator":"Exists","effect":"NoSchedule"}]"#,
+    ),
+];
+
+/// [`KWOK_NAMESPACE_ANNOTATIONS`] as object metadata.
+pub fn kwok_namespace_annotations() -> BTreeMap<String, String> {
+    KWOK_NAMESPACE_ANNOTATIONS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A namespace for one test, labelled for Pod Security `restricted`. Deleted on drop unless
-/// `KEEP` is set.
+/// `KEEP` is set. On the kwok control plane its pods go to the kwok nodes (the namespace
+/// tolerates their taint and selects them: [`KWOK_NAMESPACE_ANNOTATIONS`]); in a test of the
+/// real node ([`node::select`]) they run on the real node.
 pub struct TempNamespace {
     /// Its name.
     pub name: String,
@@ -124,6 +146,7 @@ impl TempNamespace {
                     ("pod-security.kubernetes.io/enforce".to_owned(), "restricted".to_owned()),
                     ("pod-security.kubernetes.io/enforce-version".to_owned(), "latest".to_owned()),
                 ])),
+                annotations: node::SELECTED.get().is_none().then(kwok_namespace_annotations),
                 ..ObjectMeta::default()
             },
             ..Namespace::default()

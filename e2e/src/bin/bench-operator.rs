@@ -46,6 +46,8 @@ async fn namespace(client: &Client, name: &str) {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(BTreeMap::from([("pod-security.kubernetes.io/enforce".to_owned(), "restricted".to_owned())])),
+            // The pods go to the kwok nodes.
+            annotations: Some(securityguard_e2e::kwok_namespace_annotations()),
             ..ObjectMeta::default()
         },
         ..Namespace::default()

@@ -1,0 +1,307 @@
+//! Backups, drills and restore by edit on the real node: every Job runs in the operator's
+//! image (its own `pg_dump`/`pg_restore`) against the managed PostgreSQL container, and the
+//! backups land in an S3-compatible server; the restore really stops the API pods and brings
+//! them back with the data of the backup, also when the operator's leader pod is deleted in
+//! the middle.
+//!
+//! Needs `SG_NODE_CLUSTER_DIR` (`e2e/controlplane/up.sh DIR && e2e/controlplane/node-up.sh DIR`)
+//! and moto (`scripts/services/s3.sh start` installs it).
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::watcher;
+use securityguard_e2e::backups::Bucket;
+use securityguard_e2e::node::{self, ApiClient, Site, leader, new_wallet};
+use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl_ok, s3_credentials};
+use securityguard_operator::crd::{RestorePhase, SecurityGuard};
+use serde_json::{Value, json};
+
+const GUARD: &str = "shop";
+const JOB_IMAGE: &str = "ghcr.io/securityguard/operator:0.1.0";
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The guard's spec: two API replicas, the managed datastores, backups into `bucket` (no
+/// scheduled backup during the test: the schedule is once a year), `backup` merged in.
+fn spec(bucket: &Bucket, backup: Value) -> Value {
+    let mut backup_spec = json!({
+        "schedule": "0 0 1 1 *",
+        "s3": {
+            "bucket": bucket.name, "endpoint": bucket.endpoint, "region": "us-east-1",
+            "pathStyle": true, "credentialsSecret": "s3",
+        },
+    });
+    if let (Some(target), Some(extra)) = (backup_spec.as_object_mut(), backup.as_object()) {
+        target.extend(extra.clone());
+    }
+    json!({
+        "image": "ghcr.io/securityguard/api:0.1.0",
+        "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}},
+        "autoscaling": {"enabled": false},
+        "replicas": 2,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+        "backup": backup_spec,
+    })
+}
+
+async fn site(prefix: &str) -> (Site, Bucket) {
+    let s3 = node::s3().await;
+    let site = Site::new(prefix, GUARD).await;
+    let bucket = Bucket::create_at(prefix, s3.endpoint.clone()).await;
+    s3_credentials(&site.ns.name, "s3", &bucket.access_key, &bucket.secret_key);
+    (site, bucket)
+}
+
+/// The pod of a Job once it has finished: it ran on the real node in the operator's image and
+/// exited with `code`.
+async fn finished_job_pod(site: &Site, job: &str) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(site.client.clone(), &site.ns.name);
+    let pod = eventually(&format!("the pod of Job {job} to finish"), TIMEOUT, || async {
+        let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|p| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed")))
+    })
+    .await;
+    let spec = pod.spec.as_ref().expect("pod spec");
+    assert_eq!(spec.node_name.as_deref(), Some(node::node_env("SG_NODE").as_str()));
+    assert_eq!(spec.containers[0].image.as_deref(), Some(JOB_IMAGE));
+    pod
+}
+
+fn exit_code(pod: &Pod) -> Option<i32> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
+}
+
+/// Jobs of the guard with this kind and request.
+async fn job_names(site: &Site, kind: &str, request: &str) -> Vec<String> {
+    let jobs: Api<Job> = Api::namespaced(site.client.clone(), &site.ns.name);
+    let selector = format!("securityguard.io/job={kind},securityguard.io/request={request}");
+    let list = jobs.list(&ListParams::default().labels(&selector)).await.expect("list Jobs");
+    list.items.into_iter().filter_map(|j| j.metadata.name).collect()
+}
+
+fn last_successful_key(guard: &SecurityGuard) -> Option<String> {
+    guard.status.as_ref()?.backup.as_ref()?.last_successful.as_ref()?.key.clone()
+}
+
+fn restore_phase(guard: &SecurityGuard, request: &str) -> Option<RestorePhase> {
+    let restore = guard.status.as_ref()?.restore.as_ref()?;
+    (restore.request_id == request).then(|| restore.phase.clone())
+}
+
+/// The scans a wallet's history lists, by kind, newest first.
+async fn history(api: &ApiClient, token: &str) -> Vec<String> {
+    let (status, body) = api.get("/v1/scans", Some(token)).await.expect("history");
+    assert_eq!(status, 200, "{body}");
+    body["scans"].as_array().expect("scans").iter().filter_map(|s| s["scan_id"].as_str().map(str::to_owned)).collect()
+}
+
+/// Scans a domain and waits until the scan is stored (reading it back flushes the writer).
+async fn scan(api: &ApiClient, token: &str, domain: &str) -> String {
+    let (status, body) = api.post("/v1/scan/domains", Some(token), &json!({"domains": [domain]})).await.expect("scan");
+    assert_eq!(status, 200, "{body}");
+    let id = body["scan_id"].as_str().expect("scan id").to_owned();
+    let (status, body) = api.get(&format!("/v1/scans/{id}"), Some(token)).await.expect("read back");
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+#[tokio::test]
+async fn backups_drills_and_log_archives_run_in_the_operator_image() {
+    let _node = node::exclusive().await;
+    let (site, bucket) = site("node-backup").await;
+    let ns = site.ns.name.clone();
+
+    // A bucket that does not exist: the on-demand backup's pod fails for real, and the failure
+    // is reported without recording anything as good and without the credentials.
+    let mut missing = spec(&bucket, json!({"requestId": "b0", "local": {"size": "1Gi"}}));
+    missing["backup"]["s3"]["bucket"] = json!(format!("{}-missing", bucket.name));
+    site.apply(&missing);
+    let failed = site
+        .wait("the failed backup of request b0", TIMEOUT, |g| {
+            g.status.as_ref().and_then(|s| s.backup.as_ref()).and_then(|b| b.last_failed.as_ref()).is_some()
+        })
+        .await;
+    let failure = failed.status.as_ref().and_then(|s| s.backup.clone()).and_then(|b| b.last_failed).expect("failure");
+    assert_eq!(exit_code(&finished_job_pod(&site, &failure.job).await).map(|c| c != 0), Some(true));
+    assert!(
+        failure.error.as_deref().is_some_and(|e| e.contains("-missing")),
+        "the error names the bucket: {failure:?}"
+    );
+    let status = serde_json::to_string(&failed.status).expect("json");
+    assert!(!status.contains(&bucket.secret_key), "no credential in the status");
+    assert!(last_successful_key(&failed).is_none());
+
+    // The real bucket, a new request: pg_dump of the managed PostgreSQL streamed into the
+    // bucket by a Job in the operator's image, a copy on the local tier's provisioned volume.
+    site.apply(&spec(
+        &bucket,
+        json!({"requestId": "b1", "local": {"size": "1Gi"}, "verify": {"schedule": "* * * * *"}}),
+    ));
+    let guard = site.wait("a successful backup", TIMEOUT, |g| last_successful_key(g).is_some()).await;
+    let good = guard.status.as_ref().and_then(|s| s.backup.clone()).and_then(|b| b.last_successful).expect("good");
+    assert_eq!(exit_code(&finished_job_pod(&site, &good.job).await), Some(0));
+    let key = good.key.clone().expect("backup key");
+    let keys = bucket.keys().await;
+    assert!(keys.contains(&key), "{key} not in the bucket: {keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with(&key) && k.ends_with(".manifest.json")), "no manifest: {keys:?}");
+    assert!(bucket.get(&key).await.starts_with(b"PGDMP"), "a pg_dump custom-format archive");
+    let local = node::volume_path(&site.client, &ns, &format!("{GUARD}-backups")).await;
+    assert!(local.join(&key).is_file(), "the local tier holds {key} under {}", local.display());
+
+    // The same facts as the leader's metrics, for the RPO alert.
+    let metrics = node::leader_metrics(&site.client).await;
+    let series = |name: &str| format!("securityguard_operator_{name}{{namespace=\"{ns}\",securityguard=\"{GUARD}\"}}");
+    assert_eq!(
+        metrics.get(&series("backup_last_size_bytes")),
+        good.size_bytes.map(|b| b as f64).as_ref(),
+        "{metrics:?}"
+    );
+    assert!(metrics.get(&series("backup_last_failure_timestamp_seconds")).is_some_and(|t| *t > 1.7e9));
+
+    // The drill, started by its CronJob's schedule (every minute), restores the backup into a
+    // scratch database and reports BackupVerified.
+    let guard = site
+        .wait("BackupVerified=True from a scheduled drill", Duration::from_secs(180), |g| {
+            g.status.as_ref().and_then(|s| s.condition("BackupVerified")).is_some_and(|c| c.status == "True")
+        })
+        .await;
+    let verified = guard.status.and_then(|s| s.backup).and_then(|b| b.last_verified).expect("last verified");
+    assert_eq!(verified.key.as_deref(), Some(key.as_str()));
+    assert_eq!(exit_code(&finished_job_pod(&site, &verified.job).await), Some(0));
+    let jobs: Api<Job> = Api::namespaced(site.client.clone(), &ns);
+    let creator = jobs.get(&verified.job).await.expect("drill Job").metadata.owner_references.unwrap_or_default();
+    assert!(
+        creator.iter().any(|o| o.kind == "CronJob" && o.name == format!("{GUARD}-verify")),
+        "the drill was started by its CronJob: {creator:?}"
+    );
+
+    // The log archive, run from its CronJob with its own identity: the API containers' real
+    // logs, read through the kubelet, land in the bucket.
+    kubectl_ok(&["-n", &ns, "create", "job", "--from", &format!("cronjob/{GUARD}-log-archive"), "logs-1"], None);
+    let pod = finished_job_pod(&site, "logs-1").await;
+    assert_eq!(exit_code(&pod), Some(0), "{}", node::diagnostics(&ns));
+    let archives: Vec<String> =
+        bucket.keys().await.into_iter().filter(|k| k.contains("/logs/") && k.ends_with("-api.log.gz")).collect();
+    assert_eq!(archives.len(), 2, "one archive per API pod: {archives:?}");
+    let mut text = String::new();
+    use std::io::Read as _;
+    flate2::read::GzDecoder::new(bucket.get(&archives[0]).await.as_slice()).read_to_string(&mut text).expect("gzip");
+    assert!(text.contains("securityguard_api"), "the API's own log lines: {}", &text[..text.len().min(500)]);
+}
+
+#[tokio::test]
+async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
+    let _node = node::exclusive().await;
+    let (site, bucket) = site("node-restore").await;
+    let ns = site.ns.name.clone();
+    site.apply(&spec(&bucket, json!({})));
+    site.ready(TIMEOUT).await;
+    let api = site.api().await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    let token = api.sign_in(&new_wallet()).await;
+
+    // Data written through the API, then a backup.
+    let kept = scan(&api, &token, "phantom.app").await;
+    site.apply(&spec(&bucket, json!({"requestId": "b1"})));
+    let guard = site.wait("the backup of request b1", TIMEOUT, |g| last_successful_key(g).is_some()).await;
+    let backup_key = last_successful_key(&guard).expect("backup key");
+
+    // The data changes after the backup.
+    let lost = scan(&api, &token, "phant0m.app").await;
+    assert_eq!(history(&api, &token).await, [lost.clone(), kept.clone()]);
+
+    // The on-call engineer edits the SecurityGuard. The real API pods terminate while the
+    // restore scales the API down.
+    let pods: Api<Pod> = Api::namespaced(site.client.clone(), &ns);
+    let api_selector = format!("app.kubernetes.io/instance={GUARD},app.kubernetes.io/component=api");
+    let before: Vec<String> = pods
+        .list(&ListParams::default().labels(&api_selector))
+        .await
+        .expect("API pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(before.len(), 2);
+    let terminated = tokio::spawn(api_pods_deleted(pods.clone(), api_selector.clone()));
+    site.apply(&spec_with_restore(&bucket, "r1", "latest"));
+    let guard =
+        site.wait("restore r1 Completed", TIMEOUT, |g| restore_phase(g, "r1") == Some(RestorePhase::Completed)).await;
+    let deleted = terminated.await.expect("watch task");
+    for pod in &before {
+        assert!(deleted.contains(pod), "API pod {pod} was not terminated during the restore: {deleted:?}");
+    }
+    let restore = guard.status.and_then(|s| s.restore).expect("restore status");
+    assert_eq!(restore.restored_key.as_deref(), Some(backup_key.as_str()));
+    for job in job_names(&site, "restore", "r1").await {
+        assert_eq!(exit_code(&finished_job_pod(&site, &job).await), Some(0));
+    }
+
+    // The API is back with the data as it was at the backup.
+    site.ready(TIMEOUT).await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(history(&api, &token).await, [kept.clone()], "the scan made after the backup is gone");
+    let (status, _) = api.get(&format!("/v1/scans/{lost}"), Some(&token)).await.expect("read");
+    assert_eq!(status, 404);
+
+    // Again, with the operator's leader pod deleted while the restore runs: the other replica
+    // takes over and completes it.
+    let again = scan(&api, &token, "phant0m.app").await;
+    site.apply(&spec_with_restore(&bucket, "r2", &backup_key));
+    site.wait("restore r2 past Pending", TIMEOUT, |g| {
+        matches!(restore_phase(g, "r2"), Some(RestorePhase::SafetyBackup | RestorePhase::Restoring))
+    })
+    .await;
+    let old_leader = leader(&site.client).await;
+    let operator_pods: Api<Pod> = Api::namespaced(site.client.clone(), OPERATOR_NAMESPACE);
+    operator_pods.delete(&old_leader, &DeleteParams::default()).await.expect("delete the leader pod");
+    site.wait("restore r2 Completed", TIMEOUT, |g| restore_phase(g, "r2") == Some(RestorePhase::Completed)).await;
+    let new_leader = leader(&site.client).await;
+    assert_ne!(new_leader, old_leader, "another operator pod leads");
+    site.ready(TIMEOUT).await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(history(&api, &token).await, [kept], "{again} is gone again");
+}
+
+fn spec_with_restore(bucket: &Bucket, request: &str, source: &str) -> Value {
+    let mut spec = spec(bucket, json!({"requestId": "b1"}));
+    spec["restore"] = json!({"requestId": request, "source": source});
+    spec
+}
+
+/// Watches the API pods until none is left, and returns every pod seen deleted.
+async fn api_pods_deleted(pods: Api<Pod>, selector: String) -> Vec<String> {
+    let mut deleted = Vec::new();
+    let mut live = std::collections::BTreeSet::new();
+    let stream = watcher(pods, watcher::Config::default().labels(&selector));
+    futures::pin_mut!(stream);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let event = match tokio::time::timeout_at(deadline, stream.try_next()).await {
+            Ok(Ok(Some(event))) => event,
+            _ => return deleted,
+        };
+        match event {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                if let Some(name) = p.metadata.name {
+                    live.insert(name);
+                }
+            }
+            watcher::Event::Delete(p) => {
+                if let Some(name) = p.metadata.name {
+                    live.remove(&name);
+                    deleted.push(name);
+                }
+                if live.is_empty() {
+                    return deleted;
+                }
+            }
+            _ => {}
+        }
+    }
+}
