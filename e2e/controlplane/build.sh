@@ -109,9 +109,11 @@ build_kwok() {
 # directive order is taken from the module's plugin.cfg.
 build_coredns() {
   local dir="$root/coredns-$COREDNS_VERSION" out="$root/coredns-$COREDNS_VERSION/bin"
-  if [[ -x $out/coredns ]]; then log "coredns $COREDNS_VERSION: cached in $out"; return; fi
+  local plugins=(reload bind ready health errors log loadbalance cache kubernetes loop forward)
+  if [[ -x $out/coredns && $(cat "$dir/plugins" 2>/dev/null) == "${plugins[*]}" ]]; then
+    log "coredns $COREDNS_VERSION: cached in $out"; return
+  fi
   mkdir -p "$dir/src" "$out"
-  local plugins=(reload ready health errors log loadbalance cache kubernetes loop forward)
   local src
   src=$(go mod download -json "github.com/coredns/coredns@$COREDNS_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   local directives imports p
@@ -143,6 +145,7 @@ GO
     log "coredns $COREDNS_VERSION: compiling"
     go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$out/coredns.tmp" .)
   mv "$out/coredns.tmp" "$out/coredns"
+  echo "${plugins[*]}" > "$dir/plugins"
   log "coredns: built"
 }
 
