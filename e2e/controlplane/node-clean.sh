@@ -49,7 +49,7 @@ for spec in "$nd"/containerd/state/io.containerd.runtime.v2.task/k8s.io/*/config
 import json, sys
 spec = json.load(open(sys.argv[1]))
 for ns in spec.get("linux", {}).get("namespaces", []):
-    if ns.get("type") == "network" and ns.get("path", "").startswith("/var/run/netns/"):
+    if ns.get("type") == "network" and ns.get("path"):
         print(ns["path"])
 PY
 )
@@ -81,7 +81,8 @@ if ((${#shims[@]} > 0)); then
   stop_pids "${shims[@]}"
 fi
 
-# 5. Network namespaces (their veth ends on sg-br0 go with them).
+# 5. Network namespaces (their veth ends on sg-br0 go with them); containerd keeps them under
+#    its state directory, so step 6 would catch them too.
 for p in "${netns[@]}"; do
   umount "$p" 2>/dev/null || umount -l "$p" 2>/dev/null
   rm -f "$p"
@@ -115,7 +116,7 @@ for l in /var/log/containers/*.log; do
   [[ -L $l ]] && [[ $(readlink "$l") == "$nd"/* ]] && rm -f "$l"
 done
 
-rm -f "$nd/pids"
+rm -f "$nd/pids" "$nd/ready" "$state/node-env"
 owner=/run/securityguard-node
 [[ -f $owner && $(cat "$owner") == "$state" ]] && rm -f "$owner"
 exit 0

@@ -103,7 +103,7 @@ if [[ -f $owner ]]; then
     exit 1
   fi
 fi
-if [[ -f $nd/pids ]] && kill -0 $(awk '{print $2}' "$nd/pids") 2>/dev/null; then
+if [[ -f $nd/ready && -f $nd/pids ]] && kill -0 $(awk '{print $2}' "$nd/pids") 2>/dev/null; then
   log "already running in $state"; exit 0
 fi
 "$here/node-clean.sh" "$state"
@@ -155,6 +155,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # The pods' network namespaces under the state directory (cleaned up with it).
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -183,10 +185,10 @@ if [[ ${SG_NODE_SKIP_IMAGES:-0} == 1 ]]; then
 else
   t0=$(now)
   log "images: building (images/build.sh)"
-  "$repo/images/build.sh" >"$nd/images-build.log" 2>&1 || fail images-build "images/build.sh failed"
+  images=$("$repo/images/build.sh" 2>"$nd/images-build.log" | tail -n 1) || fail images-build "images/build.sh failed"
   log "images: built ($(elapsed "$t0")), importing into containerd"
   t0=$(now)
-  "$repo/images/load.sh" "$sock" >"$nd/images-load.log" 2>&1 || fail images-load "images/load.sh failed"
+  "$repo/images/load.sh" "$sock" "$images" >"$nd/images-load.log" 2>&1 || fail images-load "images/load.sh failed"
   log "images: imported ($(elapsed "$t0"))"
 fi
 ctr -a "$sock" -n k8s.io images ls -q | grep -qx 'registry.k8s.io/pause:3.10' \
@@ -454,4 +456,5 @@ SG_NODE_DIR=$nd
 SG_CONTAINERD_SOCKET=$sock
 SG_CLUSTER_DNS=$node_ip
 EOF
+touch "$nd/ready"
 log "ready in $(elapsed "$t_start"): node $node ($state/node-env)"
