@@ -170,11 +170,14 @@ log "ok: the restricted pod with a new local-path volume Ready $(elapsed "$t0") 
 log "ok: PVC data Bound by local-path"
 
 retry 20 "kubectl logs" sh -c "kubectl -n $ns logs echo | grep -q 'serving on 8080'"
-out=$(in_pod "$ns" echo 'cat /data/hello; id -u; touch /x 2>&1 || true') || fail "kubectl exec"
+out=$(in_pod "$ns" echo 'cat /data/hello; id -u; grep -E "^(Seccomp|CapEff):" /proc/1/status; touch /x 2>&1 || true') \
+  || fail "kubectl exec"
 grep -q "hello from echo" <<<"$out" || fail "the file written into the volume: $out"
 grep -qx 65532 <<<"$out" || fail "uid in the pod: $out"
+grep -qP '^Seccomp:\t2$' <<<"$out" || fail "no seccomp filter in the pod: $out"
+grep -qP '^CapEff:\t0+$' <<<"$out" || fail "capabilities left in the pod: $out"
 grep -q 'Read-only file system' <<<"$out" || fail "root filesystem not read-only: $out"
-log "ok: kubectl exec; the volume holds the pod's file; uid 65532, read-only root"
+log "ok: kubectl exec; the volume holds the pod's file; uid 65532, seccomp filter, no capabilities, read-only root"
 
 retry 30 "DNS: kubernetes.default.svc.cluster.local from a pod" \
   in_pod "$other" client 'getent hosts kubernetes.default.svc.cluster.local | grep -q "^10.96.0.1 "'

@@ -18,6 +18,13 @@ nd=$state/node
 sock=$nd/containerd/containerd.sock
 runc_root=$nd/containerd/runc
 log() { printf '[node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+t_start=$(date +%s%N) t_step=$(date +%s%N) step_name=start
+# Timing of each step, printed when SG_NODE_CLEAN_TRACE=1.
+step() {
+  local t; t=$(date +%s%N)
+  [[ ${SG_NODE_CLEAN_TRACE:-0} == 1 ]] && log "clean step $step_name: $(((t - t_step) / 1000000)) ms"
+  t_step=$t step_name=$1
+}
 
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 stop_pids() { # pids...: TERM, up to 10 s, then KILL
@@ -34,6 +41,7 @@ stop_pids() { # pids...: TERM, up to 10 s, then KILL
   return 0
 }
 
+step "1."
 # 1. The host processes other than containerd (node/pids: "NAME PID" lines).
 if [[ -f $nd/pids ]]; then
   mapfile -t others < <(awk '$1 != "containerd" {print $2}' "$nd/pids")
@@ -41,6 +49,7 @@ if [[ -f $nd/pids ]]; then
 fi
 containerd_pid=$(awk '$1 == "containerd" {print $2}' "$nd/pids" 2>/dev/null | tail -n 1)
 
+step "2."
 # 2. The pods' network namespaces, read from the sandboxes' OCI specs before they go away.
 netns=()
 for spec in "$nd"/containerd/state/io.containerd.runtime.v2.task/k8s.io/*/config.json; do
@@ -55,6 +64,7 @@ PY
 )
 done
 
+step "3."
 # 3. The containers: through containerd when it answers (the shims then exit by themselves),
 #    then runc directly for anything left.
 if alive "$containerd_pid" && [[ -S $sock ]]; then
@@ -71,6 +81,7 @@ if [[ -d $runc_root ]]; then
   done
 fi
 
+step "4."
 # 4. containerd, then the shims it started (their command line names our socket).
 stop_pids $containerd_pid
 mapfile -t shims < <(pgrep -f -- "containerd-shim-runc-v2 .*-address $sock( |$)")
@@ -81,6 +92,7 @@ if ((${#shims[@]} > 0)); then
   stop_pids "${shims[@]}"
 fi
 
+step "5."
 # 5. Network namespaces (their veth ends on sg-br0 go with them); containerd keeps them under
 #    its state directory, so step 6 would catch them too.
 for p in "${netns[@]}"; do
@@ -88,6 +100,7 @@ for p in "${netns[@]}"; do
   rm -f "$p"
 done
 
+step "6."
 # 6. Every mount under the node directory, deepest first (overlay roots, /dev/shm of sandboxes,
 #    the kubelet's volumes and its own bind mount of its root directory).
 for _ in 1 2 3; do
@@ -99,14 +112,47 @@ for _ in 1 2 3; do
   done
 done
 
-# 7. kube-proxy's rules (iptables, and nftables/ipvs if any), the host-local IP reservations.
+step "7."
+# 7. kube-proxy's rules (iptables, and nftables/ipvs if any), then the KUBE-* chains the
+#    kubelet adds (KUBE-FIREWALL, the canaries) in IPv4 and IPv6; the host-local IP reservations.
 if [[ -f $nd/kube-proxy.ran && -x $nd/bin/kube-proxy ]]; then
   "$nd/bin/kube-proxy" --cleanup >"$nd/kube-proxy-cleanup.log" 2>&1 \
     || log "kube-proxy --cleanup failed, see $nd/kube-proxy-cleanup.log"
   rm -f "$nd/kube-proxy.ran"
 fi
+for family in iptables ip6tables; do
+  command -v "$family-save" >/dev/null || continue
+  "$family-save" 2>/dev/null | python3 -c '
+import sys
+table, out = None, []
+rules, chains = [], []
+def flush():
+    if table and (rules or chains):
+        out.append("*" + table)
+        out.extend("-D " + r for r in rules)
+        out.extend("-F " + c for c in chains)
+        out.extend("-X " + c for c in chains)
+        out.append("COMMIT")
+for line in sys.stdin:
+    line = line.rstrip("\n")
+    if line.startswith("*"):
+        table, rules, chains = line[1:], [], []
+    elif line.startswith(":KUBE-"):
+        chains.append(line[1:].split()[0])
+    elif line.startswith("-A ") and not line.split()[1].startswith("KUBE-") and " -j KUBE-" in line:
+        rules.append(line[3:])
+    elif line == "COMMIT":
+        flush()
+        table = None
+print("\n".join(out))
+' > "$nd/kube-chains.rules"
+  [[ -s $nd/kube-chains.rules ]] && { "$family-restore" --noflush < "$nd/kube-chains.rules" \
+    || log "$family: removing the KUBE-* chains failed (rules in $nd/kube-chains.rules)"; }
+done
+rm -f "$nd/kube-chains.rules"
 rm -rf "$nd/cni/ipam"
 
+step "8."
 # 8. The pods' cgroups (cgroupfs driver, cgroup v1: /sys/fs/cgroup/<controller>/kubepods) and
 #    the kubelet's links to our pods' logs.
 for c in /sys/fs/cgroup/*/kubepods; do
@@ -116,7 +162,9 @@ for l in /var/log/containers/*.log; do
   [[ -L $l ]] && [[ $(readlink "$l") == "$nd"/* ]] && rm -f "$l"
 done
 
+step end
 rm -f "$nd/pids" "$nd/ready" "$state/node-env"
 owner=/run/securityguard-node
 [[ -f $owner && $(cat "$owner") == "$state" ]] && rm -f "$owner"
+log "node stopped and cleaned up in $((($(date +%s%N) - t_start) / 1000000)) ms"
 exit 0
