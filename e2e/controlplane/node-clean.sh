@@ -150,17 +150,22 @@ print("\n".join(out))
     || log "$family: removing the KUBE-* chains failed (rules in $nd/kube-chains.rules)"; }
 done
 rm -f "$nd/kube-chains.rules"
+# host-local's reservations; libcni's cached results of our network and of containerd's loopback
+# (fixed directory /var/lib/cni/results).
 rm -rf "$nd/cni/ipam"
+rm -f /var/lib/cni/results/sg-node-* /var/lib/cni/results/cni-loopback-*
 
 step "8."
 # 8. The pods' cgroups (cgroupfs driver, cgroup v1: /sys/fs/cgroup/<controller>/kubepods) and
-#    the kubelet's links to our pods' logs.
+#    the kubelet's links to our pods' logs, its device plugin socket.
 for c in /sys/fs/cgroup/*/kubepods; do
   [[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
 for l in /var/log/containers/*.log; do
   [[ -L $l ]] && [[ $(readlink "$l") == "$nd"/* ]] && rm -f "$l"
 done
+# The device plugin socket, at a path the kubelet does not let us choose.
+rm -f /var/lib/kubelet/device-plugins/kubelet.sock
 
 step end
 rm -f "$nd/pids" "$nd/ready" "$state/node-env"

@@ -86,12 +86,12 @@ start() { # name command...: runs in the background, logs to node/NAME.log
 }
 
 [[ $(id -u) == 0 ]] || { log "must run as root (containerd, kubelet, iptables)"; exit 1; }
-[[ -f $state/env && -f $state/pids ]] && kill -0 $(cat "$state/pids") 2>/dev/null \
-  || { log "no control plane runs in $state: run up.sh $state first"; exit 1; }
-# shellcheck disable=SC1091
+[[ -f $state/env ]] || { log "no control plane in $state: run up.sh $state first"; exit 1; }
 KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$state/env")
 api=$(sed -n 's/^SG_APISERVER=//p' "$state/env")
 export KUBECONFIG
+timeout 10 kubectl get --raw /readyz >/dev/null 2>&1 \
+  || { log "the control plane of $state does not answer at $api: run up.sh $state first"; exit 1; }
 [[ $api == "https://$node_ip:"* ]] || { log "the control plane in $state listens on $api, not on $node_ip: restart it with this up.sh"; exit 1; }
 
 # One real node per machine.
