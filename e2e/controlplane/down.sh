@@ -11,13 +11,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 state=${1:?usage: down.sh STATE_DIR}
 [[ -d $state/node ]] && "$here/node-clean.sh" "$state"
 [[ -f $state/pids ]] || exit 0
-pids=$(tac "$state/pids")
-kill $pids 2>/dev/null
-any_alive() { local p; for p in $pids; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
-for _ in $(seq 1 50); do
-  any_alive || break
-  sleep 0.2
-done
-kill -9 $pids 2>/dev/null
+# etcd (the first line) last: the API server deregisters itself from the `kubernetes` Service
+# when it stops, which needs etcd.
+stop() { # pids...: TERM, up to 10 s, then KILL
+  local p
+  kill "$@" 2>/dev/null
+  for _ in $(seq 1 50); do
+    local alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for p in "$@"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
+  return 0
+}
+stop $(sed 1d "$state/pids" | tac)
+stop $(sed -n 1p "$state/pids")
 rm -f "$state/pids"
 echo "[control-plane] stopped" >&2

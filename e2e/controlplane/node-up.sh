@@ -373,12 +373,21 @@ maxPods: 110
 EOF
 log "starting kubelet (node $node, $node_ip:10250)"
 t0=$(now)
+kubelet_started=$(date +%s)
+# Ready as posted by this kubelet: after a restart the Node object still shows the previous
+# kubelet's Ready status for a while.
+ready_since_start() {
+  local out hb
+  out=$(kubectl get node "$node" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}') || return 1
+  [[ ${out%% *} == True ]] || return 1
+  hb=$(date -d "${out#* }" +%s) || return 1
+  ((hb >= kubelet_started))
+}
 start kubelet "$bin/kubelet" --config "$nd/kubelet.yaml" --kubeconfig "$nd/kubelet-client.kubeconfig" \
   --root-dir "$nd/kubelet" --cert-dir "$nd/kubelet/pki" --volume-plugin-dir "$nd/volume-plugins" \
   --hostname-override "$node" --node-ip "$node_ip" --node-labels securityguard.io/node=real
 wait_for kubelet 120 "kubelet: node $node registered" kubectl get node "$node"
-wait_for kubelet 120 "kubelet: node $node Ready" \
-  sh -c "kubectl get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+wait_for kubelet 120 "kubelet: node $node Ready" ready_since_start
 
 # --- kube-proxy
 cat > "$nd/kube-proxy.yaml" <<EOF
