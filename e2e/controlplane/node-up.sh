@@ -133,6 +133,34 @@ else
 fi
 sysctl -qw net.ipv4.ip_forward=1
 
+# --- CNI: the bridge sg-br0 (created by up.sh). Pods get 10.244.0.10-254 and routes to the
+# bridge's /24 and to the Services only: no default route, so nothing leaves the machine.
+# containerd adds the loopback network itself.
+cat > "$nd/cni/10-sg-node.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "sg-node",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "sg-br0",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$nd/cni/ipam",
+        "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.10", "rangeEnd": "10.244.0.254", "gateway": "$node_ip"}]],
+        "routes": [{"dst": "10.96.0.0/16"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+# Written before containerd starts, and atomically (containerd reloads it on every change).
+mv "$nd/cni/10-sg-node.conflist" "$nd/cni/net.d/10-sg-node.conflist"
+
 # --- containerd
 cat > "$nd/containerd/config.toml" <<EOF
 version = 2
@@ -193,32 +221,6 @@ else
 fi
 ctr -a "$sock" -n k8s.io images ls -q | grep -qx 'registry.k8s.io/pause:3.10' \
   || fail containerd "containerd has no image registry.k8s.io/pause:3.10 (the pod sandbox image)"
-
-# --- CNI: the bridge sg-br0 (created by up.sh). Pods get 10.244.0.10-254 and routes to the
-# bridge's /24 and to the Services only: no default route, so nothing leaves the machine.
-# containerd adds the loopback network itself.
-cat > "$nd/cni/net.d/10-sg-node.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "sg-node",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "sg-br0",
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$nd/cni/ipam",
-        "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.10", "rangeEnd": "10.244.0.254", "gateway": "$node_ip"}]],
-        "routes": [{"dst": "10.96.0.0/16"}]
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-EOF
 
 # --- Cluster objects: RBAC of the node's host processes, local-path-provisioner's namespace,
 # configuration and StorageClass.
