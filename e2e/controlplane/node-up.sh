@@ -80,7 +80,7 @@ wait_for() {
 }
 start() { # name command...: runs in the background, logs to node/NAME.log
   local name=$1; shift
-  "$@" >"$nd/$name.log" 2>&1 &
+  "$@" >"$nd/$name.log" 2>&1 8>&- &
   echo $! >> "$state/pids"
   echo "$name $!" >> "$nd/pids"
 }
@@ -94,7 +94,10 @@ timeout 10 kubectl get --raw /readyz >/dev/null 2>&1 \
   || { log "the control plane of $state does not answer at $api: run up.sh $state first"; exit 1; }
 [[ $api == "https://$node_ip:"* ]] || { log "the control plane in $state listens on $api, not on $node_ip: restart it with this up.sh"; exit 1; }
 
-# One real node per machine.
+# One real node per machine: node-up.sh runs one at a time (the lock), and refuses while the node
+# of another state directory runs.
+exec 8>"$owner.lock"
+flock -w 600 8 || { log "another node-up.sh holds $owner.lock for 10 minutes"; exit 1; }
 if [[ -f $owner ]]; then
   other=$(cat "$owner")
   if [[ $other != "$state" ]] && [[ -f $other/node/pids ]] \
@@ -106,10 +109,10 @@ fi
 if [[ -f $nd/ready && -f $nd/pids ]] && kill -0 $(awk '{print $2}' "$nd/pids") 2>/dev/null; then
   log "already running in $state"; exit 0
 fi
-"$here/node-clean.sh" "$state"
+"$here/node-clean.sh" "$state" 8>&-
 echo "$state" > "$owner"
 
-bin=$("$here/build.sh" | tail -n 1)
+bin=$("$here/build.sh" 8>&- | tail -n 1) || { log "FAILED: e2e/controlplane/build.sh (its output above)"; exit 1; }
 mkdir -p "$nd"/{containerd,cni/net.d,kubelet,pod-logs,storage,volume-plugins,coredns}
 ln -sfn "$bin" "$nd/bin"
 : > "$nd/pids"
@@ -213,10 +216,10 @@ if [[ ${SG_NODE_SKIP_IMAGES:-0} == 1 ]]; then
 else
   t0=$(now)
   log "images: building (images/build.sh)"
-  images=$("$repo/images/build.sh" 2>"$nd/images-build.log" | tail -n 1) || fail images-build "images/build.sh failed"
+  images=$("$repo/images/build.sh" 2>"$nd/images-build.log" 8>&- | tail -n 1) || fail images-build "images/build.sh failed"
   log "images: built ($(elapsed "$t0")), importing into containerd"
   t0=$(now)
-  "$repo/images/load.sh" "$sock" "$images" >"$nd/images-load.log" 2>&1 || fail images-load "images/load.sh failed"
+  "$repo/images/load.sh" "$sock" "$images" >"$nd/images-load.log" 2>&1 8>&- || fail images-load "images/load.sh failed"
   log "images: imported ($(elapsed "$t0"))"
 fi
 ctr -a "$sock" -n k8s.io images ls -q | grep -qx 'registry.k8s.io/pause:3.10' \
