@@ -8,7 +8,9 @@
 #   - `kubectl logs` and `kubectl exec` work on it;
 #   - DNS from pods: kubernetes.default.svc.cluster.local and a Service of another namespace;
 #   - a ClusterIP Service reached from the host, from a pod of another namespace and from its
-#     own pod (hairpin); the `kubernetes` Service (10.96.0.1:443) reached from a pod;
+#     own pod (hairpin); the `kubernetes` Service (10.96.0.1:443) reached from a pod, and, when
+#     the postgres:15 image (it has openssl) is in containerd, an HTTPS request to it that
+#     verifies the API server's certificate and authenticates with the pod's token;
 #   - a pod of a namespace that opts in to kwok nodes lands on one and becomes Running.
 #
 #   e2e/controlplane/node-check.sh STATE_DIR
@@ -192,6 +194,33 @@ retry 30 "Service echo from its own pod (hairpin)" \
   sh -c "kubectl exec -n $ns echo -- timeout 10 bash -c \"\$0\" | grep -q 'hello from echo'" "$get"
 retry 30 "Service kubernetes (10.96.0.1:443) from a pod" \
   in_pod "$other" client 'timeout 5 bash -c "exec 3<>/dev/tcp/10.96.0.1/443"'
+
+tls_image=docker.io/library/postgres:15
+sock=$(sed -n 's/^SG_CONTAINERD_SOCKET=//p' "$state/node-env")
+if ctr -a "$sock" -n k8s.io images ls -q 2>/dev/null | grep -qxF "$tls_image"; then
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: tls, namespace: $other}
+spec:
+  $restricted_ctx
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: tls
+    image: $tls_image
+    command: [sleep, infinity]
+    $container_ctx
+EOF
+  kubectl -n "$other" wait --for=condition=Ready pod/tls --timeout=60s >/dev/null || fail "pod $other/tls not Ready"
+  readyz='sa=/var/run/secrets/kubernetes.io/serviceaccount
+printf "GET /readyz HTTP/1.1\r\nHost: kubernetes.default.svc\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n" "$(cat $sa/token)" \
+  | timeout 10 openssl s_client -quiet -verify_return_error -verify_hostname kubernetes.default.svc \
+      -CAfile $sa/ca.crt -connect "$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT" 2>&1'
+  retry 30 "HTTPS to the kubernetes Service from a pod (certificate verified, the pod's token)" \
+    sh -c "kubectl exec -n $other tls -- sh -c \"\$0\" | tail -n 1 | grep -qx ok" "$readyz"
+else
+  log "skipped: HTTPS to the kubernetes Service from a pod ($tls_image is not in containerd)"
+fi
 
 kubectl -n "$kwok" wait --for=condition=Ready pod/fake --timeout=60s >/dev/null || fail "pod $kwok/fake not Ready"
 where=$(kubectl -n "$kwok" get pod fake -o jsonpath='{.spec.nodeName}')
