@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Certificates and kubeconfigs of the local cluster; sourced by up.sh and node-up.sh.
 # Every certificate is signed by the cluster CA (PKI/ca.crt, PKI/ca.key) that up.sh creates.
 
