@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane from the Go module proxy, once per pinned version:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, and the node's kubelet
-# and kube-proxy (same module and build cache).
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the real node's kubelet
+# and kube-proxy (same module and build cache), and the node's CoreDNS (only the plugins the
+# cluster uses) and local-path-provisioner.
 # Binaries are cached outside the clone in $SG_CACHE/controlplane/<component>-<version>/.
 # Prints the directory holding the binaries on its last line (stdout); progress goes to stderr.
 set -euo pipefail
@@ -103,10 +104,70 @@ build_kwok() {
   log "kwok: built"
 }
 
+# CoreDNS with only the plugins the cluster's Corefile uses (the full set pulls in every cloud
+# SDK): a main package of our own that lists them, as CoreDNS documents for custom builds. The
+# directive order is taken from the module's plugin.cfg.
+build_coredns() {
+  local dir="$root/coredns-$COREDNS_VERSION" out="$root/coredns-$COREDNS_VERSION/bin"
+  local plugins=(reload bind ready health errors log loadbalance cache kubernetes loop forward)
+  if [[ -x $out/coredns && $(cat "$dir/plugins" 2>/dev/null) == "${plugins[*]}" ]]; then
+    log "coredns $COREDNS_VERSION: cached in $out"; return
+  fi
+  mkdir -p "$dir/src" "$out"
+  local src
+  src=$(go mod download -json "github.com/coredns/coredns@$COREDNS_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  local directives imports p
+  directives=$(awk -F: -v want=" ${plugins[*]} " '!/^#/ && NF == 2 && index(want, " " $1 " ") {printf "\t\"%s\",\n", $1}' "$src/plugin.cfg")
+  [[ $(grep -c . <<<"$directives") == "${#plugins[@]}" ]] || { log "coredns: plugin.cfg lacks one of: ${plugins[*]}"; return 1; }
+  imports=$(for p in "${plugins[@]}"; do printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "$p"; done)
+  (cd "$dir/src"
+    [[ -f go.mod ]] || go mod init securityguard.io/controlplane/coredns >/dev/null 2>&1
+    cat > main.go <<GO
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+$imports
+)
+
+func init() {
+	dnsserver.Directives = []string{
+$directives
+	}
+}
+
+func main() { coremain.Run() }
+GO
+    log "coredns $COREDNS_VERSION: resolving modules"
+    go get "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+    go mod tidy >&2
+    log "coredns $COREDNS_VERSION: compiling"
+    go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$out/coredns.tmp" .)
+  mv "$out/coredns.tmp" "$out/coredns"
+  echo "${plugins[*]}" > "$dir/plugins"
+  log "coredns: built"
+}
+
+build_local_path_provisioner() {
+  local dir="$root/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION"
+  local out="$dir/bin"
+  if [[ -x $out/local-path-provisioner ]]; then log "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION: cached in $out"; return; fi
+  mkdir -p "$out"
+  log "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION: compiling"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" \
+    "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION" >&2
+  log "local-path-provisioner: built"
+}
+
 build_etcd
 build_kwok
 build_kubernetes
-for f in "$root/kubernetes-$K8S_VERSION/bin/"* "$root/etcd-$ETCD_VERSION/bin/etcd" "$root/kwok-$KWOK_VERSION/bin/kwok"; do
+build_coredns
+build_local_path_provisioner
+for f in "$root/kubernetes-$K8S_VERSION/bin/"* "$root/etcd-$ETCD_VERSION/bin/etcd" "$root/kwok-$KWOK_VERSION/bin/kwok" \
+         "$root/coredns-$COREDNS_VERSION/bin/coredns" \
+         "$root/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/bin/local-path-provisioner"; do
   ln -sf "$f" "$bin/$(basename "$f")"
 done
 ln -sfn "$root/kwok-$KWOK_VERSION/stages" "$bin/stages"
