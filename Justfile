@@ -117,6 +117,11 @@ bench-api: prepare
     cargo build --release -p securityguard-api --bin securityguard-api --example bench
     cargo run -q --release -p securityguard-api --example bench
 
+# Every container image the cluster needs, built from Debian packages and our binaries without a
+# registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.
+images:
+    images/build.sh >/dev/null
+
 # Lints: formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check
