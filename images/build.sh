@@ -149,8 +149,46 @@ build_pause() {
   save pause "$pause_ref" "$pause_key" "$t0"
 }
 
+# --- gcr.io/distroless/cc-debian12:nonroot ----------------------------------------------------
+distroless_ref=gcr.io/distroless/cc-debian12:nonroot
+distroless_key=$(key "$here/distroless-cc" "$mirror")
+record distroless-cc "$distroless_ref"
+build_distroless() {
+  cached distroless-cc "$distroless_ref" "$distroless_key" && return
+  local t0=$SECONDS rootfs="$work/distroless-cc-rootfs"
+  log "distroless-cc: unpacking Debian packages"
+  rm -rf "$rootfs"
+  run distroless-cc-rootfs "$here/distroless-cc/rootfs.sh" "$rootfs" "$work/apt" "$mirror"
+  run distroless-cc-import sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
+    --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin' \
+    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'USER 65532' --change 'WORKDIR /home/nonroot' - '$distroless_ref'"
+  rm -rf "$rootfs"
+  save distroless-cc "$distroless_ref" "$distroless_key" "$t0"
+}
+
+# --- docker.io/library/postgres:15 and docker.io/library/redis:7 -------------------------------
+postgres_ref=docker.io/library/postgres:15
+postgres_key=$(key "$here/postgres" "$debian_key")
+record postgres "$postgres_ref"
+redis_ref=docker.io/library/redis:7
+redis_key=$(key "$here/redis" "$debian_key")
+record redis "$redis_ref"
+# from_debian NAME REF KEY: an image of images/NAME/Dockerfile, FROM debian:bookworm-slim.
+from_debian() {
+  local name=$1 ref=$2 k=$3
+  cached "$name" "$ref" "$k" && return
+  local t0=$SECONDS
+  log "$name: building images/$name/Dockerfile"
+  bud "$name" "$ref" "$here/$name" "$here/$name/Dockerfile"
+  save "$name" "$ref" "$k" "$t0"
+}
+
 build_pause
 build_debian
+build_distroless
+from_debian postgres "$postgres_ref" "$postgres_key"
+from_debian redis "$redis_ref" "$redis_key"
 
 log "all images in $out ($((SECONDS - start))s)"
 # images.list: "<name> <reference>" per line, what load.sh imports and checks.
