@@ -120,7 +120,12 @@ bench-api: prepare
 # Every container image the cluster needs, built from Debian packages and our binaries without a
 # registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.
 images:
-    images/build.sh >/dev/null
+    images/build.sh
+
+# Run the images (runc bundles, no node needed) and load them into a private containerd.
+images-test: images
+    images/smoke-test.sh
+    images/test-load.sh
 
 # Lints: formatting and clippy with warnings as errors.
 lint:

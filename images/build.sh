@@ -67,6 +67,14 @@ runroot = "$store/run"
 CONF
 mv "$store/storage.conf.tmp" "$store/storage.conf"
 export CONTAINERS_STORAGE_CONF="$store/storage.conf"
+# Short names in FROM lines (debian:bookworm-slim, rust:1.95-bookworm) mean Docker Hub's, as for
+# Docker, whatever the host's registries.conf says; nothing is pulled (--pull=never).
+cat > "$store/registries.conf.tmp" <<'CONF'
+unqualified-search-registries = ["docker.io"]
+short-name-mode = "permissive"
+CONF
+mv "$store/registries.conf.tmp" "$store/registries.conf"
+export CONTAINERS_REGISTRIES_CONF="$store/registries.conf"
 # RUN steps run in a chroot: runc's default isolation needs rlimits this machine refuses
 # ("setrlimit RLIMIT_NOFILE: Operation not permitted").
 export BUILDAH_ISOLATION=chroot
@@ -111,7 +119,7 @@ save() {
 # bud NAME REF CONTEXT DOCKERFILE [ARGS...]: buildah build with the images in the storage only.
 bud() {
   local name=$1 ref=$2 ctx=$3 file=$4; shift 4
-  run "build-$name" buildah bud --pull=never --layers -f "$file" -t "$ref" "$@" "$ctx"
+  run "build-$name" buildah bud --pull=never --layers --force-rm -f "$file" -t "$ref" "$@" "$ctx"
 }
 
 names=()
@@ -184,11 +192,46 @@ from_debian() {
   save "$name" "$ref" "$k" "$t0"
 }
 
+# --- ghcr.io/securityguard/operator and ghcr.io/securityguard/api ------------------------------
+# From our Dockerfiles with BINARIES=prebuilt: the binaries cargo builds here (a no-op when they
+# are up to date), staged alone in a build context, so nothing compiles twice.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n1)
+operator_ref=ghcr.io/securityguard/operator:$version
+api_ref=ghcr.io/securityguard/api:$version
+record operator "$operator_ref"
+record api "$api_ref"
+build_ours() {
+  local t0=$SECONDS flags=()
+  [[ $profile == release ]] && flags=(--release)
+  log "cargo build ${flags[*]} -p securityguard-operator -p securityguard-api"
+  run cargo sh -c "cd '$repo' && cargo build ${flags[*]} --locked -p securityguard-operator -p securityguard-api"
+  log "cargo: done in $((SECONDS - t0))s"
+  local bins="$CARGO_TARGET_DIR/$profile"
+  ours operator "$operator_ref" "$bins/securityguard-operator" "$repo/operator/Dockerfile" "$debian_key"
+  ours api "$api_ref" "$bins/securityguard-api" "$repo/api-server/Dockerfile" "$distroless_key"
+}
+# ours NAME REF BINARY DOCKERFILE BASE_KEY
+ours() {
+  local name=$1 ref=$2 bin=$3 file=$4 base=$5
+  local k; k=$(key "$file" "$bin" "$base")
+  cached "$name" "$ref" "$k" && return
+  local t0=$SECONDS ctx="$work/context/$name"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  cp -l "$bin" "$ctx/" 2>/dev/null || cp "$bin" "$ctx/"
+  log "$name: building ${file#"$repo"/} with the $profile binary"
+  bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt
+  rm -rf "$ctx"
+  save "$name" "$ref" "$k" "$t0"
+}
+
 build_pause
 build_debian
 build_distroless
 from_debian postgres "$postgres_ref" "$postgres_key"
 from_debian redis "$redis_ref" "$redis_key"
+build_ours
+# Images a rebuild replaced (untagged, nothing built on them); buildah's layer cache stays.
+run prune podman image prune -f
 
 log "all images in $out ($((SECONDS - start))s)"
 # images.list: "<name> <reference>" per line, what load.sh imports and checks.

@@ -130,6 +130,7 @@ log "postgres: refuses to initialise without POSTGRES_PASSWORD"
 
 # --- Redis as the operator runs it ------------------------------------------------------------
 mkdir -p "$tmp/vol-redis"; chown 999:999 "$tmp/vol-redis"
+# shellcheck disable=SC2016 # expanded by the container's shell
 redis_cmd='exec redis-server - --port 6379 --dir /data --appendonly yes --maxmemory 64mb --maxmemory-policy allkeys-lru <<EOF
 requirepass $REDIS_PASSWORD
 EOF
@@ -157,6 +158,7 @@ log "redis: the entrypoint as root prepends redis-server, chowns /data and runs 
 bundle op "ghcr.io/securityguard/operator:$version" 65532:65532 true '[["/tmp","tmpfs"]]' '[]' \
   '["/usr/local/bin/securityguard-operator","--help"]'
 once op; grep -qi usage "$tmp/op.log" || fail "operator --help"
+# shellcheck disable=SC2016 # expanded by the container's shell
 bundle opdump "ghcr.io/securityguard/operator:$version" 65532:65532 true '[]' '[]' \
   '["sh","-c","$SG_PG_BIN/pg_dump --version && $SG_PG_BIN/pg_restore --version"]'
 once opdump; grep -q 'pg_dump (PostgreSQL) 15' "$tmp/opdump.log" || fail "pg_dump in the operator image"
