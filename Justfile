@@ -107,6 +107,16 @@ bench-api: prepare
     cargo build --release -p securityguard-api --bin securityguard-api --example bench
     cargo run -q --release -p securityguard-api --example bench
 
+# Every container image the cluster needs, built from Debian packages and our binaries without a
+# registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.
+images:
+    images/build.sh
+
+# Run the images (runc bundles, no node needed) and load them into a private containerd.
+images-test: images
+    images/smoke-test.sh
+    images/test-load.sh
+
 # Lints: formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check
