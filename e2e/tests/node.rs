@@ -135,7 +135,12 @@ async fn minimal_example_runs_in_containers_and_serves_a_wallet() {
     let mut known: Vec<&str> = help.split("[env: ").skip(1).filter_map(|rest| rest.split([']', '=']).next()).collect();
     assert!(known.contains(&"DATABASE_URL"), "no variables in --help: {help}");
     known.push("RUST_LOG");
-    let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(&n.as_str())).collect();
+    // Variables that only feed others through `$(NAME)` (the datastores' passwords in the
+    // connection URLs) are the kubelet's business, not the API's.
+    let values: Vec<&str> = container.env.iter().flatten().filter_map(|e| e.value.as_deref()).collect();
+    let referenced = |name: &str| values.iter().any(|v| v.contains(&format!("$({name})")));
+    let unknown: Vec<&String> =
+        names.iter().filter(|n| !known.contains(&n.as_str()) && !referenced(n.as_str())).collect();
     assert!(unknown.is_empty(), "the pod sets variables the API does not read: {unknown:?} (reads {known:?})");
     let (status, metrics) = api.get_text("/metrics").await.expect("GET /metrics");
     assert_eq!(status, 200);
