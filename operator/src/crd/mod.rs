@@ -5,6 +5,7 @@
 
 mod backup;
 mod datastore;
+pub mod formats;
 mod ingress;
 mod monitoring;
 mod status;
@@ -17,7 +18,7 @@ pub use backup::{
     BackupRun, BackupSpec, BackupStatus, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling, RestorePhase, RestoreSpec,
     RestoreStatus, RetentionSpec, S3Spec, VerifySpec,
 };
-pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, RedisSpec};
+pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec};
 pub use ingress::{IngressSpec, RateLimitSpec};
 pub use monitoring::MonitoringSpec;
 pub use status::{
@@ -53,21 +54,29 @@ pub const GROUP: &str = "securityguard.io";
 #[x_kube(validation = Rule::new("!has(self.replicas) || !self.autoscaling.enabled")
     .message("replicas is only used when autoscaling is disabled: set autoscaling.enabled to false or remove replicas")
     .field_path(".replicas"))]
+#[x_kube(validation = Rule::new(formats::AUTOSCALED_RESOURCES_RULE)
+    .message("resources must request (or limit) cpu and memory while autoscaling is enabled: the autoscaler's targets are percentages of the requests")
+    .field_path(".resources"))]
 #[x_kube(validation = Rule::new("!has(self.restore) || has(self.backup)")
     .message("restore needs backup: spec.backup.s3 says where the backups are")
     .field_path(".restore"))]
 pub struct SecurityGuardSpec {
-    /// Container image of the SecurityGuard API, for example `ghcr.io/securityguard/api:1.4.2`.
+    /// Container image of the SecurityGuard API, for example `ghcr.io/securityguard/api:1.4.2`:
+    /// `[host[:port]/]path[:tag][@sha256:digest]` with a lower-case path.
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(formats::image_rule()).message(formats::IMAGE_MESSAGE))]
     pub image: String,
 
     /// When the kubelet pulls the API image: `Always`, `IfNotPresent` (default) or `Never`.
     #[serde(default)]
     pub image_pull_policy: ImagePullPolicy,
 
-    /// CPU and memory requests and limits of each API container. Defaults to requests of
-    /// 250m CPU / 256Mi memory and a 1Gi memory limit. Requests are needed by the autoscaler.
+    /// CPU and memory requests and limits of each API container, as quantities (`500m`, `1Gi`).
+    /// Defaults to requests of 250m CPU / 256Mi memory and a 1Gi memory limit. While autoscaling
+    /// is enabled, CPU and memory must be requested (or limited): the autoscaler's targets are
+    /// percentages of the requests. A request may not exceed its limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "formats::resources_schema")]
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 
     /// Extra environment variables for the API container. Variables the operator sets itself
