@@ -451,7 +451,6 @@ pub const CRON_CASES: &[(&str, bool)] = &[
     ("*/5/2 * * * *", false),
     ("1-2-3 * * * *", false),
     ("*-5 * * * *", false),
-    ("1, * * * *", false),
     ("? * * * *", false),
     ("0 0 L * *", false),
     ("0 0 * * 5L", false),
@@ -461,8 +460,11 @@ pub const CRON_CASES: &[(&str, bool)] = &[
     ("0 0 * *", false),
     ("@every 1h", false),
     ("@reboot", false),
-    (" 0 * * * *", false),
 ];
+
+/// Schedules both parsers accept but the rules refuse, as most likely typos: an empty list
+/// item, spaces around the schedule.
+pub const CRON_REFUSED_TYPOS: &[&str] = &["1, * * * *", "0 ,6 * * *", " 0 * * * *", "0 * * * * "];
 
 #[cfg(test)]
 mod tests {
@@ -547,6 +549,10 @@ mod tests {
                 let parsed = crate::controller::schedule::parse(schedule);
                 assert!(parsed.is_ok(), "croner refuses {schedule:?}: {parsed:?}");
             }
+        }
+        for schedule in CRON_REFUSED_TYPOS {
+            assert!(!schedule_rules_accept(schedule), "the rules accept {schedule:?}");
+            assert!(crate::controller::schedule::parse(schedule).is_ok(), "croner refuses {schedule:?}");
         }
     }
 
