@@ -178,12 +178,36 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         &["spec.redis.managed.maxMemory", "below the memory limit"],
     ),
     // Image references, as the kubelet parses them.
-    ("image with an upper-case path", "  image: Ghcr.io/X:1\n  secrets: {jwtSecret: {name: j, key: k}}\n", &["spec.image", "image reference"]),
-    ("image with an empty tag", "  image: 'api:'\n  secrets: {jwtSecret: {name: j, key: k}}\n", &["spec.image", "image reference"]),
-    ("image with a space", "  image: 'api:1 2'\n  secrets: {jwtSecret: {name: j, key: k}}\n", &["spec.image", "image reference"]),
-    ("image with an empty path component", "  image: a//b\n  secrets: {jwtSecret: {name: j, key: k}}\n", &["spec.image", "image reference"]),
-    ("image starting with a separator", "  image: '-a'\n  secrets: {jwtSecret: {name: j, key: k}}\n", &["spec.image", "image reference"]),
-    ("image with a short digest", "  image: app@sha256:short\n  secrets: {jwtSecret: {name: j, key: k}}\n", &["spec.image", "image reference"]),
+    (
+        "image with an upper-case path",
+        "  image: Ghcr.io/X:1\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with an empty tag",
+        "  image: 'api:'\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with a space",
+        "  image: 'api:1 2'\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with an empty path component",
+        "  image: a//b\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image starting with a separator",
+        "  image: '-a'\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with a short digest",
+        "  image: app@sha256:short\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
     ("image with a 129-character tag", LONG_TAG, &["spec.image", "tag of at most 128 characters"]),
     (
         "postgres image with upper case",
@@ -312,19 +336,52 @@ const LONG_TAG: &str = concat!(
 /// image and the JWT secret.
 const VALID: &[(&str, &str)] = &[
     ("official image with a tag", "  postgres: {managed: {image: 'postgres:15'}}\n"),
-    ("image on a registry with a port and a digest", "  redis: {managed: {image: 'localhost:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}}\n"),
-    ("image without a tag on a registry with a path", "  postgres: {managed: {image: registry.example.com/team/app}}\n"),
+    (
+        "image on a registry with a port and a digest",
+        "  redis: {managed: {image: 'localhost:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}}\n",
+    ),
+    (
+        "image without a tag on a registry with a path",
+        "  postgres: {managed: {image: registry.example.com/team/app}}\n",
+    ),
     ("upper-case registry host", "  postgres: {managed: {image: 'Registry.Example.com/team/app:V1'}}\n"),
-    ("integer quantities", "  resources: {requests: {cpu: 1, memory: 1073741824}, limits: {cpu: 2}}\n  postgres: {managed: {storage: 10737418240}}\n"),
-    ("request equal to the limit", "  resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {cpu: '0.5', memory: 1024Mi}}\n"),
+    (
+        "integer quantities",
+        "  resources: {requests: {cpu: 1, memory: 1073741824}, limits: {cpu: 2}}\n  postgres: {managed: {storage: 10737418240}}\n",
+    ),
+    (
+        "request equal to the limit",
+        "  resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {cpu: '0.5', memory: 1024Mi}}\n",
+    ),
     ("limits only (requests default to them)", "  resources: {limits: {cpu: 1, memory: 1Gi}}\n"),
-    ("extended resource with an equal limit", "  autoscaling: {enabled: false}\n  resources: {requests: {example.com/gpu: 1}, limits: {example.com/gpu: 1}}\n"),
-    ("no resources needed without autoscaling", "  autoscaling: {enabled: false}\n  resources: {requests: {ephemeral-storage: 1Gi}}\n"),
-    ("redis max memory in Redis' own units", "  redis: {managed: {maxMemory: 1GB, resources: {limits: {memory: 2Gi}}}}\n"),
-    ("redis max memory without a container limit", "  redis: {managed: {maxMemory: 8gb, resources: {requests: {memory: 1Gi}}}}\n"),
-    ("restore before a leap day with an offset", "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'before:2024-02-29T23:59:59.123456789+05:30'}\n"),
-    ("restore of a key", "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'securityguard/ns/sg/2026/11/25/090000.pgdump'}\n"),
-    ("annotation keys with a prefix", "  ingress: {className: nginx, annotations: {cert-manager.io/cluster-issuer: letsencrypt, custom: x}}\n"),
+    (
+        "extended resource with an equal limit",
+        "  autoscaling: {enabled: false}\n  resources: {requests: {example.com/gpu: 1}, limits: {example.com/gpu: 1}}\n",
+    ),
+    (
+        "no resources needed without autoscaling",
+        "  autoscaling: {enabled: false}\n  resources: {requests: {ephemeral-storage: 1Gi}}\n",
+    ),
+    (
+        "redis max memory in Redis' own units",
+        "  redis: {managed: {maxMemory: 1GB, resources: {limits: {memory: 2Gi}}}}\n",
+    ),
+    (
+        "redis max memory without a container limit",
+        "  redis: {managed: {maxMemory: 8gb, resources: {requests: {memory: 1Gi}}}}\n",
+    ),
+    (
+        "restore before a leap day with an offset",
+        "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'before:2024-02-29T23:59:59.123456789+05:30'}\n",
+    ),
+    (
+        "restore of a key",
+        "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'securityguard/ns/sg/2026/11/25/090000.pgdump'}\n",
+    ),
+    (
+        "annotation keys with a prefix",
+        "  ingress: {className: nginx, annotations: {cert-manager.io/cluster-issuer: letsencrypt, custom: x}}\n",
+    ),
 ];
 
 #[tokio::test]
@@ -367,7 +424,8 @@ async fn invalid_securityguards_are_rejected_with_the_field_path() {
     // And so do the examples.
     for example in ["examples/minimal.yaml", "examples/full.yaml"] {
         let path = repo_root().join(example);
-        let (ok, _, err) = kubectl(&["-n", &ns.name, "apply", "--dry-run=server", "-f", path.to_str().expect("utf-8")], None);
+        let (ok, _, err) =
+            kubectl(&["-n", &ns.name, "apply", "--dry-run=server", "-f", path.to_str().expect("utf-8")], None);
         if !ok {
             failures.push(format!("{example}: {err}"));
         }
@@ -437,7 +495,8 @@ async fn cron_schedules_agree_with_the_cronjob_controller() {
         .expect("a SecurityGuard");
         match (guards.create(&dry_run, &guard).await, valid) {
             (Ok(_), true) => {}
-            (Err(kube::Error::Api(status)), false) if status.code == 422 && status.message.contains("spec.backup.schedule") => {}
+            (Err(kube::Error::Api(status)), false)
+                if status.code == 422 && status.message.contains("spec.backup.schedule") => {}
             (outcome, _) => failures.push(format!("SecurityGuard with {schedule:?} (valid: {valid}): {outcome:?}")),
         }
         let cron_job: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(serde_json::json!({
