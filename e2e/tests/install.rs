@@ -319,6 +319,11 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         &["spec.ingress.annotations", "valid Kubernetes annotation keys"],
     ),
     (
+        "environment variable name with =",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  env: [{name: 'A=B', value: x}]\n",
+        &["spec.env", "printable ASCII characters other than '='"],
+    ),
+    (
         "S3 credentials Secret not a DNS name",
         "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: S3_Creds}}\n",
         &["spec.backup.s3.credentialsSecret", "should match"],

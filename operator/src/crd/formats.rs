@@ -370,6 +370,17 @@ pub fn restore_source_rule() -> String {
 
 // ----- Names -------------------------------------------------------------------------------------
 
+/// Environment variable names as Kubernetes accepts them in a pod template: printable ASCII
+/// characters other than `=`.
+pub const ENV_NAMES_RULE: &str = "self.all(e, e.name.matches('^[ -<>-~]+$'))";
+
+/// Bounds the length of environment variable names (a schemars transform of a list of
+/// `EnvVar`), which lets the API server bound the cost of [`ENV_NAMES_RULE`].
+pub fn bounded_env_names(schema: &mut Schema) {
+    let name = schema.pointer_mut("/items/properties/name").and_then(|n| n.as_object_mut());
+    name.expect("EnvVar has a name").insert("maxLength".to_owned(), 256.into());
+}
+
 /// A DNS subdomain (RFC 1123): the names of Secrets, StorageClasses and IngressClasses.
 pub const DNS_SUBDOMAIN_PATTERN: &str = concat!("^", dns_subdomain!(), "$");
 
