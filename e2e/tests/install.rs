@@ -4,6 +4,7 @@
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use securityguard_e2e::{TempNamespace, admin, install, kubectl, kubectl_ok, repo_root};
+use securityguard_operator::crd::formats::{CRON_CASES, CRON_REFUSED_TYPOS};
 
 #[tokio::test]
 async fn config_default_installs_and_explain_shows_our_descriptions() {
@@ -157,9 +158,234 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         &["spec.imagePullPolicy", "Unsupported value"],
     ),
     (
-        "redis max memory in the wrong unit",
-        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {maxMemory: 1GB}}\n",
-        &["spec.redis.managed.maxMemory", "should match"],
+        "redis max memory in a Kubernetes unit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {maxMemory: 1Gi}}\n",
+        &["spec.redis.managed.maxMemory", "as redis-server reads it"],
+    ),
+    (
+        "redis max memory of zero (no limit for Redis)",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {maxMemory: 0mb}}\n",
+        &["spec.redis.managed.maxMemory", "positive size"],
+    ),
+    (
+        "redis max memory above the default container limit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {maxMemory: 1gb}}\n",
+        &["spec.redis.managed.maxMemory", "below the memory limit of the Redis container"],
+    ),
+    (
+        "redis max memory equal to its container limit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {maxMemory: 2GB, resources: {limits: {memory: 2Gi}}}}\n",
+        &["spec.redis.managed.maxMemory", "below the memory limit"],
+    ),
+    // Image references, as the kubelet parses them.
+    (
+        "image with an upper-case path",
+        "  image: Ghcr.io/X:1\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with an empty tag",
+        "  image: 'api:'\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with a space",
+        "  image: 'api:1 2'\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with an empty path component",
+        "  image: a//b\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image starting with a separator",
+        "  image: '-a'\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    (
+        "image with a short digest",
+        "  image: app@sha256:short\n  secrets: {jwtSecret: {name: j, key: k}}\n",
+        &["spec.image", "image reference"],
+    ),
+    ("image with a 129-character tag", LONG_TAG, &["spec.image", "tag of at most 128 characters"]),
+    (
+        "postgres image with upper case",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  postgres: {managed: {image: 'Postgres:15'}}\n",
+        &["spec.postgres.managed.image", "image reference"],
+    ),
+    (
+        "redis image with a trailing space",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {image: 'redis:7 '}}\n",
+        &["spec.redis.managed.image", "image reference"],
+    ),
+    // Container resources, as Kubernetes checks them in a pod template.
+    (
+        "cpu request not a quantity",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  resources: {requests: {cpu: lots, memory: 1Gi}}\n",
+        &["spec.resources.requests[cpu]", "non-negative quantity"],
+    ),
+    (
+        "negative memory limit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  postgres: {managed: {resources: {limits: {memory: -1Gi}}}}\n",
+        &["spec.postgres.managed.resources.limits[memory]", "non-negative quantity"],
+    ),
+    (
+        "request above the limit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  resources: {requests: {cpu: 2, memory: 2Gi}, limits: {memory: 1Gi}}\n",
+        &["spec.resources.requests", "must not exceed the limit"],
+    ),
+    (
+        "unknown resource name",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {resources: {requests: {gpu: 1}}}}\n",
+        &["spec.redis.managed.resources.requests", "resource names must be cpu, memory"],
+    ),
+    (
+        "extended resource without an equal limit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  autoscaling: {enabled: false}\n  resources: {requests: {example.com/gpu: 1}}\n",
+        &["spec.resources.limits", "limit equal to their request"],
+    ),
+    (
+        "resource claims",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  autoscaling: {enabled: false}\n  resources: {claims: [{name: gpu}]}\n",
+        &["spec.resources.claims", "not supported"],
+    ),
+    (
+        "autoscaling without a cpu request",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  resources: {requests: {memory: 1Gi}}\n",
+        &["spec.resources", "request (or limit) cpu and memory while autoscaling"],
+    ),
+    (
+        "zero storage",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  redis: {managed: {storage: 0}}\n",
+        &["spec.redis.managed.storage", "positive quantity"],
+    ),
+    (
+        "local backup volume of no size",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, local: {size: 0Gi}}\n",
+        &["spec.backup.local.size", "positive quantity"],
+    ),
+    // Cron fields out of range (more in `cron_schedules_agree_with_the_cronjob_controller`).
+    (
+        "backup at minute 60",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {schedule: '60 * * * *', s3: {bucket: bkt, credentialsSecret: s3}}\n",
+        &["spec.backup.schedule", "field 1 (minute) must be * or 0-59"],
+    ),
+    (
+        "drill at hour 24",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, verify: {schedule: '0 24 * * *'}}\n",
+        &["spec.backup.verify.schedule", "field 2 (hour) must be * or 0-23"],
+    ),
+    (
+        "log archive on day 7 of the week",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, logArchive: {schedule: '0 4 * * 7'}}\n",
+        &["spec.backup.logArchive.schedule", "field 5 (day of week) must be * or 0-6 or SUN-SAT"],
+    ),
+    (
+        "backup in month 13",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {schedule: '0 0 1 13 *', s3: {bucket: bkt, credentialsSecret: s3}}\n",
+        &["spec.backup.schedule", "field 4 (month) must be * or 1-12 or JAN-DEC"],
+    ),
+    (
+        "backup range ending before it starts",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {schedule: '0 0 20-10 * *', s3: {bucket: bkt, credentialsSecret: s3}}\n",
+        &["spec.backup.schedule", "field 3 (day of month)", "a range a-b with a <= b"],
+    ),
+    // Restore times that do not exist.
+    (
+        "restore before month 13",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'before:2026-13-45T25:61:00Z'}\n",
+        &["spec.restore.source", "RFC 3339 time that exists"],
+    ),
+    (
+        "restore before 29 February of a common year",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'before:2100-02-29T00:00:00Z'}\n",
+        &["spec.restore.source", "RFC 3339 time that exists"],
+    ),
+    // Names Kubernetes checks when the operator creates the children.
+    (
+        "StorageClass not a DNS name",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  postgres: {managed: {storageClassName: Fast_SSD}}\n",
+        &["spec.postgres.managed.storageClassName", "should match"],
+    ),
+    (
+        "IngressClass not a DNS name",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  ingress: {className: Nginx_Class}\n",
+        &["spec.ingress.className", "should match"],
+    ),
+    (
+        "Ingress annotation key with a space",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  ingress: {annotations: {'my key': x}}\n",
+        &["spec.ingress.annotations", "valid Kubernetes annotation keys"],
+    ),
+    (
+        "environment variable name with =",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  env: [{name: 'A=B', value: x}]\n",
+        &["spec.env", "printable ASCII characters other than '='"],
+    ),
+    (
+        "S3 credentials Secret not a DNS name",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: S3_Creds}}\n",
+        &["spec.backup.s3.credentialsSecret", "should match"],
+    ),
+];
+
+/// An image whose tag is one character too long.
+const LONG_TAG: &str = concat!(
+    "  image: 'api:",
+    "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt",
+    "'\n  secrets: {jwtSecret: {name: j, key: k}}\n"
+);
+
+/// Valid values next to the refused ones: each is accepted. YAML under `spec:`, after the
+/// image and the JWT secret.
+const VALID: &[(&str, &str)] = &[
+    ("official image with a tag", "  postgres: {managed: {image: 'postgres:15'}}\n"),
+    (
+        "image on a registry with a port and a digest",
+        "  redis: {managed: {image: 'localhost:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}}\n",
+    ),
+    (
+        "image without a tag on a registry with a path",
+        "  postgres: {managed: {image: registry.example.com/team/app}}\n",
+    ),
+    ("upper-case registry host", "  postgres: {managed: {image: 'Registry.Example.com/team/app:V1'}}\n"),
+    (
+        "integer quantities",
+        "  resources: {requests: {cpu: 1, memory: 1073741824}, limits: {cpu: 2}}\n  postgres: {managed: {storage: 10737418240}}\n",
+    ),
+    (
+        "request equal to the limit",
+        "  resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {cpu: '0.5', memory: 1024Mi}}\n",
+    ),
+    ("limits only (requests default to them)", "  resources: {limits: {cpu: 1, memory: 1Gi}}\n"),
+    (
+        "extended resource with an equal limit",
+        "  autoscaling: {enabled: false}\n  resources: {requests: {example.com/gpu: 1}, limits: {example.com/gpu: 1}}\n",
+    ),
+    (
+        "no resources needed without autoscaling",
+        "  autoscaling: {enabled: false}\n  resources: {requests: {ephemeral-storage: 1Gi}}\n",
+    ),
+    (
+        "redis max memory in Redis' own units",
+        "  redis: {managed: {maxMemory: 1GB, resources: {limits: {memory: 2Gi}}}}\n",
+    ),
+    (
+        "redis max memory without a container limit",
+        "  redis: {managed: {maxMemory: 8gb, resources: {requests: {memory: 1Gi}}}}\n",
+    ),
+    (
+        "restore before a leap day with an offset",
+        "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'before:2024-02-29T23:59:59.123456789+05:30'}\n",
+    ),
+    (
+        "restore of a key",
+        "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'securityguard/ns/sg/2026/11/25/090000.pgdump'}\n",
+    ),
+    (
+        "annotation keys with a prefix",
+        "  ingress: {className: nginx, annotations: {cert-manager.io/cluster-issuer: letsencrypt, custom: x}}\n",
     ),
 ];
 
@@ -189,6 +415,27 @@ async fn invalid_securityguards_are_rejected_with_the_field_path() {
         }
     }
     assert!(failures.is_empty(), "{} case(s) not rejected as expected:\n{}", failures.len(), failures.join("\n"));
+
+    // What resembles the refused values but is valid goes through.
+    for (i, (what, spec)) in VALID.iter().enumerate() {
+        let yaml = format!(
+            "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata:\n  name: valid-{i}\nspec:\n  image: a:1\n  secrets: {{jwtSecret: {{name: j, key: k}}}}\n{spec}"
+        );
+        let obj: DynamicObject = serde_saphyr::from_str(&yaml).expect("case parses as YAML");
+        if let Err(e) = api.create(&PostParams::default(), &obj).await {
+            failures.push(format!("{what}: {e}"));
+        }
+    }
+    // And so do the examples.
+    for example in ["examples/minimal.yaml", "examples/full.yaml"] {
+        let path = repo_root().join(example);
+        let (ok, _, err) =
+            kubectl(&["-n", &ns.name, "apply", "--dry-run=server", "-f", path.to_str().expect("utf-8")], None);
+        if !ok {
+            failures.push(format!("{example}: {err}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} valid case(s) refused:\n{}", failures.len(), failures.join("\n"));
 
     // And a valid one is accepted, with the guide's defaults filled in by the API server.
     let obj: DynamicObject = serde_saphyr::from_str(
@@ -222,4 +469,61 @@ async fn invalid_securityguards_are_rejected_with_the_field_path() {
     api.patch("valid", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&edit))
         .await
         .expect("edit accepted");
+}
+
+/// Every schedule of the shared table, as a backup schedule of a SecurityGuard and as the
+/// schedule of a CronJob (server-side dry run): the CRD accepts exactly the valid ones, the
+/// CronJob controller's parser accepts them too, and each refused one is refused by the
+/// CronJob controller or by the operator's own parser, but for a few typos refused on purpose.
+#[tokio::test]
+async fn cron_schedules_agree_with_the_cronjob_controller() {
+    install().await;
+    let client = admin().await;
+    let ns = TempNamespace::create(&client, "cron").await;
+    let gvk = GroupVersionKind::gvk("securityguard.io", "v1alpha1", "SecurityGuard");
+    let guards: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &ApiResource::from_gvk(&gvk));
+    let cron_jobs: Api<k8s_openapi::api::batch::v1::CronJob> = Api::namespaced(client.clone(), &ns.name);
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    let mut failures = Vec::new();
+    let typos = CRON_REFUSED_TYPOS.iter().map(|s| (*s, false));
+    for (i, (schedule, valid)) in CRON_CASES.iter().copied().chain(typos).enumerate() {
+        let guard: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "securityguard.io/v1alpha1",
+            "kind": "SecurityGuard",
+            "metadata": {"name": format!("cron-{i}")},
+            "spec": {
+                "image": "a:1",
+                "secrets": {"jwtSecret": {"name": "j", "key": "k"}},
+                "backup": {"schedule": schedule, "s3": {"bucket": "bkt", "credentialsSecret": "s3"}},
+            },
+        }))
+        .expect("a SecurityGuard");
+        match (guards.create(&dry_run, &guard).await, valid) {
+            (Ok(_), true) => {}
+            (Err(kube::Error::Api(status)), false)
+                if status.code == 422 && status.message.contains("spec.backup.schedule") => {}
+            (outcome, _) => failures.push(format!("SecurityGuard with {schedule:?} (valid: {valid}): {outcome:?}")),
+        }
+        let cron_job: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("cron-{i}")},
+            "spec": {
+                "schedule": schedule,
+                "timeZone": "Etc/UTC",
+                "jobTemplate": {"spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "a:1"}],
+                }}}},
+            },
+        }))
+        .expect("a CronJob");
+        let kubernetes_accepts = cron_jobs.create(&dry_run, &cron_job).await.is_ok();
+        let operator_accepts = securityguard_operator::controller::schedule::parse(schedule).is_ok();
+        if valid && !kubernetes_accepts {
+            failures.push(format!("CronJob refuses {schedule:?}, which the CRD accepts"));
+        }
+        if !valid && kubernetes_accepts && operator_accepts && !CRON_REFUSED_TYPOS.contains(&schedule) {
+            failures.push(format!("{schedule:?} is refused by the CRD but both parsers accept it"));
+        }
+    }
+    assert!(failures.is_empty(), "{} schedule(s) disagree:\n{}", failures.len(), failures.join("\n"));
 }

@@ -6,8 +6,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A five-field cron expression (or a `@hourly`-style macro); the operator checks it further.
-const CRON_RULE: &str = r"self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\\S+( +\\S+){4})$')";
+use super::formats;
 
 /// Scheduled and on-demand backups of the PostgreSQL database to S3, restore drills, and the
 /// weekly archive of the API's logs.
@@ -15,11 +14,13 @@ const CRON_RULE: &str = r"self.matches('^(@(yearly|annually|monthly|weekly|daily
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {
     /// When to back up, as a cron expression in UTC (default `0 * * * *`: hourly, the
-    /// infrastructure guide's one-hour recovery point objective).
+    /// infrastructure guide's one-hour recovery point objective). Five fields separated by
+    /// spaces: minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-6
+    /// or SUN-SAT; each `*`, a value, a list `a,b`, a range `a-b` or a step `*/n` or `a-b/n` (`?`
+    /// in the day fields). Or a macro: `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`,
+    /// `@yearly` (`@annually`).
     #[serde(default = "default_schedule")]
-    #[x_kube(validation = Rule::new(CRON_RULE)
-        .message("schedule must be a cron expression with five fields (minute hour day-of-month month day-of-week) or a macro such as @hourly"))]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), transform = formats::cron_schedule)]
     pub schedule: String,
 
     /// Stop the scheduled backups (on-demand backups and restores still work).
@@ -85,7 +86,7 @@ pub struct S3Spec {
 
     /// Name of a Secret in this namespace with the keys `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY`.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = formats::DNS_SUBDOMAIN_PATTERN))]
     pub credentials_secret: String,
 }
 
@@ -119,12 +120,12 @@ impl Default for RetentionSpec {
 #[serde(rename_all = "camelCase")]
 pub struct LocalTierSpec {
     /// Size of the volume, such as `20Gi`.
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
+    #[x_kube(validation = Rule::new(formats::positive_quantity_rule())
         .message("size must be a positive quantity such as 20Gi"))]
     pub size: Quantity,
     /// StorageClass of the volume (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = formats::DNS_SUBDOMAIN_PATTERN))]
     pub storage_class_name: Option<String>,
 }
 
@@ -135,11 +136,10 @@ pub struct VerifySpec {
     /// Run drills (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// When, as a cron expression in UTC (default `30 3 * * 0`: weekly, Sunday 03:30).
+    /// When, as a cron expression in UTC in the form of `spec.backup.schedule` (default
+    /// `30 3 * * 0`: weekly, Sunday 03:30).
     #[serde(default = "default_verify_schedule")]
-    #[x_kube(validation = Rule::new(CRON_RULE)
-        .message("schedule must be a cron expression with five fields or a macro such as @weekly"))]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), transform = formats::cron_schedule)]
     pub schedule: String,
 }
 
@@ -156,11 +156,10 @@ pub struct LogArchiveSpec {
     /// Archive the logs (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// When, as a cron expression in UTC (default `0 4 * * 0`: weekly, Sunday 04:00).
+    /// When, as a cron expression in UTC in the form of `spec.backup.schedule` (default
+    /// `0 4 * * 0`: weekly, Sunday 04:00).
     #[serde(default = "default_log_schedule")]
-    #[x_kube(validation = Rule::new(CRON_RULE)
-        .message("schedule must be a cron expression with five fields or a macro such as @weekly"))]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), transform = formats::cron_schedule)]
     pub schedule: String,
 }
 
@@ -184,11 +183,13 @@ pub struct RestoreSpec {
     pub request_id: String,
 
     /// Which backup: `latest` (default), `before:<RFC 3339 time>` (the newest taken before
-    /// it, e.g. `before:2026-11-25T09:00:00Z`), or a backup key as `backups list` shows it.
+    /// it, e.g. `before:2026-11-25T09:00:00Z`: a date that exists, `T`, a time 00:00:00 to
+    /// 23:59:59 with up to nine fractional digits, and `Z` or an offset such as `+02:00`), or a
+    /// backup key as `backups list` shows it.
     #[serde(default = "default_source")]
     #[schemars(length(min = 1, max = 1024))]
-    #[x_kube(validation = Rule::new(r"self == 'latest' || (self.startsWith('before:') && self.substring(7).matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')) || self.endsWith('.pgdump')")
-        .message("source must be latest, before:<RFC 3339 time such as 2026-11-25T09:00:00Z>, or a backup key ending in .pgdump"))]
+    #[x_kube(validation = Rule::new(formats::restore_source_rule())
+        .message("source must be latest, before:<RFC 3339 time that exists, such as 2026-11-25T09:00:00Z>, or a backup key ending in .pgdump"))]
     pub source: String,
 }
 

@@ -6,6 +6,10 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 use super::SecretKeyReference;
+use super::formats;
+
+/// Memory limit of the Redis container when `resources` is absent.
+pub const REDIS_DEFAULT_MEMORY_LIMIT: &str = "512Mi";
 
 /// The PostgreSQL database of the API: exactly one of `managed` or `external`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -62,20 +66,22 @@ pub struct ExternalDatastore {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedPostgres {
-    /// PostgreSQL container image (default `postgres:15`, Debian based, running as uid 999).
+    /// PostgreSQL container image (default `postgres:15`, Debian based, running as uid 999), as
+    /// `[host[:port]/]path[:tag][@sha256:digest]` with a lower-case path.
     #[serde(default = "default_postgres_image")]
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(formats::image_rule()).message(formats::IMAGE_MESSAGE))]
     pub image: String,
     /// Size of the data volume (default `10Gi`). Fixed once the volume exists.
     #[serde(default = "default_postgres_storage")]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
+    #[x_kube(validation = Rule::new(formats::positive_quantity_rule())
         .message("storage must be a positive quantity such as 10Gi"))]
     #[x_kube(validation = Rule::new("self == oldSelf")
         .message("storage cannot change once the volume exists (a StatefulSet's volume claim template is immutable)"))]
     pub storage: Quantity,
     /// StorageClass of the data volume (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = formats::DNS_SUBDOMAIN_PATTERN))]
     pub storage_class_name: Option<String>,
     /// Name of the database the API uses (default `securityguard`).
     #[serde(default = "default_name")]
@@ -85,8 +91,10 @@ pub struct ManagedPostgres {
     #[serde(default = "default_name")]
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
     pub user: String,
-    /// CPU and memory of the PostgreSQL container (default requests 250m / 512Mi, limit 2Gi).
+    /// CPU and memory of the PostgreSQL container, as quantities (default requests 250m / 512Mi,
+    /// limit 2Gi). A request may not exceed its limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "formats::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -106,29 +114,41 @@ impl Default for ManagedPostgres {
 /// Redis run by the operator.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(formats::redis_memory_below_limit_rule(REDIS_DEFAULT_MEMORY_LIMIT))
+    .message("maxMemory must be below the memory limit of the Redis container (resources.limits.memory, default 512Mi): Redis evicts keys at maxMemory, the container is killed at its limit")
+    .field_path(".maxMemory"))]
 pub struct ManagedRedis {
-    /// Redis container image (default `redis:7`, running as uid 999).
+    /// Redis container image (default `redis:7`, running as uid 999), as
+    /// `[host[:port]/]path[:tag][@sha256:digest]` with a lower-case path.
     #[serde(default = "default_redis_image")]
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(formats::image_rule()).message(formats::IMAGE_MESSAGE))]
     pub image: String,
     /// Size of the volume holding Redis' append-only file (default `1Gi`). Fixed once the volume
     /// exists.
     #[serde(default = "default_redis_storage")]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
+    #[x_kube(validation = Rule::new(formats::positive_quantity_rule())
         .message("storage must be a positive quantity such as 1Gi"))]
     #[x_kube(validation = Rule::new("self == oldSelf")
         .message("storage cannot change once the volume exists (a StatefulSet's volume claim template is immutable)"))]
     pub storage: Quantity,
     /// StorageClass of the volume (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = formats::DNS_SUBDOMAIN_PATTERN))]
     pub storage_class_name: Option<String>,
-    /// Memory Redis may use for data before evicting least-recently-used keys (default `256mb`).
+    /// Memory Redis may use for data before evicting least-recently-used keys (default `256mb`),
+    /// as redis-server reads it: a positive number with an optional unit `b`, `k`, `kb`, `m`, `mb`,
+    /// `g` or `gb` in any case (`k` is 1000, `kb` 1024). It must stay below the memory limit of
+    /// the container (512Mi unless `resources` says otherwise).
     #[serde(default = "default_maxmemory")]
-    #[schemars(regex(pattern = r"^[0-9]+(kb|mb|gb)$"))]
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(validation = Rule::new(formats::redis_memory_rule())
+        .message("maxMemory must be a positive size as redis-server reads it, such as 256mb or 2gb (units b, k, kb, m, mb, g, gb)"))]
     pub max_memory: String,
-    /// CPU and memory of the Redis container (default requests 100m / 128Mi, limit 512Mi).
+    /// CPU and memory of the Redis container, as quantities (default requests 100m / 128Mi,
+    /// limit 512Mi). The memory limit must exceed `maxMemory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "formats::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 

@@ -3,6 +3,8 @@
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats;
+
 /// External access through an Ingress handled by ingress-nginx.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -25,7 +27,7 @@ pub struct IngressSpec {
     pub host: Option<String>,
     /// IngressClass to use (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = formats::DNS_SUBDOMAIN_PATTERN))]
     pub class_name: Option<String>,
     /// Secret holding the TLS certificate for `host`. Without it the Ingress serves plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,9 +39,12 @@ pub struct IngressSpec {
     /// Rate limits applied per client IP by ingress-nginx.
     #[serde(default)]
     pub rate_limit: RateLimitSpec,
-    /// Extra annotations for the Ingress (for example cert-manager's). Rate-limit annotations
-    /// are set from `rateLimit`.
+    /// Extra annotations for the Ingress (for example cert-manager's), with keys such as
+    /// `cert-manager.io/cluster-issuer`. Rate-limit annotations are set from `rateLimit`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new(formats::annotation_keys_rule())
+        .message("annotations must have valid Kubernetes annotation keys, such as cert-manager.io/cluster-issuer"))]
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 

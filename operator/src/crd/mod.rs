@@ -5,6 +5,7 @@
 
 mod backup;
 mod datastore;
+pub mod formats;
 mod ingress;
 mod monitoring;
 mod status;
@@ -17,7 +18,9 @@ pub use backup::{
     BackupRun, BackupSpec, BackupStatus, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling, RestorePhase, RestoreSpec,
     RestoreStatus, RetentionSpec, S3Spec, VerifySpec,
 };
-pub use datastore::{ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, RedisSpec};
+pub use datastore::{
+    ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,
+};
 pub use ingress::{IngressSpec, RateLimitSpec};
 pub use monitoring::MonitoringSpec;
 pub use status::{
@@ -53,31 +56,42 @@ pub const GROUP: &str = "securityguard.io";
 #[x_kube(validation = Rule::new("!has(self.replicas) || !self.autoscaling.enabled")
     .message("replicas is only used when autoscaling is disabled: set autoscaling.enabled to false or remove replicas")
     .field_path(".replicas"))]
+#[x_kube(validation = Rule::new(formats::AUTOSCALED_RESOURCES_RULE)
+    .message("resources must request (or limit) cpu and memory while autoscaling is enabled: the autoscaler's targets are percentages of the requests")
+    .field_path(".resources"))]
 #[x_kube(validation = Rule::new("!has(self.restore) || has(self.backup)")
     .message("restore needs backup: spec.backup.s3 says where the backups are")
     .field_path(".restore"))]
 pub struct SecurityGuardSpec {
-    /// Container image of the SecurityGuard API, for example `ghcr.io/securityguard/api:1.4.2`.
+    /// Container image of the SecurityGuard API, for example `ghcr.io/securityguard/api:1.4.2`:
+    /// `[host[:port]/]path[:tag][@sha256:digest]` with a lower-case path.
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(formats::image_rule()).message(formats::IMAGE_MESSAGE))]
     pub image: String,
 
     /// When the kubelet pulls the API image: `Always`, `IfNotPresent` (default) or `Never`.
     #[serde(default)]
     pub image_pull_policy: ImagePullPolicy,
 
-    /// CPU and memory requests and limits of each API container. Defaults to requests of
-    /// 250m CPU / 256Mi memory and a 1Gi memory limit. Requests are needed by the autoscaler.
+    /// CPU and memory requests and limits of each API container, as quantities (`500m`, `1Gi`).
+    /// Defaults to requests of 250m CPU / 256Mi memory and a 1Gi memory limit. While autoscaling
+    /// is enabled, CPU and memory must be requested (or limited): the autoscaler's targets are
+    /// percentages of the requests. A request may not exceed its limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "formats::resources_schema")]
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 
     /// Extra environment variables for the API container. Variables the operator sets itself
     /// (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT,
     /// LISTEN_ADDR) cannot be overridden here. RUST_LOG set here replaces config.logLevel (for
-    /// example `info,securityguard_api::access=warn` turns the access log off).
+    /// example `info,securityguard_api::access=warn` turns the access log off). Names are
+    /// printable ASCII characters other than `=`, at most 256 of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), transform = formats::bounded_env_names)]
     #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LISTEN_ADDR']))")
         .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LISTEN_ADDR)"))]
+    #[x_kube(validation = Rule::new(formats::ENV_NAMES_RULE)
+        .message("env names must be printable ASCII characters other than '=', such as ADMIN_WALLETS"))]
     pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
 
     /// Secrets the API needs. Values are read from Secrets in the SecurityGuard's namespace and

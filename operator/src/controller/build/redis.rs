@@ -37,7 +37,11 @@ pub fn build(guard: &ValidatedGuard, spec: &ManagedRedis) -> DatastoreObjects {
             ..ContainerPort::default()
         }]),
         env: Some(vec![secret_env("REDIS_PASSWORD", &password)]),
-        resources: Some(spec.resources.clone().unwrap_or_else(|| resources("100m", "128Mi", "512Mi"))),
+        resources: Some(
+            spec.resources
+                .clone()
+                .unwrap_or_else(|| resources("100m", "128Mi", crate::crd::REDIS_DEFAULT_MEMORY_LIMIT)),
+        ),
         readiness_probe: Some(ping.clone()),
         liveness_probe: Some(Probe { period_seconds: Some(15), ..ping }),
         security_context: Some(restricted_container_security_context()),
