@@ -127,45 +127,42 @@ pub fn diagnostics(ns: &str) -> String {
     out
 }
 
-/// The S3-compatible server of the node's tests: moto (installed by `scripts/services/s3.sh`)
-/// listening on the node's address, where the backup and restore pods reach it.
+/// An S3-compatible server for one test: moto (installed by `scripts/services/s3.sh`)
+/// listening on the node's address, where the backup and restore pods reach it. Stopped on drop
+/// (and with the test's thread: one server per test).
 pub struct S3 {
     _process: Process,
     /// `http://<node address>:<port>`.
     pub endpoint: String,
 }
 
-static S3_SERVER: OnceCell<S3> = OnceCell::const_new();
-
-/// Starts the S3 server once per test process.
-pub async fn s3() -> &'static S3 {
-    S3_SERVER
-        .get_or_init(|| async {
-            let cache = std::env::var("SG_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/securityguard"));
-            let moto = cache.join("venv-moto/bin/moto_server");
-            assert!(moto.is_file(), "{} missing: run scripts/services/s3.sh start", moto.display());
-            let host = host_address();
-            let port = std::net::TcpListener::bind((host.as_str(), 0))
-                .expect("free port on the node address")
-                .local_addr()
-                .expect("address")
-                .port();
-            let mut cmd = Command::new(moto);
-            cmd.args(["-H", &host, "-p", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            let process = Process::spawn(cmd);
-            let endpoint = format!("http://{host}:{port}");
-            let url = format!("{endpoint}/");
-            eventually("moto on the node address", Duration::from_secs(60), || async {
-                reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
-            })
-            .await;
-            S3 { _process: process, endpoint }
+impl S3 {
+    /// Starts the server and waits until it answers.
+    pub async fn start() -> Self {
+        let cache = std::env::var("SG_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/securityguard"));
+        let moto = cache.join("venv-moto/bin/moto_server");
+        assert!(moto.is_file(), "{} missing: run scripts/services/s3.sh start", moto.display());
+        let host = host_address();
+        let port = std::net::TcpListener::bind((host.as_str(), 0))
+            .expect("free port on the node address")
+            .local_addr()
+            .expect("address")
+            .port();
+        let mut cmd = Command::new(moto);
+        cmd.args(["-H", &host, "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let process = Process::spawn(cmd);
+        let endpoint = format!("http://{host}:{port}");
+        let url = format!("{endpoint}/");
+        eventually("moto on the node address", Duration::from_secs(60), || async {
+            reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
         })
-        .await
+        .await;
+        S3 { _process: process, endpoint }
+    }
 }
 
 /// A client of a SecurityGuard's API through its Service's ClusterIP (kube-proxy routes the

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
-use securityguard_e2e::node::{self, ApiClient, Site, leader, new_wallet};
+use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
 use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl_ok, s3_credentials};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 use serde_json::{Value, json};
@@ -47,12 +47,12 @@ fn spec(bucket: &Bucket, backup: Value) -> Value {
     })
 }
 
-async fn site(prefix: &str) -> (Site, Bucket) {
-    let s3 = node::s3().await;
+async fn site(prefix: &str) -> (Site, Bucket, S3) {
+    let s3 = S3::start().await;
     let site = Site::new(prefix, GUARD).await;
     let bucket = Bucket::create_at(prefix, s3.endpoint.clone()).await;
     s3_credentials(&site.ns.name, "s3", &bucket.access_key, &bucket.secret_key);
-    (site, bucket)
+    (site, bucket, s3)
 }
 
 /// The pod of a Job once it has finished: it ran on the real node in the operator's image and
@@ -113,7 +113,7 @@ async fn scan(api: &ApiClient, token: &str, domain: &str) -> String {
 #[tokio::test]
 async fn backups_drills_and_log_archives_run_in_the_operator_image() {
     let _node = node::exclusive().await;
-    let (site, bucket) = site("node-backup").await;
+    let (site, bucket, _s3) = site("node-backup").await;
     let ns = site.ns.name.clone();
 
     // A bucket that does not exist: the on-demand backup's pod fails for real, and the failure
@@ -197,7 +197,7 @@ async fn backups_drills_and_log_archives_run_in_the_operator_image() {
 #[tokio::test]
 async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     let _node = node::exclusive().await;
-    let (site, bucket) = site("node-restore").await;
+    let (site, bucket, _s3) = site("node-restore").await;
     let ns = site.ns.name.clone();
     site.apply(&spec(&bucket, json!({})));
     site.ready(TIMEOUT).await;
