@@ -1,4 +1,9 @@
-//! Playing the kubelet for the pods of backup and restore Jobs.
+//! Playing the kubelet for the pods of backup and restore Jobs, on the kwok control plane.
+//!
+//! Kept only for what the real node cannot do at an exact moment: the restore test of
+//! `tests/backup.rs` makes a restore pod die after it started changing the database and
+//! restarts the operator between two phases. Everything else about Jobs runs in real
+//! containers on the real node (`tests/node_backup.rs`).
 //!
 //! The control plane's nodes are kwok's: pods become Running but no container runs. For the
 //! pods of SecurityGuard Jobs (label `securityguard.io/job`, left Running by the control
@@ -41,7 +46,7 @@ pub struct PodRun {
 }
 
 /// Waits for the Running pod of `job`.
-pub async fn running_pod(client: &Client, ns: &str, job: &str) -> Pod {
+async fn running_pod(client: &Client, ns: &str, job: &str) -> Pod {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let selector = format!("batch.kubernetes.io/job-name={job}");
     eventually(&format!("a Running pod of Job {job}"), Duration::from_secs(90), || {
@@ -56,7 +61,7 @@ pub async fn running_pod(client: &Client, ns: &str, job: &str) -> Pod {
 }
 
 /// The pod's container environment, resolved as the kubelet resolves it.
-pub async fn resolve_env(client: &Client, ns: &str, container: &Container) -> Vec<(String, String)> {
+async fn resolve_env(client: &Client, ns: &str, container: &Container) -> Vec<(String, String)> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut resolved: Vec<(String, String)> = Vec::new();
     for var in container.env.iter().flatten() {
@@ -209,7 +214,7 @@ async fn finish_pod(
 }
 
 /// A path under the test's temporary directory.
-pub fn temp_path(name: &str) -> PathBuf {
+fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("sg-e2e-{}-{name}", std::process::id()))
 }
 

@@ -1,18 +1,20 @@
-//! Backups and restore-by-edit against the real control plane, with the data path of every
-//! Job proven by running the Job's own command, arguments and environment as a local process
-//! against the local PostgreSQL and S3-compatible server (see `securityguard_e2e::kubelet`).
+//! The restore state machine at exact moments, on the kwok control plane: the Jobs' pods are
+//! played by `securityguard_e2e::kubelet`, which runs each pod's own command, arguments and
+//! environment as a local process against the local PostgreSQL and S3-compatible server, and
+//! can make a restore pod die at a chosen point (after it started changing the database) or
+//! restart the operator between two phases. Backups, drills, log archives and restore by edit
+//! in real containers are in `node_backup.rs`; what stays here needs that control of time.
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use securityguard_e2e::kubelet::{self, kill_job_pod, run_job_pod};
+use securityguard_e2e::kubelet::{kill_job_pod, run_job_pod};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl, kubectl_ok, s3_credentials, secret,
-    volume_for_claim, wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, s3_credentials, secret, wait_for,
 };
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 
@@ -174,136 +176,6 @@ impl Drop for Fixture {
 fn with_database(url: &str, database: &str) -> String {
     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
     format!("{base}/{database}")
-}
-
-fn can_i(ns: &str, account: &str, verb: &str, resource: &str) -> bool {
-    let (ok, out, _) = kubectl(
-        &["auth", "can-i", verb, resource, "-n", ns, &format!("--as=system:serviceaccount:{ns}:{account}")],
-        None,
-    );
-    ok && out.trim() == "yes"
-}
-
-#[tokio::test]
-async fn scheduled_and_on_demand_backups_and_drills() {
-    let f = Fixture::new("backup").await;
-    // The bucket does not exist yet: the first backup fails for real.
-    volume_for_claim(&f.ns.name, &format!("{GUARD}-backups"));
-    f.apply("    requestId: b0\n    local: {size: 1Gi}\n");
-
-    // The schedules, from the spec's defaults.
-    let cron_jobs: Api<CronJob> = Api::namespaced(f.client.clone(), &f.ns.name);
-    for (name, schedule) in [("backup", "0 * * * *"), ("verify", "30 3 * * 0"), ("log-archive", "0 4 * * 0")] {
-        wait_for(cron_jobs.clone(), &format!("{GUARD}-{name}"), TIMEOUT, |c: &CronJob| {
-            c.spec.as_ref().is_some_and(|s| s.schedule == schedule && s.suspend == Some(false))
-        })
-        .await;
-    }
-    // The backup pods' identities hold exactly what they need, in this namespace only.
-    let ns = f.ns.name.as_str();
-    let backup_sa = format!("{GUARD}-backup");
-    let archive_sa = format!("{GUARD}-log-archive");
-    eventually("the backup ServiceAccount's binding", TIMEOUT, || async {
-        can_i(ns, &backup_sa, "get", &format!("securityguards.securityguard.io/{GUARD}")).then_some(())
-    })
-    .await;
-    assert!(can_i(ns, &backup_sa, "list", "configmaps"));
-    for (verb, resource) in [
-        ("get", "secrets"),
-        ("list", "secrets"),
-        ("list", "pods"),
-        ("create", "jobs"),
-        ("delete", "securityguards.securityguard.io"),
-    ] {
-        assert!(!can_i(ns, &backup_sa, verb, resource), "the backup account must not {verb} {resource}");
-    }
-    eventually("the log-archive ServiceAccount's binding", TIMEOUT, || async {
-        can_i(ns, &archive_sa, "get", "pods/log").then_some(())
-    })
-    .await;
-    assert!(can_i(ns, &archive_sa, "list", "pods"));
-    for (verb, resource) in [("get", "secrets"), ("list", "configmaps"), ("delete", "pods")] {
-        assert!(!can_i(ns, &archive_sa, verb, resource), "the log-archive account must not {verb} {resource}");
-    }
-    assert!(!can_i("default", &backup_sa, "list", "configmaps"), "nothing outside its namespace");
-
-    // An on-demand backup that fails: reported, nothing recorded as good.
-    let failed_job = f.one_job("backup", "b0").await;
-    let run = run_job_pod(&f.client, ns, &failed_job).await;
-    assert_ne!(run.exit_code, 0, "backup into a missing bucket fails: {}", run.stderr);
-    assert_eq!(
-        run.env.get("AWS_SECRET_ACCESS_KEY"),
-        Some(&env("SG_TEST_S3_SECRET_ACCESS_KEY")),
-        "credentials come from the Secret"
-    );
-    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
-        g.status.as_ref().and_then(|s| s.backup.as_ref()).and_then(|b| b.last_failed.as_ref()).is_some()
-            && g.status.as_ref().and_then(|s| s.condition("BackupHealthy")).is_some_and(|c| c.reason == "BackupFailed")
-    })
-    .await;
-    let backup = guard.status.as_ref().and_then(|s| s.backup.clone()).expect("backup status");
-    assert!(backup.last_successful.is_none());
-    let failure = backup.last_failed.expect("last failed");
-    assert_eq!(failure.job, failed_job);
-    assert!(failure.error.as_deref().is_some_and(|e| e.contains(&f.bucket)), "the error names the bucket: {failure:?}");
-    let status_json = serde_json::to_string(&guard.status).expect("json");
-    assert!(!status_json.contains(&env("SG_TEST_S3_SECRET_ACCESS_KEY")), "no credential in the status");
-
-    // With the bucket, the next request succeeds.
-    f.create_bucket();
-    f.apply("    requestId: b1\n    local: {size: 1Gi}\n");
-    let job = f.one_job("backup", "b1").await;
-    let run = run_job_pod(&f.client, ns, &job).await;
-    assert_eq!(run.exit_code, 0, "backup succeeds: {}", run.stderr);
-    let claim: Api<PersistentVolumeClaim> = Api::namespaced(f.client.clone(), ns);
-    let claim = claim.get(&format!("{GUARD}-backups")).await.expect("the local tier's claim");
-    assert!(claim.metadata.owner_references.is_none(), "the local backups outlive the SecurityGuard");
-    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
-        g.status.as_ref().and_then(|s| s.condition("BackupHealthy")).is_some_and(|c| c.status == "True")
-    })
-    .await;
-    let backup = guard.status.as_ref().and_then(|s| s.backup.clone()).expect("backup status");
-    let good = backup.last_successful.expect("last successful");
-    let key = good.key.clone().expect("a key");
-    assert!(key.starts_with(&format!("securityguard/{ns}/{GUARD}/")), "{key}");
-    assert!(good.size_bytes.unwrap_or(0) > 0);
-    assert_eq!(backup.last_request_id.as_deref(), Some("b1"));
-    // The same facts as metrics, for the RPO alert.
-    let series = |name: &str| format!("securityguard_operator_{name}{{namespace=\"{ns}\",securityguard=\"{GUARD}\"}}");
-    let metrics = f.operator.metrics().await;
-    assert_eq!(metrics.get(&series("backup_schedule_interval_seconds")), Some(&3600.0), "{metrics:?}");
-    assert_eq!(metrics.get(&series("backup_last_size_bytes")), good.size_bytes.map(|b| b as f64).as_ref());
-    assert!(metrics.get(&series("backup_last_success_timestamp_seconds")).is_some_and(|t| *t > 1.7e9));
-    assert!(metrics.get(&series("backup_last_failure_timestamp_seconds")).is_some_and(|t| *t > 1.7e9));
-
-    let local = kubelet::temp_path(&format!("{ns}-pvc-{GUARD}-backups"));
-    assert!(local.join(&key).is_file(), "the local tier holds a copy of {key} under {}", local.display());
-
-    // The same request again (with another change, so the operator does reconcile): no Job.
-    f.apply("    requestId: b1\n    local: {size: 1Gi}\n  env: [{name: FEATURE_X, value: 'on'}]\n");
-    f.observed().await;
-    assert_eq!(f.jobs("backup", Some("b1")).await.len(), 1, "a requestId is acted on once");
-
-    // A drill, started from its CronJob as an on-call engineer would.
-    kubectl_ok(&["-n", ns, "create", "job", "--from", &format!("cronjob/{GUARD}-verify"), "drill-1"], None);
-    let run = run_job_pod(&f.client, ns, "drill-1").await;
-    assert_eq!(run.exit_code, 0, "drill passes: {}", run.stderr);
-    let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
-        g.status.as_ref().and_then(|s| s.condition("BackupVerified")).is_some_and(|c| c.status == "True")
-    })
-    .await;
-    let verified = guard.status.and_then(|s| s.backup).and_then(|b| b.last_verified).expect("last verified");
-    assert_eq!(verified.key.as_deref(), Some(key.as_str()), "the drill restored the latest backup");
-    assert_eq!(f.count(), 100, "a drill leaves the live database alone");
-    let metrics = f.operator.metrics().await;
-    assert_eq!(metrics.get(&series("backup_verify_last_result")), Some(&1.0), "{metrics:?}");
-
-    // The weekly log archive, run from its CronJob with its own (log-reading) identity.
-    kubectl_ok(&["-n", ns, "create", "job", "--from", &format!("cronjob/{GUARD}-log-archive"), "logs-1"], None);
-    let run = run_job_pod(&f.client, ns, "logs-1").await;
-    assert_eq!(run.exit_code, 0, "log archive: {}", run.stderr);
-    let summary: serde_json::Value = serde_json::from_str(&run.message).expect("a JSON summary");
-    assert_eq!((summary["command"].as_str(), summary["result"].as_str()), (Some("archive-logs"), Some("succeeded")));
 }
 
 #[tokio::test]

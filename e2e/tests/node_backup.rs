@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
 use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
-use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl_ok, s3_credentials};
+use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 use serde_json::{Value, json};
 
@@ -70,6 +70,15 @@ async fn finished_job_pod(site: &Site, job: &str) -> Pod {
     assert_eq!(spec.node_name.as_deref(), Some(node::node_env("SG_NODE").as_str()));
     assert_eq!(spec.containers[0].image.as_deref(), Some(JOB_IMAGE));
     pod
+}
+
+/// Whether the ServiceAccount `account` of `ns` may do this (`kubectl auth can-i`).
+fn can_i(ns: &str, account: &str, verb: &str, resource: &str) -> bool {
+    let (ok, out, _) = kubectl(
+        &["auth", "can-i", verb, resource, "-n", ns, &format!("--as=system:serviceaccount:{ns}:{account}")],
+        None,
+    );
+    ok && out.trim() == "yes"
 }
 
 fn exit_code(pod: &Pod) -> Option<i32> {
@@ -152,6 +161,38 @@ async fn backups_drills_and_log_archives_run_in_the_operator_image() {
     assert!(bucket.get(&key).await.starts_with(b"PGDMP"), "a pg_dump custom-format archive");
     let local = node::volume_path(&site.client, &ns, &format!("{GUARD}-backups")).await;
     assert!(local.join(&key).is_file(), "the local tier holds {key} under {}", local.display());
+
+    // The same request again (with another change, so that the operator does reconcile): no
+    // new Job, a requestId is acted on once.
+    let mut again =
+        spec(&bucket, json!({"requestId": "b1", "local": {"size": "1Gi"}, "verify": {"schedule": "* * * * *"}}));
+    again["env"] = json!([{"name": "FEATURE_X", "value": "on"}]);
+    site.apply(&again);
+    site.wait("the change observed", TIMEOUT, |g| {
+        g.status.as_ref().and_then(|s| s.observed_generation) == g.metadata.generation
+    })
+    .await;
+    assert_eq!(job_names(&site, "backup", "b1").await.len(), 1, "a requestId is acted on once");
+
+    // The backup pods' identities hold exactly what they need, in this namespace only.
+    let backup_sa = format!("{GUARD}-backup");
+    let archive_sa = format!("{GUARD}-log-archive");
+    assert!(can_i(&ns, &backup_sa, "get", &format!("securityguards.securityguard.io/{GUARD}")));
+    assert!(can_i(&ns, &backup_sa, "list", "configmaps"));
+    for (verb, resource) in [
+        ("get", "secrets"),
+        ("list", "secrets"),
+        ("list", "pods"),
+        ("create", "jobs"),
+        ("delete", "securityguards.securityguard.io"),
+    ] {
+        assert!(!can_i(&ns, &backup_sa, verb, resource), "the backup account must not {verb} {resource}");
+    }
+    assert!(can_i(&ns, &archive_sa, "get", "pods/log") && can_i(&ns, &archive_sa, "list", "pods"));
+    for (verb, resource) in [("get", "secrets"), ("list", "configmaps"), ("delete", "pods")] {
+        assert!(!can_i(&ns, &archive_sa, verb, resource), "the log-archive account must not {verb} {resource}");
+    }
+    assert!(!can_i("default", &backup_sa, "list", "configmaps"), "nothing outside its namespace");
 
     // The same facts as the leader's metrics, for the RPO alert.
     let metrics = node::leader_metrics(&site.client).await;
