@@ -9,8 +9,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::build::backup_job::JobKind;
 use super::build::ingress::public_url;
 use super::build::service::cluster_url;
-use super::build::{Applied, ChildResources, FIELD_MANAGER, MonitoringObjects};
+use super::build::{Applied, ChildResources, Component, DatastoreObjects, FIELD_MANAGER, MonitoringObjects};
 use super::jobs::Finished;
+use super::pods::{self, PodProblem};
 use super::restore::Scale;
 use super::schedule;
 use super::validate::ValidatedGuard;
@@ -39,22 +40,51 @@ impl Observation {
     }
 }
 
-/// The status of a SecurityGuard whose children were applied, with what its backups and
-/// restore did.
-pub fn from_applied(
-    guard: &SecurityGuard,
-    validated: &ValidatedGuard,
-    applied: &ChildResources<Applied>,
-    backup: Option<BackupStatus>,
-    restore: Option<RestoreStatus>,
-    now: Timestamp,
-) -> SecurityGuardStatus {
-    let wanted = match validated.directives.scale {
+/// API replicas the SecurityGuard asks for now.
+fn wanted_replicas(validated: &ValidatedGuard) -> i32 {
+    match validated.directives.scale {
         Scale::Zero => 0,
         Scale::Recorded { replicas, .. } => replicas,
         Scale::Spec if validated.spec.autoscaling.enabled => validated.spec.autoscaling.min_replicas,
         Scale::Spec => validated.spec.replicas.unwrap_or(3),
-    };
+    }
+}
+
+/// The pod problems the status reports: those of the components not ready as applied (the pods
+/// were read a moment before; a component ready since then has no problem left).
+pub fn shown_pod_problems<'a>(
+    validated: &ValidatedGuard,
+    applied: &ChildResources<Applied>,
+    problems: &'a [PodProblem],
+) -> Vec<&'a PodProblem> {
+    let wanted = wanted_replicas(validated);
+    let api = deployment_state(&applied.deployment, wanted);
+    let api_ready = api.rolled_out && api.available >= wanted;
+    let datastore_ready =
+        |objects: &Option<DatastoreObjects>| objects.as_ref().is_none_or(|o| stateful_set_ready(&o.stateful_set));
+    problems
+        .iter()
+        .filter(|p| match p.component {
+            Component::Api => !api_ready,
+            Component::Postgres => !datastore_ready(&applied.postgres),
+            Component::Redis => !datastore_ready(&applied.redis),
+            Component::Backup | Component::Monitoring => false,
+        })
+        .collect()
+}
+
+/// The status of a SecurityGuard whose children were applied, with what its backups and
+/// restore did and why its pods fail.
+pub fn from_applied(
+    guard: &SecurityGuard,
+    validated: &ValidatedGuard,
+    applied: &ChildResources<Applied>,
+    pod_problems: &[PodProblem],
+    backup: Option<BackupStatus>,
+    restore: Option<RestoreStatus>,
+    now: Timestamp,
+) -> SecurityGuardStatus {
+    let wanted = wanted_replicas(validated);
     let api = deployment_state(&applied.deployment, wanted);
     let mut waiting: Vec<String> = Vec::new();
     if !api.rolled_out {
@@ -90,7 +120,7 @@ pub fn from_applied(
         } else {
             Observation::new(CONDITION_PROGRESSING, true, "RollingOut", waiting.join("; "))
         },
-        Observation::new(CONDITION_DEGRADED, false, "AsExpected", "every object was applied"),
+        degraded_by_pods(&shown_pod_problems(validated, applied, pod_problems)),
         Observation::new(CONDITION_PAUSED, false, "Reconciling", "spec.paused is false"),
     ];
     if restoring.is_some() {
@@ -117,6 +147,16 @@ pub fn from_applied(
         backup,
         restore,
     }
+}
+
+/// Degraded: True while pods cannot start or keep running, with each failure (pods failing
+/// alike counted in the first one), else False.
+fn degraded_by_pods(problems: &[&PodProblem]) -> Observation {
+    if problems.is_empty() {
+        return Observation::new(CONDITION_DEGRADED, false, "AsExpected", "every object was applied");
+    }
+    let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    Observation::new(CONDITION_DEGRADED, true, pods::REASON, message)
 }
 
 /// MonitoringReady: what was applied, or which of prometheus-operator's definitions are missing.
