@@ -502,6 +502,109 @@ mod tests {
         assert_eq!(ready.message, "ServiceMonitor sg-monitoring, PrometheusRule sg-monitoring applied");
     }
 
+    /// The children of the minimal example as if the API server had accepted them, with the
+    /// API Deployment's and PostgreSQL StatefulSet's rollout done or not.
+    fn applied(api_rolled_out: bool, postgres_ready: bool) -> (ValidatedGuard, ChildResources<Applied>) {
+        use crate::controller::build::test_support::{MINIMAL, guard};
+        use k8s_openapi::api::apps::v1::StatefulSetStatus;
+
+        let g = guard(MINIMAL);
+        let ChildResources {
+            service_account,
+            config_map,
+            credentials,
+            mut postgres,
+            mut redis,
+            network_policies,
+            deployment: api,
+            service,
+            hpa,
+            pdb,
+            ingress,
+            backup,
+            monitoring,
+            state: _,
+        } = crate::controller::build::build(&g);
+        let rollout = deployment(1, 1, None, 3, if api_rolled_out { 3 } else { 2 });
+        let mut deployment = api;
+        deployment.metadata.generation = Some(1);
+        deployment.status = rollout.status;
+        let ready_replicas = |objects: &mut Option<DatastoreObjects>, ready: i32| {
+            for objects in objects.iter_mut() {
+                objects.stateful_set.metadata.generation = Some(1);
+                objects.stateful_set.status = Some(StatefulSetStatus {
+                    observed_generation: Some(1),
+                    ready_replicas: Some(ready),
+                    current_revision: Some("r1".into()),
+                    update_revision: Some("r1".into()),
+                    ..Default::default()
+                });
+            }
+        };
+        ready_replicas(&mut postgres, if postgres_ready { 1 } else { 0 });
+        ready_replicas(&mut redis, 1);
+        let applied = ChildResources {
+            service_account,
+            config_map,
+            credentials,
+            postgres,
+            redis,
+            network_policies,
+            deployment,
+            service,
+            hpa,
+            pdb,
+            ingress,
+            backup,
+            monitoring,
+            state: std::marker::PhantomData,
+        };
+        (g, applied)
+    }
+
+    fn problem(component: Component, pod: &str) -> PodProblem {
+        PodProblem {
+            component,
+            pod: pod.into(),
+            subject: crate::controller::pods::Subject::Container(component.as_str().into()),
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"x\"".into(),
+            family: crate::controller::pods::Family::ImagePull,
+            alike: 0,
+        }
+    }
+
+    #[test]
+    fn failing_pods_degrade_only_a_component_that_is_not_ready() {
+        let problems = [problem(Component::Api, "sg-api-7d9c-x2x"), problem(Component::Postgres, "sg-postgres-0")];
+        let t = Timestamp::from_second(1_000).expect("time");
+
+        let (g, rolling) = applied(false, false);
+        let sg: SecurityGuard =
+            serde_saphyr::from_str(crate::controller::build::test_support::MINIMAL).expect("parses");
+        let status = from_applied(&sg, &g, &rolling, &problems, None, None, t);
+        let degraded = status.condition(CONDITION_DEGRADED).expect("Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "PodFailing"));
+        assert_eq!(
+            degraded.message,
+            "pod sg-api-7d9c-x2x: container api: ImagePullBackOff: Back-off pulling image \"x\"; \
+             pod sg-postgres-0: container postgres: ImagePullBackOff: Back-off pulling image \"x\""
+        );
+        assert_eq!(status.condition(CONDITION_READY).map(|c| c.status.as_str()), Some("False"));
+
+        // The API became available after its pods were read: only PostgreSQL's pod is reported.
+        let (g, api_ready) = applied(true, false);
+        let shown = shown_pod_problems(&g, &api_ready, &problems);
+        assert_eq!(shown.iter().map(|p| p.pod.as_str()).collect::<Vec<_>>(), ["sg-postgres-0"]);
+
+        // Everything ready: Degraded is False again, whatever an older read said.
+        let (g, ready) = applied(true, true);
+        let status = from_applied(&sg, &g, &ready, &problems, None, None, t);
+        let degraded = status.condition(CONDITION_DEGRADED).expect("Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("False", "AsExpected"));
+        assert_eq!(status.condition(CONDITION_READY).map(|c| c.status.as_str()), Some("True"));
+    }
+
     #[test]
     fn unchanged_conditions_keep_their_transition_time() {
         let mut guard: SecurityGuard = serde_saphyr::from_str(
