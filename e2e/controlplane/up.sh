@@ -183,24 +183,95 @@ EOF
 # kwok's stages run the fake kubelet. Pods of SecurityGuard backup/restore Jobs are left
 # Running: the e2e tests play the kubelet for them (they run the pod's command as a local
 # process and write its exit status and termination message into the pod status).
+# A container of the image $unpullable cannot be pulled, as on a real node (the domain
+# .invalid never resolves): its pod stays Pending with the container waiting in
+# ImagePullBackOff, as the kubelet reports it (stage pod-image-pull-backoff below; pod-ready
+# leaves such pods alone).
+unpullable=securityguard.invalid/api:unpullable
 mkdir -p "$state/stages"
 configs=(--config "$state/kwok-logs.yaml")
 for f in "$bin"/stages/*.yaml; do
   out="$state/stages/$(basename "$f")"
-  if [[ $(basename "$f") == pod-complete.yaml ]]; then
-    python3 - "$f" "$out" <<'PY'
+  case $(basename "$f") in
+    pod-complete.yaml)
+      extra=$'    - key: \'.metadata.labels["securityguard.io/job"]\'\n      operator: \'DoesNotExist\'\n' ;;
+    pod-ready.yaml)
+      extra=$'    - key: \'.spec.containers.[].image\'\n      operator: \'NotIn\'\n      values: [\''"$unpullable"$'\']\n' ;;
+    *) extra="" ;;
+  esac
+  python3 - "$f" "$out" "$extra" <<'PY'
 import sys
-text = open(sys.argv[1]).read()
+text, extra = open(sys.argv[1]).read(), sys.argv[3]
 anchor = "    matchExpressions:\n"
-extra = "    - key: '.metadata.labels[\"securityguard.io/job\"]'\n      operator: 'DoesNotExist'\n"
-assert anchor in text, "pod-complete stage without matchExpressions"
+assert not extra or anchor in text, sys.argv[1] + ": stage without matchExpressions"
 open(sys.argv[2], "w").write(text.replace(anchor, anchor + extra, 1))
 PY
-  else
-    cp "$f" "$out"
-  fi
   configs+=(--config "$out")
 done
+# Templates of kwok (Go text/template): \$ is a template variable, not the shell's.
+cat > "$state/stages/pod-image-pull-backoff.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-image-pull-backoff
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.podIP'
+      operator: 'DoesNotExist'
+    - key: '.spec.containers.[].image'
+      operator: 'In'
+      values: ['$unpullable']
+  # The kubelet creates the sandbox before it fails to pull: the Deployment sees the pod
+  # unavailable before the failure shows.
+  delay:
+    durationMilliseconds: 1000
+  next:
+    statusTemplate: |
+      {{ \$now := Now }}
+      conditions:
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "True"
+        type: PodReadyToStartContainers
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "False"
+        reason: ContainersNotReady
+        type: Ready
+      - lastTransitionTime: {{ \$now | Quote }}
+        status: "False"
+        reason: ContainersNotReady
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        imageID: ""
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          waiting:
+            {{ if eq .image "$unpullable" }}
+            reason: ImagePullBackOff
+            message: {{ printf "Back-off pulling image %q" .image | Quote }}
+            {{ else }}
+            reason: ContainerCreating
+            {{ end }}
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Pending
+      startTime: {{ \$now | Quote }}
+EOF
+configs+=(--config "$state/stages/pod-image-pull-backoff.yaml")
 start kwok "$bin/kwok" --kubeconfig "$state/kwok.kubeconfig" \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --node-ip 127.0.0.1 --node-port "$kubelet_port" --server-address "127.0.0.1:$kubelet_port" \

@@ -481,3 +481,8 @@ pub fn s3_credentials(ns: &str, name: &str, access_key_id: &str, secret_access_k
 
 /// A JWT signing key long enough for the operator's validation.
 pub const JWT: &str = "e2e-0123456789abcdef0123456789abcdef";
+
+/// An image no node can pull (the domain `.invalid` never resolves). On the control plane's
+/// kwok nodes a container of this image waits in `ImagePullBackOff`, as on a real node
+/// (`e2e/controlplane/up.sh`, stage pod-image-pull-backoff).
+pub const UNPULLABLE_IMAGE: &str = "securityguard.invalid/api:unpullable";

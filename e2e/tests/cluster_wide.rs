@@ -25,9 +25,10 @@ async fn cluster_wide_operator_with_its_own_service_account() {
     };
     let operator = Operator::start(&options).await;
 
-    // The ServiceAccount has no more than it needs: it may list Pods (a finished Job's outcome,
-    // the API pods during a restore) but not read their logs, delete Secrets, or bind any role
-    // but the backup pods' two.
+    // The ServiceAccount has no more than it needs: it may list and watch Pods (a finished Job's
+    // outcome, the API pods during a restore, why pods fail) and list ReplicaSets (which pods a
+    // rollout replaces) but not read the pods' logs, delete Secrets, or bind any role but the
+    // backup pods' two.
     let sa = "system:serviceaccount:securityguard-system:securityguard-operator";
     for (verb, resource, expected) in [
         ("list", "securityguards.securityguard.io", "yes"),
@@ -35,8 +36,13 @@ async fn cluster_wide_operator_with_its_own_service_account() {
         ("update", "securityguards.securityguard.io", "no"),
         ("patch", "deployments.apps", "yes"),
         ("list", "pods", "yes"),
-        ("watch", "pods", "no"),
+        ("watch", "pods", "yes"),
+        ("get", "pods", "no"),
+        ("delete", "pods", "no"),
         ("get", "pods/log", "no"),
+        ("list", "replicasets.apps", "yes"),
+        ("watch", "replicasets.apps", "no"),
+        ("patch", "replicasets.apps", "no"),
         ("create", "jobs.batch", "yes"),
         ("patch", "jobs.batch", "no"),
         ("bind", "clusterroles.rbac.authorization.k8s.io#securityguard-backup", "yes"),

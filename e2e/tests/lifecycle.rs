@@ -13,8 +13,8 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, s3_credentials, secret,
-    volumes_for_guard, wait_deleted, wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, UNPULLABLE_IMAGE, admin, eventually, kubectl_ok, repo_root,
+    s3_credentials, secret, volumes_for_guard, wait_deleted, wait_for,
 };
 use securityguard_operator::crd::SecurityGuard;
 
@@ -351,4 +351,118 @@ async fn missing_secret_degrades_then_recovers_when_it_appears() {
     assert!(message.contains("spec.postgres.external.connectionSecret") && message.contains("\"db\""), "{message}");
     assert!(!message.contains("hunter2"), "secret value in status: {message}");
     assert!(!operator.log().contains("hunter2"), "secret value in the operator's log");
+}
+
+fn condition(guard: &SecurityGuard, type_: &str) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    guard.status.as_ref().and_then(|s| s.condition(type_)).cloned()
+}
+
+/// The operator's writes of Events (create and patch; a repeated Event is a patch of its series).
+async fn event_writes(operator: &Operator) -> f64 {
+    operator
+        .metrics()
+        .await
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("securityguard_operator_kube_api_requests_total{")
+                && k.contains("resource=\"events\"")
+                && (k.contains("verb=\"create\"") || k.contains("verb=\"patch\""))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_pull_its_image_degrades_until_the_image_is_fixed() {
+    let client = admin().await;
+    let ns = TempNamespace::create(&client, "pull").await;
+    let ns = ns.name.as_str();
+    // The resync (5 minutes) is longer than every wait below: only the watches wake the operator.
+    let operator = Operator::start(&OperatorOptions::for_namespace(ns)).await;
+    secret(ns, "securityguard-jwt", "secret", JWT);
+    volumes_for_guard(ns, "minimal");
+    kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
+    let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
+    wait_ready(&guards, "minimal").await;
+
+    // A new image that cannot be pulled: the rollout's new pod fails while the old ones serve.
+    // The kubelet's verdict changes no Deployment status: the pod watch wakes the operator.
+    let edit = serde_json::json!({"spec": {"image": UNPULLABLE_IMAGE}});
+    guards.patch("minimal", &PatchParams::default(), &Patch::Merge(&edit)).await.expect("bad image");
+    let guard =
+        wait_for(guards.clone(), "minimal", TIMEOUT, |g| condition(g, "Degraded").is_some_and(|c| c.status == "True"))
+            .await;
+    let degraded = condition(&guard, "Degraded").expect("Degraded");
+    assert_eq!(degraded.reason, "PodFailing", "{degraded:?}");
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=minimal,app.kubernetes.io/component=api"))
+        .await
+        .expect("pods");
+    let mut failing: Vec<String> = pods
+        .items
+        .iter()
+        .filter(|p| {
+            p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    let reason = c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref());
+                    matches!(reason, Some("ErrImagePull" | "ImagePullBackOff"))
+                })
+            })
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    failing.sort();
+    let first = failing.first().unwrap_or_else(|| panic!("a pod failing to pull; pods: {:#?}", pods.items));
+    let message = &degraded.message;
+    assert!(message.starts_with(&format!("pod {first}: container api: ")), "{message}");
+    assert!(
+        ["ErrImagePull", "ImagePullBackOff"].iter().any(|r| message.contains(&format!(": container api: {r}: "))),
+        "{message}"
+    );
+    assert!(message.contains(UNPULLABLE_IMAGE), "{message}");
+    assert!(condition(&guard, "Ready").is_some_and(|c| c.status == "False"), "{:?}", guard.status);
+
+    // One Warning Event, however often the guard is reconciled while the pod fails: each change
+    // of the pod (here an annotation) triggers a reconcile.
+    let events = || {
+        kubectl_ok(
+            &[
+                "-n",
+                ns,
+                "get",
+                "events.events.k8s.io",
+                "-o",
+                "jsonpath={range .items[*]}{.type} {.reason} {.note}{\"\\n\"}{end}",
+            ],
+            None,
+        )
+        .lines()
+        .filter(|l| l.contains(" PodFailing "))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+    };
+    let announced =
+        eventually("the PodFailing Event", TIMEOUT, || async { Some(events()).filter(|e| !e.is_empty()) }).await;
+    assert!(announced.starts_with(&format!("Warning PodFailing pod {first}: container api: ")), "{announced}");
+    let writes = event_writes(&operator).await;
+    for poke in 0..3 {
+        let reconciles = operator.reconciles().await;
+        kubectl_ok(
+            &["-n", ns, "annotate", "--overwrite", "pod", first, &format!("e2e.securityguard.io/poke={poke}")],
+            None,
+        );
+        eventually("a reconcile triggered by the pod", TIMEOUT, || async {
+            (operator.reconciles().await > reconciles).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(event_writes(&operator).await, writes, "no Event for a failure already reported");
+    assert_eq!(events().lines().count(), 1, "{}", events());
+
+    // The image fixed: the failing pod goes, Degraded returns to False by itself.
+    let fix = serde_json::json!({"spec": {"image": "ghcr.io/securityguard/api:0.1.0"}});
+    guards.patch("minimal", &PatchParams::default(), &Patch::Merge(&fix)).await.expect("good image");
+    let guard = wait_ready(&guards, "minimal").await;
+    let degraded = condition(&guard, "Degraded").expect("Degraded");
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("False", "AsExpected"), "{degraded:?}");
 }

@@ -10,6 +10,7 @@ pub mod dereference;
 pub mod jobs;
 pub mod monitoring_apis;
 pub mod observe;
+pub mod pods;
 pub mod restore;
 pub mod schedule;
 pub mod status;
@@ -23,7 +24,9 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -212,7 +215,15 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
     });
     publish_backup_events(ctx, reference, &observed.finished).await;
     publish_restore_events(ctx, reference, &plan).await;
-    let new_status = status::from_applied(guard, &validated, &applied, backup, plan.status.clone(), now);
+    let failing = pods::newly_failing(
+        previous.and_then(|s| s.condition(CONDITION_DEGRADED)),
+        &status::shown_pod_problems(&validated, &applied, &observed.pods),
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect::<Vec<_>>();
+    let new_status =
+        status::from_applied(guard, &validated, &applied, &observed.pods, backup, plan.status.clone(), now);
     export_backup_metrics(&ctx.metrics, &validated, &new_status, now);
     let became_ready = new_status.condition(crate::crd::CONDITION_READY).is_some_and(|c| c.status == "True")
         && guard
@@ -221,6 +232,10 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
             .and_then(|s| s.condition(crate::crd::CONDITION_READY))
             .is_none_or(|c| c.status != "True");
     status::write(&ctx.client, guard, new_status).await.map_err(|source| Error::Status { guard: key, source })?;
+    // One Warning per pod failure, when the status first reports it.
+    for note in failing {
+        publish(&ctx.recorder, reference, EventType::Warning, pods::REASON, "Reconcile", note).await;
+    }
     if became_ready {
         publish(&ctx.recorder, reference, EventType::Normal, "Ready", "Reconcile", "Every object is available".into())
             .await;
@@ -343,6 +358,15 @@ pub fn managed_selector() -> String {
     format!("{}={}", build::MANAGED_BY_LABEL, build::FIELD_MANAGER)
 }
 
+/// Label selector of the pods whose failures degrade their SecurityGuard: the API's and the
+/// managed datastores' (the backup and restore Jobs report their pods' outcome themselves).
+pub fn pod_selector() -> String {
+    let components = [build::Component::Api, build::Component::Postgres, build::Component::Redis]
+        .map(build::Component::as_str)
+        .join(",");
+    format!("{},{} in ({components})", managed_selector(), build::COMPONENT_LABEL)
+}
+
 /// A namespaced kind the controller caches through a watch.
 pub trait Watched:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -454,6 +478,14 @@ pub async fn run(
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
 
+    // The pods of the API and the managed datastores: a pod changing (an image that cannot be
+    // pulled, a crash, a recovery) triggers its guard, which reads the pods it needs. Their
+    // metadata is watched and nothing is cached: the kubelet's verdict changes no Deployment or
+    // StatefulSet status, so their watches alone would not tell.
+    let pod_config = watcher::Config::default().labels(&pod_selector());
+    let pod_stream =
+        watcher(scoped_api::<PartialObjectMeta<Pod>>(&client, ns), pod_config).default_backoff().touched_objects();
+
     let (guards, guard_writer) = reflector::store::<SecurityGuard>();
     // Only spec changes trigger: our own status writes do not come back as work.
     let deleted_metrics = metrics.clone();
@@ -520,6 +552,7 @@ pub async fn run(
         .owns_stream(pr_stream)
         .watches_stream(job_stream, |job| guard_of_labelled(&job))
         .watches_stream(pvc_stream, |claim| guard_of_labelled(&claim))
+        .watches_stream(pod_stream, |pod| guard_of_labelled(&pod))
         .watches_stream(secret_stream, move |secret| guards_referencing(&secret_guards, &secret))
         // prometheus-operator installed or removed: the guards asking for monitoring follow.
         .watches_stream(crd_stream, move |_| guards_monitoring(&monitoring_guards))

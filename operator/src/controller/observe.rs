@@ -1,20 +1,25 @@
-//! Observe: what the backups and a restore in progress depend on, read from the watch caches
-//! and, only when something finished or a restore waits for pods to stop, from the API server.
+//! Observe: what the backups and a restore in progress depend on, and why pods fail, read from
+//! the watch caches and, only when something finished, a restore waits for pods to stop, or a
+//! component is not ready, from the API server.
 
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 use super::apply::Stores;
 use super::build::backup_job::JobKind;
-use super::build::{Component, object_name, selector_labels};
+use super::build::{COMPONENT_LABEL, Component, object_name, selector_labels};
 use super::describe;
 use super::jobs::{self, Finished, JobState};
+use super::pods::{self, PodProblem, TEMPLATE_HASH_LABEL};
 use super::restore::{self, Observed};
-use super::status::stateful_set_ready;
+use super::status::{deployment_state, stateful_set_ready};
 use super::validate::ValidatedGuard;
 use crate::crd::{RecordedAutoscaling, RestorePhase, SecurityGuard};
 
@@ -33,6 +38,26 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Listing the pods of components that are not ready failed.
+    #[error("reading the pods of {components} in {namespace}: {}", describe(.source))]
+    Pods {
+        /// The components, comma-separated.
+        components: String,
+        /// Namespace.
+        namespace: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Listing the API's ReplicaSets (to tell the current pods from the old) failed.
+    #[error("reading the ReplicaSets of the API in {namespace}: {}", describe(.source))]
+    ReplicaSets {
+        /// Namespace.
+        namespace: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// Everything observed.
@@ -42,6 +67,8 @@ pub struct Observations {
     pub restore: Observed,
     /// Backup and drill Jobs that finished since the status last recorded one, oldest first.
     pub finished: Vec<Finished>,
+    /// Pods of the API, PostgreSQL or Redis that cannot start or keep running.
+    pub pods: Vec<PodProblem>,
 }
 
 /// Observes the world around one SecurityGuard.
@@ -90,6 +117,7 @@ pub async fn observe(
     }
 
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
+    let pods = pod_problems(client, stores, validated, deployment.as_deref(), now).await?;
     Ok(Observations {
         restore: Observed {
             now,
@@ -103,7 +131,96 @@ pub async fn observe(
             rollback,
         },
         finished,
+        pods,
     })
+}
+
+/// Why pods fail, for the components that the caches show not ready: a SecurityGuard whose
+/// Deployment is rolled out and whose StatefulSets are ready costs no read.
+async fn pod_problems(
+    client: &Client,
+    stores: &Stores,
+    validated: &ValidatedGuard,
+    deployment: Option<&Deployment>,
+    now: Timestamp,
+) -> Result<Vec<PodProblem>, Error> {
+    let namespace = validated.namespace.as_str();
+    let mut unready = Vec::new();
+    if deployment.is_some_and(|d| !deployment_state(d, 1).rolled_out) {
+        unready.push(Component::Api);
+    }
+    for (component, managed) in [
+        (Component::Postgres, validated.postgres_managed().is_some()),
+        (Component::Redis, validated.redis_managed().is_some()),
+    ] {
+        let name = object_name(&validated.name, component);
+        if managed
+            && stores
+                .stateful_sets
+                .get(&ObjectRef::new(&name).within(namespace))
+                .is_some_and(|s| !stateful_set_ready(&s))
+        {
+            unready.push(component);
+        }
+    }
+    if unready.is_empty() {
+        return Ok(Vec::new());
+    }
+    let components = unready.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
+    let mut selector: Vec<String> = selector_labels(validated, Component::Api)
+        .into_iter()
+        .filter(|(k, _)| k != COMPONENT_LABEL)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    selector.push(format!("{COMPONENT_LABEL} in ({components})"));
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default().labels(&selector.join(","))).await.map_err(|source| Error::Pods {
+        components: components.clone(),
+        namespace: namespace.to_owned(),
+        source,
+    })?;
+    let templates: BTreeSet<&String> = list
+        .items
+        .iter()
+        .filter(|p| p.labels().get(COMPONENT_LABEL).map(String::as_str) == Some(Component::Api.as_str()))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.labels().get(TEMPLATE_HASH_LABEL))
+        .collect();
+    // Pods of two templates: a rollout; only the current ReplicaSet's pods count.
+    let current = match deployment {
+        Some(d) if templates.len() > 1 => current_template(client, validated, d).await?,
+        _ => None,
+    };
+    Ok(pods::problems(&list.items, current.as_deref(), now))
+}
+
+/// Annotation of a Deployment and its ReplicaSets: the revision of each template.
+const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// The `pod-template-hash` of the Deployment's current ReplicaSet: the one of its revision.
+async fn current_template(
+    client: &Client,
+    validated: &ValidatedGuard,
+    deployment: &Deployment,
+) -> Result<Option<String>, Error> {
+    let Some(revision) = deployment.annotations().get(REVISION_ANNOTATION) else { return Ok(None) };
+    let selector = selector_labels(validated, Component::Api)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &validated.namespace);
+    let sets = api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::ReplicaSets { namespace: validated.namespace.clone(), source })?;
+    let owner = deployment.uid();
+    Ok(sets
+        .items
+        .iter()
+        .filter(|rs| rs.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == owner.as_ref()))
+        .find(|rs| rs.annotations().get(REVISION_ANNOTATION) == Some(revision))
+        .and_then(|rs| rs.labels().get(TEMPLATE_HASH_LABEL).cloned()))
 }
 
 /// Backup and drill Jobs that finished after the newest one the status records.

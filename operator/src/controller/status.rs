@@ -9,8 +9,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::build::backup_job::JobKind;
 use super::build::ingress::public_url;
 use super::build::service::cluster_url;
-use super::build::{Applied, ChildResources, FIELD_MANAGER, MonitoringObjects};
+use super::build::{Applied, ChildResources, Component, DatastoreObjects, FIELD_MANAGER, MonitoringObjects};
 use super::jobs::Finished;
+use super::pods::{self, PodProblem};
 use super::restore::Scale;
 use super::schedule;
 use super::validate::ValidatedGuard;
@@ -39,22 +40,51 @@ impl Observation {
     }
 }
 
-/// The status of a SecurityGuard whose children were applied, with what its backups and
-/// restore did.
-pub fn from_applied(
-    guard: &SecurityGuard,
-    validated: &ValidatedGuard,
-    applied: &ChildResources<Applied>,
-    backup: Option<BackupStatus>,
-    restore: Option<RestoreStatus>,
-    now: Timestamp,
-) -> SecurityGuardStatus {
-    let wanted = match validated.directives.scale {
+/// API replicas the SecurityGuard asks for now.
+fn wanted_replicas(validated: &ValidatedGuard) -> i32 {
+    match validated.directives.scale {
         Scale::Zero => 0,
         Scale::Recorded { replicas, .. } => replicas,
         Scale::Spec if validated.spec.autoscaling.enabled => validated.spec.autoscaling.min_replicas,
         Scale::Spec => validated.spec.replicas.unwrap_or(3),
-    };
+    }
+}
+
+/// The pod problems the status reports: those of the components not ready as applied (the pods
+/// were read a moment before; a component ready since then has no problem left).
+pub fn shown_pod_problems<'a>(
+    validated: &ValidatedGuard,
+    applied: &ChildResources<Applied>,
+    problems: &'a [PodProblem],
+) -> Vec<&'a PodProblem> {
+    let wanted = wanted_replicas(validated);
+    let api = deployment_state(&applied.deployment, wanted);
+    let api_ready = api.rolled_out && api.available >= wanted;
+    let datastore_ready =
+        |objects: &Option<DatastoreObjects>| objects.as_ref().is_none_or(|o| stateful_set_ready(&o.stateful_set));
+    problems
+        .iter()
+        .filter(|p| match p.component {
+            Component::Api => !api_ready,
+            Component::Postgres => !datastore_ready(&applied.postgres),
+            Component::Redis => !datastore_ready(&applied.redis),
+            Component::Backup | Component::Monitoring => false,
+        })
+        .collect()
+}
+
+/// The status of a SecurityGuard whose children were applied, with what its backups and
+/// restore did and why its pods fail.
+pub fn from_applied(
+    guard: &SecurityGuard,
+    validated: &ValidatedGuard,
+    applied: &ChildResources<Applied>,
+    pod_problems: &[PodProblem],
+    backup: Option<BackupStatus>,
+    restore: Option<RestoreStatus>,
+    now: Timestamp,
+) -> SecurityGuardStatus {
+    let wanted = wanted_replicas(validated);
     let api = deployment_state(&applied.deployment, wanted);
     let mut waiting: Vec<String> = Vec::new();
     if !api.rolled_out {
@@ -90,7 +120,7 @@ pub fn from_applied(
         } else {
             Observation::new(CONDITION_PROGRESSING, true, "RollingOut", waiting.join("; "))
         },
-        Observation::new(CONDITION_DEGRADED, false, "AsExpected", "every object was applied"),
+        degraded_by_pods(&shown_pod_problems(validated, applied, pod_problems)),
         Observation::new(CONDITION_PAUSED, false, "Reconciling", "spec.paused is false"),
     ];
     if restoring.is_some() {
@@ -117,6 +147,16 @@ pub fn from_applied(
         backup,
         restore,
     }
+}
+
+/// Degraded: True while pods cannot start or keep running, with each failure (pods failing
+/// alike counted in the first one), else False.
+fn degraded_by_pods(problems: &[&PodProblem]) -> Observation {
+    if problems.is_empty() {
+        return Observation::new(CONDITION_DEGRADED, false, "AsExpected", "every object was applied");
+    }
+    let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    Observation::new(CONDITION_DEGRADED, true, pods::REASON, message)
 }
 
 /// MonitoringReady: what was applied, or which of prometheus-operator's definitions are missing.
@@ -460,6 +500,109 @@ mod tests {
         let ready = monitoring_condition(&g, &all);
         assert_eq!((ready.status, ready.reason), (true, "Applied"));
         assert_eq!(ready.message, "ServiceMonitor sg-monitoring, PrometheusRule sg-monitoring applied");
+    }
+
+    /// The children of the minimal example as if the API server had accepted them, with the
+    /// API Deployment's and PostgreSQL StatefulSet's rollout done or not.
+    fn applied(api_rolled_out: bool, postgres_ready: bool) -> (ValidatedGuard, ChildResources<Applied>) {
+        use crate::controller::build::test_support::{MINIMAL, guard};
+        use k8s_openapi::api::apps::v1::StatefulSetStatus;
+
+        let g = guard(MINIMAL);
+        let ChildResources {
+            service_account,
+            config_map,
+            credentials,
+            mut postgres,
+            mut redis,
+            network_policies,
+            deployment: api,
+            service,
+            hpa,
+            pdb,
+            ingress,
+            backup,
+            monitoring,
+            state: _,
+        } = crate::controller::build::build(&g);
+        let rollout = deployment(1, 1, None, 3, if api_rolled_out { 3 } else { 2 });
+        let mut deployment = api;
+        deployment.metadata.generation = Some(1);
+        deployment.status = rollout.status;
+        let ready_replicas = |objects: &mut Option<DatastoreObjects>, ready: i32| {
+            for objects in objects.iter_mut() {
+                objects.stateful_set.metadata.generation = Some(1);
+                objects.stateful_set.status = Some(StatefulSetStatus {
+                    observed_generation: Some(1),
+                    ready_replicas: Some(ready),
+                    current_revision: Some("r1".into()),
+                    update_revision: Some("r1".into()),
+                    ..Default::default()
+                });
+            }
+        };
+        ready_replicas(&mut postgres, if postgres_ready { 1 } else { 0 });
+        ready_replicas(&mut redis, 1);
+        let applied = ChildResources {
+            service_account,
+            config_map,
+            credentials,
+            postgres,
+            redis,
+            network_policies,
+            deployment,
+            service,
+            hpa,
+            pdb,
+            ingress,
+            backup,
+            monitoring,
+            state: std::marker::PhantomData,
+        };
+        (g, applied)
+    }
+
+    fn problem(component: Component, pod: &str) -> PodProblem {
+        PodProblem {
+            component,
+            pod: pod.into(),
+            subject: crate::controller::pods::Subject::Container(component.as_str().into()),
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"x\"".into(),
+            family: crate::controller::pods::Family::ImagePull,
+            alike: 0,
+        }
+    }
+
+    #[test]
+    fn failing_pods_degrade_only_a_component_that_is_not_ready() {
+        let problems = [problem(Component::Api, "sg-api-7d9c-x2x"), problem(Component::Postgres, "sg-postgres-0")];
+        let t = Timestamp::from_second(1_000).expect("time");
+
+        let (g, rolling) = applied(false, false);
+        let sg: SecurityGuard =
+            serde_saphyr::from_str(crate::controller::build::test_support::MINIMAL).expect("parses");
+        let status = from_applied(&sg, &g, &rolling, &problems, None, None, t);
+        let degraded = status.condition(CONDITION_DEGRADED).expect("Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "PodFailing"));
+        assert_eq!(
+            degraded.message,
+            "pod sg-api-7d9c-x2x: container api: ImagePullBackOff: Back-off pulling image \"x\"; \
+             pod sg-postgres-0: container postgres: ImagePullBackOff: Back-off pulling image \"x\""
+        );
+        assert_eq!(status.condition(CONDITION_READY).map(|c| c.status.as_str()), Some("False"));
+
+        // The API became available after its pods were read: only PostgreSQL's pod is reported.
+        let (g, api_ready) = applied(true, false);
+        let shown = shown_pod_problems(&g, &api_ready, &problems);
+        assert_eq!(shown.iter().map(|p| p.pod.as_str()).collect::<Vec<_>>(), ["sg-postgres-0"]);
+
+        // Everything ready: Degraded is False again, whatever an older read said.
+        let (g, ready) = applied(true, true);
+        let status = from_applied(&sg, &g, &ready, &problems, None, None, t);
+        let degraded = status.condition(CONDITION_DEGRADED).expect("Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("False", "AsExpected"));
+        assert_eq!(status.condition(CONDITION_READY).map(|c| c.status.as_str()), Some("True"));
     }
 
     #[test]
