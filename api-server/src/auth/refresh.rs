@@ -123,10 +123,13 @@ pub async fn delete_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
         .map(|r| r.rows_affected())
 }
 
-/// Runs `delete_expired` every hour until the process ends.
+/// Runs `delete_expired` every hour until the process ends, the first time an hour after start
+/// (a rollout does not start one DELETE per new replica at once; tokens are kept a day past
+/// their expiry anyway).
 pub fn spawn_cleanup(db: PgPool) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let period = std::time::Duration::from_secs(3600);
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
