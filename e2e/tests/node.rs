@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 use securityguard_e2e::node::{self, ApiClient, new_wallet, owner_reassignment_transaction, wallet_address};
-use securityguard_e2e::{JWT, TempNamespace, admin, kubectl_ok, repo_root, secret, wait_for};
+use securityguard_e2e::{JWT, OPERATOR_NAMESPACE, TempNamespace, admin, kubectl_ok, repo_root, secret, wait_for};
 use securityguard_operator::crd::SecurityGuard;
 use serde_json::json;
 
@@ -40,6 +40,28 @@ async fn minimal_example_runs_in_containers_and_serves_a_wallet() {
     kubectl_ok(&["-n", &ns.name, "apply", "-f", example.to_str().expect("utf-8 path")], None);
 
     wait_ready(&ns.name, "minimal", Duration::from_secs(300)).await;
+
+    // The operator runs as users install it: config/default's Deployment, two pods on the real
+    // node under its own ServiceAccount in a namespace that enforces Pod Security `restricted`,
+    // one of them holding the Lease.
+    let system: Api<Namespace> = Api::all(client.clone());
+    let labels = system.get(OPERATOR_NAMESPACE).await.expect("operator namespace").metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
+    let operator_pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let operators = operator_pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=securityguard-operator"))
+        .await
+        .expect("operator pods")
+        .items;
+    assert_eq!(operators.len(), 2, "two operator replicas");
+    for pod in &operators {
+        let spec = pod.spec.as_ref().expect("pod spec");
+        assert_eq!(spec.service_account_name.as_deref(), Some("securityguard-operator"));
+        assert_eq!(spec.node_name.as_deref(), Some(node::node_env("SG_NODE").as_str()));
+        assert_eq!(spec.containers[0].image.as_deref(), Some("ghcr.io/securityguard/operator:0.1.0"));
+    }
+    let leader = node::leader(&client).await;
+    assert!(operators.iter().any(|p| p.metadata.name.as_deref() == Some(leader.as_str())), "{leader} leads");
 
     // Every pod runs on the real node, started, ready, never restarted: the API pods passed
     // their startup, readiness and liveness probes, PostgreSQL and Redis their exec probes.
