@@ -84,6 +84,12 @@ bench-operator N="100": prepare
     SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
       "$CARGO_TARGET_DIR/release/bench-operator" {{N}}
 
+# Start-up on the real node: control plane, node, operator, and RUNS minimal SecurityGuards
+# (apply to Ready, and each pod's scheduling, container start and readiness) (BENCHMARKS.md).
+bench-node RUNS="3": prepare
+    cargo build -p securityguard-operator -p securityguard-api
+    SG_IMAGE_PROFILE=debug scripts/bench-node.sh {{RUNS}}
+
 # Benchmark backups on a database of at least SIZE_MB (cached between runs): backup to a fresh S3
 # server against `pg_dump > /dev/null` and `pg_dump | gzip | aws s3 cp -`, restore against plain
 # pg_restore (BENCHMARKS.md).
