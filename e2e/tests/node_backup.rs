@@ -99,7 +99,7 @@ fn last_successful_key(guard: &SecurityGuard) -> Option<String> {
 
 fn restore_phase(guard: &SecurityGuard, request: &str) -> Option<RestorePhase> {
     let restore = guard.status.as_ref()?.restore.as_ref()?;
-    (restore.request_id == request).then(|| restore.phase.clone())
+    (restore.request_id == request).then_some(restore.phase)
 }
 
 /// The scans a wallet's history lists, by kind, newest first.
@@ -286,7 +286,7 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     // The API is back with the data as it was at the backup.
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(history(&api, &token).await, [kept.clone()], "the scan made after the backup is gone");
+    assert_eq!(history(&api, &token).await, std::slice::from_ref(&kept), "the scan made after the backup is gone");
     let (status, _) = api.get(&format!("/v1/scans/{lost}"), Some(&token)).await.expect("read");
     assert_eq!(status, 404);
 
