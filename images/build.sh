@@ -117,22 +117,29 @@ build_ours() {
   log "cargo build ${flags[*]} -p securityguard-operator -p securityguard-api"
   run cargo sh -c "cd '$repo' && cargo build ${flags[*]} --locked -p securityguard-operator -p securityguard-api"
   log "cargo: done in $((SECONDS - t0))s"
-  local bins="$CARGO_TARGET_DIR/$profile"
-  ours operator "$operator_ref" "$bins/securityguard-operator" "$repo/operator/Dockerfile" "$debian_key"
-  ours api "$api_ref" "$bins/securityguard-api" "$repo/api-server/Dockerfile" "$distroless_key"
+  # Staged at once, by hard link: the target directory may be shared with other checkouts whose
+  # cargo replaces target/<profile>/<binary>; the link keeps the file this build made.
+  local bins="$CARGO_TARGET_DIR/$profile" name bin
+  for name in operator:securityguard-operator api:securityguard-api; do
+    bin=${name#*:}; name=${name%%:*}
+    rm -rf "$work/context/$name"; mkdir -p "$work/context/$name"
+    ln "$bins/$bin" "$work/context/$name/$bin" 2>/dev/null || cp "$bins/$bin" "$work/context/$name/$bin"
+  done
+  ours operator "$operator_ref" securityguard-operator "$repo/operator/Dockerfile" "$debian_key"
+  ours api "$api_ref" securityguard-api "$repo/api-server/Dockerfile" "$distroless_key"
 }
-# ours NAME REF BINARY DOCKERFILE BASE_KEY
+# ours NAME REF BINARY DOCKERFILE BASE_KEY: NAME's image from DOCKERFILE with the BINARY staged in
+# $work/context/NAME.
 ours() {
-  local name=$1 ref=$2 bin=$3 file=$4 base=$5
-  local k; k=$(key "$file" "$bin" "$base")
-  cached "$name" "$ref" "$k" && return
-  local t0=$SECONDS ctx="$work/context/$name"
-  rm -rf "$ctx"; mkdir -p "$ctx"
-  cp -l "$bin" "$ctx/" 2>/dev/null || cp "$bin" "$ctx/"
-  log "$name: building ${file#"$repo"/} with the $profile binary"
-  bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt
+  local name=$1 ref=$2 bin=$3 file=$4 base=$5 ctx="$work/context/$1"
+  local k; k=$(key "$file" "$ctx/$bin" "$base")
+  if ! cached "$name" "$ref" "$k"; then
+    local t0=$SECONDS
+    log "$name: building ${file#"$repo"/} with the $profile binary"
+    bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt
+    save "$name" "$ref" "$k" "$t0"
+  fi
   rm -rf "$ctx"
-  save "$name" "$ref" "$k" "$t0"
 }
 
 build_pause
