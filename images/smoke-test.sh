@@ -84,7 +84,13 @@ t0=$SECONDS
 # The official image trusts connections from inside the container (initdb's loopback entries),
 # passwords are for everyone else: the server shares the host's network namespace on a spare
 # port and psql connects to the host's own address, not to 127.0.0.1.
-port=55432
+# A port nothing listens on (other PostgreSQL servers may run on this machine).
+port=
+for _ in $(seq 50); do
+  p=$((20000 + RANDOM % 30000))
+  if [[ -z $(ss -Hltn "sport = :$p") ]]; then port=$p; break; fi
+done
+[[ -n $port ]] || fail "no free port"
 addr=$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
 [[ -n $addr ]] || addr=$(hostname -I | awk '{print $1}')
 pg_env='["POSTGRES_USER=sg","POSTGRES_PASSWORD=s3cret","POSTGRES_DB=sgdb","PGDATA=/var/lib/postgresql/data/pgdata","PGPORT='$port'"]'
