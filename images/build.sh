@@ -29,7 +29,7 @@ done
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  run apt-install sh -c "apt-get -o DPkg::Lock::Timeout=600 update -qq \
+  run apt-install timeout 1800 sh -c "apt-get -o DPkg::Lock::Timeout=600 update -qq \
     && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends ${need[*]}"
 fi
 
@@ -45,13 +45,13 @@ build_debian() {
   cached debian-slim "$debian_ref" "$debian_key" && return
   local t0=$SECONDS rootfs="$work/debian-slim-rootfs"
   log "debian-slim: debootstrap --variant=minbase bookworm (about 2 minutes)"
-  rm -rf "$rootfs"
-  run debian-slim-rootfs "$here/debian-slim/rootfs.sh" "$rootfs" "$mirror"
+  remove_tree "$rootfs"
+  run debian-slim-rootfs timeout 1800 "$here/debian-slim/rootfs.sh" "$rootfs" "$mirror"
   log "debian-slim: importing the root filesystem"
-  run debian-slim-import sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
+  run debian-slim-import timeout 600 sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD [\"bash\"]' - '$debian_ref'"
-  rm -rf "$rootfs"
+  remove_tree "$rootfs"
   save debian-slim "$debian_ref" "$debian_key" "$t0"
 }
 
@@ -76,13 +76,13 @@ build_distroless() {
   cached distroless-cc "$distroless_ref" "$distroless_key" && return
   local t0=$SECONDS rootfs="$work/distroless-cc-rootfs"
   log "distroless-cc: unpacking Debian packages"
-  rm -rf "$rootfs"
-  run distroless-cc-rootfs "$here/distroless-cc/rootfs.sh" "$rootfs" "$work/apt" "$mirror"
-  run distroless-cc-import sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
+  remove_tree "$rootfs"
+  run distroless-cc-rootfs timeout 900 "$here/distroless-cc/rootfs.sh" "$rootfs" "$work/apt" "$mirror"
+  run distroless-cc-import timeout 600 sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
     --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin' \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'USER 65532' --change 'WORKDIR /home/nonroot' - '$distroless_ref'"
-  rm -rf "$rootfs"
+  remove_tree "$rootfs"
   save distroless-cc "$distroless_ref" "$distroless_key" "$t0"
 }
 
@@ -149,7 +149,7 @@ from_debian postgres "$postgres_ref" "$postgres_key"
 from_debian redis "$redis_ref" "$redis_key"
 build_ours
 # Images a rebuild replaced (untagged, nothing built on them); buildah's layer cache stays.
-run prune podman image prune -f
+run prune timeout 600 podman image prune -f
 
 log "all images in $out ($((SECONDS - start))s)"
 # images.list: "<name> <reference>" per line, what load.sh imports and checks.

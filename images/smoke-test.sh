@@ -66,7 +66,7 @@ bundle() {
 # start ID: runs the bundle in the background (output in $tmp/ID.log).
 start() { containers+=("$1"); "${runc[@]}" run -d --bundle "$tmp/$1" "$1" </dev/null >>"$tmp/$1.log" 2>&1 || fail "runc run $1"; }
 # once ID: runs the bundle to completion, output in $tmp/ID.log.
-once() { "${runc[@]}" run --bundle "$tmp/$1" "$1" </dev/null >"$tmp/$1.log" 2>&1 || fail "runc run $1"; }
+once() { timeout 120 "${runc[@]}" run --bundle "$tmp/$1" "$1" </dev/null >"$tmp/$1.log" 2>&1 || fail "runc run $1"; }
 # inside ID CMD...: runs CMD in the running container ID.
 inside() { local id=$1; shift; "${runc[@]}" exec "$id" "$@"; }
 # until_ok SECONDS CMD...: retries CMD every half second for SECONDS.
@@ -130,7 +130,7 @@ stop pgroot INT
 log "postgres: started as root, PGDATA chowned to 999, server runs as postgres"
 # Without a password the entrypoint refuses to initialise.
 bundle pgnopw docker.io/library/postgres:15 999:999 true "$pg_mounts" '["PGDATA=/tmp/pgdata"]' null
-if "${runc[@]}" run --bundle "$tmp/pgnopw" pgnopw </dev/null >"$tmp/pgnopw.log" 2>&1; then fail "started without POSTGRES_PASSWORD"; fi
+if timeout 120 "${runc[@]}" run --bundle "$tmp/pgnopw" pgnopw </dev/null >"$tmp/pgnopw.log" 2>&1; then fail "started without POSTGRES_PASSWORD"; fi
 grep -q 'POSTGRES_PASSWORD' "$tmp/pgnopw.log" || fail "no message about POSTGRES_PASSWORD"
 log "postgres: refuses to initialise without POSTGRES_PASSWORD"
 
