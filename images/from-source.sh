@@ -13,6 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 start=$SECONDS
+# A cold release build of the workspace inside the image: allow three hours per build.
+export SG_IMAGES_BUILD_TIMEOUT=${SG_IMAGES_BUILD_TIMEOUT:-10800}
 # No lock held: this takes long, and it writes no archive build.sh or load.sh read.
 
 # --- rust:1.95-bookworm from the host's toolchain ----------------------------------------------
