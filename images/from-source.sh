@@ -13,6 +13,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 start=$SECONDS
+# buildah's scratch space and the cache mounts of RUN --mount=type=cache (the API's cargo
+# registry and target) in the cache too, not in /var/tmp.
+mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"
 # A cold release build of the workspace inside the image: allow three hours per build.
 export SG_IMAGES_BUILD_TIMEOUT=${SG_IMAGES_BUILD_TIMEOUT:-10800}
 # No lock held: this takes long, and it writes no archive build.sh or load.sh read.
