@@ -109,8 +109,9 @@ from_debian() {
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n1)
 operator_ref=ghcr.io/securityguard/operator:$version
 api_ref=ghcr.io/securityguard/api:$version
-record operator "$operator_ref"
-record api "$api_ref"
+# One archive per cargo profile: switching SG_IMAGE_PROFILE back and forth rebuilds nothing.
+record "operator-$profile" "$operator_ref"
+record "api-$profile" "$api_ref"
 build_ours() {
   local t0=$SECONDS flags=()
   [[ $profile == release ]] && flags=(--release)
@@ -125,18 +126,23 @@ build_ours() {
     rm -rf "$work/context/$name"; mkdir -p "$work/context/$name"
     ln "$bins/$bin" "$work/context/$name/$bin" 2>/dev/null || cp "$bins/$bin" "$work/context/$name/$bin"
   done
-  ours operator "$operator_ref" securityguard-operator "$repo/operator/Dockerfile" "$debian_key"
-  ours api "$api_ref" securityguard-api "$repo/api-server/Dockerfile" "$distroless_key"
+  ours "operator-$profile" "$operator_ref" securityguard-operator "$repo/operator/Dockerfile" "$debian_key" operator
+  ours "api-$profile" "$api_ref" securityguard-api "$repo/api-server/Dockerfile" "$distroless_key" api
 }
-# ours NAME REF BINARY DOCKERFILE BASE_KEY: NAME's image from DOCKERFILE with the BINARY staged in
-# $work/context/NAME.
+# ours NAME REF BINARY DOCKERFILE BASE_KEY CONTEXT: NAME's image from DOCKERFILE with the BINARY
+# staged in $work/context/CONTEXT.
 ours() {
-  local name=$1 ref=$2 bin=$3 file=$4 base=$5 ctx="$work/context/$1"
+  local name=$1 ref=$2 bin=$3 file=$4 base=$5 ctx="$work/context/$6"
   local k; k=$(key "$file" "$ctx/$bin" "$base")
+  # The storage holds one image per reference, perhaps the other profile's: load the archive.
+  if [[ -f $out/$name.tar && -f $out/$name.key && $(cat "$out/$name.key") == "$k" ]] \
+    && [[ $(podman image inspect --format '{{index .Labels "securityguard.profile"}}' "$ref" 2>/dev/null) != "$profile" ]]; then
+    run "load-$name" timeout 600 podman load -i "$out/$name.tar"
+  fi
   if ! cached "$name" "$ref" "$k"; then
     local t0=$SECONDS
     log "$name: building ${file#"$repo"/} with the $profile binary"
-    bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt
+    bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt --label "securityguard.profile=$profile"
     save "$name" "$ref" "$k" "$t0"
   fi
   rm -rf "$ctx"
