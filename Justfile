@@ -123,6 +123,11 @@ images-test: images
     images/smoke-test.sh
     images/test-load.sh
 
+# Prove that our Dockerfiles build from source (BINARIES=source) with buildah, on a
+# rust:1.95-bookworm made from Debian and this machine's toolchain. Slow; not part of the tests.
+images-from-source:
+    images/from-source.sh
+
 # Lints: formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check

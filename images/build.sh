@@ -29,7 +29,7 @@ done
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  run apt-install sh -c "apt-get -o DPkg::Lock::Timeout=600 update -qq \
+  run apt-install timeout 1800 sh -c "apt-get -o DPkg::Lock::Timeout=600 update -qq \
     && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends ${need[*]}"
 fi
 
@@ -45,13 +45,13 @@ build_debian() {
   cached debian-slim "$debian_ref" "$debian_key" && return
   local t0=$SECONDS rootfs="$work/debian-slim-rootfs"
   log "debian-slim: debootstrap --variant=minbase bookworm (about 2 minutes)"
-  rm -rf "$rootfs"
-  run debian-slim-rootfs "$here/debian-slim/rootfs.sh" "$rootfs" "$mirror"
+  remove_tree "$rootfs"
+  run debian-slim-rootfs timeout 1800 "$here/debian-slim/rootfs.sh" "$rootfs" "$mirror"
   log "debian-slim: importing the root filesystem"
-  run debian-slim-import sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
+  run debian-slim-import timeout 600 sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD [\"bash\"]' - '$debian_ref'"
-  rm -rf "$rootfs"
+  remove_tree "$rootfs"
   save debian-slim "$debian_ref" "$debian_key" "$t0"
 }
 
@@ -76,13 +76,13 @@ build_distroless() {
   cached distroless-cc "$distroless_ref" "$distroless_key" && return
   local t0=$SECONDS rootfs="$work/distroless-cc-rootfs"
   log "distroless-cc: unpacking Debian packages"
-  rm -rf "$rootfs"
-  run distroless-cc-rootfs "$here/distroless-cc/rootfs.sh" "$rootfs" "$work/apt" "$mirror"
-  run distroless-cc-import sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
+  remove_tree "$rootfs"
+  run distroless-cc-rootfs timeout 900 "$here/distroless-cc/rootfs.sh" "$rootfs" "$work/apt" "$mirror"
+  run distroless-cc-import timeout 600 sh -c "tar --numeric-owner -C '$rootfs' -cf - . | podman import \
     --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin' \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'USER 65532' --change 'WORKDIR /home/nonroot' - '$distroless_ref'"
-  rm -rf "$rootfs"
+  remove_tree "$rootfs"
   save distroless-cc "$distroless_ref" "$distroless_key" "$t0"
 }
 
@@ -109,30 +109,43 @@ from_debian() {
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n1)
 operator_ref=ghcr.io/securityguard/operator:$version
 api_ref=ghcr.io/securityguard/api:$version
-record operator "$operator_ref"
-record api "$api_ref"
+# One archive per cargo profile: switching SG_IMAGE_PROFILE back and forth rebuilds nothing.
+record "operator-$profile" "$operator_ref"
+record "api-$profile" "$api_ref"
 build_ours() {
   local t0=$SECONDS flags=()
   [[ $profile == release ]] && flags=(--release)
   log "cargo build ${flags[*]} -p securityguard-operator -p securityguard-api"
   run cargo sh -c "cd '$repo' && cargo build ${flags[*]} --locked -p securityguard-operator -p securityguard-api"
   log "cargo: done in $((SECONDS - t0))s"
-  local bins="$CARGO_TARGET_DIR/$profile"
-  ours operator "$operator_ref" "$bins/securityguard-operator" "$repo/operator/Dockerfile" "$debian_key"
-  ours api "$api_ref" "$bins/securityguard-api" "$repo/api-server/Dockerfile" "$distroless_key"
+  # Staged at once, by hard link: the target directory may be shared with other checkouts whose
+  # cargo replaces target/<profile>/<binary>; the link keeps the file this build made.
+  local bins="$CARGO_TARGET_DIR/$profile" name bin
+  for name in operator:securityguard-operator api:securityguard-api; do
+    bin=${name#*:}; name=${name%%:*}
+    rm -rf "$work/context/$name"; mkdir -p "$work/context/$name"
+    ln "$bins/$bin" "$work/context/$name/$bin" 2>/dev/null || cp "$bins/$bin" "$work/context/$name/$bin"
+  done
+  ours "operator-$profile" "$operator_ref" securityguard-operator "$repo/operator/Dockerfile" "$debian_key" operator
+  ours "api-$profile" "$api_ref" securityguard-api "$repo/api-server/Dockerfile" "$distroless_key" api
 }
-# ours NAME REF BINARY DOCKERFILE BASE_KEY
+# ours NAME REF BINARY DOCKERFILE BASE_KEY CONTEXT: NAME's image from DOCKERFILE with the BINARY
+# staged in $work/context/CONTEXT.
 ours() {
-  local name=$1 ref=$2 bin=$3 file=$4 base=$5
-  local k; k=$(key "$file" "$bin" "$base")
-  cached "$name" "$ref" "$k" && return
-  local t0=$SECONDS ctx="$work/context/$name"
-  rm -rf "$ctx"; mkdir -p "$ctx"
-  cp -l "$bin" "$ctx/" 2>/dev/null || cp "$bin" "$ctx/"
-  log "$name: building ${file#"$repo"/} with the $profile binary"
-  bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt
+  local name=$1 ref=$2 bin=$3 file=$4 base=$5 ctx="$work/context/$6"
+  local k; k=$(key "$file" "$ctx/$bin" "$base")
+  # The storage holds one image per reference, perhaps the other profile's: load the archive.
+  if [[ -f $out/$name.tar && -f $out/$name.key && $(cat "$out/$name.key") == "$k" ]] \
+    && [[ $(podman image inspect --format '{{index .Labels "securityguard.profile"}}' "$ref" 2>/dev/null) != "$profile" ]]; then
+    run "load-$name" timeout 600 podman load -i "$out/$name.tar"
+  fi
+  if ! cached "$name" "$ref" "$k"; then
+    local t0=$SECONDS
+    log "$name: building ${file#"$repo"/} with the $profile binary"
+    bud "$name" "$ref" "$ctx" "$file" --build-arg BINARIES=prebuilt --label "securityguard.profile=$profile"
+    save "$name" "$ref" "$k" "$t0"
+  fi
   rm -rf "$ctx"
-  save "$name" "$ref" "$k" "$t0"
 }
 
 build_pause
@@ -142,7 +155,7 @@ from_debian postgres "$postgres_ref" "$postgres_key"
 from_debian redis "$redis_ref" "$redis_key"
 build_ours
 # Images a rebuild replaced (untagged, nothing built on them); buildah's layer cache stays.
-run prune podman image prune -f
+run prune timeout 600 podman image prune -f
 
 log "all images in $out ($((SECONDS - start))s)"
 # images.list: "<name> <reference>" per line, what load.sh imports and checks.

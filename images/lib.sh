@@ -68,7 +68,7 @@ cached() {
   [[ $(cat "$out/$name.key") == "$k" ]] || return 1
   if ! podman image exists "$ref"; then
     log "$name: loading $out/$name.tar into the build storage"
-    run "load-$name" podman load -i "$out/$name.tar"
+    run "load-$name" timeout 600 podman load -i "$out/$name.tar"
   fi
   log "$name: up to date ($ref)"
 }
@@ -77,18 +77,28 @@ cached() {
 save() {
   local name=$1 ref=$2 k=$3 t0=$4
   rm -f "$out/$name.tar.tmp"
-  run "save-$name" podman save --format docker-archive -o "$out/$name.tar.tmp" "$ref"
+  run "save-$name" timeout 600 podman save --format docker-archive -o "$out/$name.tar.tmp" "$ref"
   mv "$out/$name.tar.tmp" "$out/$name.tar"
   echo "$k" >"$out/$name.key"
   log "$name: built $ref in $((SECONDS - t0))s ($(du -h "$out/$name.tar" | cut -f1))"
 }
 
-# bud NAME REF CONTEXT DOCKERFILE [ARGS...]: buildah build with the images in the storage only.
+# bud NAME REF CONTEXT DOCKERFILE [ARGS...]: buildah build with the images in the storage only,
+# for at most SG_IMAGES_BUILD_TIMEOUT seconds (default an hour).
 bud() {
   local name=$1 ref=$2 ctx=$3 file=$4; shift 4
-  run "build-$name" buildah bud --pull=never --layers --force-rm -f "$file" -t "$ref" "$@" "$ctx"
+  run "build-$name" timeout "${SG_IMAGES_BUILD_TIMEOUT:-3600}" buildah bud --pull=never --layers --force-rm -f "$file" -t "$ref" "$@" "$ctx"
 }
 
+
+# remove_tree DIR: removes a root filesystem under construction, unmounting first what an
+# interrupted debootstrap may have left mounted in it (/proc, /sys), never crossing a mount.
+remove_tree() {
+  local dir=$1
+  [[ -e $dir ]] || return 0
+  awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | xargs -r -n1 umount -l
+  rm -rf --one-file-system "$dir"
+}
 
 # lock: one build at a time per cache (the node bring-up and a user may both build).
 lock() {

@@ -66,7 +66,7 @@ bundle() {
 # start ID: runs the bundle in the background (output in $tmp/ID.log).
 start() { containers+=("$1"); "${runc[@]}" run -d --bundle "$tmp/$1" "$1" </dev/null >>"$tmp/$1.log" 2>&1 || fail "runc run $1"; }
 # once ID: runs the bundle to completion, output in $tmp/ID.log.
-once() { "${runc[@]}" run --bundle "$tmp/$1" "$1" </dev/null >"$tmp/$1.log" 2>&1 || fail "runc run $1"; }
+once() { timeout 120 "${runc[@]}" run --bundle "$tmp/$1" "$1" </dev/null >"$tmp/$1.log" 2>&1 || fail "runc run $1"; }
 # inside ID CMD...: runs CMD in the running container ID.
 inside() { local id=$1; shift; "${runc[@]}" exec "$id" "$@"; }
 # until_ok SECONDS CMD...: retries CMD every half second for SECONDS.
@@ -84,7 +84,13 @@ t0=$SECONDS
 # The official image trusts connections from inside the container (initdb's loopback entries),
 # passwords are for everyone else: the server shares the host's network namespace on a spare
 # port and psql connects to the host's own address, not to 127.0.0.1.
-port=55432
+# A port nothing listens on (other PostgreSQL servers may run on this machine).
+port=
+for _ in $(seq 50); do
+  p=$((20000 + RANDOM % 30000))
+  if [[ -z $(ss -Hltn "sport = :$p") ]]; then port=$p; break; fi
+done
+[[ -n $port ]] || fail "no free port"
 addr=$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
 [[ -n $addr ]] || addr=$(hostname -I | awk '{print $1}')
 pg_env='["POSTGRES_USER=sg","POSTGRES_PASSWORD=s3cret","POSTGRES_DB=sgdb","PGDATA=/var/lib/postgresql/data/pgdata","PGPORT='$port'"]'
@@ -124,7 +130,7 @@ stop pgroot INT
 log "postgres: started as root, PGDATA chowned to 999, server runs as postgres"
 # Without a password the entrypoint refuses to initialise.
 bundle pgnopw docker.io/library/postgres:15 999:999 true "$pg_mounts" '["PGDATA=/tmp/pgdata"]' null
-if "${runc[@]}" run --bundle "$tmp/pgnopw" pgnopw </dev/null >"$tmp/pgnopw.log" 2>&1; then fail "started without POSTGRES_PASSWORD"; fi
+if timeout 120 "${runc[@]}" run --bundle "$tmp/pgnopw" pgnopw </dev/null >"$tmp/pgnopw.log" 2>&1; then fail "started without POSTGRES_PASSWORD"; fi
 grep -q 'POSTGRES_PASSWORD' "$tmp/pgnopw.log" || fail "no message about POSTGRES_PASSWORD"
 log "postgres: refuses to initialise without POSTGRES_PASSWORD"
 
