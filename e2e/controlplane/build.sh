@@ -13,7 +13,15 @@ cache=${SG_CACHE:-$HOME/.cache/securityguard}
 root="$cache/controlplane"
 bin="$root/bin-$K8S_VERSION-etcd$ETCD_VERSION-kwok$KWOK_VERSION"
 mkdir -p "$root" "$bin"
-export GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0
+# The Go module and build caches of these builds are our own, under $SG_CACHE/go, and are removed
+# once every binary is built: the binaries are what is kept (by version), and a cold build leaves
+# about 8 GB of caches behind. SG_KEEP_GO_CACHE=1 keeps them (when changing versions often).
+export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build
+# One build at a time per cache (the tests, the demo and a benchmark may start together).
+mkdir -p "$cache"
+exec 8>"$cache/.controlplane-build.lock"
+flock -w 3600 8 || { echo "[control-plane] another build holds $cache/.controlplane-build.lock" >&2; exit 1; }
 
 log() { printf '[control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -171,5 +179,9 @@ for f in "$root/kubernetes-$K8S_VERSION/bin/"* "$root/etcd-$ETCD_VERSION/bin/etc
   ln -sf "$f" "$bin/$(basename "$f")"
 done
 ln -sfn "$root/kwok-$KWOK_VERSION/stages" "$bin/stages"
+if [[ -d $cache/go && ${SG_KEEP_GO_CACHE:-0} != 1 ]]; then
+  rm -rf "$cache/go"
+  log "Go caches of the build removed (the binaries are cached)"
+fi
 log "ready: $bin"
 echo "$bin"

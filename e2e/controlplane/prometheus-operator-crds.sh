@@ -18,6 +18,8 @@ if [[ -f $out/${files[0]} && -f $out/${files[1]} ]]; then
 else
   log "$PROMETHEUS_OPERATOR_VERSION: downloading the module"
   mkdir -p "$cache"
+  # A module cache of our own, removed once the two files are copied.
+  export GOMODCACHE=$cache/go-prometheus-operator GOFLAGS=-modcacherw
   src=$(cd "$cache" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
     | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   [[ -n $src ]] || { log "go mod download gave no directory"; exit 1; }
@@ -26,6 +28,7 @@ else
   chmod u+w "$out.tmp"/*
   rm -rf "$out"
   mv "$out.tmp" "$out"
+  rm -rf "$GOMODCACHE"
   log "$PROMETHEUS_OPERATOR_VERSION: cached in $out"
 fi
 echo "$out"
