@@ -240,8 +240,13 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, reference: &Objec
         publish(&ctx.recorder, reference, EventType::Normal, "Ready", "Reconcile", "Every object is available".into())
             .await;
     }
-    // A restore moves on as soon as what it waits for changes; API pods stopping are polled.
-    Ok(if plan.active() { Action::requeue(RESTORE_POLL) } else { Action::requeue(ctx.resync) })
+    // A restore moves on as soon as what it waits for changes; API pods stopping are polled. A
+    // pod still within its grace for being unschedulable is looked at again when it ends.
+    Ok(if plan.active() {
+        Action::requeue(RESTORE_POLL)
+    } else {
+        Action::requeue(observed.recheck_pods.map_or(ctx.resync, |recheck| recheck.min(ctx.resync)))
+    })
 }
 
 /// How often a restore in progress is looked at (besides the watches).

@@ -69,6 +69,9 @@ pub struct Observations {
     pub finished: Vec<Finished>,
     /// Pods of the API, PostgreSQL or Redis that cannot start or keep running.
     pub pods: Vec<PodProblem>,
+    /// When to look at the pods again although nothing changes (a pod unschedulable for less
+    /// than its grace).
+    pub recheck_pods: Option<std::time::Duration>,
 }
 
 /// Observes the world around one SecurityGuard.
@@ -117,7 +120,7 @@ pub async fn observe(
     }
 
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
-    let pods = pod_problems(client, stores, validated, deployment.as_deref(), now).await?;
+    let (pods, recheck_pods) = pod_problems(client, stores, validated, deployment.as_deref(), now).await?;
     Ok(Observations {
         restore: Observed {
             now,
@@ -132,6 +135,7 @@ pub async fn observe(
         },
         finished,
         pods,
+        recheck_pods,
     })
 }
 
@@ -143,7 +147,7 @@ async fn pod_problems(
     validated: &ValidatedGuard,
     deployment: Option<&Deployment>,
     now: Timestamp,
-) -> Result<Vec<PodProblem>, Error> {
+) -> Result<(Vec<PodProblem>, Option<std::time::Duration>), Error> {
     let namespace = validated.namespace.as_str();
     let mut unready = Vec::new();
     if deployment.is_some_and(|d| !deployment_state(d, 1).rolled_out) {
@@ -164,7 +168,7 @@ async fn pod_problems(
         }
     }
     if unready.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let components = unready.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
     let mut selector: Vec<String> = selector_labels(validated, Component::Api)
@@ -191,7 +195,10 @@ async fn pod_problems(
         Some(d) if templates.len() > 1 => current_template(client, validated, d).await?,
         _ => None,
     };
-    Ok(pods::problems(&list.items, current.as_deref(), now))
+    Ok((
+        pods::problems(&list.items, current.as_deref(), now),
+        pods::recheck_after(&list.items, current.as_deref(), now),
+    ))
 }
 
 /// Annotation of a Deployment and its ReplicaSets: the revision of each template.

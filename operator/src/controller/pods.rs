@@ -28,6 +28,11 @@ const STARTING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 /// kubelet's back-off between restarts is at most five minutes).
 const RECENT_RESTART: SignedDuration = SignedDuration::from_mins(10);
 
+/// How long a pod may stay unschedulable before it counts: a volume of an immediate-binding
+/// StorageClass is bound a moment after its claim, and the scheduler reports the pod
+/// Unschedulable until then.
+const UNSCHEDULABLE_GRACE: SignedDuration = SignedDuration::from_secs(30);
+
 /// Longest part of a message of Kubernetes kept in a problem.
 const MAX_MESSAGE_CHARS: usize = 300;
 
@@ -130,6 +135,34 @@ pub fn problems(pods: &[Pod], current_api_template: Option<&str>, now: Timestamp
     out
 }
 
+/// When to look at the pods again because one of them is unschedulable but still within its
+/// grace: no change of the pod may wake the operator when it stays so.
+pub fn recheck_after(pods: &[Pod], current_api_template: Option<&str>, now: Timestamp) -> Option<std::time::Duration> {
+    pods.iter()
+        .filter_map(|pod| Some((component(pod)?, pod)))
+        .filter(|(component, pod)| counts(*component, pod, current_api_template))
+        .filter_map(|(_, pod)| unschedulable(pod))
+        .map(|c| UNSCHEDULABLE_GRACE - unschedulable_for(c, now))
+        .filter(|left| left.is_positive())
+        .min()
+        .and_then(|left| std::time::Duration::try_from(left).ok())
+}
+
+/// The PodScheduled condition of a pod the scheduler could not place.
+fn unschedulable(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+}
+
+/// How long the pod has been unschedulable (forever when the time is unknown).
+fn unschedulable_for(condition: &k8s_openapi::api::core::v1::PodCondition, now: Timestamp) -> SignedDuration {
+    condition.last_transition_time.as_ref().map_or(SignedDuration::MAX, |t| now.duration_since(t.0))
+}
+
 /// The problems to announce with a Warning Event: those the previous Degraded condition did not
 /// already report.
 pub fn newly_failing<'a>(previous: Option<&Condition>, shown: &[&'a PodProblem]) -> Vec<&'a PodProblem> {
@@ -179,12 +212,7 @@ fn pod_problems(component: Component, pod: &Pod, now: Timestamp) -> Vec<PodProbl
         alike: 0,
     };
     let mut out = Vec::new();
-    let unschedulable = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
-    if let Some(condition) = unschedulable {
+    if let Some(condition) = unschedulable(pod).filter(|c| unschedulable_for(c, now) >= UNSCHEDULABLE_GRACE) {
         out.push(problem(
             Subject::Scheduling,
             "Unschedulable",
@@ -485,6 +513,35 @@ mod tests {
               PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."]
         );
         assert_eq!(found[0].head(), "pod shop-redis-0: Unschedulable:");
+    }
+
+    #[test]
+    fn an_unschedulable_pod_counts_after_its_grace_and_is_looked_at_again_then() {
+        let pending = |since: &str| {
+            pod(
+                "shop-redis-0",
+                "redis",
+                None,
+                json!({
+                    "phase": "Pending",
+                    "conditions": [{
+                        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                        "lastTransitionTime": since,
+                        "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+                    }],
+                }),
+            )
+        };
+        let at = |t: &str| t.parse::<Timestamp>().expect("time");
+        let fresh = [pending("2025-06-01T11:59:50Z")];
+        assert!(problems(&fresh, None, at("2025-06-01T12:00:00Z")).is_empty(), "10 s: within the grace");
+        assert_eq!(recheck_after(&fresh, None, at("2025-06-01T12:00:00Z")), Some(std::time::Duration::from_secs(20)));
+        let found = problems(&fresh, None, at("2025-06-01T12:00:20Z"));
+        assert_eq!(found.len(), 1, "30 s: it counts");
+        assert_eq!(found[0].head(), "pod shop-redis-0: Unschedulable:");
+        assert_eq!(recheck_after(&fresh, None, at("2025-06-01T12:00:20Z")), None);
+        let placed = [pod("shop-redis-0", "redis", None, json!({"phase": "Running", "conditions": scheduled()}))];
+        assert_eq!(recheck_after(&placed, None, at("2025-06-01T12:00:00Z")), None);
     }
 
     #[test]
