@@ -89,13 +89,18 @@ async fn request_ids_are_generated_or_propagated() {
 #[tokio::test]
 async fn shutdown_turns_unready_before_closing() {
     let mut app = spawn_app_with(|c| c.shutdown_delay_seconds = 2).await;
-    assert_eq!(app.get("/health/ready").await.status(), 200);
+    let resp = app.get("/health/ready").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("connection").is_none(), "connections are kept alive while serving");
     app.trigger_shutdown();
     wait_until(std::time::Duration::from_secs(5), "readiness to turn 503", || async {
         app.get("/health/ready").await.status() == 503
     })
     .await;
-    let body: Value = app.get("/health/ready").await.json().await.unwrap();
+    let resp = app.get("/health/ready").await;
+    // Every answer while draining closes its connection, so that clients do not reuse it.
+    assert_eq!(resp.headers().get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
+    let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "shutting_down");
     // Liveness is unaffected while draining.
     assert_eq!(app.get("/health/live").await.status(), 200);
