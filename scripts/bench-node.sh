@@ -35,18 +35,20 @@ for i in $(seq 1 "$runs"); do
   kubectl -n "$ns" wait --for=condition=Ready securityguard/minimal --timeout=300s >/dev/null
   ready=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
   log "run $i: minimal Ready ${ready}s after kubectl apply"
-  kubectl -n "$ns" get pods -o json | python3 -c '
+  kubectl -n "$ns" get pods -o json > "$state/pods-$i.json"
+  python3 - "$state/pods-$i.json" <<'PY'
 import json, sys
 from datetime import datetime
 def t(s): return datetime.fromisoformat(s.replace("Z", "+00:00"))
 def cond(p, kind): return next((c["lastTransitionTime"] for c in p["status"].get("conditions", []) if c["type"] == kind), None)
-print(f"  {\"pod\":34} {\"scheduled\":>9} {\"started\":>8} {\"ready\":>6}  (seconds after the pod was created)")
-for p in sorted(json.load(sys.stdin)["items"], key=lambda p: p["metadata"]["name"]):
-    if p["status"].get("phase") != "Running": continue
+print("  %-34s %9s %8s %6s  (seconds after the pod was created)" % ("pod", "scheduled", "started", "ready"))
+for p in sorted(json.load(open(sys.argv[1]))["items"], key=lambda p: p["metadata"]["name"]):
+    if p["status"].get("phase") != "Running":
+        continue
     created = t(p["metadata"]["creationTimestamp"])
     started = max(t(c["state"]["running"]["startedAt"]) for c in p["status"]["containerStatuses"])
-    print(f"  {p[\"metadata\"][\"name\"]:34} {(t(cond(p, \"PodScheduled\")) - created).total_seconds():9.0f}"
-          f" {(started - created).total_seconds():8.0f} {(t(cond(p, \"Ready\")) - created).total_seconds():6.0f}")
-'
+    print("  %-34s %9.0f %8.0f %6.0f" % (p["metadata"]["name"], (t(cond(p, "PodScheduled")) - created).total_seconds(),
+          (started - created).total_seconds(), (t(cond(p, "Ready")) - created).total_seconds()))
+PY
   kubectl delete namespace "$ns" --wait=false >/dev/null
 done
