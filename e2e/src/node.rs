@@ -82,12 +82,9 @@ pub async fn operator() {
                 d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) >= 2
                     && d.status.as_ref().and_then(|s| s.updated_replicas).unwrap_or(0) >= 2
             };
-            if tokio::time::timeout(Duration::from_secs(180), async {
-                wait_for(deployments.clone(), "securityguard-operator", Duration::from_secs(180), available).await
-            })
-            .await
-            .is_err()
-            {
+            // The watch's own timeout is longer: on time-out, the diagnostics are printed.
+            let watch = wait_for(deployments.clone(), "securityguard-operator", Duration::from_secs(240), available);
+            if tokio::time::timeout(Duration::from_secs(180), watch).await.is_err() {
                 panic!("the operator's Deployment is not available:\n{}", diagnostics(OPERATOR_NAMESPACE));
             }
             leader(&client).await;
@@ -305,12 +302,6 @@ pub async fn api_pods(client: &Client, ns: &str, guard: &str) -> Vec<Pod> {
     .await
     .expect("list API pods")
     .items
-}
-
-/// Runs kubectl as administrator on the node's cluster and returns stdout (panics on failure).
-pub fn kubectl_node(args: &[&str]) -> String {
-    select();
-    kubectl_ok(args, None)
 }
 
 /// One SecurityGuard on the real node: its namespace (with the JWT Secret `jwt`) and name.

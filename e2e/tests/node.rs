@@ -10,36 +10,20 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
-use securityguard_e2e::node::{self, ApiClient, new_wallet, owner_reassignment_transaction, wallet_address};
-use securityguard_e2e::{JWT, OPERATOR_NAMESPACE, TempNamespace, admin, kubectl_ok, repo_root, secret, wait_for};
-use securityguard_operator::crd::SecurityGuard;
+use securityguard_e2e::node::{self, ApiClient, Site, new_wallet, owner_reassignment_transaction, wallet_address};
+use securityguard_e2e::{JWT, OPERATOR_NAMESPACE, kubectl_ok, repo_root, secret};
 use serde_json::json;
-
-fn condition(guard: &SecurityGuard, kind: &str) -> Option<String> {
-    guard.status.as_ref()?.conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.clone())
-}
-
-/// Waits until the guard is Ready; on timeout, panics with the namespace's pods, Events and logs.
-async fn wait_ready(ns: &str, name: &str, timeout: Duration) -> SecurityGuard {
-    let guards: Api<SecurityGuard> = Api::namespaced(admin().await, ns);
-    let ready = |g: &SecurityGuard| condition(g, "Ready").as_deref() == Some("True");
-    match tokio::time::timeout(timeout, wait_for(guards, name, timeout + Duration::from_secs(5), ready)).await {
-        Ok(guard) => guard,
-        Err(_) => panic!("{ns}/{name} not Ready after {timeout:?}:\n{}", node::diagnostics(ns)),
-    }
-}
 
 #[tokio::test]
 async fn minimal_example_runs_in_containers_and_serves_a_wallet() {
     let _node = node::exclusive().await;
-    node::operator().await;
-    let client = admin().await;
-    let ns = TempNamespace::create(&client, "node-minimal").await;
+    let site = Site::new("node-minimal", "minimal").await;
+    let (client, ns) = (site.client.clone(), &site.ns);
     secret(&ns.name, "securityguard-jwt", "secret", JWT);
     let example = repo_root().join("examples/minimal.yaml");
     kubectl_ok(&["-n", &ns.name, "apply", "-f", example.to_str().expect("utf-8 path")], None);
 
-    wait_ready(&ns.name, "minimal", Duration::from_secs(300)).await;
+    site.ready(Duration::from_secs(300)).await;
 
     // The operator runs as users install it: config/default's Deployment, two pods on the real
     // node under its own ServiceAccount in a namespace that enforces Pod Security `restricted`,
