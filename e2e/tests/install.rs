@@ -517,7 +517,7 @@ async fn cron_schedules_agree_with_the_cronjob_controller() {
         }))
         .expect("a CronJob");
         let kubernetes_accepts = cron_jobs.create(&dry_run, &cron_job).await.is_ok();
-        let operator_accepts = securityguard_operator::controller::schedule::parse(schedule).is_ok();
+        let operator_accepts = securityguard_operator::crd::schedule::parse(schedule).is_ok();
         if valid && !kubernetes_accepts {
             failures.push(format!("CronJob refuses {schedule:?}, which the CRD accepts"));
         }

@@ -15,9 +15,10 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use securityguard_e2e::{JWT, Operator, OperatorOptions, admin, install, secret};
-use securityguard_operator::controller::build::{self, FIELD_MANAGER};
-use securityguard_operator::controller::dereference::References;
-use securityguard_operator::controller::validate;
+use securityguard_operator::controller::build;
+use securityguard_operator::controller::decide::validate;
+use securityguard_operator::controller::read::dereference::References;
+use securityguard_operator::controller::vocabulary::FIELD_MANAGER;
 use securityguard_operator::crd::SecurityGuard;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -122,7 +123,7 @@ where
 async fn apply_children(client: &Client, guard: &SecurityGuard, jwt: &Secret) {
     let refs = References::from_secrets([jwt.clone()]);
     let validated = validate::validate(guard, &refs).expect("valid");
-    let c = build::build(&validated);
+    let c = build::build(&validated, &Default::default(), &Default::default());
     apply(client, c.service_account).await;
     apply(client, c.config_map).await;
     if let Some(credentials) = c.credentials {

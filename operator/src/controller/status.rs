@@ -1,23 +1,23 @@
 //! Status: conditions and counts derived from the objects as the API server holds them.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
-use super::build::backup_job::JobKind;
-use super::build::ingress::public_url;
-use super::build::service::cluster_url;
-use super::build::{Applied, ChildResources, Component, DatastoreObjects, FIELD_MANAGER, MonitoringObjects};
-use super::jobs::Finished;
-use super::pods::{self, PodProblem};
-use super::restore::Scale;
-use super::schedule;
-use super::validate::ValidatedGuard;
+use super::build::api::ingress::public_url;
+use super::build::api::service::cluster_url;
+use super::build::{Applied, ChildResources, DatastoreObjects, MonitoringObjects};
+use super::decide::Decision;
+use super::decide::validate::ValidatedGuard;
+use super::read::jobs::Finished;
+use super::read::observe::Observations;
+use super::read::pods::{self, PodProblem};
+use super::read::readiness::{deployment_state, stateful_set_ready};
+use super::vocabulary::{Component, JobKind, MonitoringApis, Scale};
+use crate::crd::schedule;
 use crate::crd::{
     BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
-    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, RestoreStatus, SecurityGuard,
+    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuard,
     SecurityGuardStatus,
 };
 
@@ -40,9 +40,28 @@ impl Observation {
     }
 }
 
+/// What the status of a reconciled SecurityGuard is derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The SecurityGuard as read (its previous status included).
+    pub guard: &'a SecurityGuard,
+    /// Its validated spec.
+    pub validated: &'a ValidatedGuard,
+    /// What was observed: finished Jobs, failing pods.
+    pub observed: &'a Observations,
+    /// What was decided: the restore's status, the scale, the on-demand backup acted on.
+    pub decision: &'a Decision,
+    /// The children as the API server holds them.
+    pub applied: &'a ChildResources<Applied>,
+    /// The prometheus-operator kinds served.
+    pub monitoring_apis: MonitoringApis,
+    /// Now.
+    pub now: Timestamp,
+}
+
 /// API replicas the SecurityGuard asks for now.
-fn wanted_replicas(validated: &ValidatedGuard) -> i32 {
-    match validated.directives.scale {
+fn wanted_replicas(validated: &ValidatedGuard, scale: Scale) -> i32 {
+    match scale {
         Scale::Zero => 0,
         Scale::Recorded { replicas, .. } => replicas,
         Scale::Spec if validated.spec.autoscaling.enabled => validated.spec.autoscaling.min_replicas,
@@ -52,17 +71,16 @@ fn wanted_replicas(validated: &ValidatedGuard) -> i32 {
 
 /// The pod problems the status reports: those of the components not ready as applied (the pods
 /// were read a moment before; a component ready since then has no problem left).
-pub fn shown_pod_problems<'a>(
-    validated: &ValidatedGuard,
-    applied: &ChildResources<Applied>,
-    problems: &'a [PodProblem],
-) -> Vec<&'a PodProblem> {
-    let wanted = wanted_replicas(validated);
+pub fn shown_pod_problems<'a>(inputs: &Inputs<'a>) -> Vec<&'a PodProblem> {
+    let Inputs { validated, applied, .. } = *inputs;
+    let wanted = wanted_replicas(validated, inputs.decision.directives.scale);
     let api = deployment_state(&applied.deployment, wanted);
     let api_ready = api.rolled_out && api.available >= wanted;
     let datastore_ready =
         |objects: &Option<DatastoreObjects>| objects.as_ref().is_none_or(|o| stateful_set_ready(&o.stateful_set));
-    problems
+    inputs
+        .observed
+        .pods
         .iter()
         .filter(|p| match p.component {
             Component::Api => !api_ready,
@@ -75,16 +93,18 @@ pub fn shown_pod_problems<'a>(
 
 /// The status of a SecurityGuard whose children were applied, with what its backups and
 /// restore did and why its pods fail.
-pub fn from_applied(
-    guard: &SecurityGuard,
-    validated: &ValidatedGuard,
-    applied: &ChildResources<Applied>,
-    pod_problems: &[PodProblem],
-    backup: Option<BackupStatus>,
-    restore: Option<RestoreStatus>,
-    now: Timestamp,
-) -> SecurityGuardStatus {
-    let wanted = wanted_replicas(validated);
+pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
+    let Inputs { guard, validated, applied, now, .. } = *inputs;
+    let previous = guard.status.as_ref();
+    let backup = validated.spec.backup.as_ref().map(|_| {
+        backup_status(
+            previous.and_then(|s| s.backup.as_ref()),
+            &inputs.observed.finished,
+            inputs.decision.backup_request.as_deref(),
+        )
+    });
+    let restore = inputs.decision.restore.status.clone();
+    let wanted = wanted_replicas(validated, inputs.decision.directives.scale);
     let api = deployment_state(&applied.deployment, wanted);
     let mut waiting: Vec<String> = Vec::new();
     if !api.rolled_out {
@@ -120,7 +140,7 @@ pub fn from_applied(
         } else {
             Observation::new(CONDITION_PROGRESSING, true, "RollingOut", waiting.join("; "))
         },
-        degraded_by_pods(&shown_pod_problems(validated, applied, pod_problems)),
+        degraded_by_pods(&shown_pod_problems(inputs)),
         Observation::new(CONDITION_PAUSED, false, "Reconciling", "spec.paused is false"),
     ];
     if restoring.is_some() {
@@ -132,7 +152,7 @@ pub fn from_applied(
         observations.extend(backup_conditions(spec, backup, now));
     }
     if validated.spec.monitoring.enabled {
-        observations.push(monitoring_condition(validated, &applied.monitoring));
+        observations.push(monitoring_condition(inputs.monitoring_apis, &applied.monitoring));
     }
     let mut conditions = conditions(guard, &observations, now);
     // Conditions of optional parts go when the part is turned off.
@@ -160,7 +180,7 @@ fn degraded_by_pods(problems: &[&PodProblem]) -> Observation {
 }
 
 /// MonitoringReady: what was applied, or which of prometheus-operator's definitions are missing.
-pub fn monitoring_condition(validated: &ValidatedGuard, applied: &MonitoringObjects) -> Observation {
+pub fn monitoring_condition(served: MonitoringApis, applied: &MonitoringObjects) -> Observation {
     let mut objects = Vec::new();
     if let Some(monitor) = &applied.service_monitor {
         objects.push(format!("ServiceMonitor {}", monitor.name_any()));
@@ -171,7 +191,7 @@ pub fn monitoring_condition(validated: &ValidatedGuard, applied: &MonitoringObje
     if !applied.dashboards.is_empty() {
         objects.push(format!("{} Grafana dashboard ConfigMaps", applied.dashboards.len()));
     }
-    let missing = validated.monitoring_apis.missing();
+    let missing = served.missing();
     if missing.is_empty() {
         return Observation::new(
             CONDITION_MONITORING_READY,
@@ -379,68 +399,10 @@ fn order(type_: &str) -> usize {
     .unwrap_or(usize::MAX)
 }
 
-/// Writes the status when it differs from the current one. Returns whether it wrote.
-pub async fn write(client: &Client, guard: &SecurityGuard, status: SecurityGuardStatus) -> Result<bool, kube::Error> {
-    if guard.status.as_ref() == Some(&status) {
-        return Ok(false);
-    }
-    let api: Api<SecurityGuard> = Api::namespaced(client.clone(), &guard.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": SecurityGuard::api_version(&()),
-        "kind": SecurityGuard::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&guard.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(true)
-}
-
-/// Rollout state of the API Deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeploymentState {
-    /// Replicas the Deployment asks for.
-    pub desired: i32,
-    /// Pods of the current template.
-    pub updated: i32,
-    /// Ready pods.
-    pub ready: i32,
-    /// Available pods.
-    pub available: i32,
-    /// The controller saw the current spec and every pod runs the current template.
-    pub rolled_out: bool,
-}
-
-/// Reads the rollout state of a Deployment.
-pub fn deployment_state(d: &Deployment, wanted: i32) -> DeploymentState {
-    let status = d.status.clone().unwrap_or_default();
-    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(wanted);
-    let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-    let updated = status.updated_replicas.unwrap_or(0);
-    let total = status.replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    DeploymentState {
-        desired,
-        updated,
-        ready: status.ready_replicas.unwrap_or(0),
-        available,
-        rolled_out: observed && updated >= desired && total == updated && available >= desired,
-    }
-}
-
-/// A one-replica StatefulSet has its pod ready on the current revision.
-pub fn stateful_set_ready(s: &StatefulSet) -> bool {
-    let Some(status) = &s.status else { return false };
-    let observed = status.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
-    let wanted = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
-    observed
-        && status.ready_replicas.unwrap_or(0) >= wanted
-        && status.update_revision.is_some()
-        && status.current_revision == status.update_revision
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
 
     fn deployment(generation: i64, observed: i64, replicas: Option<i32>, updated: i32, available: i32) -> Deployment {
         Deployment {
@@ -466,12 +428,9 @@ mod tests {
 
     #[test]
     fn monitoring_condition_names_what_is_missing_or_applied() {
-        use crate::controller::build::test_support::{MINIMAL, guard};
-        use crate::controller::monitoring_apis::MonitoringApis;
         use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
-        let mut g = guard(&format!("{MINIMAL}  monitoring: {{enabled: true}}\n"));
-        let none = monitoring_condition(&g, &MonitoringObjects::default());
+        let none = monitoring_condition(MonitoringApis::default(), &MonitoringObjects::default());
         assert_eq!((none.status, none.reason), (false, "PrometheusOperatorMissing"));
         assert_eq!(
             none.message,
@@ -483,9 +442,9 @@ mod tests {
         let named = |name: &str| kube::api::ObjectMeta { name: Some(name.to_owned()), ..Default::default() };
         let monitor = ServiceMonitor { metadata: named("sg-monitoring"), spec: Default::default() };
         let rule = PrometheusRule { metadata: named("sg-monitoring"), spec: Default::default() };
-        g.monitoring_apis = MonitoringApis { service_monitors: true, prometheus_rules: false };
+        let served = MonitoringApis { service_monitors: true, prometheus_rules: false };
         let partial = MonitoringObjects { service_monitor: Some(monitor.clone()), ..Default::default() };
-        let one = monitoring_condition(&g, &partial);
+        let one = monitoring_condition(served, &partial);
         assert!(!one.status);
         assert!(
             one.message.starts_with(
@@ -495,9 +454,8 @@ mod tests {
             one.message
         );
 
-        g.monitoring_apis = MonitoringApis::ALL;
         let all = MonitoringObjects { service_monitor: Some(monitor), prometheus_rule: Some(rule), dashboards: vec![] };
-        let ready = monitoring_condition(&g, &all);
+        let ready = monitoring_condition(MonitoringApis::ALL, &all);
         assert_eq!((ready.status, ready.reason), (true, "Applied"));
         assert_eq!(ready.message, "ServiceMonitor sg-monitoring, PrometheusRule sg-monitoring applied");
     }
@@ -524,7 +482,7 @@ mod tests {
             backup,
             monitoring,
             state: _,
-        } = crate::controller::build::build(&g);
+        } = crate::controller::build::build(&g, &Default::default(), &Default::default());
         let rollout = deployment(1, 1, None, 3, if api_rolled_out { 3 } else { 2 });
         let mut deployment = api;
         deployment.metadata.generation = Some(1);
@@ -566,10 +524,10 @@ mod tests {
         PodProblem {
             component,
             pod: pod.into(),
-            subject: crate::controller::pods::Subject::Container(component.as_str().into()),
+            subject: crate::controller::read::pods::Subject::Container(component.as_str().into()),
             reason: "ImagePullBackOff".into(),
             message: "Back-off pulling image \"x\"".into(),
-            family: crate::controller::pods::Family::ImagePull,
+            family: crate::controller::read::pods::Family::ImagePull,
             alike: 0,
         }
     }
@@ -579,10 +537,22 @@ mod tests {
         let problems = [problem(Component::Api, "sg-api-7d9c-x2x"), problem(Component::Postgres, "sg-postgres-0")];
         let t = Timestamp::from_second(1_000).expect("time");
 
-        let (g, rolling) = applied(false, false);
         let sg: SecurityGuard =
             serde_saphyr::from_str(crate::controller::build::test_support::MINIMAL).expect("parses");
-        let status = from_applied(&sg, &g, &rolling, &problems, None, None, t);
+        let observed = Observations { pods: problems.to_vec(), ..Default::default() };
+        let decision = Decision::default();
+        let inputs = |validated, applied| Inputs {
+            guard: &sg,
+            validated,
+            observed: &observed,
+            decision: &decision,
+            applied,
+            monitoring_apis: MonitoringApis::default(),
+            now: t,
+        };
+
+        let (g, rolling) = applied(false, false);
+        let status = from_applied(&inputs(&g, &rolling));
         let degraded = status.condition(CONDITION_DEGRADED).expect("Degraded");
         assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "PodFailing"));
         assert_eq!(
@@ -594,12 +564,12 @@ mod tests {
 
         // The API became available after its pods were read: only PostgreSQL's pod is reported.
         let (g, api_ready) = applied(true, false);
-        let shown = shown_pod_problems(&g, &api_ready, &problems);
+        let shown = shown_pod_problems(&inputs(&g, &api_ready));
         assert_eq!(shown.iter().map(|p| p.pod.as_str()).collect::<Vec<_>>(), ["sg-postgres-0"]);
 
         // Everything ready: Degraded is False again, whatever an older read said.
         let (g, ready) = applied(true, true);
-        let status = from_applied(&sg, &g, &ready, &problems, None, None, t);
+        let status = from_applied(&inputs(&g, &ready));
         let degraded = status.condition(CONDITION_DEGRADED).expect("Degraded");
         assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("False", "AsExpected"));
         assert_eq!(status.condition(CONDITION_READY).map(|c| c.status.as_str()), Some("True"));

@@ -549,13 +549,13 @@ mod tests {
         for (schedule, valid) in CRON_CASES {
             assert_eq!(schedule_rules_accept(schedule), *valid, "the rules on {schedule:?}");
             if *valid {
-                let parsed = crate::controller::schedule::parse(schedule);
+                let parsed = crate::crd::schedule::parse(schedule);
                 assert!(parsed.is_ok(), "croner refuses {schedule:?}: {parsed:?}");
             }
         }
         for schedule in CRON_REFUSED_TYPOS {
             assert!(!schedule_rules_accept(schedule), "the rules accept {schedule:?}");
-            assert!(crate::controller::schedule::parse(schedule).is_ok(), "croner refuses {schedule:?}");
+            assert!(crate::crd::schedule::parse(schedule).is_ok(), "croner refuses {schedule:?}");
         }
     }
 

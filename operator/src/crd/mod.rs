@@ -8,6 +8,7 @@ mod datastore;
 pub mod formats;
 mod ingress;
 mod monitoring;
+pub mod schedule;
 mod status;
 mod workload;
 

@@ -1,0 +1,83 @@
+//! The one-off Jobs a request or a restore asks for (on-demand backup, safety backup, restore,
+//! rollback), created once and never changed.
+
+use k8s_openapi::api::batch::v1::Job;
+
+use super::pod::{job_labels, job_spec};
+use crate::controller::build::meta::metadata;
+use crate::controller::build::pod::plain_env;
+use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::{Component, JobRequest, REQUEST_LABEL};
+use crate::crd::BackupSpec;
+
+/// A one-off Job for a request, owned by the SecurityGuard.
+pub fn build(guard: &ValidatedGuard, backup: &BackupSpec, request: &JobRequest, image: &str) -> Job {
+    let kind = request.kind();
+    let extra = match request {
+        JobRequest::Backup { .. } | JobRequest::SafetyBackup { .. } => Vec::new(),
+        JobRequest::Restore { source, .. } => vec![plain_env("SG_RESTORE_SOURCE", source.clone())],
+        JobRequest::Rollback { key, .. } => vec![plain_env("SG_RESTORE_SOURCE", key.clone())],
+    };
+    let mut meta = metadata(guard, Component::Backup, request.job_name(&guard.name));
+    meta.labels = Some(job_labels(guard, kind, Some(request.request_id())));
+    let mut spec = job_spec(guard, backup, kind, image, extra);
+    if let Some(meta) = spec.template.metadata.as_mut() {
+        meta.labels.get_or_insert_default().insert(REQUEST_LABEL.to_owned(), request.request_id().to_owned());
+    }
+    Job { metadata: meta, spec: Some(spec), ..Job::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::build::test_support::{MINIMAL, guard};
+    use crate::controller::vocabulary::{JOB_KIND_LABEL, short_hash};
+
+    const BACKUP: &str = "  backup:\n    s3: {bucket: sg-backups, credentialsSecret: s3, endpoint: 'http://s3.local:9000', pathStyle: true}\n";
+
+    fn restore_job(request: &JobRequest) -> serde_json::Value {
+        let guard = guard(&format!("{MINIMAL}{BACKUP}"));
+        let backup = guard.spec.backup.clone().expect("backup set");
+        serde_json::to_value(build(&guard, &backup, request, "operator:test")).expect("serializes")
+    }
+
+    #[test]
+    fn a_restore_job_is_restricted_tokenless_and_names_its_source() {
+        let job = restore_job(&JobRequest::Restore { request_id: "r1".into(), source: "latest".into() });
+        assert_eq!(job["metadata"]["name"], format!("sg-restore-{}", &short_hash(b"r1")[..8]));
+        assert_eq!(job["metadata"]["labels"][JOB_KIND_LABEL], "restore");
+        assert_eq!(job["metadata"]["labels"][REQUEST_LABEL], "r1");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(job["spec"]["backoffLimit"], 0);
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["containers"][0];
+        assert_eq!(container["args"], serde_json::json!(["restore"]));
+        assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+        let env = container["env"].as_array().expect("env");
+        let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned().unwrap_or_default();
+        assert_eq!(value("SG_RESTORE_SOURCE")["value"], "latest");
+        assert_eq!(value("SG_GUARD")["value"], "prod/sg");
+        assert_eq!(value("SG_BACKUP_ENDPOINT")["value"], "http://s3.local:9000");
+        assert_eq!(value("SG_BACKUP_PATH_STYLE")["value"], "true");
+        assert_eq!(value("AWS_SECRET_ACCESS_KEY")["valueFrom"]["secretKeyRef"]["name"], "s3");
+        assert!(value("AWS_SECRET_ACCESS_KEY").get("value").is_none(), "no credential value in the Job");
+        assert_eq!(value("DATABASE_PASSWORD")["valueFrom"]["secretKeyRef"]["name"], "sg-credentials");
+        // The pod may reach the managed PostgreSQL.
+        assert_eq!(job["spec"]["template"]["metadata"]["labels"]["securityguard.io/datastore-client"], "true");
+    }
+
+    #[test]
+    fn safety_backups_and_rollbacks_use_the_safety_folder() {
+        let safety = restore_job(&JobRequest::SafetyBackup { request_id: "r1".into() });
+        let rollback = restore_job(&JobRequest::Rollback { request_id: "r1".into(), key: "k.pgdump".into() });
+        for job in [&safety, &rollback] {
+            let env = job["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env").clone();
+            let folder = env.iter().find(|e| e["name"] == "SG_GUARD").expect("SG_GUARD")["value"].clone();
+            assert_eq!(folder, "prod/.safety/sg");
+        }
+        assert_ne!(safety["metadata"]["name"], rollback["metadata"]["name"]);
+        assert_eq!(safety["spec"]["template"]["spec"]["containers"][0]["args"], serde_json::json!(["backup"]));
+    }
+}

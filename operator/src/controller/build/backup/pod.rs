@@ -1,0 +1,192 @@
+//! The backup pod shared by the CronJobs and the one-off Jobs: the operator's own image running
+//! `securityguard-operator backup|restore|archive-logs`, restricted, tokenless, reporting its
+//! outcome as JSON in its termination message.
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::JobSpec;
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::controller::build::meta::{client_labels, labels};
+use crate::controller::build::pod::{
+    database_env, empty_dir, mount, plain_env, restricted_container_security_context, restricted_pod_security_context,
+    secret_env,
+};
+use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::{
+    Component, JOB_KIND_LABEL, JobKind, REQUEST_LABEL, backup_service_account, local_volume_name,
+    log_archive_service_account,
+};
+use crate::crd::{BackupSpec, SecretKeyReference};
+
+/// User the operator image runs as.
+pub const JOB_UID: i64 = 65532;
+/// Where the termination message is written (the kubelet's default path).
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+/// Seconds a finished Job is kept (its outcome is in the status by then).
+pub const FINISHED_JOB_TTL_SECONDS: i32 = 7 * 24 * 3600;
+/// Folder, beside the guards' folders, of the safety backups taken before a restore. Not a
+/// valid object name, so never a SecurityGuard's folder; not under the guard's own folder, so
+/// `latest` never picks a safety backup.
+pub const SAFETY_FOLDER: &str = ".safety";
+/// Mount path of the local tier.
+pub const LOCAL_DIR: &str = "/backups";
+/// Mount path of the restore's scratch space (the downloaded dump).
+pub const WORK_DIR: &str = "/work";
+
+/// The key folder of the guard's backups (`SG_GUARD`): `<namespace>/<name>`, or for safety
+/// backups `<namespace>/.safety/<name>`.
+pub fn guard_folder(guard: &ValidatedGuard, kind: JobKind) -> String {
+    match kind {
+        JobKind::SafetyBackup | JobKind::Rollback => format!("{}/{SAFETY_FOLDER}/{}", guard.namespace, guard.name),
+        _ => format!("{}/{}", guard.namespace, guard.name),
+    }
+}
+
+/// Labels of a backup pod and its Job.
+pub fn job_labels(guard: &ValidatedGuard, kind: JobKind, request_id: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels = labels(guard, Component::Backup);
+    labels.insert(JOB_KIND_LABEL.to_owned(), kind.as_str().to_owned());
+    if let Some(id) = request_id {
+        labels.insert(REQUEST_LABEL.to_owned(), id.to_owned());
+    }
+    labels
+}
+
+/// The Job spec shared by CronJobs and one-off Jobs: one attempt (a failure is reported, the
+/// next schedule or the restore's next step decides), kept a week after it finishes.
+pub fn job_spec(
+    guard: &ValidatedGuard,
+    backup: &BackupSpec,
+    kind: JobKind,
+    image: &str,
+    extra_env: Vec<EnvVar>,
+) -> JobSpec {
+    JobSpec {
+        backoff_limit: Some(0),
+        ttl_seconds_after_finished: Some(FINISHED_JOB_TTL_SECONDS),
+        template: pod_template(guard, backup, kind, image, extra_env),
+        ..JobSpec::default()
+    }
+}
+
+pub fn pod_template(
+    guard: &ValidatedGuard,
+    backup: &BackupSpec,
+    kind: JobKind,
+    image: &str,
+    extra_env: Vec<EnvVar>,
+) -> PodTemplateSpec {
+    let mut pod_labels = job_labels(guard, kind, None);
+    pod_labels.extend(client_labels(guard));
+    let (args, service_account, api_access) = match kind {
+        JobKind::Backup => (vec!["backup"], backup_service_account(&guard.name), true),
+        JobKind::SafetyBackup => (vec!["backup"], backup_service_account(&guard.name), false),
+        JobKind::Verify => (vec!["restore", "--verify-only"], backup_service_account(&guard.name), false),
+        JobKind::Restore | JobKind::Rollback => (vec!["restore"], backup_service_account(&guard.name), false),
+        JobKind::LogArchive => (vec!["archive-logs"], log_archive_service_account(&guard.name), true),
+    };
+    let mut volumes = vec![empty_dir("tmp")];
+    let mut mounts = vec![mount("tmp", "/tmp")];
+    if matches!(kind, JobKind::Verify | JobKind::Restore | JobKind::Rollback) {
+        volumes.push(empty_dir("work"));
+        mounts.push(mount("work", WORK_DIR));
+    }
+    let local = backup.local.is_some() && kind == JobKind::Backup;
+    if local {
+        volumes.push(Volume {
+            name: "local".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: local_volume_name(&guard.name),
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount("local", LOCAL_DIR));
+    }
+
+    let mut env = Vec::new();
+    if kind != JobKind::LogArchive {
+        env.extend(database_env(guard));
+    }
+    env.extend(s3_env(guard, backup, kind));
+    match kind {
+        JobKind::Backup | JobKind::SafetyBackup => {
+            env.push(plain_env("SG_BACKUP_RETENTION_DAYS_S3", backup.retention.s3_days.to_string()));
+            env.push(plain_env("SG_BACKUP_RETENTION_DAYS_LOCAL", backup.retention.local_days.to_string()));
+            env.push(plain_env("SG_BACKUP_KEEP_LAST", backup.retention.keep_last.to_string()));
+            if local {
+                env.push(plain_env("SG_BACKUP_LOCAL_DIR", LOCAL_DIR.to_owned()));
+            }
+            if kind == JobKind::Backup {
+                env.push(plain_env("SG_BACKUP_CONFIG", "true".to_owned()));
+            }
+        }
+        JobKind::Verify => env.push(plain_env("SG_RESTORE_VERIFY_ONLY", "true".to_owned())),
+        JobKind::Restore | JobKind::Rollback => env.push(plain_env("SG_RESTORE_WORK_DIR", WORK_DIR.to_owned())),
+        JobKind::LogArchive => {
+            env.push(plain_env("SG_BACKUP_RETENTION_DAYS_S3", backup.retention.s3_days.to_string()));
+        }
+    }
+    env.push(plain_env("SG_TERMINATION_LOG", TERMINATION_LOG.to_owned()));
+    env.extend(extra_env);
+
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
+        spec: Some(PodSpec {
+            service_account_name: Some(service_account),
+            automount_service_account_token: Some(api_access),
+            restart_policy: Some("Never".to_owned()),
+            security_context: Some(restricted_pod_security_context(JOB_UID)),
+            containers: vec![Container {
+                name: kind.as_str().to_owned(),
+                image: Some(image.to_owned()),
+                command: Some(vec!["securityguard-operator".to_owned()]),
+                args: Some(args.into_iter().map(str::to_owned).collect()),
+                env: Some(env),
+                resources: Some(ResourceRequirements {
+                    requests: Some(BTreeMap::from([
+                        ("cpu".to_owned(), Quantity("100m".to_owned())),
+                        ("memory".to_owned(), Quantity("128Mi".to_owned())),
+                    ])),
+                    limits: Some(BTreeMap::from([("memory".to_owned(), Quantity("512Mi".to_owned()))])),
+                    ..ResourceRequirements::default()
+                }),
+                security_context: Some(restricted_container_security_context()),
+                termination_message_path: Some(TERMINATION_LOG.to_owned()),
+                termination_message_policy: Some("File".to_owned()),
+                volume_mounts: Some(mounts),
+                ..Container::default()
+            }],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+/// Where the backups are, and the credentials to reach them (from the Secret, never copied).
+pub fn s3_env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind) -> Vec<EnvVar> {
+    let s3 = &backup.s3;
+    let credential =
+        |key: &str| secret_env(key, &SecretKeyReference { name: s3.credentials_secret.clone(), key: key.to_owned() });
+    let mut env = vec![
+        plain_env("SG_BACKUP_BUCKET", s3.bucket.clone()),
+        plain_env("SG_BACKUP_PREFIX", s3.prefix.clone()),
+        plain_env("SG_BACKUP_REGION", s3.region.clone()),
+        credential("AWS_ACCESS_KEY_ID"),
+        credential("AWS_SECRET_ACCESS_KEY"),
+        plain_env("SG_GUARD", guard_folder(guard, kind)),
+        plain_env("SG_GUARD_NAMESPACE", guard.namespace.clone()),
+        plain_env("SG_GUARD_NAME", guard.name.clone()),
+    ];
+    if let Some(endpoint) = &s3.endpoint {
+        env.push(plain_env("SG_BACKUP_ENDPOINT", endpoint.clone()));
+    }
+    if s3.path_style {
+        env.push(plain_env("SG_BACKUP_PATH_STYLE", "true".to_owned()));
+    }
+    env
+}

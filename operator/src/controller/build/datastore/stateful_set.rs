@@ -1,0 +1,117 @@
+//! What the managed PostgreSQL and Redis have in common: a one-replica StatefulSet with a data
+//! volume that outlives it, and a ClusterIP Service.
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+    Service, ServicePort, ServiceSpec, Volume, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::controller::build::DatastoreObjects;
+use crate::controller::build::meta::{labels, metadata};
+use crate::controller::build::pod::restricted_pod_security_context;
+use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::{Component, object_name, selector_labels};
+
+/// Name of the data volume (and of its claim template).
+pub const DATA_VOLUME: &str = "data";
+
+/// Inputs that differ between PostgreSQL and Redis.
+pub struct DatastoreParts {
+    /// Which datastore.
+    pub component: Component,
+    /// Its TCP port.
+    pub port: i32,
+    /// Its container (with the data volume mounted).
+    pub container: Container,
+    /// User the container runs as.
+    pub uid: i64,
+    /// Size of the data volume.
+    pub storage: Quantity,
+    /// StorageClass of the data volume.
+    pub storage_class_name: Option<String>,
+    /// Writable scratch directories (emptyDir volumes) by volume name.
+    pub scratch_volumes: Vec<&'static str>,
+}
+
+/// The StatefulSet and Service of a managed datastore.
+pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObjects {
+    let component = parts.component;
+    let name = object_name(&guard.name, component);
+    let selector = selector_labels(&guard.name, component);
+    let mut volumes: Vec<Volume> = parts
+        .scratch_volumes
+        .iter()
+        .map(|v| Volume {
+            name: (*v).to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        })
+        .collect();
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let stateful_set = StatefulSet {
+        metadata: metadata(guard, component, name.clone()),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(name.clone()),
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
+            // The data stays when the SecurityGuard or the StatefulSet goes away.
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Retain".to_owned()),
+                when_scaled: Some("Retain".to_owned()),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels(guard, component)), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    security_context: Some(restricted_pod_security_context(parts.uid)),
+                    termination_grace_period_seconds: Some(60),
+                    containers: vec![parts.container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(DATA_VOLUME.to_owned()),
+                    labels: Some(labels(guard, component)),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                    storage_class_name: parts.storage_class_name,
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some([("storage".to_owned(), parts.storage)].into()),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                ..PersistentVolumeClaim::default()
+            }]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    };
+
+    let service = Service {
+        metadata: metadata(guard, component, name),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some(component.as_str().to_owned()),
+                port: parts.port,
+                target_port: Some(IntOrString::Int(parts.port)),
+                protocol: Some("TCP".to_owned()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    DatastoreObjects { stateful_set, service }
+}

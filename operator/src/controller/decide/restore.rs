@@ -1,0 +1,444 @@
+//! The restore procedure as a state machine over `status.restore` (pure).
+//!
+//! Each reconcile observes the world (Deployment, autoscaler, API pods, the restore's Jobs),
+//! advances the phase as far as what it observed allows, and says how the SecurityGuard must
+//! run meanwhile ([`Directives`]): API replicas, whether schedules are suspended, which Jobs
+//! must exist. Everything needed to resume is in the status and in the Jobs' stable names, so
+//! an operator restarted in any phase picks up where it was.
+//!
+//! Pending (replicas and autoscaler bounds recorded, before anything changes) → ScalingDown
+//! (API at 0, schedules suspended, until no API pod is left) → SafetyBackup → Restoring
+//! (download, verify, restore, check) → ScalingUp (back to the recorded size) → Completed.
+//! A restore that failed after touching the database goes through RollingBack (the safety
+//! backup restored) before ScalingUp; every failure ends in Failed with the reason.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::controller::read::jobs::{Finished, JobState};
+use crate::controller::read::observe::Observed;
+use crate::controller::vocabulary::{Directives, JobRequest, Scale};
+use crate::crd::{RecordedAutoscaling, RestorePhase, RestoreSpec, RestoreStatus, SecurityGuardSpec};
+
+/// The outcome of one step of the restore.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The new `status.restore`.
+    pub status: Option<RestoreStatus>,
+    /// How to run meanwhile.
+    pub directives: Directives,
+    /// Phases entered during this step, for Events.
+    pub entered: Vec<RestorePhase>,
+}
+
+impl Plan {
+    /// A restore is under way (not finished).
+    pub fn active(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| !s.phase.is_finished())
+    }
+}
+
+/// Whether a restore is under way according to a status.
+pub fn in_progress(status: Option<&RestoreStatus>) -> bool {
+    status.is_some_and(|s| !s.phase.is_finished())
+}
+
+/// Advances the restore.
+pub fn plan(spec: &SecurityGuardSpec, previous: Option<&RestoreStatus>, observed: &Observed) -> Plan {
+    let mut entered = Vec::new();
+    let mut status = previous.cloned();
+    let start = match (&spec.restore, previous) {
+        (Some(asked), None) => Some(asked),
+        (Some(asked), Some(last)) if last.phase.is_finished() && last.request_id != asked.request_id => Some(asked),
+        _ => None,
+    };
+    if let Some(asked) = start {
+        // Only record in this step: the recorded size is persisted before anything is scaled.
+        status = Some(record(spec, asked, observed));
+        entered.push(RestorePhase::Pending);
+    } else if let Some(s) = status.as_mut() {
+        advance(s, observed, &mut entered);
+    }
+    let directives = directives(status.as_ref());
+    Plan { status, directives, entered }
+}
+
+fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) -> RestoreStatus {
+    let autoscaling = if spec.autoscaling.enabled {
+        Some(observed.autoscaler.unwrap_or(RecordedAutoscaling {
+            min_replicas: spec.autoscaling.min_replicas,
+            max_replicas: spec.autoscaling.max_replicas,
+        }))
+    } else {
+        None
+    };
+    let replicas = observed.deployment_replicas.unwrap_or_else(|| match &autoscaling {
+        Some(a) => a.min_replicas,
+        None => spec.replicas.unwrap_or(3),
+    });
+    let bounds = autoscaling.map(|a| format!(", autoscaler {}-{}", a.min_replicas, a.max_replicas)).unwrap_or_default();
+    RestoreStatus {
+        request_id: asked.request_id.clone(),
+        source: asked.source.clone(),
+        phase: RestorePhase::Pending,
+        message: format!("recorded {replicas} API replicas{bounds}; scaling the API to 0 next"),
+        started_at: Time(observed.now),
+        finished_at: None,
+        recorded_replicas: replicas,
+        recorded_autoscaling: autoscaling,
+        safety_backup_key: None,
+        restored_key: None,
+        outcome: None,
+        error: None,
+    }
+}
+
+fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) {
+    // Each arm either moves on (and the loop looks at the next phase with the same
+    // observations) or waits for the world to change.
+    loop {
+        match s.phase {
+            RestorePhase::Pending => {
+                enter(
+                    entered,
+                    s,
+                    RestorePhase::ScalingDown,
+                    "scaling the API to 0 and suspending the scheduled backups".to_owned(),
+                );
+                return;
+            }
+            RestorePhase::ScalingDown => match observed.api_pods {
+                Some(0) if observed.postgres_ready => enter(
+                    entered,
+                    s,
+                    RestorePhase::SafetyBackup,
+                    "backing up the database as it is, to undo the restore if it fails".to_owned(),
+                ),
+                Some(0) => {
+                    s.message = "waiting for PostgreSQL to be ready".to_owned();
+                    return;
+                }
+                Some(n) => {
+                    s.message = format!("waiting for {n} API pod(s) to stop");
+                    return;
+                }
+                None => return,
+            },
+            RestorePhase::SafetyBackup => match &observed.safety_backup {
+                JobState::Finished(f) if f.succeeded => match f.summary.as_ref().and_then(|r| r.key.clone()) {
+                    Some(key) => {
+                        s.safety_backup_key = Some(key.clone());
+                        enter(
+                            entered,
+                            s,
+                            RestorePhase::Restoring,
+                            format!("safety backup {key} taken; restoring {}", s.source),
+                        );
+                    }
+                    None => fail_untouched(s, "the safety backup did not report its key".to_owned(), entered),
+                },
+                JobState::Finished(f) => fail_untouched(s, format!("the safety backup failed: {}", f.error()), entered),
+                JobState::Absent | JobState::Running => return,
+            },
+            RestorePhase::Restoring => match &observed.restore {
+                JobState::Finished(f) if f.succeeded => {
+                    s.restored_key = f.summary.as_ref().and_then(|r| r.key.clone());
+                    s.outcome = Some(RestorePhase::Completed);
+                    let key = s.restored_key.clone().unwrap_or_else(|| s.source.clone());
+                    enter(entered, s, RestorePhase::ScalingUp, format!("restored {key}; scaling the API back"));
+                }
+                JobState::Finished(f) => restore_failed(s, f, entered),
+                JobState::Absent | JobState::Running => return,
+            },
+            RestorePhase::RollingBack => match &observed.rollback {
+                JobState::Finished(f) => {
+                    let cause = s.error.clone().unwrap_or_default();
+                    let key = s.safety_backup_key.clone().unwrap_or_default();
+                    let message = if f.succeeded {
+                        format!("{cause}; the safety backup {key} was restored: the data is as before")
+                    } else {
+                        format!(
+                            "{cause}; restoring the safety backup {key} failed too: {}. The database may be \
+                             incomplete: restore {key} with a new requestId",
+                            f.error()
+                        )
+                    };
+                    s.error = Some(message.clone());
+                    s.outcome = Some(RestorePhase::Failed);
+                    enter(entered, s, RestorePhase::ScalingUp, format!("{message}; scaling the API back"));
+                }
+                JobState::Absent | JobState::Running => return,
+            },
+            RestorePhase::ScalingUp => {
+                if observed.ready_replicas < s.recorded_replicas {
+                    return;
+                }
+                let outcome = s.outcome.unwrap_or(RestorePhase::Completed);
+                let message = match outcome {
+                    RestorePhase::Completed => format!(
+                        "restored {}; the API is back at {} replicas",
+                        s.restored_key.clone().unwrap_or_else(|| s.source.clone()),
+                        s.recorded_replicas
+                    ),
+                    _ => s.error.clone().unwrap_or_else(|| "failed".to_owned()),
+                };
+                s.finished_at = Some(Time(observed.now));
+                enter(entered, s, outcome, message);
+                return;
+            }
+            RestorePhase::Completed | RestorePhase::Failed => return,
+        }
+    }
+}
+
+fn enter(entered: &mut Vec<RestorePhase>, s: &mut RestoreStatus, phase: RestorePhase, message: String) {
+    s.phase = phase;
+    s.message = message;
+    entered.push(phase);
+}
+
+/// A failure before the database was touched: scale back, report Failed.
+fn fail_untouched(s: &mut RestoreStatus, cause: String, entered: &mut Vec<RestorePhase>) {
+    let message = format!("{cause}; the database was not touched");
+    s.error = Some(message.clone());
+    s.outcome = Some(RestorePhase::Failed);
+    s.phase = RestorePhase::ScalingUp;
+    s.message = format!("{message}; scaling the API back");
+    entered.push(RestorePhase::ScalingUp);
+}
+
+fn restore_failed(s: &mut RestoreStatus, f: &Finished, entered: &mut Vec<RestorePhase>) {
+    let error = f.error();
+    // Only a pod that says so left the database as it was; silence means it may have changed.
+    if f.summary.as_ref().and_then(|r| r.database_changed) == Some(false) {
+        fail_untouched(s, format!("the restore failed before changing the database: {error}"), entered);
+        return;
+    }
+    let key = s.safety_backup_key.clone().unwrap_or_default();
+    s.error = Some(format!("the restore failed after changing the database: {error}"));
+    s.phase = RestorePhase::RollingBack;
+    s.message = format!("the restore failed after changing the database ({error}); restoring the safety backup {key}");
+    entered.push(RestorePhase::RollingBack);
+}
+
+/// How to run in a phase.
+fn directives(status: Option<&RestoreStatus>) -> Directives {
+    let Some(s) = status else { return Directives::default() };
+    let request_id = s.request_id.clone();
+    match s.phase {
+        RestorePhase::Pending | RestorePhase::Completed | RestorePhase::Failed => Directives::default(),
+        RestorePhase::ScalingDown => Directives { scale: Scale::Zero, suspend_backups: true, ..Directives::default() },
+        RestorePhase::SafetyBackup => Directives {
+            scale: Scale::Zero,
+            suspend_backups: true,
+            jobs: vec![JobRequest::SafetyBackup { request_id }],
+            ..Directives::default()
+        },
+        RestorePhase::Restoring => Directives {
+            scale: Scale::Zero,
+            suspend_backups: true,
+            jobs: vec![JobRequest::Restore { request_id, source: s.source.clone() }],
+            ..Directives::default()
+        },
+        RestorePhase::RollingBack => Directives {
+            scale: Scale::Zero,
+            suspend_backups: true,
+            jobs: vec![JobRequest::Rollback { request_id, key: s.safety_backup_key.clone().unwrap_or_default() }],
+            ..Directives::default()
+        },
+        RestorePhase::ScalingUp => Directives {
+            scale: Scale::Recorded { replicas: s.recorded_replicas, autoscaling: s.recorded_autoscaling },
+            ..Directives::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::read::jobs::Summary;
+    use crate::controller::vocabulary::JobKind;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn spec(restore: Option<(&str, &str)>) -> SecurityGuardSpec {
+        let mut spec: SecurityGuardSpec = serde_json::from_value(serde_json::json!({
+            "image": "a:1",
+            "secrets": {"jwtSecret": {"name": "j", "key": "k"}},
+            "backup": {"s3": {"bucket": "b", "credentialsSecret": "s3"}},
+        }))
+        .expect("spec");
+        spec.restore = restore.map(|(id, source)| RestoreSpec { request_id: id.into(), source: source.into() });
+        spec
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            now: Timestamp::from_second(1_000).expect("time"),
+            deployment_replicas: Some(5),
+            ready_replicas: 5,
+            autoscaler: Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }),
+            api_pods: None,
+            postgres_ready: true,
+            safety_backup: JobState::Absent,
+            restore: JobState::Absent,
+            rollback: JobState::Absent,
+        }
+    }
+
+    fn finished(kind: JobKind, succeeded: bool, summary: Summary) -> JobState {
+        JobState::Finished(Finished {
+            job: format!("job-{}", kind.as_str()),
+            kind,
+            request: Some("r1".into()),
+            at: Timestamp::from_second(2_000).expect("time"),
+            succeeded,
+            summary: Some(summary),
+        })
+    }
+
+    /// Runs plan steps from `spec` with `observe` adjusting what is seen at each step.
+    fn step(spec: &SecurityGuardSpec, status: Option<&RestoreStatus>, o: &Observed) -> Plan {
+        plan(spec, status, o)
+    }
+
+    #[test]
+    fn records_before_anything_changes_then_walks_to_completed() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = observed();
+        let p = step(&spec, None, &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Pending);
+        assert_eq!(s.recorded_replicas, 5);
+        assert_eq!(s.recorded_autoscaling, Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }));
+        assert_eq!(p.directives.scale, Scale::Spec, "nothing scales before the recording is persisted");
+
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingDown);
+        assert_eq!((p.directives.scale, p.directives.suspend_backups), (Scale::Zero, true));
+
+        o.api_pods = Some(2);
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingDown);
+        assert!(s.message.contains("2 API pod"), "{}", s.message);
+
+        o.api_pods = Some(0);
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::SafetyBackup);
+        assert_eq!(p.directives.jobs, [JobRequest::SafetyBackup { request_id: "r1".into() }]);
+
+        o.safety_backup =
+            finished(JobKind::SafetyBackup, true, Summary { key: Some("safe.pgdump".into()), ..Summary::default() });
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Restoring);
+        assert_eq!(s.safety_backup_key.as_deref(), Some("safe.pgdump"));
+        assert_eq!(p.directives.jobs, [JobRequest::Restore { request_id: "r1".into(), source: "latest".into() }]);
+
+        o.restore = finished(JobKind::Restore, true, Summary { key: Some("k.pgdump".into()), ..Summary::default() });
+        o.ready_replicas = 0;
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingUp);
+        assert_eq!(
+            p.directives.scale,
+            Scale::Recorded {
+                replicas: 5,
+                autoscaling: Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 })
+            }
+        );
+        assert!(!p.directives.suspend_backups);
+
+        o.ready_replicas = 5;
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Completed);
+        assert_eq!(s.restored_key.as_deref(), Some("k.pgdump"));
+        assert!(s.finished_at.is_some());
+        assert_eq!(p.directives, Directives::default());
+
+        // The same request again changes nothing; a new one starts over.
+        assert_eq!(step(&spec, Some(&s), &o).status.as_ref(), Some(&s));
+        let again = step(&self::spec(Some(("r2", "latest"))), Some(&s), &o).status.expect("status");
+        assert_eq!((again.request_id.as_str(), again.phase), ("r2", RestorePhase::Pending));
+    }
+
+    /// What is seen while the API is at zero.
+    fn scaled_down() -> Observed {
+        Observed { ready_replicas: 0, api_pods: Some(0), ..observed() }
+    }
+
+    fn in_phase(phase: RestorePhase) -> RestoreStatus {
+        let mut s = step(&spec(Some(("r1", "latest"))), None, &observed()).status.expect("status");
+        s.phase = phase;
+        s.safety_backup_key = Some("safe.pgdump".into());
+        s
+    }
+
+    #[test]
+    fn a_failure_before_the_database_changed_scales_back_and_fails() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = scaled_down();
+        o.restore = finished(
+            JobKind::Restore,
+            false,
+            Summary { error: Some("SHA-256 mismatch".into()), database_changed: Some(false), ..Summary::default() },
+        );
+        let s = step(&spec, Some(&in_phase(RestorePhase::Restoring)), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingUp, "scaling back toward Failed");
+        assert_eq!(s.outcome, Some(RestorePhase::Failed));
+        o.ready_replicas = 5;
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+        assert!(s.message.contains("SHA-256 mismatch") && s.message.contains("not touched"), "{}", s.message);
+    }
+
+    #[test]
+    fn a_failure_after_the_database_changed_rolls_back() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = scaled_down();
+        // No summary at all (the pod was killed): the database may have changed.
+        o.restore = JobState::Finished(Finished {
+            job: "restore".into(),
+            kind: JobKind::Restore,
+            request: Some("r1".into()),
+            at: Timestamp::from_second(2_000).expect("time"),
+            succeeded: false,
+            summary: None,
+        });
+        let p = step(&spec, Some(&in_phase(RestorePhase::Restoring)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::RollingBack);
+        assert_eq!(p.directives.scale, Scale::Zero);
+        assert_eq!(p.directives.jobs, [JobRequest::Rollback { request_id: "r1".into(), key: "safe.pgdump".into() }]);
+
+        o.rollback = finished(JobKind::Rollback, true, Summary::default());
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
+        o.ready_replicas = 5;
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+        assert!(s.message.contains("safe.pgdump was restored"), "{}", s.message);
+    }
+
+    #[test]
+    fn a_failed_safety_backup_never_touches_the_database() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = scaled_down();
+        o.safety_backup =
+            finished(JobKind::SafetyBackup, false, Summary { error: Some("S3 down".into()), ..Summary::default() });
+        let p = step(&spec, Some(&in_phase(RestorePhase::SafetyBackup)), &o);
+        let s = p.status.expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
+        assert!(p.directives.jobs.is_empty(), "no restore Job");
+        assert!(s.message.contains("S3 down"), "{}", s.message);
+    }
+
+    #[test]
+    fn a_restore_removed_from_the_spec_midway_still_finishes() {
+        let o = observed();
+        let p = step(&spec(None), Some(&in_phase(RestorePhase::Restoring)), &o);
+        assert_eq!(p.status.map(|s| s.phase), Some(RestorePhase::Restoring));
+        assert_eq!(p.directives.scale, Scale::Zero);
+    }
+}

@@ -1,0 +1,331 @@
+//! Validate: turn a SecurityGuard and what it refers to into a [`ValidatedGuard`], or name every
+//! problem the schema could not catch. Pure.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+use crate::controller::read::dereference::References;
+use crate::crd::{ManagedPostgres, ManagedRedis, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
+
+/// Shortest JWT signing key accepted (HS256 wants at least 256 bits).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A SecurityGuard whose references resolve and whose values make sense.
+#[derive(Debug, Clone)]
+pub struct ValidatedGuard {
+    /// Name of the SecurityGuard.
+    pub name: String,
+    /// Its namespace (also the namespace of every child).
+    pub namespace: String,
+    /// Controller owner reference for children.
+    pub owner: OwnerReference,
+    /// The spec (defaults applied by the API server).
+    pub spec: SecurityGuardSpec,
+    /// Where PostgreSQL comes from.
+    pub postgres: Datastore<ManagedPostgres>,
+    /// Where Redis comes from.
+    pub redis: Datastore<ManagedRedis>,
+}
+
+/// A datastore run by the operator or reached through a URL in a Secret.
+#[derive(Debug, Clone)]
+pub enum Datastore<M> {
+    /// Run by the operator.
+    Managed(M),
+    /// Run elsewhere; the Secret key holds the connection URL.
+    External(SecretKeyReference),
+}
+
+impl ValidatedGuard {
+    /// The managed PostgreSQL settings, if the operator runs it.
+    pub fn postgres_managed(&self) -> Option<&ManagedPostgres> {
+        match &self.postgres {
+            Datastore::Managed(m) => Some(m),
+            Datastore::External(_) => None,
+        }
+    }
+
+    /// The managed Redis settings, if the operator runs it.
+    pub fn redis_managed(&self) -> Option<&ManagedRedis> {
+        match &self.redis {
+            Datastore::Managed(m) => Some(m),
+            Datastore::External(_) => None,
+        }
+    }
+}
+
+/// Something that stops the SecurityGuard from working. Messages name the field and the
+/// Secret, never a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A referenced Secret does not exist.
+    #[error("{field}: Secret {name:?} does not exist")]
+    MissingSecret {
+        /// The spec field holding the reference.
+        field: &'static str,
+        /// The Secret's name.
+        name: String,
+    },
+    /// A referenced Secret lacks the key.
+    #[error("{field}: Secret {name:?} has no key {key:?}")]
+    MissingKey {
+        /// The spec field holding the reference.
+        field: &'static str,
+        /// The Secret's name.
+        name: String,
+        /// The missing key.
+        key: String,
+    },
+    /// The JWT signing key is too short.
+    #[error(
+        "{field}: the value of Secret {name:?} key {key:?} is {len} bytes long; at least {MIN_JWT_SECRET_BYTES} are required"
+    )]
+    WeakJwtSecret {
+        /// The spec field holding the reference.
+        field: &'static str,
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Length found.
+        len: usize,
+    },
+    /// A connection URL is malformed.
+    #[error("{field}: Secret {name:?} key {key:?} does not hold a valid {expected} URL: {reason}")]
+    MalformedUrl {
+        /// The spec field holding the reference.
+        field: &'static str,
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// What was expected, e.g. `postgresql://`.
+        expected: &'static str,
+        /// Why it was refused (never the value itself).
+        reason: String,
+    },
+    /// A cron schedule the CronJob controller would refuse.
+    #[error("{field}: {schedule:?} is not a valid cron schedule: {reason}")]
+    Schedule {
+        /// The spec field.
+        field: &'static str,
+        /// The schedule.
+        schedule: String,
+        /// Why.
+        reason: String,
+    },
+    /// Metadata the API server always sets is missing.
+    #[error("metadata.{0} is missing")]
+    Metadata(&'static str),
+}
+
+/// Every problem found, in spec order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct Invalid(pub Vec<Problem>);
+
+/// Validates a SecurityGuard against its dereferenced Secrets.
+pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGuard, Invalid> {
+    let mut problems = Vec::new();
+    let spec = &guard.spec;
+
+    if let Some(jwt) = secret_value(refs, "spec.secrets.jwtSecret", &spec.secrets.jwt_secret, &mut problems)
+        && jwt.len() < MIN_JWT_SECRET_BYTES
+    {
+        problems.push(Problem::WeakJwtSecret {
+            field: "spec.secrets.jwtSecret",
+            name: spec.secrets.jwt_secret.name.clone(),
+            key: spec.secrets.jwt_secret.key.clone(),
+            len: jwt.len(),
+        });
+    }
+    if let Some(claude) = &spec.secrets.claude_api_key {
+        secret_value(refs, "spec.secrets.claudeApiKey", claude, &mut problems);
+    }
+
+    let postgres = datastore(
+        refs,
+        (&spec.postgres.managed, &spec.postgres.external),
+        "spec.postgres.external.connectionSecret",
+        &["postgres", "postgresql"],
+        &mut problems,
+    );
+    let redis = datastore(
+        refs,
+        (&spec.redis.managed, &spec.redis.external),
+        "spec.redis.external.connectionSecret",
+        &["redis", "rediss"],
+        &mut problems,
+    );
+
+    if let Some(backup) = &spec.backup {
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let reference = SecretKeyReference { name: backup.s3.credentials_secret.clone(), key: key.to_owned() };
+            secret_value(refs, "spec.backup.s3.credentialsSecret", &reference, &mut problems);
+        }
+        let mut schedules = vec![("spec.backup.schedule", &backup.schedule)];
+        if backup.verify.enabled {
+            schedules.push(("spec.backup.verify.schedule", &backup.verify.schedule));
+        }
+        if backup.log_archive.enabled {
+            schedules.push(("spec.backup.logArchive.schedule", &backup.log_archive.schedule));
+        }
+        for (field, schedule) in schedules {
+            if let Err(reason) = crate::crd::schedule::parse(schedule) {
+                problems.push(Problem::Schedule { field, schedule: schedule.clone(), reason });
+            }
+        }
+    }
+
+    let name = guard.metadata.name.clone();
+    let namespace = guard.namespace();
+    let owner = guard.controller_owner_ref(&());
+    if name.is_none() {
+        problems.push(Problem::Metadata("name"));
+    }
+    if namespace.is_none() {
+        problems.push(Problem::Metadata("namespace"));
+    }
+    if owner.is_none() {
+        problems.push(Problem::Metadata("uid"));
+    }
+    match (name, namespace, owner) {
+        (Some(name), Some(namespace), Some(owner)) if problems.is_empty() => {
+            Ok(ValidatedGuard { name, namespace, owner, spec: spec.clone(), postgres, redis })
+        }
+        _ => Err(Invalid(problems)),
+    }
+}
+
+/// External wins when both are set (the schema refuses that); neither means managed defaults.
+fn datastore<M: Clone + Default>(
+    refs: &References,
+    (managed, external): (&Option<M>, &Option<crate::crd::ExternalDatastore>),
+    field: &'static str,
+    schemes: &[&'static str],
+    problems: &mut Vec<Problem>,
+) -> Datastore<M> {
+    match external {
+        Some(external) => {
+            check_url(refs, field, &external.connection_secret, schemes, problems);
+            Datastore::External(external.connection_secret.clone())
+        }
+        None => Datastore::Managed(managed.clone().unwrap_or_default()),
+    }
+}
+
+fn secret_value<'a>(
+    refs: &'a References,
+    field: &'static str,
+    reference: &SecretKeyReference,
+    problems: &mut Vec<Problem>,
+) -> Option<&'a [u8]> {
+    let Some(secret) = refs.secret(&reference.name) else {
+        problems.push(Problem::MissingSecret { field, name: reference.name.clone() });
+        return None;
+    };
+    let value = secret.data.as_ref().and_then(|d| d.get(&reference.key)).map(|v| v.0.as_slice());
+    if value.is_none() {
+        problems.push(Problem::MissingKey { field, name: reference.name.clone(), key: reference.key.clone() });
+    }
+    value
+}
+
+fn check_url(
+    refs: &References,
+    field: &'static str,
+    reference: &SecretKeyReference,
+    schemes: &[&'static str],
+    problems: &mut Vec<Problem>,
+) {
+    let Some(raw) = secret_value(refs, field, reference, problems) else { return };
+    let malformed = |reason: String| Problem::MalformedUrl {
+        field,
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+        expected: schemes[0],
+        reason,
+    };
+    let text = match std::str::from_utf8(raw) {
+        Ok(t) => t.trim(),
+        Err(_) => return problems.push(malformed("the value is not UTF-8".to_owned())),
+    };
+    match url::Url::parse(text) {
+        Err(e) => problems.push(malformed(e.to_string())),
+        Ok(u) if !schemes.contains(&u.scheme()) => {
+            problems.push(malformed(format!("the scheme must be one of {}", schemes.join(", "))))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => problems.push(malformed("it names no host".to_owned())),
+        Ok(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+
+    fn guard(extra: &str) -> SecurityGuard {
+        let yaml = format!(
+            "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata: {{name: sg, namespace: prod, uid: u1}}\n\
+             spec:\n  image: api:1\n  secrets:\n    jwtSecret: {{name: jwt, key: k}}\n{extra}"
+        );
+        serde_saphyr::from_str(&yaml).expect("fixture parses")
+    }
+
+    fn secret(name: &str, key: &str, value: &str) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta { name: Some(name.to_owned()), ..Default::default() },
+            data: Some([(key.to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
+            ..Default::default()
+        }
+    }
+
+    const JWT: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn missing_secret_is_named_with_its_field() {
+        let err = validate(&guard(""), &References::default()).expect_err("must fail");
+        assert_eq!(err.0, vec![Problem::MissingSecret { field: "spec.secrets.jwtSecret", name: "jwt".into() }]);
+        assert_eq!(err.to_string(), "spec.secrets.jwtSecret: Secret \"jwt\" does not exist");
+    }
+
+    #[test]
+    fn missing_key_and_short_key_are_reported() {
+        let err = validate(&guard(""), &References::from_secrets([secret("jwt", "other", JWT)])).unwrap_err();
+        assert!(matches!(&err.0[..], [Problem::MissingKey { key, .. }] if key == "k"));
+        let err = validate(&guard(""), &References::from_secrets([secret("jwt", "k", "short")])).unwrap_err();
+        assert!(matches!(&err.0[..], [Problem::WeakJwtSecret { len: 5, .. }]));
+    }
+
+    #[test]
+    fn malformed_external_urls_are_refused_without_showing_the_value() {
+        let extra = "  postgres:\n    external: {connectionSecret: {name: db, key: url}}\n  redis:\n    external: {connectionSecret: {name: cache, key: url}}\n";
+        let refs = References::from_secrets([
+            secret("jwt", "k", JWT),
+            secret("db", "url", "mysql://user:hunter2@db:3306/x"),
+            secret("cache", "url", "not a url hunter2"),
+        ]);
+        let err = validate(&guard(extra), &refs).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("spec.postgres.external.connectionSecret"), "{text}");
+        assert!(text.contains("spec.redis.external.connectionSecret"), "{text}");
+        assert!(!text.contains("hunter2"), "secret value leaked: {text}");
+    }
+
+    #[test]
+    fn valid_external_datastores() {
+        let extra = "  postgres:\n    external: {connectionSecret: {name: db, key: url}}\n";
+        let refs = References::from_secrets([
+            secret("jwt", "k", JWT),
+            secret("db", "url", "postgresql://u:p@db.example.com:5432/sg\n"),
+        ]);
+        let ok = validate(&guard(extra), &refs).expect("valid");
+        assert!(matches!(ok.postgres, Datastore::External(ref r) if r.name == "db"));
+        assert!(matches!(ok.redis, Datastore::Managed(_)));
+        assert_eq!(ok.owner.uid, "u1");
+        assert_eq!(ok.owner.controller, Some(true));
+    }
+}

@@ -1,0 +1,244 @@
+//! What the backup, drill and restore Jobs of a SecurityGuard did: which finished, when, and
+//! the JSON summary each pod wrote as its termination message (key, size, duration, error,
+//! whether a restore changed the database). Jobs come from the watch cache; a finished Job's
+//! pod is read once, when its outcome is not yet in the status.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ListParams;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, ResourceExt};
+use serde::Deserialize;
+
+use crate::controller::vocabulary::{
+    FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
+};
+
+/// Reading a Job's pod failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Listing the pods of a Job failed.
+    #[error("reading the pods of Job {namespace}/{job}: {}", describe(.source))]
+    Pods {
+        /// Namespace.
+        namespace: String,
+        /// The Job.
+        job: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The summary a backup or restore pod writes (see `backup::summary`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Key of the backup written or restored.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Seconds the command ran.
+    #[serde(default)]
+    pub seconds: Option<f64>,
+    /// Restore only: whether the database may have changed.
+    #[serde(default)]
+    pub database_changed: Option<bool>,
+    /// The error, when failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A finished Job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The Job's name.
+    pub job: String,
+    /// What it did.
+    pub kind: JobKind,
+    /// The request it served, if any.
+    pub request: Option<String>,
+    /// When it finished.
+    pub at: Timestamp,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// Its pod's summary, when the pod is still there and wrote one.
+    pub summary: Option<Summary>,
+}
+
+impl Finished {
+    /// The error to report: the pod's own, else what Kubernetes says.
+    pub fn error(&self) -> String {
+        self.summary.as_ref().and_then(|s| s.error.clone()).unwrap_or_else(|| {
+            if self.summary.is_some() {
+                "the Job failed without saying why".to_owned()
+            } else {
+                format!("Job {} failed and its pod left no summary (see its events and logs)", self.job)
+            }
+        })
+    }
+}
+
+/// Where a Job stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum JobState {
+    /// Not created (or already removed).
+    #[default]
+    Absent,
+    /// Created, not finished.
+    Running,
+    /// Finished.
+    Finished(Finished),
+}
+
+/// The Jobs of one SecurityGuard in the cache, with their kind and request.
+pub fn jobs_of(store: &Store<Job>, namespace: &str, guard: &str) -> Vec<(JobKind, Option<String>, Job)> {
+    store
+        .state()
+        .iter()
+        .filter(|j| {
+            j.namespace().as_deref() == Some(namespace)
+                && j.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(guard)
+                && j.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(FIELD_MANAGER)
+        })
+        .filter_map(|j| {
+            let kind = JobKind::from_label(j.labels().get(JOB_KIND_LABEL)?)?;
+            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j.as_ref().clone()))
+        })
+        .collect()
+}
+
+/// Whether the Job finished, and when: `(succeeded, time)`.
+pub fn finish(job: &Job) -> Option<(bool, Timestamp)> {
+    let status = job.status.as_ref()?;
+    for condition in status.conditions.iter().flatten() {
+        if condition.status != "True" {
+            continue;
+        }
+        let at = condition.last_transition_time.as_ref().map(|t| t.0);
+        match condition.type_.as_str() {
+            "Complete" => return Some((true, status.completion_time.as_ref().map(|t| t.0).or(at)?)),
+            "Failed" => return Some((false, at?)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The state of a Job, reading its pod's summary when it finished.
+pub async fn state(client: &Client, namespace: &str, kind: JobKind, job: Option<&Job>) -> Result<JobState, Error> {
+    let Some(job) = job else { return Ok(JobState::Absent) };
+    let Some((succeeded, at)) = finish(job) else { return Ok(JobState::Running) };
+    Ok(JobState::Finished(report(client, namespace, kind, job, succeeded, at).await?))
+}
+
+/// The outcome of a finished Job, from its pod.
+pub async fn report(
+    client: &Client,
+    namespace: &str,
+    kind: JobKind,
+    job: &Job,
+    succeeded: bool,
+    at: Timestamp,
+) -> Result<Finished, Error> {
+    let name = job.name_any();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await
+        .map_err(|source| Error::Pods { namespace: namespace.to_owned(), job: name.clone(), source })?;
+    let summary = newest_summary(&list.items);
+    Ok(Finished { job: name, kind, request: job.labels().get(REQUEST_LABEL).cloned(), at, succeeded, summary })
+}
+
+/// The summary in the termination message of the newest pod that has one.
+pub fn newest_summary(pods: &[Pod]) -> Option<Summary> {
+    let mut found: BTreeMap<Timestamp, Summary> = BTreeMap::new();
+    for pod in pods {
+        let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+        for status in statuses.into_iter().flatten() {
+            let Some(terminated) = status.state.as_ref().and_then(|s| s.terminated.as_ref()) else { continue };
+            let Some(message) = terminated.message.as_deref() else { continue };
+            if let Ok(summary) = serde_json::from_str::<Summary>(message.trim()) {
+                let at = terminated.finished_at.as_ref().map(|t| t.0).unwrap_or(Timestamp::UNIX_EPOCH);
+                found.insert(at, summary);
+            }
+        }
+    }
+    found.pop_last().map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(s).expect("time")
+    }
+
+    fn job(type_: &str, status: &str) -> Job {
+        Job {
+            status: Some(JobStatus {
+                conditions: Some(vec![JobCondition {
+                    type_: type_.to_owned(),
+                    status: status.to_owned(),
+                    last_transition_time: Some(Time(at(100))),
+                    ..JobCondition::default()
+                }]),
+                ..JobStatus::default()
+            }),
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn finished_only_on_a_true_complete_or_failed_condition() {
+        assert_eq!(finish(&job("Complete", "True")), Some((true, at(100))));
+        assert_eq!(finish(&job("Failed", "True")), Some((false, at(100))));
+        assert_eq!(finish(&job("Failed", "False")), None);
+        assert_eq!(finish(&job("Suspended", "True")), None);
+        assert_eq!(finish(&Job::default()), None);
+    }
+
+    fn pod(message: &str, finished: i64) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            message: Some(message.to_owned()),
+                            finished_at: Some(Time(at(finished))),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn reads_the_newest_summary_and_ignores_other_messages() {
+        let pods = [
+            pod(r#"{"command":"restore","result":"failed","error":"old","seconds":1.0}"#, 10),
+            pod(r#"{"command":"restore","result":"failed","error":"new","databaseChanged":false,"seconds":2.5}"#, 20),
+            pod("panicked at ...", 30),
+        ];
+        let summary = newest_summary(&pods).expect("a summary");
+        assert_eq!(summary.error.as_deref(), Some("new"));
+        assert_eq!(summary.database_changed, Some(false));
+        assert_eq!(summary.seconds, Some(2.5));
+        assert_eq!(newest_summary(&[pod("not json", 1)]), None);
+    }
+}
