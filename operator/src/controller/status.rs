@@ -17,7 +17,7 @@ use super::vocabulary::{Component, JobKind, MonitoringApis, Scale};
 use crate::crd::schedule;
 use crate::crd::{
     BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
-    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuard,
+    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, RestoreStatus, SecurityGuard,
     SecurityGuardStatus,
 };
 
@@ -104,50 +104,8 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
         )
     });
     let restore = inputs.decision.restore.status.clone();
-    let wanted = wanted_replicas(validated, inputs.decision.directives.scale);
-    let api = deployment_state(&applied.deployment, wanted);
-    let mut waiting: Vec<String> = Vec::new();
-    if !api.rolled_out {
-        waiting.push(format!("API rollout in progress ({} of {} pods updated)", api.updated, api.desired));
-    } else if api.available < wanted {
-        waiting.push(format!("{} of {wanted} API replicas available", api.available));
-    }
-    for (what, objects) in [("PostgreSQL", &applied.postgres), ("Redis", &applied.redis)] {
-        if let Some(objects) = objects
-            && !stateful_set_ready(&objects.stateful_set)
-        {
-            waiting.push(format!("{what} StatefulSet {} is not ready", objects.stateful_set.name_any()));
-        }
-    }
-    let restoring = restore.as_ref().filter(|r| !r.phase.is_finished());
-    if let Some(r) = restoring {
-        waiting.insert(0, format!("restore {} {}: {}", r.request_id, r.phase.as_str(), r.message));
-    }
-    let ready = waiting.is_empty();
-    let mut observations = vec![
-        if ready {
-            Observation::new(
-                CONDITION_READY,
-                true,
-                "Available",
-                format!("API available with {} ready replicas", api.ready),
-            )
-        } else {
-            Observation::new(CONDITION_READY, false, "NotAvailable", waiting.join("; "))
-        },
-        if ready {
-            Observation::new(CONDITION_PROGRESSING, false, "Complete", "every object is rolled out")
-        } else {
-            Observation::new(CONDITION_PROGRESSING, true, "RollingOut", waiting.join("; "))
-        },
-        degraded_by_pods(&shown_pod_problems(inputs)),
-        Observation::new(CONDITION_PAUSED, false, "Reconciling", "spec.paused is false"),
-    ];
-    if restoring.is_some() {
-        for o in observations.iter_mut().filter(|o| o.type_ != CONDITION_DEGRADED && o.type_ != CONDITION_PAUSED) {
-            o.reason = "Restoring";
-        }
-    }
+    let api = deployment_state(&applied.deployment, wanted_replicas(validated, inputs.decision.directives.scale));
+    let mut observations = availability(inputs, restore.as_ref());
     if let (Some(spec), Some(backup)) = (&validated.spec.backup, &backup) {
         observations.extend(backup_conditions(spec, backup, now));
     }
@@ -167,6 +125,49 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
         backup,
         restore,
     }
+}
+
+/// Ready, Progressing, Degraded and Paused: what is still awaited (a restore in progress, the
+/// API's rollout, a datastore), and which pods fail.
+fn availability(inputs: &Inputs<'_>, restore: Option<&RestoreStatus>) -> Vec<Observation> {
+    let Inputs { validated, applied, .. } = *inputs;
+    let wanted = wanted_replicas(validated, inputs.decision.directives.scale);
+    let api = deployment_state(&applied.deployment, wanted);
+    let mut waiting: Vec<String> = Vec::new();
+    let restoring = restore.filter(|r| !r.phase.is_finished());
+    if let Some(r) = restoring {
+        waiting.push(format!("restore {} {}: {}", r.request_id, r.phase.as_str(), r.message));
+    }
+    if !api.rolled_out {
+        waiting.push(format!("API rollout in progress ({} of {} pods updated)", api.updated, api.desired));
+    } else if api.available < wanted {
+        waiting.push(format!("{} of {wanted} API replicas available", api.available));
+    }
+    for (what, objects) in [("PostgreSQL", &applied.postgres), ("Redis", &applied.redis)] {
+        if let Some(objects) = objects
+            && !stateful_set_ready(&objects.stateful_set)
+        {
+            waiting.push(format!("{what} StatefulSet {} is not ready", objects.stateful_set.name_any()));
+        }
+    }
+    let mut observations = if waiting.is_empty() {
+        let available = format!("API available with {} ready replicas", api.ready);
+        vec![
+            Observation::new(CONDITION_READY, true, "Available", available),
+            Observation::new(CONDITION_PROGRESSING, false, "Complete", "every object is rolled out"),
+        ]
+    } else {
+        vec![
+            Observation::new(CONDITION_READY, false, "NotAvailable", waiting.join("; ")),
+            Observation::new(CONDITION_PROGRESSING, true, "RollingOut", waiting.join("; ")),
+        ]
+    };
+    if restoring.is_some() {
+        observations.iter_mut().for_each(|o| o.reason = "Restoring");
+    }
+    observations.push(degraded_by_pods(&shown_pod_problems(inputs)));
+    observations.push(Observation::new(CONDITION_PAUSED, false, "Reconciling", "spec.paused is false"));
+    observations
 }
 
 /// Degraded: True while pods cannot start or keep running, with each failure (pods failing
@@ -251,8 +252,16 @@ pub fn backup_status(
 
 /// BackupHealthy and (with drills on) BackupVerified.
 pub fn backup_conditions(spec: &BackupSpec, status: &BackupStatus, now: Timestamp) -> Vec<Observation> {
-    let interval = schedule::interval(&spec.schedule, now);
-    let healthy = match (&status.last_successful, &status.last_failed) {
+    let mut out = vec![backup_healthy(spec, status, now)];
+    if spec.verify.enabled {
+        out.push(backup_verified(spec, status));
+    }
+    out
+}
+
+/// BackupHealthy: the newest backup succeeded and is not overdue.
+fn backup_healthy(spec: &BackupSpec, status: &BackupStatus, now: Timestamp) -> Observation {
+    match (&status.last_successful, &status.last_failed) {
         (_, Some(failed))
             if status.last_successful.as_ref().is_none_or(|ok| ok.finished_at.0 < failed.finished_at.0) =>
         {
@@ -275,6 +284,7 @@ pub fn backup_conditions(spec: &BackupSpec, status: &BackupStatus, now: Timestam
             format!("no backup has completed yet (schedule {:?})", spec.schedule),
         ),
         (Some(ok), _) => {
+            let interval = schedule::interval(&spec.schedule, now);
             let age = now.duration_since(ok.finished_at.0);
             let overdue = interval.is_some_and(|i| age > i.checked_mul(2).unwrap_or(i));
             let what = format!(
@@ -294,36 +304,36 @@ pub fn backup_conditions(spec: &BackupSpec, status: &BackupStatus, now: Timestam
                 Observation::new(CONDITION_BACKUP_HEALTHY, true, "BackupSucceeded", what)
             }
         }
-    };
-    let mut out = vec![healthy];
-    if spec.verify.enabled {
-        out.push(match &status.last_verification {
-            None => Observation::new(
-                CONDITION_BACKUP_VERIFIED,
-                false,
-                "NotVerifiedYet",
-                format!("no restore drill has run yet (schedule {:?})", spec.verify.schedule),
-            ),
-            Some(run) if run.error.is_none() => Observation::new(
-                CONDITION_BACKUP_VERIFIED,
-                true,
-                "DrillPassed",
-                format!("backup {} restored and checked at {}", run.key.as_deref().unwrap_or("?"), run.finished_at.0),
-            ),
-            Some(run) => Observation::new(
-                CONDITION_BACKUP_VERIFIED,
-                false,
-                "DrillFailed",
-                format!(
-                    "restore drill {} failed at {}: {}",
-                    run.job,
-                    run.finished_at.0,
-                    run.error.as_deref().unwrap_or("")
-                ),
-            ),
-        });
     }
-    out
+}
+
+/// BackupVerified: the newest restore drill passed.
+fn backup_verified(spec: &BackupSpec, status: &BackupStatus) -> Observation {
+    match &status.last_verification {
+        None => Observation::new(
+            CONDITION_BACKUP_VERIFIED,
+            false,
+            "NotVerifiedYet",
+            format!("no restore drill has run yet (schedule {:?})", spec.verify.schedule),
+        ),
+        Some(run) if run.error.is_none() => Observation::new(
+            CONDITION_BACKUP_VERIFIED,
+            true,
+            "DrillPassed",
+            format!("backup {} restored and checked at {}", run.key.as_deref().unwrap_or("?"), run.finished_at.0),
+        ),
+        Some(run) => Observation::new(
+            CONDITION_BACKUP_VERIFIED,
+            false,
+            "DrillFailed",
+            format!(
+                "restore drill {} failed at {}: {}",
+                run.job,
+                run.finished_at.0,
+                run.error.as_deref().unwrap_or("")
+            ),
+        ),
+    }
 }
 
 /// The status of a SecurityGuard that could not be reconciled: Degraded with the reason, the

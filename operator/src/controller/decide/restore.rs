@@ -37,11 +37,6 @@ impl Plan {
     }
 }
 
-/// Whether a restore is under way according to a status.
-pub fn in_progress(status: Option<&RestoreStatus>) -> bool {
-    status.is_some_and(|s| !s.phase.is_finished())
-}
-
 /// Advances the restore.
 pub fn plan(spec: &SecurityGuardSpec, previous: Option<&RestoreStatus>, observed: &Observed) -> Plan {
     let mut entered = Vec::new();
@@ -92,102 +87,122 @@ fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) ->
     }
 }
 
+/// Moves the restore on as far as the observations allow: each phase either moves on (and the
+/// next phase looks at the same observations) or waits for the world to change.
 fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) {
-    // Each arm either moves on (and the loop looks at the next phase with the same
-    // observations) or waits for the world to change.
     loop {
-        match s.phase {
+        let moved = match s.phase {
             RestorePhase::Pending => {
-                enter(
-                    entered,
-                    s,
-                    RestorePhase::ScalingDown,
-                    "scaling the API to 0 and suspending the scheduled backups".to_owned(),
-                );
-                return;
+                let message = "scaling the API to 0 and suspending the scheduled backups".to_owned();
+                enter(entered, s, RestorePhase::ScalingDown, message);
+                false
             }
-            RestorePhase::ScalingDown => match observed.api_pods {
-                Some(0) if observed.postgres_ready => enter(
-                    entered,
-                    s,
-                    RestorePhase::SafetyBackup,
-                    "backing up the database as it is, to undo the restore if it fails".to_owned(),
-                ),
-                Some(0) => {
-                    s.message = "waiting for PostgreSQL to be ready".to_owned();
-                    return;
-                }
-                Some(n) => {
-                    s.message = format!("waiting for {n} API pod(s) to stop");
-                    return;
-                }
-                None => return,
-            },
-            RestorePhase::SafetyBackup => match &observed.safety_backup {
-                JobState::Finished(f) if f.succeeded => match f.summary.as_ref().and_then(|r| r.key.clone()) {
-                    Some(key) => {
-                        s.safety_backup_key = Some(key.clone());
-                        enter(
-                            entered,
-                            s,
-                            RestorePhase::Restoring,
-                            format!("safety backup {key} taken; restoring {}", s.source),
-                        );
-                    }
-                    None => fail_untouched(s, "the safety backup did not report its key".to_owned(), entered),
-                },
-                JobState::Finished(f) => fail_untouched(s, format!("the safety backup failed: {}", f.error()), entered),
-                JobState::Absent | JobState::Running => return,
-            },
-            RestorePhase::Restoring => match &observed.restore {
-                JobState::Finished(f) if f.succeeded => {
-                    s.restored_key = f.summary.as_ref().and_then(|r| r.key.clone());
-                    s.outcome = Some(RestorePhase::Completed);
-                    let key = s.restored_key.clone().unwrap_or_else(|| s.source.clone());
-                    enter(entered, s, RestorePhase::ScalingUp, format!("restored {key}; scaling the API back"));
-                }
-                JobState::Finished(f) => restore_failed(s, f, entered),
-                JobState::Absent | JobState::Running => return,
-            },
-            RestorePhase::RollingBack => match &observed.rollback {
-                JobState::Finished(f) => {
-                    let cause = s.error.clone().unwrap_or_default();
-                    let key = s.safety_backup_key.clone().unwrap_or_default();
-                    let message = if f.succeeded {
-                        format!("{cause}; the safety backup {key} was restored: the data is as before")
-                    } else {
-                        format!(
-                            "{cause}; restoring the safety backup {key} failed too: {}. The database may be \
-                             incomplete: restore {key} with a new requestId",
-                            f.error()
-                        )
-                    };
-                    s.error = Some(message.clone());
-                    s.outcome = Some(RestorePhase::Failed);
-                    enter(entered, s, RestorePhase::ScalingUp, format!("{message}; scaling the API back"));
-                }
-                JobState::Absent | JobState::Running => return,
-            },
+            RestorePhase::ScalingDown => scaled_down(s, observed, entered),
+            RestorePhase::SafetyBackup => safety_backup_taken(s, &observed.safety_backup, entered),
+            RestorePhase::Restoring => restored(s, &observed.restore, entered),
+            RestorePhase::RollingBack => rolled_back(s, &observed.rollback, entered),
             RestorePhase::ScalingUp => {
-                if observed.ready_replicas < s.recorded_replicas {
-                    return;
-                }
-                let outcome = s.outcome.unwrap_or(RestorePhase::Completed);
-                let message = match outcome {
-                    RestorePhase::Completed => format!(
-                        "restored {}; the API is back at {} replicas",
-                        s.restored_key.clone().unwrap_or_else(|| s.source.clone()),
-                        s.recorded_replicas
-                    ),
-                    _ => s.error.clone().unwrap_or_else(|| "failed".to_owned()),
-                };
-                s.finished_at = Some(Time(observed.now));
-                enter(entered, s, outcome, message);
-                return;
+                scaled_up(s, observed, entered);
+                false
             }
-            RestorePhase::Completed | RestorePhase::Failed => return,
+            RestorePhase::Completed | RestorePhase::Failed => false,
+        };
+        if !moved {
+            return;
         }
     }
+}
+
+/// ScalingDown → SafetyBackup once no API pod is left and PostgreSQL is ready.
+fn scaled_down(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) -> bool {
+    match observed.api_pods {
+        Some(0) if observed.postgres_ready => {
+            let message = "backing up the database as it is, to undo the restore if it fails".to_owned();
+            enter(entered, s, RestorePhase::SafetyBackup, message);
+            true
+        }
+        Some(0) => {
+            s.message = "waiting for PostgreSQL to be ready".to_owned();
+            false
+        }
+        Some(n) => {
+            s.message = format!("waiting for {n} API pod(s) to stop");
+            false
+        }
+        None => false,
+    }
+}
+
+/// SafetyBackup → Restoring once the safety backup reported its key; a failure ends it
+/// untouched.
+fn safety_backup_taken(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestorePhase>) -> bool {
+    match job {
+        JobState::Finished(f) if f.succeeded => match f.summary.as_ref().and_then(|r| r.key.clone()) {
+            Some(key) => {
+                s.safety_backup_key = Some(key.clone());
+                let message = format!("safety backup {key} taken; restoring {}", s.source);
+                enter(entered, s, RestorePhase::Restoring, message);
+            }
+            None => fail_untouched(s, "the safety backup did not report its key".to_owned(), entered),
+        },
+        JobState::Finished(f) => fail_untouched(s, format!("the safety backup failed: {}", f.error()), entered),
+        JobState::Absent | JobState::Running => return false,
+    }
+    true
+}
+
+/// Restoring → ScalingUp once the restore succeeded; a failure rolls back or ends untouched.
+fn restored(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestorePhase>) -> bool {
+    match job {
+        JobState::Finished(f) if f.succeeded => {
+            s.restored_key = f.summary.as_ref().and_then(|r| r.key.clone());
+            s.outcome = Some(RestorePhase::Completed);
+            let key = s.restored_key.clone().unwrap_or_else(|| s.source.clone());
+            enter(entered, s, RestorePhase::ScalingUp, format!("restored {key}; scaling the API back"));
+        }
+        JobState::Finished(f) => restore_failed(s, f, entered),
+        JobState::Absent | JobState::Running => return false,
+    }
+    true
+}
+
+/// RollingBack → ScalingUp once the safety backup's restore finished, saying whether the data
+/// is as before.
+fn rolled_back(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestorePhase>) -> bool {
+    let JobState::Finished(f) = job else { return false };
+    let cause = s.error.clone().unwrap_or_default();
+    let key = s.safety_backup_key.clone().unwrap_or_default();
+    let message = if f.succeeded {
+        format!("{cause}; the safety backup {key} was restored: the data is as before")
+    } else {
+        format!(
+            "{cause}; restoring the safety backup {key} failed too: {}. The database may be \
+             incomplete: restore {key} with a new requestId",
+            f.error()
+        )
+    };
+    s.error = Some(message.clone());
+    s.outcome = Some(RestorePhase::Failed);
+    enter(entered, s, RestorePhase::ScalingUp, format!("{message}; scaling the API back"));
+    true
+}
+
+/// ScalingUp → Completed or Failed once the API is back at its recorded size.
+fn scaled_up(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) {
+    if observed.ready_replicas < s.recorded_replicas {
+        return;
+    }
+    let outcome = s.outcome.unwrap_or(RestorePhase::Completed);
+    let message = match outcome {
+        RestorePhase::Completed => format!(
+            "restored {}; the API is back at {} replicas",
+            s.restored_key.clone().unwrap_or_else(|| s.source.clone()),
+            s.recorded_replicas
+        ),
+        _ => s.error.clone().unwrap_or_else(|| "failed".to_owned()),
+    };
+    s.finished_at = Some(Time(observed.now));
+    enter(entered, s, outcome, message);
 }
 
 fn enter(entered: &mut Vec<RestorePhase>, s: &mut RestoreStatus, phase: RestorePhase, message: String) {
@@ -231,19 +246,16 @@ fn directives(status: Option<&RestoreStatus>) -> Directives {
             scale: Scale::Zero,
             suspend_backups: true,
             jobs: vec![JobRequest::SafetyBackup { request_id }],
-            ..Directives::default()
         },
         RestorePhase::Restoring => Directives {
             scale: Scale::Zero,
             suspend_backups: true,
             jobs: vec![JobRequest::Restore { request_id, source: s.source.clone() }],
-            ..Directives::default()
         },
         RestorePhase::RollingBack => Directives {
             scale: Scale::Zero,
             suspend_backups: true,
             jobs: vec![JobRequest::Rollback { request_id, key: s.safety_backup_key.clone().unwrap_or_default() }],
-            ..Directives::default()
         },
         RestorePhase::ScalingUp => Directives {
             scale: Scale::Recorded { replicas: s.recorded_replicas, autoscaling: s.recorded_autoscaling },

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use crate::controller::read::dereference::References;
-use crate::crd::{ManagedPostgres, ManagedRedis, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
+use crate::crd::{BackupSpec, ManagedPostgres, ManagedRedis, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
 
 /// Shortest JWT signing key accepted (HS256 wants at least 256 bits).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -128,21 +128,7 @@ pub struct Invalid(pub Vec<Problem>);
 pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGuard, Invalid> {
     let mut problems = Vec::new();
     let spec = &guard.spec;
-
-    if let Some(jwt) = secret_value(refs, "spec.secrets.jwtSecret", &spec.secrets.jwt_secret, &mut problems)
-        && jwt.len() < MIN_JWT_SECRET_BYTES
-    {
-        problems.push(Problem::WeakJwtSecret {
-            field: "spec.secrets.jwtSecret",
-            name: spec.secrets.jwt_secret.name.clone(),
-            key: spec.secrets.jwt_secret.key.clone(),
-            len: jwt.len(),
-        });
-    }
-    if let Some(claude) = &spec.secrets.claude_api_key {
-        secret_value(refs, "spec.secrets.claudeApiKey", claude, &mut problems);
-    }
-
+    check_api_secrets(spec, refs, &mut problems);
     let postgres = datastore(
         refs,
         (&spec.postgres.managed, &spec.postgres.external),
@@ -159,22 +145,7 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
     );
 
     if let Some(backup) = &spec.backup {
-        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-            let reference = SecretKeyReference { name: backup.s3.credentials_secret.clone(), key: key.to_owned() };
-            secret_value(refs, "spec.backup.s3.credentialsSecret", &reference, &mut problems);
-        }
-        let mut schedules = vec![("spec.backup.schedule", &backup.schedule)];
-        if backup.verify.enabled {
-            schedules.push(("spec.backup.verify.schedule", &backup.verify.schedule));
-        }
-        if backup.log_archive.enabled {
-            schedules.push(("spec.backup.logArchive.schedule", &backup.log_archive.schedule));
-        }
-        for (field, schedule) in schedules {
-            if let Err(reason) = crate::crd::schedule::parse(schedule) {
-                problems.push(Problem::Schedule { field, schedule: schedule.clone(), reason });
-            }
-        }
+        check_backup(backup, refs, &mut problems);
     }
 
     let name = guard.metadata.name.clone();
@@ -194,6 +165,43 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
             Ok(ValidatedGuard { name, namespace, owner, spec: spec.clone(), postgres, redis })
         }
         _ => Err(Invalid(problems)),
+    }
+}
+
+/// The JWT signing key (present and long enough) and the Claude API key, if referenced.
+fn check_api_secrets(spec: &SecurityGuardSpec, refs: &References, problems: &mut Vec<Problem>) {
+    if let Some(jwt) = secret_value(refs, "spec.secrets.jwtSecret", &spec.secrets.jwt_secret, problems)
+        && jwt.len() < MIN_JWT_SECRET_BYTES
+    {
+        problems.push(Problem::WeakJwtSecret {
+            field: "spec.secrets.jwtSecret",
+            name: spec.secrets.jwt_secret.name.clone(),
+            key: spec.secrets.jwt_secret.key.clone(),
+            len: jwt.len(),
+        });
+    }
+    if let Some(claude) = &spec.secrets.claude_api_key {
+        secret_value(refs, "spec.secrets.claudeApiKey", claude, problems);
+    }
+}
+
+/// The S3 credentials and every schedule of `spec.backup`.
+fn check_backup(backup: &BackupSpec, refs: &References, problems: &mut Vec<Problem>) {
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        let reference = SecretKeyReference { name: backup.s3.credentials_secret.clone(), key: key.to_owned() };
+        secret_value(refs, "spec.backup.s3.credentialsSecret", &reference, problems);
+    }
+    let mut schedules = vec![("spec.backup.schedule", &backup.schedule)];
+    if backup.verify.enabled {
+        schedules.push(("spec.backup.verify.schedule", &backup.verify.schedule));
+    }
+    if backup.log_archive.enabled {
+        schedules.push(("spec.backup.logArchive.schedule", &backup.log_archive.schedule));
+    }
+    for (field, schedule) in schedules {
+        if let Err(reason) = crate::crd::schedule::parse(schedule) {
+            problems.push(Problem::Schedule { field, schedule: schedule.clone(), reason });
+        }
     }
 }
 

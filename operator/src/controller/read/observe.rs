@@ -119,28 +119,9 @@ pub async fn observe(
             .is_some_and(|s| stateful_set_ready(&s)),
     };
 
-    let previous = guard.status.as_ref().and_then(|s| s.restore.as_ref());
     let all_jobs = jobs::jobs_of(&stores.jobs, namespace, &validated.name);
-    let (mut safety_backup, mut restore, mut rollback) = (JobState::Absent, JobState::Absent, JobState::Absent);
-    let mut api_pods = None;
-    if let Some(current) = previous.filter(|s| !s.phase.is_finished()) {
-        if current.phase == RestorePhase::ScalingDown {
-            api_pods = Some(count_api_pods(client, validated).await?);
-        }
-        if let Some(kind) = awaited_job(current.phase) {
-            let job = all_jobs
-                .iter()
-                .find(|(k, request, _)| *k == kind && request.as_deref() == Some(current.request_id.as_str()))
-                .map(|(_, _, job)| job);
-            let slot = match kind {
-                JobKind::SafetyBackup => &mut safety_backup,
-                JobKind::Restore => &mut restore,
-                _ => &mut rollback,
-            };
-            *slot = jobs::state(client, namespace, kind, job).await?;
-        }
-    }
-
+    let (api_pods, [safety_backup, restore, rollback]) =
+        restore_in_progress(client, guard, validated, &all_jobs).await?;
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
     let (pods, recheck_pods) = pod_problems(client, stores, validated, deployment.as_deref(), now).await?;
     Ok(Observations {
@@ -159,6 +140,36 @@ pub async fn observe(
         pods,
         recheck_pods,
     })
+}
+
+/// What a restore in progress waits for: the API pods still there while it scales down, and the
+/// state of the Job its phase awaits (safety backup, restore, rollback; the others absent).
+async fn restore_in_progress(
+    client: &Client,
+    guard: &SecurityGuard,
+    validated: &ValidatedGuard,
+    all_jobs: &[(JobKind, Option<String>, Job)],
+) -> Result<(Option<usize>, [JobState; 3]), Error> {
+    let mut states = [JobState::Absent, JobState::Absent, JobState::Absent];
+    let previous = guard.status.as_ref().and_then(|s| s.restore.as_ref());
+    let Some(current) = previous.filter(|s| !s.phase.is_finished()) else { return Ok((None, states)) };
+    let api_pods = match current.phase {
+        RestorePhase::ScalingDown => Some(count_api_pods(client, validated).await?),
+        _ => None,
+    };
+    if let Some(kind) = awaited_job(current.phase) {
+        let job = all_jobs
+            .iter()
+            .find(|(k, request, _)| *k == kind && request.as_deref() == Some(current.request_id.as_str()))
+            .map(|(_, _, job)| job);
+        let slot = match kind {
+            JobKind::SafetyBackup => 0,
+            JobKind::Restore => 1,
+            _ => 2,
+        };
+        states[slot] = jobs::state(client, &validated.namespace, kind, job).await?;
+    }
+    Ok((api_pods, states))
 }
 
 /// Why pods fail, for the components that the caches show not ready: a SecurityGuard whose

@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
+    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::controller::build::meta::{client_labels, labels};
 use crate::controller::build::pod::{
-    database_env, empty_dir, mount, plain_env, restricted_container_security_context, restricted_pod_security_context,
-    secret_env,
+    database_env, empty_dir, mount, plain_env, resources, restricted_container_security_context,
+    restricted_pod_security_context, secret_env,
 };
 use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::vocabulary::{
@@ -73,6 +72,7 @@ pub fn job_spec(
     }
 }
 
+/// The backup pod doing `kind`, running `image` with the guard's database and S3 settings.
 pub fn pod_template(
     guard: &ValidatedGuard,
     backup: &BackupSpec,
@@ -89,13 +89,44 @@ pub fn pod_template(
         JobKind::Restore | JobKind::Rollback => (vec!["restore"], backup_service_account(&guard.name), false),
         JobKind::LogArchive => (vec!["archive-logs"], log_archive_service_account(&guard.name), true),
     };
+    let local = backup.local.is_some() && kind == JobKind::Backup;
+    let (volumes, mounts) = volumes(guard, kind, local);
+    let mut env = env(guard, backup, kind, local);
+    env.extend(extra_env);
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
+        spec: Some(PodSpec {
+            service_account_name: Some(service_account),
+            automount_service_account_token: Some(api_access),
+            restart_policy: Some("Never".to_owned()),
+            security_context: Some(restricted_pod_security_context(JOB_UID)),
+            containers: vec![Container {
+                name: kind.as_str().to_owned(),
+                image: Some(image.to_owned()),
+                command: Some(vec!["securityguard-operator".to_owned()]),
+                args: Some(args.into_iter().map(str::to_owned).collect()),
+                env: Some(env),
+                resources: Some(resources("100m", "128Mi", "512Mi")),
+                security_context: Some(restricted_container_security_context()),
+                termination_message_path: Some(TERMINATION_LOG.to_owned()),
+                termination_message_policy: Some("File".to_owned()),
+                volume_mounts: Some(mounts),
+                ..Container::default()
+            }],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+/// Scratch space, the restore's work directory, and the local tier's volume for a backup.
+fn volumes(guard: &ValidatedGuard, kind: JobKind, local: bool) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![empty_dir("tmp")];
     let mut mounts = vec![mount("tmp", "/tmp")];
     if matches!(kind, JobKind::Verify | JobKind::Restore | JobKind::Rollback) {
         volumes.push(empty_dir("work"));
         mounts.push(mount("work", WORK_DIR));
     }
-    let local = backup.local.is_some() && kind == JobKind::Backup;
     if local {
         volumes.push(Volume {
             name: "local".to_owned(),
@@ -107,7 +138,11 @@ pub fn pod_template(
         });
         mounts.push(mount("local", LOCAL_DIR));
     }
+    (volumes, mounts)
+}
 
+/// The environment of the backup pod doing `kind` (the request's own variables come after).
+fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) -> Vec<EnvVar> {
     let mut env = Vec::new();
     if kind != JobKind::LogArchive {
         env.extend(database_env(guard));
@@ -132,39 +167,7 @@ pub fn pod_template(
         }
     }
     env.push(plain_env("SG_TERMINATION_LOG", TERMINATION_LOG.to_owned()));
-    env.extend(extra_env);
-
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
-        spec: Some(PodSpec {
-            service_account_name: Some(service_account),
-            automount_service_account_token: Some(api_access),
-            restart_policy: Some("Never".to_owned()),
-            security_context: Some(restricted_pod_security_context(JOB_UID)),
-            containers: vec![Container {
-                name: kind.as_str().to_owned(),
-                image: Some(image.to_owned()),
-                command: Some(vec!["securityguard-operator".to_owned()]),
-                args: Some(args.into_iter().map(str::to_owned).collect()),
-                env: Some(env),
-                resources: Some(ResourceRequirements {
-                    requests: Some(BTreeMap::from([
-                        ("cpu".to_owned(), Quantity("100m".to_owned())),
-                        ("memory".to_owned(), Quantity("128Mi".to_owned())),
-                    ])),
-                    limits: Some(BTreeMap::from([("memory".to_owned(), Quantity("512Mi".to_owned()))])),
-                    ..ResourceRequirements::default()
-                }),
-                security_context: Some(restricted_container_security_context()),
-                termination_message_path: Some(TERMINATION_LOG.to_owned()),
-                termination_message_policy: Some("File".to_owned()),
-                volume_mounts: Some(mounts),
-                ..Container::default()
-            }],
-            volumes: Some(volumes),
-            ..PodSpec::default()
-        }),
-    }
+    env
 }
 
 /// Where the backups are, and the credentials to reach them (from the Secret, never copied).

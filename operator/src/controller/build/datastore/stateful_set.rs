@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
-    Service, ServicePort, ServiceSpec, Volume, VolumeResourceRequirements,
+    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Service, ServicePort,
+    ServiceSpec, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::build::DatastoreObjects;
 use crate::controller::build::meta::{labels, metadata};
-use crate::controller::build::pod::restricted_pod_security_context;
+use crate::controller::build::pod::{empty_dir, restricted_pod_security_context};
 use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::vocabulary::{Component, object_name, selector_labels};
 
@@ -42,15 +42,7 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
     let component = parts.component;
     let name = object_name(&guard.name, component);
     let selector = selector_labels(&guard.name, component);
-    let mut volumes: Vec<Volume> = parts
-        .scratch_volumes
-        .iter()
-        .map(|v| Volume {
-            name: (*v).to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        })
-        .collect();
+    let mut volumes: Vec<Volume> = parts.scratch_volumes.iter().map(|v| empty_dir(v)).collect();
     volumes.sort_by(|a, b| a.name.cmp(&b.name));
 
     let stateful_set = StatefulSet {
@@ -75,23 +67,7 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
                     ..PodSpec::default()
                 }),
             },
-            volume_claim_templates: Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some(DATA_VOLUME.to_owned()),
-                    labels: Some(labels(guard, component)),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
-                    storage_class_name: parts.storage_class_name,
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some([("storage".to_owned(), parts.storage)].into()),
-                        ..VolumeResourceRequirements::default()
-                    }),
-                    ..PersistentVolumeClaimSpec::default()
-                }),
-                ..PersistentVolumeClaim::default()
-            }]),
+            volume_claim_templates: Some(vec![data_claim(guard, component, parts.storage_class_name, parts.storage)]),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -114,4 +90,30 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
         ..Service::default()
     };
     DatastoreObjects { stateful_set, service }
+}
+
+/// The claim template of the data volume.
+fn data_claim(
+    guard: &ValidatedGuard,
+    component: Component,
+    storage_class_name: Option<String>,
+    storage: Quantity,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_owned()),
+            labels: Some(labels(guard, component)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: Some([("storage".to_owned(), storage)].into()),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
 }
