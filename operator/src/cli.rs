@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::crd::backup as backup_defaults;
+
 /// The SecurityGuard operator.
 #[derive(Parser, Debug)]
 #[command(name = "securityguard-operator", version, about)]
@@ -92,7 +94,7 @@ pub struct S3Args {
     pub endpoint: Option<String>,
 
     /// Region of the bucket (the signing region for S3-compatible servers).
-    #[arg(long, env = "SG_BACKUP_REGION", default_value = "us-east-1")]
+    #[arg(long, env = "SG_BACKUP_REGION", default_value = backup_defaults::DEFAULT_REGION)]
     pub region: String,
 
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
@@ -100,7 +102,7 @@ pub struct S3Args {
     pub path_style: bool,
 
     /// Key prefix of the backups (also their folder under --local-dir).
-    #[arg(long, env = "SG_BACKUP_PREFIX", default_value = "securityguard")]
+    #[arg(long, env = "SG_BACKUP_PREFIX", default_value = backup_defaults::DEFAULT_PREFIX)]
     pub prefix: String,
 
     /// The SecurityGuard whose backups these are: a folder under the prefix.
@@ -142,15 +144,15 @@ pub struct BackupArgs {
     pub local_dir: Option<PathBuf>,
 
     /// Backups in S3 older than this many days are deleted after a successful backup.
-    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value_t = backup_defaults::DEFAULT_S3_DAYS)]
     pub retention_days_s3: u32,
 
     /// Backups in --local-dir older than this many days are deleted after a successful backup.
-    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_LOCAL", default_value = "30")]
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_LOCAL", default_value_t = backup_defaults::DEFAULT_LOCAL_DAYS)]
     pub retention_days_local: u32,
 
     /// The newest this many good backups of each tier are never deleted, whatever their age.
-    #[arg(long, env = "SG_BACKUP_KEEP_LAST", default_value = "3",
+    #[arg(long, env = "SG_BACKUP_KEEP_LAST", default_value_t = backup_defaults::DEFAULT_KEEP_LAST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_last: u32,
 
@@ -196,7 +198,7 @@ pub struct ArchiveLogsArgs {
     pub since: Duration,
 
     /// Archives older than this many days are deleted after a complete archive.
-    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value_t = backup_defaults::DEFAULT_S3_DAYS)]
     pub retention_days_s3: u32,
 
     /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
@@ -296,7 +298,7 @@ pub struct RestoreArgs {
     pub database_url: String,
 
     /// Which backup: `latest`, `before:<RFC 3339 time>` (the newest taken before it), or a key.
-    #[arg(long, env = "SG_RESTORE_SOURCE", default_value = "latest")]
+    #[arg(long, env = "SG_RESTORE_SOURCE", default_value = backup_defaults::DEFAULT_SOURCE)]
     pub source: crate::backup::catalog::Source,
 
     /// The bucket or the local directory.

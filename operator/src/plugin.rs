@@ -23,15 +23,7 @@ use crate::backup::list;
 use crate::backup::manifest;
 use crate::backup::store::{self, S3Options, S3Store, StaticCredentials, Store};
 use crate::cli::ListOutput;
-
-/// Region when `spec.backup.s3.region` is not set (the operator's default).
-pub const DEFAULT_REGION: &str = "us-east-1";
-/// Prefix when `spec.backup.s3.prefix` is not set (the operator's default).
-pub const DEFAULT_PREFIX: &str = "securityguard";
-/// Keys of the credentials Secret.
-pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
-/// Keys of the credentials Secret.
-pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+use crate::crd::backup::{ACCESS_KEY_ID, DEFAULT_PREFIX, DEFAULT_REGION, SECRET_ACCESS_KEY};
 
 /// `kubectl securityguard`: backups and restores of a SecurityGuard.
 #[derive(Parser, Debug)]
