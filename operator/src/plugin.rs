@@ -10,6 +10,8 @@
 //!
 //! The SecurityGuard is read as a dynamic object (JSON pointers into `spec.backup.s3`), so the
 //! plugin works with any CRD version that has those fields.
+//!
+//! Its command line is [`crate::cli::plugin`], which calls [`backups`] and [`restore`].
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
