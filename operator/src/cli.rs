@@ -1,11 +1,25 @@
 //! Command line: `run` the operator, print the `crd`s, `backup`, list `backups`, `restore`,
-//! print the `monitoring` rules.
+//! print the `monitoring` rules. The kubectl plugin's command line is in [`plugin`].
+//!
+//! Clap only: each command's arguments become the plain options of the library function that
+//! carries it out (`BackupArgs::options()` is a [`create::Options`] for [`create::run`]). The
+//! defaults that the SecurityGuard resource shares are [`crate::crd::backup`]'s constants.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::backup::catalog::Source;
+use crate::backup::config::GuardRef;
+use crate::backup::store::{S3Options, SourceStore};
+use crate::backup::{create, list, logs, restore};
+use crate::crd::RetentionSpec;
+use crate::crd::backup as backup_defaults;
+use crate::run;
+
+pub mod plugin;
 
 /// The SecurityGuard operator.
 #[derive(Parser, Debug)]
@@ -84,6 +98,23 @@ pub struct RunArgs {
     pub job_image: String,
 }
 
+impl RunArgs {
+    /// How the operator runs.
+    pub fn options(&self) -> run::Options {
+        run::Options {
+            http_addr: self.http_addr,
+            resync: self.resync,
+            lease_name: self.lease_name.clone(),
+            lease_namespace: self.lease_namespace.clone(),
+            identity: self.identity.clone(),
+            lease_seconds: self.lease_seconds,
+            namespace: self.namespace.clone(),
+            concurrency: self.concurrency,
+            job_image: self.job_image.clone(),
+        }
+    }
+}
+
 /// How to reach the S3 server (the bucket is given per command).
 #[derive(Args, Debug, Clone)]
 pub struct S3Args {
@@ -92,7 +123,7 @@ pub struct S3Args {
     pub endpoint: Option<String>,
 
     /// Region of the bucket (the signing region for S3-compatible servers).
-    #[arg(long, env = "SG_BACKUP_REGION", default_value = "us-east-1")]
+    #[arg(long, env = "SG_BACKUP_REGION", default_value = backup_defaults::DEFAULT_REGION)]
     pub region: String,
 
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
@@ -100,7 +131,7 @@ pub struct S3Args {
     pub path_style: bool,
 
     /// Key prefix of the backups (also their folder under --local-dir).
-    #[arg(long, env = "SG_BACKUP_PREFIX", default_value = "securityguard")]
+    #[arg(long, env = "SG_BACKUP_PREFIX", default_value = backup_defaults::DEFAULT_PREFIX)]
     pub prefix: String,
 
     /// The SecurityGuard whose backups these are: a folder under the prefix.
@@ -110,8 +141,8 @@ pub struct S3Args {
 
 impl S3Args {
     /// How to reach `bucket` with these settings.
-    pub fn options(&self, bucket: &str) -> crate::backup::store::S3Options {
-        crate::backup::store::S3Options {
+    pub fn options(&self, bucket: &str) -> S3Options {
+        S3Options {
             bucket: bucket.to_owned(),
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
@@ -142,15 +173,15 @@ pub struct BackupArgs {
     pub local_dir: Option<PathBuf>,
 
     /// Backups in S3 older than this many days are deleted after a successful backup.
-    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value_t = backup_defaults::DEFAULT_S3_DAYS)]
     pub retention_days_s3: u32,
 
     /// Backups in --local-dir older than this many days are deleted after a successful backup.
-    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_LOCAL", default_value = "30")]
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_LOCAL", default_value_t = backup_defaults::DEFAULT_LOCAL_DAYS)]
     pub retention_days_local: u32,
 
     /// The newest this many good backups of each tier are never deleted, whatever their age.
-    #[arg(long, env = "SG_BACKUP_KEEP_LAST", default_value = "3",
+    #[arg(long, env = "SG_BACKUP_KEEP_LAST", default_value_t = backup_defaults::DEFAULT_KEEP_LAST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_last: u32,
 
@@ -175,6 +206,28 @@ pub struct BackupArgs {
     pub job: JobArgs,
 }
 
+impl BackupArgs {
+    /// What the backup does.
+    pub fn options(&self) -> create::Options {
+        create::Options {
+            database_url: self.database_url.clone(),
+            s3: self.s3.options(&self.bucket),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone(),
+            local_dir: self.local_dir.clone(),
+            retention: RetentionSpec {
+                s3_days: self.retention_days_s3,
+                local_days: self.retention_days_local,
+                keep_last: self.keep_last,
+            },
+            part_size_mib: self.part_size_mib,
+            config_backup: self.config_backup,
+            guard_ref: self.guard_ref.resolve(self.s3.guard.as_deref()),
+            pg_bin: self.job.pg_bin.clone(),
+        }
+    }
+}
+
 /// Options of `archive-logs`. S3 credentials as for `backup`. Needs `list` pods and `get`
 /// pods/log in the SecurityGuard's namespace.
 #[derive(Args, Debug, Clone)]
@@ -196,7 +249,7 @@ pub struct ArchiveLogsArgs {
     pub since: Duration,
 
     /// Archives older than this many days are deleted after a complete archive.
-    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value = "90")]
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value_t = backup_defaults::DEFAULT_S3_DAYS)]
     pub retention_days_s3: u32,
 
     /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
@@ -206,6 +259,20 @@ pub struct ArchiveLogsArgs {
     /// Plain-text logs instead of JSON.
     #[arg(long, env = "SG_LOG_TEXT")]
     pub log_text: bool,
+}
+
+impl ArchiveLogsArgs {
+    /// What the log archive does.
+    pub fn options(&self) -> logs::Options {
+        logs::Options {
+            s3: self.s3.options(&self.bucket),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone(),
+            guard_ref: self.guard_ref.resolve(self.s3.guard.as_deref()),
+            since: self.since,
+            retention_days_s3: self.retention_days_s3,
+        }
+    }
 }
 
 /// Which SecurityGuard, in the cluster.
@@ -223,14 +290,8 @@ pub struct GuardRefArgs {
 impl GuardRefArgs {
     /// The SecurityGuard named by these options, else by a `--guard` of the form
     /// `<namespace>/<name>`.
-    pub fn resolve(&self, guard: Option<&str>) -> Option<crate::backup::config::GuardRef> {
-        let from_folder = guard.and_then(|g| g.trim_matches('/').split_once('/'));
-        let namespace = self.guard_namespace.as_deref().or(from_folder.map(|(ns, _)| ns))?;
-        let name = self.guard_name.as_deref().or(from_folder.map(|(_, name)| name))?;
-        if namespace.is_empty() || name.is_empty() || name.contains('/') {
-            return None;
-        }
-        Some(crate::backup::config::GuardRef { namespace: namespace.to_owned(), name: name.to_owned() })
+    pub fn resolve(&self, guard: Option<&str>) -> Option<GuardRef> {
+        GuardRef::resolve(self.guard_namespace.as_deref(), self.guard_name.as_deref(), guard)
     }
 }
 
@@ -245,6 +306,13 @@ pub struct SourceStoreArgs {
     /// Read the local tier in this directory instead of S3 (only when no bucket is given).
     #[arg(long, env = "SG_BACKUP_LOCAL_DIR")]
     pub local_dir: Option<PathBuf>,
+}
+
+impl SourceStoreArgs {
+    /// The bucket (reached with `s3`), else the local directory.
+    pub fn store(&self, s3: &S3Args) -> SourceStore {
+        SourceStore { s3: self.bucket.as_deref().map(|bucket| s3.options(bucket)), local_dir: self.local_dir.clone() }
+    }
 }
 
 /// `backups` subcommands.
@@ -274,6 +342,26 @@ pub struct ListArgs {
     pub s3: S3Args,
 
     /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ListArgs {
+    /// What the listing does.
+    pub fn options(&self) -> list::Options {
+        list::Options {
+            store: self.store.store(&self.s3),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone(),
+            format: self.output.output.into(),
+        }
+    }
+}
+
+/// How a listing of backups is printed (`backups list`, and the plugin's `backups`).
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format.
     #[arg(long, short, value_enum, default_value = "table")]
     pub output: ListOutput,
 }
@@ -296,8 +384,8 @@ pub struct RestoreArgs {
     pub database_url: String,
 
     /// Which backup: `latest`, `before:<RFC 3339 time>` (the newest taken before it), or a key.
-    #[arg(long, env = "SG_RESTORE_SOURCE", default_value = "latest")]
-    pub source: crate::backup::catalog::Source,
+    #[arg(long, env = "SG_RESTORE_SOURCE", default_value = backup_defaults::DEFAULT_SOURCE)]
+    pub source: Source,
 
     /// The bucket or the local directory.
     #[command(flatten)]
@@ -323,6 +411,23 @@ pub struct RestoreArgs {
     /// How the Job runs.
     #[command(flatten)]
     pub job: JobArgs,
+}
+
+impl RestoreArgs {
+    /// What the restore does.
+    pub fn options(&self) -> restore::Options {
+        restore::Options {
+            database_url: self.database_url.clone(),
+            source: self.source.clone(),
+            store: self.store.store(&self.s3),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone(),
+            verify_only: self.verify_only,
+            scratch_database: self.scratch_database.clone(),
+            work_dir: self.work_dir.clone(),
+            pg_bin: self.job.pg_bin.clone(),
+        }
+    }
 }
 
 /// What the backup and restore Jobs share.
@@ -372,6 +477,15 @@ pub enum MonitoringCommand {
     OperatorManifests,
 }
 
+impl From<ListOutput> for list::Format {
+    fn from(output: ListOutput) -> Self {
+        match output {
+            ListOutput::Table => list::Format::Table,
+            ListOutput::Json => list::Format::Json,
+        }
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let n: u64 = s.parse().map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
     if n == 0 {
@@ -382,20 +496,12 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     #[test]
-    fn the_guard_comes_from_its_options_or_its_folder() {
-        let args = |ns: Option<&str>, name: Option<&str>| GuardRefArgs {
-            guard_namespace: ns.map(str::to_owned),
-            guard_name: name.map(str::to_owned),
-        };
-        let found = |a: &GuardRefArgs, guard| a.resolve(guard).map(|g| g.to_string());
-        assert_eq!(found(&args(Some("prod"), Some("sg")), Some("x/y")), Some("prod/sg".into()));
-        assert_eq!(found(&args(None, None), Some("prod/sg")), Some("prod/sg".into()));
-        assert_eq!(found(&args(None, Some("other")), Some("prod/sg")), Some("prod/other".into()));
-        assert_eq!(found(&args(None, None), Some("prod")), None);
-        assert_eq!(found(&args(None, None), Some("a/b/c")), None);
-        assert_eq!(found(&args(None, None), None), None);
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,100 +1,90 @@
+use std::fmt::Display;
+use std::future::Future;
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
-use securityguard_operator::backup;
-use securityguard_operator::cli::{BackupsCommand, Cli, Command};
+use securityguard_operator::backup::summary::Summary;
+use securityguard_operator::backup::{create, list, logs, restore};
+use securityguard_operator::cli::{BackupsCommand, Cli, Command, MonitoringCommand};
+use securityguard_operator::{crds_yaml, monitoring, run, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Crd => match securityguard_operator::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: cannot render the CRDs: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Run(args) => {
-            securityguard_operator::telemetry::init(!args.log_text);
-            match securityguard_operator::run::run(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    tracing::error!(%error, "operator stopped");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+    match Cli::parse().command {
+        Command::Crd => print(crds_yaml(), "cannot render the CRDs"),
+        Command::Run(args) => logged(args.log_text, "operator stopped", run::run(args.options())).await,
         Command::Backup(args) => {
-            securityguard_operator::telemetry::init(!args.job.log_text);
-            let clock = std::time::Instant::now();
-            let result = backup::create::run(&args).await;
-            if let Some(path) = &args.job.termination_log {
-                backup::summary::Summary::of_backup(&result, clock.elapsed().as_secs_f64()).write(path);
-            }
-            match result {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(error) => {
-                    tracing::error!(%error, "backup failed");
-                    ExitCode::FAILURE
-                }
-            }
+            let options = args.options();
+            let work = summarised(args.job.termination_log.as_deref(), create::run(&options), Summary::of_backup);
+            logged(args.job.log_text, "backup failed", work).await
         }
         Command::Backups(args) => match args.command {
-            BackupsCommand::List(args) => match backup::list::run(&args).await {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("error: cannot list the backups: {error}");
-                    ExitCode::FAILURE
-                }
-            },
+            BackupsCommand::List(args) => print(list::run(&args.options()).await, "cannot list the backups"),
         },
-        Command::Monitoring(args) => match securityguard_operator::monitoring::render(&args.command) {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: cannot render the monitoring rules: {error}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Monitoring(args) => print(monitoring_yaml(&args.command), "cannot render the monitoring rules"),
         Command::ArchiveLogs(args) => {
-            securityguard_operator::telemetry::init(!args.log_text);
-            let clock = std::time::Instant::now();
-            let result = backup::logs::run(&args).await;
-            if let Some(path) = &args.termination_log {
-                backup::summary::Summary::of_archive(&result, clock.elapsed().as_secs_f64()).write(path);
-            }
-            match result {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(error) => {
-                    tracing::error!(%error, "log archive failed");
-                    ExitCode::FAILURE
-                }
-            }
+            let options = args.options();
+            let work = summarised(args.termination_log.as_deref(), logs::run(&options), Summary::of_archive);
+            logged(args.log_text, "log archive failed", work).await
         }
         Command::Restore(args) => {
-            securityguard_operator::telemetry::init(!args.job.log_text);
-            let clock = std::time::Instant::now();
-            let result = backup::restore::run(&args).await;
-            if let Some(path) = &args.job.termination_log {
-                let seconds = clock.elapsed().as_secs_f64();
-                backup::summary::Summary::of_restore(&result, args.verify_only, seconds).write(path);
-            }
-            match result {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(error) => {
-                    tracing::error!(%error, "restore failed");
-                    ExitCode::FAILURE
-                }
-            }
+            let options = args.options();
+            let summary = |result: &_, seconds| Summary::of_restore(result, options.verify_only, seconds);
+            let work = summarised(args.job.termination_log.as_deref(), restore::run(&options), summary);
+            logged(args.job.log_text, "restore failed", work).await
         }
+    }
+}
+
+/// Prints what a command rendered; or says on stderr what it `cannot` do, and exits 1.
+fn print(rendered: Result<String, impl Display>, cannot: &str) -> ExitCode {
+    match rendered {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {cannot}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `work` with logs on stderr (JSON lines unless `log_text`); a failure is logged as
+/// `failed` with its error, and exits 1.
+async fn logged<T, E: Display>(log_text: bool, failed: &str, work: impl Future<Output = Result<T, E>>) -> ExitCode {
+    telemetry::init(!log_text);
+    match work.await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "{failed}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `work`, then writes its summary to `termination_log` (in a Job: the container's
+/// termination message, where the controller reads the outcome).
+async fn summarised<T, E>(
+    termination_log: Option<&Path>,
+    work: impl Future<Output = Result<T, E>>,
+    summary: impl FnOnce(&Result<T, E>, f64) -> Summary,
+) -> Result<T, E> {
+    let clock = Instant::now();
+    let result = work.await;
+    if let Some(path) = termination_log {
+        summary(&result, clock.elapsed().as_secs_f64()).write(path);
+    }
+    result
+}
+
+/// What `monitoring ...` prints.
+fn monitoring_yaml(command: &MonitoringCommand) -> Result<String, serde_saphyr::SerializeError> {
+    match command {
+        MonitoringCommand::Rules { namespace, name } => monitoring::guard_rules_yaml(namespace, name),
+        MonitoringCommand::OperatorRules { job } => monitoring::operator_rules_yaml(job),
+        MonitoringCommand::OperatorManifests => monitoring::operator_manifests_yaml(),
     }
 }

@@ -10,8 +10,9 @@
 //!
 //! The SecurityGuard is read as a dynamic object (JSON pointers into `spec.backup.s3`), so the
 //! plugin works with any CRD version that has those fields.
+//!
+//! Its command line is [`crate::cli::plugin`], which calls [`backups`] and [`restore`].
 
-use clap::{Args, Parser, Subcommand};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -19,72 +20,28 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::backup::catalog::{self, Source};
-use crate::backup::list;
+use crate::backup::list::{self, Format};
 use crate::backup::manifest;
 use crate::backup::store::{self, S3Options, S3Store, StaticCredentials, Store};
-use crate::cli::ListOutput;
-
-/// Region when `spec.backup.s3.region` is not set (the operator's default).
-pub const DEFAULT_REGION: &str = "us-east-1";
-/// Prefix when `spec.backup.s3.prefix` is not set (the operator's default).
-pub const DEFAULT_PREFIX: &str = "securityguard";
-/// Keys of the credentials Secret.
-pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
-/// Keys of the credentials Secret.
-pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
-
-/// `kubectl securityguard`: backups and restores of a SecurityGuard.
-#[derive(Parser, Debug)]
-#[command(name = "kubectl securityguard", bin_name = "kubectl securityguard", version, about)]
-pub struct PluginCli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: PluginCommand,
-}
-
-/// Subcommands.
-#[derive(Subcommand, Debug)]
-pub enum PluginCommand {
-    /// List the backups of a SecurityGuard, newest first, with their state.
-    Backups(BackupsArgs),
-    /// Ask the operator to restore a SecurityGuard's database from a backup.
-    Restore(RestoreArgs),
-}
+use crate::crd::backup::{ACCESS_KEY_ID, DEFAULT_PREFIX, DEFAULT_REGION, SECRET_ACCESS_KEY};
 
 /// Which SecurityGuard.
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Name of the SecurityGuard.
     pub name: String,
     /// Its namespace (default: the kubeconfig context's).
-    #[arg(long, short)]
     pub namespace: Option<String>,
 }
 
-/// Options of `backups`.
-#[derive(Args, Debug, Clone)]
-pub struct BackupsArgs {
+/// A restore to ask the operator for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreRequest {
     /// The SecurityGuard.
-    #[command(flatten)]
     pub target: Target,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "table")]
-    pub output: ListOutput,
-}
-
-/// Options of `restore`.
-#[derive(Args, Debug, Clone)]
-pub struct RestoreArgs {
-    /// The SecurityGuard.
-    #[command(flatten)]
-    pub target: Target,
-    /// Which backup: `latest`, `before:<RFC 3339 time>` (the newest taken before it), or a key
-    /// as `kubectl securityguard backups` shows it.
-    #[arg(long)]
+    /// Which backup.
     pub source: Source,
-    /// Identifier of this request (default: a new random one). The operator runs a restore once
-    /// per identifier.
-    #[arg(long)]
+    /// Identifier of this request (default: a new random one).
     pub request_id: Option<String>,
 }
 
@@ -199,13 +156,8 @@ fn guards_api(client: Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client, namespace, &ApiResource::from_gvk_with_plural(&gvk, "securityguards"))
 }
 
-/// Runs the plugin as the command line says, returning what to print.
-pub async fn run(cli: PluginCli) -> Result<String, Error> {
-    let client = Client::try_default().await.map_err(Error::Client)?;
-    match cli.command {
-        PluginCommand::Backups(args) => backups(client, &args).await,
-        PluginCommand::Restore(args) => restore(client, &args).await,
-    }
+async fn connect() -> Result<Client, Error> {
+    Client::try_default().await.map_err(Error::Client)
 }
 
 async fn read_guard(client: &Client, target: &Target) -> Result<(String, Value), Error> {
@@ -219,9 +171,11 @@ async fn read_guard(client: &Client, target: &Target) -> Result<(String, Value),
     Ok((namespace, value))
 }
 
-async fn backups(client: Client, args: &BackupsArgs) -> Result<String, Error> {
-    let (namespace, guard) = read_guard(&client, &args.target).await?;
-    let name = &args.target.name;
+/// `kubectl securityguard backups`: the listing of the SecurityGuard's backups in `format`.
+pub async fn backups(target: &Target, format: Format) -> Result<String, Error> {
+    let client = connect().await?;
+    let (namespace, guard) = read_guard(&client, target).await?;
+    let name = &target.name;
     let location = backup_location(&guard).map_err(|reason| Error::NotConfigured {
         namespace: namespace.clone(),
         name: name.clone(),
@@ -235,7 +189,7 @@ async fn backups(client: Client, args: &BackupsArgs) -> Result<String, Error> {
         S3Store { client: store::s3_client_with(&location.s3, credentials).await, bucket: location.s3.bucket.clone() };
     let folder = manifest::folder(&location.prefix, Some(&format!("{namespace}/{name}")));
     let backups = catalog::load(&Store::S3(s3), &folder).await?;
-    Ok(list::render(&backups, args.output))
+    Ok(list::render(&backups, format))
 }
 
 async fn read_credentials(client: &Client, namespace: &str, secret: &str) -> Result<StaticCredentials, Error> {
@@ -256,17 +210,19 @@ async fn read_credentials(client: &Client, namespace: &str, secret: &str) -> Res
     Ok(StaticCredentials { access_key_id: key(ACCESS_KEY_ID)?, secret_access_key: key(SECRET_ACCESS_KEY)? })
 }
 
-async fn restore(client: Client, args: &RestoreArgs) -> Result<String, Error> {
-    let (namespace, guard) = read_guard(&client, &args.target).await?;
-    let name = &args.target.name;
+/// `kubectl securityguard restore`: asks the operator for the restore; returns how to follow it.
+pub async fn restore(request: &RestoreRequest) -> Result<String, Error> {
+    let client = connect().await?;
+    let (namespace, guard) = read_guard(&client, &request.target).await?;
+    let name = &request.target.name;
     // A restore needs backups: say so here rather than in the SecurityGuard's status.
     backup_location(&guard).map_err(|reason| Error::NotConfigured {
         namespace: namespace.clone(),
         name: name.clone(),
         reason,
     })?;
-    let request_id = args.request_id.clone().unwrap_or_else(new_request_id);
-    let patch = restore_patch(&request_id, &args.source);
+    let request_id = request.request_id.clone().unwrap_or_else(new_request_id);
+    let patch = restore_patch(&request_id, &request.source);
     guards_api(client, &namespace)
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -278,7 +234,7 @@ async fn restore(client: Client, args: &RestoreArgs) -> Result<String, Error> {
          kubectl get securityguard {name} -n {namespace} -w -o custom-columns=NAME:.metadata.name,RESTORE:.status.restore.phase\n\
          Wait for the end:\n  \
          kubectl wait securityguard/{name} -n {namespace} --for=jsonpath='{{.status.restore.phase}}'=Completed --timeout=1h\n",
-        source = args.source,
+        source = request.source,
     ))
 }
 

@@ -12,13 +12,35 @@ use kube::{Client, Config};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
-use crate::cli::RunArgs;
 use crate::controller;
 use crate::http::{self, Health};
 use crate::metrics::{CountRequestsLayer, Metrics};
 
 /// How long reconciles under way may take to finish at shutdown (the manager's pods have 30 s).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How the operator runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    pub http_addr: std::net::SocketAddr,
+    /// Time between two reconciles of an unchanged SecurityGuard (drift detection).
+    pub resync: std::time::Duration,
+    /// Name of the coordination.k8s.io Lease used for leader election.
+    pub lease_name: String,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Identity of this process in the Lease (default: the host name and process id).
+    pub identity: Option<String>,
+    /// Seconds a Lease stays valid without renewal.
+    pub lease_seconds: u64,
+    /// Watch only this namespace (default: every namespace).
+    pub namespace: Option<String>,
+    /// SecurityGuards reconciled at the same time.
+    pub concurrency: u16,
+    /// Image of the backup and restore pods.
+    pub job_image: String,
+}
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +84,7 @@ pub async fn client(metrics: &Arc<Metrics>) -> Result<Client, Error> {
 }
 
 /// Runs the operator until a termination signal.
-pub async fn run(args: RunArgs) -> Result<(), Error> {
+pub async fn run(options: Options) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -70,26 +92,26 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     let health = Health { metrics: metrics.clone(), ready: ready.clone() };
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(http::serve(args.http_addr, health, async move {
+    let http = tokio::spawn(http::serve(options.http_addr, health, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));
 
     let client = client(&metrics).await?;
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let identity = options.identity.clone().unwrap_or_else(default_identity);
     let lease_err =
-        |source| Error::Lease { namespace: args.lease_namespace.clone(), name: args.lease_name.clone(), source };
-    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-        .with_namespace(&args.lease_namespace)
+        |source| Error::Lease { namespace: options.lease_namespace.clone(), name: options.lease_name.clone(), source };
+    let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+        .with_namespace(&options.lease_namespace)
         .with_identity(&identity)
-        .with_duration(args.lease_seconds)
-        .with_grace((args.lease_seconds / 3).max(1))
+        .with_duration(options.lease_seconds)
+        .with_grace((options.lease_seconds / 3).max(1))
         .with_field_manager(format!("securityguard-operator-{identity}"))
         .build()
         .await
         .map_err(lease_err)?;
     let (mut leader, lease_task) = manager.watch().await;
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(%identity, lease = %args.lease_name, "waiting to become the leader");
+    tracing::info!(%identity, lease = %options.lease_name, "waiting to become the leader");
 
     let mut stop = stop_rx.clone();
     let elected = tokio::select! {
@@ -97,7 +119,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         became = leader.wait_for(|is_leader| *is_leader) => became.map(|_| true).map_err(|_| Error::LostLease),
     };
     let outcome = match elected {
-        Ok(true) => lead(&args, client, metrics.clone(), stop_rx.clone(), &mut leader).await,
+        Ok(true) => lead(&options, client, metrics.clone(), stop_rx.clone(), &mut leader).await,
         Ok(false) => Ok(()),
         Err(e) => Err(e),
     };
@@ -112,29 +134,29 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         Err(error) => tracing::warn!(%error, "lease task failed"),
     }
     if let Ok(Err(source)) = http.await {
-        return Err(Error::Http { addr: args.http_addr, source });
+        return Err(Error::Http { addr: options.http_addr, source });
     }
     outcome
 }
 
 /// Reconciles while the Lease is held; stops on a signal or when the Lease is lost.
 async fn lead(
-    args: &RunArgs,
+    options: &Options,
     client: Client,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
     leader: &mut watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("*"), "became the leader: reconciling");
+    tracing::info!(namespace = options.namespace.as_deref().unwrap_or("*"), "became the leader: reconciling");
     metrics.leader.set(1);
     let (lost_tx, lost_rx) = watch::channel(false);
     let mut controller_stop = stop.clone();
     let mut controller_lost = lost_rx;
     let settings = controller::Settings {
-        resync: args.resync,
-        concurrency: args.concurrency,
-        namespace: args.namespace.clone(),
-        job_image: args.job_image.clone(),
+        resync: options.resync,
+        concurrency: options.concurrency,
+        namespace: options.namespace.clone(),
+        job_image: options.job_image.clone(),
     };
     let controller = controller::run(client, metrics, settings, async move {
         tokio::select! {

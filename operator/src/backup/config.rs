@@ -57,6 +57,20 @@ impl std::fmt::Display for GuardRef {
     }
 }
 
+impl GuardRef {
+    /// The SecurityGuard named by `namespace` and `name`, each taken from a `folder` of the
+    /// form `<namespace>/<name>` when not given.
+    pub fn resolve(namespace: Option<&str>, name: Option<&str>, folder: Option<&str>) -> Option<GuardRef> {
+        let from_folder = folder.and_then(|g| g.trim_matches('/').split_once('/'));
+        let namespace = namespace.or(from_folder.map(|(ns, _)| ns))?;
+        let name = name.or(from_folder.map(|(_, name)| name))?;
+        if namespace.is_empty() || name.is_empty() || name.contains('/') {
+            return None;
+        }
+        Some(GuardRef { namespace: namespace.to_owned(), name: name.to_owned() })
+    }
+}
+
 /// A config backup that could not be taken, naming what could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -234,6 +248,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_guard_comes_from_its_options_or_its_folder() {
+        let found = |ns, name, folder| GuardRef::resolve(ns, name, folder).map(|g| g.to_string());
+        assert_eq!(found(Some("prod"), Some("sg"), Some("x/y")), Some("prod/sg".into()));
+        assert_eq!(found(None, None, Some("prod/sg")), Some("prod/sg".into()));
+        assert_eq!(found(None, Some("other"), Some("prod/sg")), Some("prod/other".into()));
+        assert_eq!(found(None, None, Some("prod")), None);
+        assert_eq!(found(None, None, Some("a/b/c")), None);
+        assert_eq!(found(None, None, None), None);
+    }
 
     fn guard() -> GuardRef {
         GuardRef { namespace: "prod".into(), name: "sg".into() }

@@ -8,6 +8,8 @@
 //! On any failure before the manifests: the multipart upload is aborted, the local partial file
 //! removed, nothing deleted, and the error names what failed.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use jiff::Timestamp;
@@ -19,10 +21,10 @@ use super::config::{self, ConfigBackup, GuardRef};
 use super::manifest::{self, ConfigFile, FORMAT_VERSION, Manifest, Status};
 use super::pg::{self, DbUrl, Snapshot};
 use super::retention::{self, Policy};
-use super::store::{self, S3Store, Store};
+use super::store::{self, S3Options, S3Store, Store};
 use super::tools::{self, Dump};
 use super::upload::{self, LocalWriter, MultipartUpload, Sinks, Streamed};
-use crate::cli::BackupArgs;
+use crate::crd::RetentionSpec;
 
 /// A failed backup, naming the step.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,32 @@ pub enum Error {
     },
 }
 
+/// What `backup` does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The database to dump: `postgres://user:password@host:port/database` (the password may
+    /// also come from PGPASSWORD).
+    pub database_url: String,
+    /// The bucket receiving the dump, and how to reach it.
+    pub s3: S3Options,
+    /// Key prefix of the backups (also their folder under `local_dir`).
+    pub prefix: String,
+    /// The SecurityGuard whose backups these are: a folder under the prefix.
+    pub guard: Option<String>,
+    /// Also keep a copy in this directory (the local tier).
+    pub local_dir: Option<PathBuf>,
+    /// How long backups are kept in each tier, and how many good ones always are.
+    pub retention: RetentionSpec,
+    /// Size of the S3 multipart parts in MiB.
+    pub part_size_mib: u32,
+    /// Also store the SecurityGuard and its ConfigMaps as YAML next to the dump.
+    pub config_backup: bool,
+    /// The SecurityGuard of `config_backup` (`None`: not known, the config backup fails).
+    pub guard_ref: Option<GuardRef>,
+    /// Directory of pg_dump (default: found on PATH).
+    pub pg_bin: Option<PathBuf>,
+}
+
 /// A completed backup.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -102,21 +130,28 @@ pub struct Report {
     pub deleted: Vec<(&'static str, usize)>,
 }
 
-/// Runs a backup as the command line says.
-pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
-    let url = DbUrl::parse(&args.database_url).map_err(Error::Url)?;
-    let s3 = S3Store::connect(&args.s3.options(&args.bucket)).await;
-    let local = args.local_dir.as_ref().map(|dir| store::LocalStore { root: dir.clone() });
-    let bin = args.job.pg_bin.as_deref();
-    let guard = args.s3.guard.as_deref();
+/// What the dump step leaves: the bytes streamed, and what the snapshot saw.
+struct Dumped {
+    streamed: Streamed,
+    database: String,
+    postgres_version: String,
+    row_counts: BTreeMap<String, u64>,
+}
+
+/// Runs a backup as `options` say.
+pub async fn run(options: &Options) -> Result<Report, Error> {
+    let url = DbUrl::parse(&options.database_url).map_err(Error::Url)?;
+    let s3 = S3Store::connect(&options.s3).await;
+    let local = options.local_dir.as_ref().map(|dir| store::LocalStore { root: dir.clone() });
+    let bin = options.pg_bin.as_deref();
+    let guard = options.guard.as_deref();
     let clock = Instant::now();
 
     let started_at = Timestamp::now();
-    let key = manifest::new_dump_key(&args.s3.prefix, guard, started_at);
-    let database_error = |source| Error::Database { database: url.redacted(), source };
-    let dump_error = |source| Error::Dump { key: key.clone(), source };
-    let pg_dump_version = tools::version(bin, "pg_dump").await.map_err(dump_error)?;
-    let local_dir = args.local_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+    let key = manifest::new_dump_key(&options.prefix, guard, started_at);
+    let pg_dump_version =
+        tools::version(bin, "pg_dump").await.map_err(|source| Error::Dump { key: key.clone(), source })?;
+    let local_dir = options.local_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
     tracing::info!(
         database = %url.redacted(),
         bucket = %s3.bucket,
@@ -126,74 +161,100 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         "backup starting"
     );
 
-    let config = if args.config_backup {
-        let guard = args.guard_ref.resolve(guard).ok_or(Error::Config(config::Error::NoGuard))?;
+    let config = if options.config_backup {
+        let guard = options.guard_ref.clone().ok_or(Error::Config(config::Error::NoGuard))?;
         Some((read_config(&guard).await.map_err(Error::Config)?, guard))
     } else {
         None
     };
+    let dumped = dump(&s3, local.as_ref(), &key, &url, options).await?;
 
-    let snapshot = Snapshot::take(&url).await.map_err(database_error)?;
-    tracing::info!(snapshot = %snapshot.id, tables = snapshot.row_counts.len(), "snapshot exported, rows counted");
-
-    let part_size = args.part_size_mib as usize * 1024 * 1024;
-    let streamed = transfer(&s3, local.as_ref(), &key, &url, bin, &snapshot.id, part_size).await?;
-    let (database, postgres_version, row_counts) =
-        (snapshot.database.clone(), snapshot.server_version.clone(), snapshot.row_counts.clone());
-    if let Err(error) = snapshot.release(&url).await {
-        // pg_dump is done with the snapshot; the connection closes with this process anyway.
-        tracing::warn!(%error, "could not end the snapshot transaction");
-    }
-
-    // The multipart upload is complete: check that the bucket holds what was written.
-    let stored = s3.head_size(&key).await.map_err(|e| Error::Store { key: key.clone(), source: e.into() })?;
-    if stored != streamed.size {
-        return Err(Error::SizeMismatch {
-            key: key.clone(),
-            location: format!("s3://{}/{key}", s3.bucket),
-            found: stored,
-            written: streamed.size,
-        });
-    }
-
-    let s3_store = Store::S3(s3.clone());
+    let s3_store = Store::S3(s3);
     let local_store = local.map(Store::Local);
-    let stores = || std::iter::once(&s3_store).chain(local_store.as_ref());
-
+    let stores: Vec<&Store> = std::iter::once(&s3_store).chain(local_store.as_ref()).collect();
     // Before the manifest: a backup whose config backup is not stored is never good.
     let config = match config {
-        Some((backup, guard)) => {
-            let file = config_file(&key, &backup);
-            for store in stores() {
-                store
-                    .put_small(&file.key, backup.yaml.clone().into_bytes(), "application/yaml")
-                    .await
-                    .map_err(|e| Error::Store { key: file.key.clone(), source: e.into() })?;
-            }
-            tracing::info!(%guard, key = %file.key, objects = ?file.objects, "config backup stored");
-            Some(file)
-        }
+        Some((backup, guard)) => Some(store_config(&stores, &key, &backup, &guard).await?),
         None => None,
     };
-
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         status: Status::Completed,
         guard: guard.map(str::to_owned),
-        database,
+        database: dumped.database,
         key: key.clone(),
-        size: streamed.size,
-        sha256: streamed.sha256.clone(),
-        row_counts,
-        postgres_version,
+        size: dumped.streamed.size,
+        sha256: dumped.streamed.sha256.clone(),
+        row_counts: dumped.row_counts,
+        postgres_version: dumped.postgres_version,
         pg_dump_version,
         operator_version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at,
         finished_at: Timestamp::now(),
         config,
     };
-    let manifest_key = manifest::manifest_key(&key);
-    for store in stores() {
+    write_manifest(&stores, &manifest, dumped.streamed.parts, clock).await?;
+    let deleted = apply_retention(options, &s3_store, local_store.as_ref(), &key).await?;
+    Ok(Report { manifest, deleted })
+}
+
+/// Snapshot → `pg_dump` streamed into the sinks → snapshot released → size stored checked.
+async fn dump(
+    s3: &S3Store,
+    local: Option<&store::LocalStore>,
+    key: &str,
+    url: &DbUrl,
+    options: &Options,
+) -> Result<Dumped, Error> {
+    let snapshot = Snapshot::take(url).await.map_err(|source| Error::Database { database: url.redacted(), source })?;
+    tracing::info!(snapshot = %snapshot.id, tables = snapshot.row_counts.len(), "snapshot exported, rows counted");
+
+    let part_size = options.part_size_mib as usize * 1024 * 1024;
+    let bin = options.pg_bin.as_deref();
+    let streamed = transfer(s3, local, key, url, bin, &snapshot.id, part_size).await?;
+    let (database, postgres_version, row_counts) =
+        (snapshot.database.clone(), snapshot.server_version.clone(), snapshot.row_counts.clone());
+    if let Err(error) = snapshot.release(url).await {
+        // pg_dump is done with the snapshot; the connection closes with this process anyway.
+        tracing::warn!(%error, "could not end the snapshot transaction");
+    }
+
+    // The multipart upload is complete: check that the bucket holds what was written.
+    let stored = s3.head_size(key).await.map_err(|e| Error::Store { key: key.to_owned(), source: e.into() })?;
+    if stored != streamed.size {
+        return Err(Error::SizeMismatch {
+            key: key.to_owned(),
+            location: format!("s3://{}/{key}", s3.bucket),
+            found: stored,
+            written: streamed.size,
+        });
+    }
+    Ok(Dumped { streamed, database, postgres_version, row_counts })
+}
+
+/// Stores the config backup of the dump at `key` in every tier.
+async fn store_config(
+    stores: &[&Store],
+    key: &str,
+    backup: &ConfigBackup,
+    guard: &GuardRef,
+) -> Result<ConfigFile, Error> {
+    let file = config_file(key, backup);
+    for store in stores {
+        store
+            .put_small(&file.key, backup.yaml.clone().into_bytes(), "application/yaml")
+            .await
+            .map_err(|e| Error::Store { key: file.key.clone(), source: e.into() })?;
+    }
+    tracing::info!(%guard, key = %file.key, objects = ?file.objects, "config backup stored");
+    Ok(file)
+}
+
+/// Writes the manifest in every tier: from now on the backup is good.
+async fn write_manifest(stores: &[&Store], manifest: &Manifest, parts: u32, clock: Instant) -> Result<(), Error> {
+    let key = &manifest.key;
+    let manifest_key = manifest::manifest_key(key);
+    for store in stores {
         store
             .put_small(&manifest_key, manifest.to_json(), "application/json")
             .await
@@ -203,26 +264,35 @@ pub async fn run(args: &BackupArgs) -> Result<Report, Error> {
         %key,
         size = manifest.size,
         sha256 = %manifest.sha256,
-        parts = streamed.parts,
+        parts,
         seconds = clock.elapsed().as_secs_f64(),
         peak_rss_mib = tools::peak_rss_mib(),
         "backup complete"
     );
+    Ok(())
+}
 
+/// Deletes the backups that retention no longer keeps, in each tier; how many per tier.
+async fn apply_retention(
+    options: &Options,
+    s3: &Store,
+    local: Option<&Store>,
+    key: &str,
+) -> Result<Vec<(&'static str, usize)>, Error> {
     let mut deleted = Vec::new();
-    let folder = manifest::folder(&args.s3.prefix, guard);
-    let keep_last = args.keep_last as usize;
-    let tiers = std::iter::once((&s3_store, args.retention_days_s3))
-        .chain(local_store.as_ref().map(|store| (store, args.retention_days_local)));
+    let folder = manifest::folder(&options.prefix, options.guard.as_deref());
+    let keep_last = options.retention.keep_last as usize;
+    let tiers = std::iter::once((s3, options.retention.s3_days))
+        .chain(local.map(|store| (store, options.retention.local_days)));
     for (store, max_age_days) in tiers {
-        let retention_error = |source| Error::Retention { key: key.clone(), tier: store.tier(), source };
+        let retention_error = |source| Error::Retention { key: key.to_owned(), tier: store.tier(), source };
         let backups = catalog::load(store, &folder).await.map_err(retention_error)?;
         let doomed = retention::select(&backups, Timestamp::now(), Policy { max_age_days, keep_last });
         let count = retention::delete(store, &doomed).await.map_err(retention_error)?;
         tracing::info!(tier = store.tier(), kept = backups.len() - count, deleted = count, "retention applied");
         deleted.push((store.tier(), count));
     }
-    Ok(Report { manifest, deleted })
+    Ok(deleted)
 }
 
 /// Reads the SecurityGuard and its ConfigMaps with the in-cluster or kubeconfig credentials.

@@ -7,9 +7,29 @@ use serde::Serialize;
 
 use super::catalog::{self, Backup, State};
 use super::manifest;
-use super::restore::open_store;
-use super::store;
-use crate::cli::{ListArgs, ListOutput};
+use super::store::{self, SourceStore};
+
+/// What `backups list` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The bucket or the local directory.
+    pub store: SourceStore,
+    /// Key prefix of the backups.
+    pub prefix: String,
+    /// The SecurityGuard whose backups these are: a folder under the prefix.
+    pub guard: Option<String>,
+    /// How to print them.
+    pub format: Format,
+}
+
+/// How the listing is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An aligned table for people.
+    Table,
+    /// A JSON array for scripts.
+    Json,
+}
 
 /// One line of the listing.
 #[derive(Debug, Serialize)]
@@ -54,26 +74,26 @@ impl<'a> From<&'a Backup> for Line<'a> {
     }
 }
 
-/// Lists the backups as the command line says, returning the text to print.
-pub async fn run(args: &ListArgs) -> Result<String, store::Error> {
-    let Some(store) = open_store(&args.store, &args.s3).await else {
+/// Lists the backups as `options` say, returning the text to print.
+pub async fn run(options: &Options) -> Result<String, store::Error> {
+    let Some(store) = options.store.open().await else {
         return Err(store::Error::NotFound { location: "--bucket or --local-dir".into() });
     };
-    let folder = manifest::folder(&args.s3.prefix, args.s3.guard.as_deref());
+    let folder = manifest::folder(&options.prefix, options.guard.as_deref());
     let backups = catalog::load(&store, &folder).await?;
-    Ok(render(&backups, args.output))
+    Ok(render(&backups, options.format))
 }
 
-/// The listing of `backups` (newest first) in `output` format.
-pub fn render(backups: &[Backup], output: ListOutput) -> String {
+/// The listing of `backups` (newest first) in `format`.
+pub fn render(backups: &[Backup], format: Format) -> String {
     let lines: Vec<Line<'_>> = backups.iter().map(Line::from).collect();
-    match output {
-        ListOutput::Json => {
+    match format {
+        Format::Json => {
             let mut text = serde_json::to_string_pretty(&lines).unwrap_or_default();
             text.push('\n');
             text
         }
-        ListOutput::Table => {
+        Format::Table => {
             let rows: Vec<[String; 4]> = lines
                 .iter()
                 .map(|l| {
@@ -156,17 +176,17 @@ mod tests {
     #[test]
     fn renders_a_table() {
         assert_eq!(
-            render(&backups(), ListOutput::Table),
+            render(&backups(), Format::Table),
             "TIME                     SIZE  STATE       KEY\n\
              2026-11-02T00:00:00Z  2.0 KiB  incomplete  p/20261102T000000.000Z.pgdump\n\
              2026-11-01T00:00:00Z     10 B  good        p/20261101T000000.000Z.pgdump\n"
         );
-        assert_eq!(render(&[], ListOutput::Table), "TIME  SIZE  STATE  KEY\n(no backups)\n");
+        assert_eq!(render(&[], Format::Table), "TIME  SIZE  STATE  KEY\n(no backups)\n");
     }
 
     #[test]
     fn renders_json() {
-        let value: serde_json::Value = serde_json::from_str(&render(&backups(), ListOutput::Json)).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&render(&backups(), Format::Json)).expect("json");
         assert_eq!(
             value,
             serde_json::json!([

@@ -21,10 +21,10 @@ use kube::api::{Api, ListParams, LogParams};
 use serde::{Deserialize, Serialize};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+use super::config::GuardRef;
 use super::manifest;
-use super::store::{self, S3Store, Store};
+use super::store::{self, S3Options, S3Store, Store};
 use super::upload::{self, MultipartUpload, Sinks, StreamError};
-use crate::cli::ArchiveLogsArgs;
 
 /// Folder of the log archives under a guard's folder.
 pub const LOGS_FOLDER: &str = "logs/";
@@ -37,6 +37,24 @@ pub const INDEX_VERSION: u32 = 1;
 
 /// Size of the multipart parts: logs compress well, few archives need more than one part.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// What `archive-logs` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The bucket receiving the archive, and how to reach it.
+    pub s3: S3Options,
+    /// Key prefix of the backups.
+    pub prefix: String,
+    /// The folder of the SecurityGuard's backups under the prefix (default: `<namespace>/<name>`
+    /// of `guard_ref`).
+    pub guard: Option<String>,
+    /// The SecurityGuard whose API pods' logs are archived (`None`: not known, nothing is done).
+    pub guard_ref: Option<GuardRef>,
+    /// How far back to read the logs.
+    pub since: Duration,
+    /// Archives older than this many days are deleted after a complete archive.
+    pub retention_days_s3: u32,
+}
 
 /// The archive could not be made, naming what failed.
 #[derive(Debug, thiserror::Error)]
@@ -180,18 +198,18 @@ pub fn log_key(folder: &str, pod: &str, container: &str) -> String {
     format!("{folder}{pod}-{container}.log.gz")
 }
 
-/// Archives the logs as the command line says.
-pub async fn run(args: &ArchiveLogsArgs) -> Result<Report, Error> {
-    let guard = args.guard_ref.resolve(args.s3.guard.as_deref()).ok_or(Error::NoGuard)?;
+/// Archives the logs as `options` say.
+pub async fn run(options: &Options) -> Result<Report, Error> {
+    let guard = options.guard_ref.clone().ok_or(Error::NoGuard)?;
     // The folder of the backups: SG_GUARD when given (the Jobs set it), else `<namespace>/<name>`.
-    let folder_guard = args.s3.guard.clone().unwrap_or_else(|| guard.to_string());
+    let folder_guard = options.guard.clone().unwrap_or_else(|| guard.to_string());
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
-    let s3 = S3Store::connect(&args.s3.options(&args.bucket)).await;
+    let s3 = S3Store::connect(&options.s3).await;
     let until = Timestamp::now();
-    let since_seconds = i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX);
+    let since_seconds = i64::try_from(options.since.as_secs()).unwrap_or(i64::MAX);
     let since = until.checked_sub(SignedDuration::from_secs(since_seconds)).unwrap_or(Timestamp::MIN);
     let date = until.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
-    let folder = archive_folder(&args.s3.prefix, &folder_guard, date);
+    let folder = archive_folder(&options.prefix, &folder_guard, date);
 
     let pods: Api<Pod> = Api::namespaced(client, &guard.namespace);
     let selector = api_pod_selector(&guard.name);
@@ -213,32 +231,7 @@ pub async fn run(args: &ArchiveLogsArgs) -> Result<Report, Error> {
         failed: Vec::new(),
         operator_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let mut total = 0;
-    for pod in &listed.items {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let containers: Vec<String> = pod.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.clone()).collect();
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
-        for container in containers {
-            total += 1;
-            if phase == "Pending" {
-                index.skipped.push(Skipped { pod: name.clone(), container, reason: "pod pending".into() });
-                continue;
-            }
-            match archive_one(&pods, &s3, &folder, &name, &container, since_seconds).await {
-                Ok(archived) => {
-                    tracing::info!(pod = %name, container = %archived.container, key = %archived.key, size = archived.size, "log archived");
-                    index.objects.push(archived);
-                }
-                Err(ContainerError::Request { source: kube::Error::Api(status), .. }) if status.is_not_found() => {
-                    index.skipped.push(Skipped { pod: name.clone(), container, reason: "pod deleted".into() });
-                }
-                Err(error) => {
-                    tracing::error!(%error, "log not archived");
-                    index.failed.push(Skipped { pod: name.clone(), container, reason: error.to_string() });
-                }
-            }
-        }
-    }
+    let total = archive_pods(&pods, &listed.items, &s3, &folder, since_seconds, &mut index).await;
 
     // LAST: the index lists what is complete, and what failed.
     let index_key = format!("{folder}{INDEX_NAME}");
@@ -254,12 +247,51 @@ pub async fn run(args: &ArchiveLogsArgs) -> Result<Report, Error> {
         return Err(Error::Containers { failed: index.failed.len(), total, errors });
     }
 
-    let logs_root = format!("{}{LOGS_FOLDER}", manifest::folder(&args.s3.prefix, Some(&folder_guard)));
-    let deleted = apply_retention(&store, &logs_root, date, args.retention_days_s3)
+    let logs_root = format!("{}{LOGS_FOLDER}", manifest::folder(&options.prefix, Some(&folder_guard)));
+    let deleted = apply_retention(&store, &logs_root, date, options.retention_days_s3)
         .await
         .map_err(|source| Error::Retention { index: index_key.clone(), source })?;
     tracing::info!(index = %index_key, archived = index.objects.len(), skipped = index.skipped.len(), deleted, "logs archived");
     Ok(Report { index_key, index, deleted })
+}
+
+/// Archives the log of every container of `pods` into `folder`, recording each in `index` as
+/// archived, skipped or failed. Returns how many containers there were.
+async fn archive_pods(
+    api: &Api<Pod>,
+    pods: &[Pod],
+    s3: &S3Store,
+    folder: &str,
+    since_seconds: i64,
+    index: &mut Index,
+) -> usize {
+    let mut total = 0;
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let containers: Vec<String> = pod.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.clone()).collect();
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
+        for container in containers {
+            total += 1;
+            if phase == "Pending" {
+                index.skipped.push(Skipped { pod: name.clone(), container, reason: "pod pending".into() });
+                continue;
+            }
+            match archive_one(api, s3, folder, &name, &container, since_seconds).await {
+                Ok(archived) => {
+                    tracing::info!(pod = %name, container = %archived.container, key = %archived.key, size = archived.size, "log archived");
+                    index.objects.push(archived);
+                }
+                Err(ContainerError::Request { source: kube::Error::Api(status), .. }) if status.is_not_found() => {
+                    index.skipped.push(Skipped { pod: name.clone(), container, reason: "pod deleted".into() });
+                }
+                Err(error) => {
+                    tracing::error!(%error, "log not archived");
+                    index.failed.push(Skipped { pod: name.clone(), container, reason: error.to_string() });
+                }
+            }
+        }
+    }
+    total
 }
 
 /// Streams one container's log, gzip-compressed, into `<folder><pod>-<container>.log.gz`.

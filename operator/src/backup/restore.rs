@@ -6,20 +6,43 @@
 //! the end whatever happened.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::Rng;
 
-use super::catalog::{self, ResolveError};
+use super::catalog::{self, ResolveError, Source};
 use super::manifest::{self, Manifest};
 use super::pg::{self, DbUrl};
-use super::store::{self, Store};
+use super::store::{self, SourceStore};
 use super::tools;
-use crate::cli::{RestoreArgs, S3Args, SourceStoreArgs};
 
 /// Table count mismatches shown in an error.
 const MISMATCHES_SHOWN: usize = 10;
+
+/// What `restore` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The database to restore into: `postgres://user:password@host:port/database`. With
+    /// `verify_only`, the server and credentials used to create the scratch database.
+    pub database_url: String,
+    /// Which backup.
+    pub source: Source,
+    /// The bucket or the local directory.
+    pub store: SourceStore,
+    /// Key prefix of the backups.
+    pub prefix: String,
+    /// The SecurityGuard whose backups these are: a folder under the prefix.
+    pub guard: Option<String>,
+    /// Restore drill: restore into a scratch database on the same server, check it, drop it.
+    pub verify_only: bool,
+    /// Name of the scratch database of a drill (default: a random `sg_restore_check_…`).
+    pub scratch_database: Option<String>,
+    /// Directory for the downloaded dump (default: the system temporary directory).
+    pub work_dir: Option<PathBuf>,
+    /// Directory of pg_restore (default: found on PATH).
+    pub pg_bin: Option<PathBuf>,
+}
 
 /// A failed restore, saying whether the database was touched.
 #[derive(Debug, thiserror::Error)]
@@ -119,32 +142,23 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// Opens the store the command line names: the bucket, else the local directory.
-pub async fn open_store(store: &SourceStoreArgs, s3: &S3Args) -> Option<Store> {
-    match (&store.bucket, &store.local_dir) {
-        (Some(bucket), _) => Some(Store::s3(&s3.options(bucket)).await),
-        (None, Some(dir)) => Some(Store::local(dir.clone())),
-        (None, None) => None,
-    }
-}
-
-/// Runs a restore (or a drill) as the command line says.
-pub async fn run(args: &RestoreArgs) -> Result<Report, Error> {
+/// Runs a restore (or a drill) as `options` say.
+pub async fn run(options: &Options) -> Result<Report, Error> {
     let clock = Instant::now();
-    let url = DbUrl::parse(&args.database_url).map_err(Error::Url)?;
-    let Some(store) = open_store(&args.store, &args.s3).await else {
+    let url = DbUrl::parse(&options.database_url).map_err(Error::Url)?;
+    let Some(store) = options.store.open().await else {
         return Err(Error::Store(store::Error::NotFound { location: "--bucket or --local-dir".into() }));
     };
-    let folder = manifest::folder(&args.s3.prefix, args.s3.guard.as_deref());
+    let folder = manifest::folder(&options.prefix, options.guard.as_deref());
     let backups = catalog::load(&store, &folder).await.map_err(Error::Store)?;
-    let backup = catalog::resolve(&backups, &args.source).map_err(Error::Source)?;
+    let backup = catalog::resolve(&backups, &options.source).map_err(Error::Source)?;
     let Some(manifest) = backup.good_manifest().cloned() else {
         return Err(Error::Source(ResolveError::NotGood { key: backup.key.clone(), state: backup.state.clone() }));
     };
     let key = manifest.key.clone();
-    tracing::info!(source = %args.source, %key, taken = %manifest.started_at, size = manifest.size, "restoring");
+    tracing::info!(source = %options.source, %key, taken = %manifest.started_at, size = manifest.size, "restoring");
 
-    let dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let temp = tempfile::Builder::new()
         .prefix("sg-restore-")
         .suffix(manifest::DUMP_SUFFIX)
@@ -162,9 +176,9 @@ pub async fn run(args: &RestoreArgs) -> Result<Report, Error> {
     }
     tracing::info!(%key, size, %sha256, "download verified against the manifest");
 
-    let bin = args.job.pg_bin.as_deref();
-    let database = if args.verify_only {
-        drill(&url, args.scratch_database.clone(), bin, temp.path(), &manifest).await?
+    let bin = options.pg_bin.as_deref();
+    let database = if options.verify_only {
+        drill(&url, options.scratch_database.clone(), bin, temp.path(), &manifest).await?
     } else {
         restore_into(&url, bin, temp.path(), true, &manifest).await?;
         url.redacted()

@@ -33,6 +33,26 @@ pub struct S3Options {
     pub path_style: bool,
 }
 
+/// Where to read backups from: the bucket when one is named, else the local tier.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceStore {
+    /// The bucket, and how to reach it.
+    pub s3: Option<S3Options>,
+    /// The directory of the local tier, read only when no bucket is named.
+    pub local_dir: Option<PathBuf>,
+}
+
+impl SourceStore {
+    /// Opens the bucket, else the local directory; `None` when neither is named.
+    pub async fn open(&self) -> Option<Store> {
+        match (&self.s3, &self.local_dir) {
+            (Some(s3), _) => Some(Store::s3(s3).await),
+            (None, Some(dir)) => Some(Store::local(dir.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// One stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {

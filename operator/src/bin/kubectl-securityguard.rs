@@ -4,12 +4,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use securityguard_operator::plugin::{self, PluginCli};
+use securityguard_operator::cli::plugin::{PluginCli, PluginCommand};
+use securityguard_operator::plugin;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = PluginCli::parse();
-    match plugin::run(cli).await {
+    let result = match PluginCli::parse().command {
+        PluginCommand::Backups(args) => plugin::backups(&args.target.target(), args.output.output.into()).await,
+        PluginCommand::Restore(args) => plugin::restore(&args.request()).await,
+    };
+    match result {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

@@ -193,6 +193,27 @@ pub struct RestoreSpec {
     pub source: String,
 }
 
+/// Default key prefix of the backups (`spec.backup.s3.prefix`, and `--prefix` of the backup
+/// commands).
+pub const DEFAULT_PREFIX: &str = "securityguard";
+/// Default region of the bucket (`spec.backup.s3.region`, and `--region` of the backup commands).
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Default days a backup is kept in S3 (`spec.backup.retention.s3Days`, and
+/// `--retention-days-s3`).
+pub const DEFAULT_S3_DAYS: u32 = 90;
+/// Default days a backup is kept on the local volume (`spec.backup.retention.localDays`, and
+/// `--retention-days-local`).
+pub const DEFAULT_LOCAL_DAYS: u32 = 30;
+/// Default number of newest good backups never deleted (`spec.backup.retention.keepLast`, and
+/// `--keep-last`).
+pub const DEFAULT_KEEP_LAST: u32 = 3;
+/// Default backup a restore starts from (`spec.restore.source`, and `--source` of `restore`).
+pub const DEFAULT_SOURCE: &str = "latest";
+/// Key of the access key id in the credentials Secret (`spec.backup.s3.credentialsSecret`).
+pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// Key of the secret access key in the credentials Secret (`spec.backup.s3.credentialsSecret`).
+pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
 fn default_schedule() -> String {
     "0 * * * *".to_owned()
 }
@@ -203,22 +224,22 @@ fn default_log_schedule() -> String {
     "0 4 * * 0".to_owned()
 }
 fn default_prefix() -> String {
-    "securityguard".to_owned()
+    DEFAULT_PREFIX.to_owned()
 }
 fn default_region() -> String {
-    "us-east-1".to_owned()
+    DEFAULT_REGION.to_owned()
 }
 fn default_source() -> String {
-    "latest".to_owned()
+    DEFAULT_SOURCE.to_owned()
 }
 fn default_s3_days() -> u32 {
-    90
+    DEFAULT_S3_DAYS
 }
 fn default_local_days() -> u32 {
-    30
+    DEFAULT_LOCAL_DAYS
 }
 fn default_keep_last() -> u32 {
-    3
+    DEFAULT_KEEP_LAST
 }
 fn default_true() -> bool {
     true

@@ -3,7 +3,7 @@
 //! Every field carries a doc comment: it becomes the description that `kubectl explain` shows.
 //! Cross-field rules are CEL `x-kubernetes-validations`, checked by the API server at admission.
 
-mod backup;
+pub mod backup;
 mod datastore;
 pub mod formats;
 mod ingress;

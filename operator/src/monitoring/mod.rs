@@ -103,16 +103,16 @@ pub fn operator_manifests_yaml() -> Result<String, serde_saphyr::SerializeError>
     Ok(out)
 }
 
-/// What `securityguard-operator monitoring ...` prints.
-pub fn render(command: &crate::cli::MonitoringCommand) -> Result<String, serde_saphyr::SerializeError> {
-    use crate::cli::MonitoringCommand;
-    match command {
-        MonitoringCommand::Rules { namespace, name } => {
-            alerts::rule_file_yaml(alerts::guard_rule_groups(namespace, name))
-        }
-        MonitoringCommand::OperatorRules { job } => alerts::rule_file_yaml(alerts::operator_rule_groups(job)),
-        MonitoringCommand::OperatorManifests => operator_manifests_yaml(),
-    }
+/// The alert rule file of the SecurityGuard `name` in `namespace` (what its PrometheusRule
+/// holds): `securityguard-operator monitoring rules`.
+pub fn guard_rules_yaml(namespace: &str, name: &str) -> Result<String, serde_saphyr::SerializeError> {
+    alerts::rule_file_yaml(alerts::guard_rule_groups(namespace, name))
+}
+
+/// The rule file of the operator-wide alerts on the metrics scraped as `job`:
+/// `securityguard-operator monitoring operator-rules`.
+pub fn operator_rules_yaml(job: &str) -> Result<String, serde_saphyr::SerializeError> {
+    alerts::rule_file_yaml(alerts::operator_rule_groups(job))
 }
 
 #[cfg(test)]
