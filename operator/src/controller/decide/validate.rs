@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use crate::controller::read::dereference::References;
+use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use crate::crd::{BackupSpec, ManagedPostgres, ManagedRedis, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
 
 /// Shortest JWT signing key accepted (HS256 wants at least 256 bits).
@@ -187,7 +188,7 @@ fn check_api_secrets(spec: &SecurityGuardSpec, refs: &References, problems: &mut
 
 /// The S3 credentials and every schedule of `spec.backup`.
 fn check_backup(backup: &BackupSpec, refs: &References, problems: &mut Vec<Problem>) {
-    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+    for key in [ACCESS_KEY_ID, SECRET_ACCESS_KEY] {
         let reference = SecretKeyReference { name: backup.s3.credentials_secret.clone(), key: key.to_owned() };
         secret_value(refs, "spec.backup.s3.credentialsSecret", &reference, problems);
     }

@@ -19,6 +19,7 @@ use crate::controller::vocabulary::{
     Component, JOB_KIND_LABEL, JobKind, REQUEST_LABEL, backup_service_account, local_volume_name,
     log_archive_service_account,
 };
+use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use crate::crd::{BackupSpec, SecretKeyReference};
 
 /// User the operator image runs as.
@@ -179,8 +180,8 @@ pub fn s3_env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind) -> Vec
         plain_env("SG_BACKUP_BUCKET", s3.bucket.clone()),
         plain_env("SG_BACKUP_PREFIX", s3.prefix.clone()),
         plain_env("SG_BACKUP_REGION", s3.region.clone()),
-        credential("AWS_ACCESS_KEY_ID"),
-        credential("AWS_SECRET_ACCESS_KEY"),
+        credential(ACCESS_KEY_ID),
+        credential(SECRET_ACCESS_KEY),
         plain_env("SG_GUARD", guard_folder(guard, kind)),
         plain_env("SG_GUARD_NAMESPACE", guard.namespace.clone()),
         plain_env("SG_GUARD_NAME", guard.name.clone()),
