@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use securityguard_operator::backup::pg::{self, DbUrl};
 use securityguard_operator::backup::store::{self, S3Store, Store};
+use securityguard_operator::crd::S3Spec;
 
 use crate::{kubectl_ok, operator_binary};
 
@@ -77,6 +78,17 @@ impl Bucket {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+    }
+
+    /// Backups into this bucket, as `spec.backup.s3` names it (path-style, at the server's
+    /// endpoint, the credentials in the Secret `credentials_secret`).
+    pub fn s3_spec(&self, credentials_secret: &str) -> S3Spec {
+        S3Spec {
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".to_owned(),
+            path_style: true,
+            ..crate::fixtures::s3(&self.name, credentials_secret)
+        }
     }
 
     /// Every key, sorted.
