@@ -7,8 +7,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use securityguard_e2e::backups::{Bucket, Database, run_operator, service_account_with};
+use securityguard_e2e::fixtures::{self, GuardFixture};
 use securityguard_e2e::{JWT, Operator, OperatorOptions, TempNamespace, admin, kubectl_ok, secret, wait_for};
 use securityguard_operator::backup::manifest::{self, Manifest};
+use securityguard_operator::crd::SecurityGuard;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -22,13 +24,10 @@ const JOB_RULES: &[&str] = &[
 
 const EXTRA_SETTINGS: &str = "plain-setting-from-a-user-config-map";
 
-/// A SecurityGuard whose API takes one variable from a ConfigMap of the user's (not labelled).
-fn guard_yaml(name: &str) -> String {
-    format!(
-        "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata:\n  name: {name}\n\
-         spec:\n  image: ghcr.io/securityguard/api:0.1.0\n  secrets:\n    jwtSecret: {{name: securityguard-jwt, key: secret}}\n\
-         \x20 env:\n  - name: EXTRA\n    valueFrom: {{configMapKeyRef: {{name: extra-settings, key: extra}}}}\n"
-    )
+/// A SecurityGuard whose API takes one variable from a ConfigMap of the user's (not labelled),
+/// as a manifest for kubectl.
+fn guard_manifest(name: &str) -> String {
+    fixtures::manifest(&SecurityGuard::test(name).env_from_config_map("EXTRA", "extra-settings", "extra"))
 }
 
 fn env_of(
@@ -72,7 +71,7 @@ async fn config_backup_holds_the_guard_and_its_config_maps_but_no_secret() {
         None,
     );
     kubectl_ok(&["-n", ns, "create", "configmap", "unrelated", "--from-literal=other=not-ours"], None);
-    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_yaml(name)));
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_manifest(name)));
     // The API's ConfigMap, as the operator builds it.
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let api_config =
@@ -193,7 +192,7 @@ async fn config_backup_without_list_configmaps_fails_before_dumping() {
 /// A SecurityGuard with no operator running (only its object matters).
 async fn create_guard_without_operator(ns: &str, name: &str) {
     securityguard_e2e::install().await;
-    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_yaml(name)));
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_manifest(name)));
 }
 
 /// A directory for the run's files, under the control plane's state directory.

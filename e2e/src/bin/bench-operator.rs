@@ -14,6 +14,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
+use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::{JWT, Operator, OperatorOptions, admin, install, secret};
 use securityguard_operator::controller::build::{self, FIELD_MANAGER};
 use securityguard_operator::controller::dereference::References;
@@ -28,17 +29,7 @@ const RESYNC_SECONDS: u64 = 30;
 const IDLE_PERIODS: u64 = 2;
 
 fn guard(ns: &str, i: usize) -> SecurityGuard {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "securityguard.io/v1alpha1",
-        "kind": "SecurityGuard",
-        "metadata": {"name": format!("guard-{i:04}"), "namespace": ns},
-        "spec": {
-            "image": "ghcr.io/securityguard/api:0.1.0",
-            "secrets": {"jwtSecret": {"name": "securityguard-jwt", "key": "secret"}},
-            "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
-        },
-    }))
-    .expect("valid SecurityGuard")
+    SecurityGuard::test(&format!("guard-{i:04}")).in_namespace(ns).autoscaling(1, 3)
 }
 
 async fn namespace(client: &Client, name: &str) {
