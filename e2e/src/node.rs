@@ -365,13 +365,7 @@ impl Site {
 
     /// Waits until the guard is `Ready=True` for its current generation.
     pub async fn ready(&self, timeout: Duration) -> SecurityGuard {
-        self.wait("Ready=True", timeout, |g| {
-            g.status.as_ref().is_some_and(|s| {
-                s.observed_generation == g.metadata.generation
-                    && s.condition("Ready").is_some_and(|c| c.status == "True")
-            })
-        })
-        .await
+        self.wait("Ready=True", timeout, crate::checks::is_ready).await
     }
 
     /// A client of its API Service.

@@ -14,6 +14,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
+use securityguard_e2e::checks::is_ready;
 use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::{JWT, Operator, OperatorOptions, admin, install, secret};
 use securityguard_operator::controller::build::{self, FIELD_MANAGER};
@@ -68,12 +69,6 @@ async fn volumes(client: &Client, ns: &str, n: usize) {
         .try_collect::<Vec<_>>()
         .await
         .expect("volumes created");
-}
-
-fn ready(g: &SecurityGuard) -> bool {
-    let s = g.status.as_ref();
-    s.and_then(|s| s.observed_generation) == g.metadata.generation
-        && s.and_then(|s| s.condition("Ready")).is_some_and(|c| c.status == "True")
 }
 
 fn requests(metrics: &BTreeMap<String, f64>, writes_only: bool) -> f64 {
@@ -177,7 +172,7 @@ async fn main() {
     let mut last_report = Instant::now();
     let converged = loop {
         let list = guards.list(&ListParams::default()).await.expect("list");
-        let count = list.items.iter().filter(|g| ready(g)).count();
+        let count = list.items.iter().filter(|g| is_ready(g)).count();
         if count == n {
             break start.elapsed();
         }
