@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use securityguard_e2e::backups::{Bucket, Database, run_operator, service_account_with};
+use securityguard_e2e::backups::{Bucket, Database, run_dir, run_operator, service_account_with};
 use securityguard_e2e::fixtures::{GuardFixture, manifest};
 use securityguard_e2e::{TempNamespace, admin, install, kubectl_ok, operator_binary, s3_credentials};
 use securityguard_operator::crd::{S3Spec, SecurityGuard};
@@ -60,8 +60,7 @@ async fn the_plugin_lists_backups_and_requests_restores() {
 
     // Two backups by the real backup command, and an upload that never finished.
     let db = Database::create().await;
-    let dir = securityguard_e2e::controlplane_dir().join(format!("plugin-{ns}"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = run_dir(&format!("plugin-{ns}"));
     let mut env = bucket.env(PREFIX);
     env.push(("DATABASE_URL".into(), db.url.full().to_owned()));
     env.push(("SG_GUARD".into(), format!("{ns}/pg")));
