@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use securityguard_operator::backup::pg::{self, DbUrl};
 use securityguard_operator::backup::store::{self, S3Store, Store};
+use securityguard_operator::crd::S3Spec;
 
 use crate::{kubectl_ok, operator_binary};
 
@@ -77,6 +78,17 @@ impl Bucket {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+    }
+
+    /// Backups into this bucket, as `spec.backup.s3` names it (path-style, at the server's
+    /// endpoint, the credentials in the Secret `credentials_secret`).
+    pub fn s3_spec(&self, credentials_secret: &str) -> S3Spec {
+        S3Spec {
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".to_owned(),
+            path_style: true,
+            ..crate::fixtures::s3(&self.name, credentials_secret)
+        }
     }
 
     /// Every key, sorted.
@@ -152,6 +164,44 @@ pub fn service_account_with(ns: &str, name: &str, rules: &[&str]) -> PathBuf {
     );
     kubectl_ok(&["apply", "-f", "-"], Some(&objects));
     crate::token_kubeconfig(ns, name)
+}
+
+/// A directory for the files of local runs (`HOME`, the termination log) under the control
+/// plane's state directory.
+pub fn run_dir(name: &str) -> PathBuf {
+    let dir = crate::controlplane_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("run directory");
+    dir
+}
+
+/// The environment a backup or log archive Job's pod of the guard `ns/guard` gets, for a run
+/// as a local process: the bucket's variables with the key prefix `prefix`, the guard, the
+/// termination log in `dir`, and `kubeconfig` in place of the pod's ServiceAccount token.
+pub fn job_env(
+    bucket: &Bucket,
+    prefix: &str,
+    ns: &str,
+    guard: &str,
+    kubeconfig: &Path,
+    dir: &Path,
+) -> Vec<(String, String)> {
+    let mut env = bucket.env(prefix);
+    env.extend(
+        [
+            ("SG_GUARD", format!("{ns}/{guard}")),
+            ("SG_GUARD_NAMESPACE", ns.to_owned()),
+            ("SG_GUARD_NAME", guard.to_owned()),
+            ("SG_TERMINATION_LOG", dir.join("termination-log").display().to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+/// What a run wrote to the termination log in `dir` (a Job's summary), as JSON.
+pub fn termination(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("termination-log")).expect("termination log")).expect("JSON")
 }
 
 /// Runs the operator binary with `args` and only the environment given (plus PATH).

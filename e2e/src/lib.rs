@@ -4,6 +4,8 @@
 //! The tests need `SG_CONTROLPLANE_DIR` (the state directory of `up.sh`) and the operator
 //! binary built (`cargo build -p securityguard-operator`); `just e2e` does both.
 
+pub mod checks;
+pub mod fixtures;
 pub mod kubelet;
 pub mod local;
 pub mod node;

@@ -24,6 +24,7 @@ use securityguard_operator::crd::SecurityGuard;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
+use crate::fixtures::GuardFixture;
 use crate::local::Process;
 use crate::{OPERATOR_NAMESPACE, admin, eventually, install, kubectl, kubectl_ok, wait_for};
 
@@ -324,15 +325,22 @@ impl Site {
         Self { client, ns, name: name.to_owned() }
     }
 
-    /// Applies the SecurityGuard with this spec (server-side, field manager `e2e`).
-    pub fn apply(&self, spec: &Value) {
-        let guard = json!({
-            "apiVersion": "securityguard.io/v1alpha1",
-            "kind": "SecurityGuard",
-            "metadata": {"name": self.name, "namespace": self.ns.name},
-            "spec": spec,
-        });
-        kubectl_ok(&["apply", "--server-side", "--field-manager=e2e", "-f", "-"], Some(&guard.to_string()));
+    /// The site's SecurityGuard, sized for the node's two cores: the JWT key of the Secret `jwt`
+    /// made by [`Site::new`], autoscaling off, `replicas` API pods each requesting 50m CPU and
+    /// 64Mi with a 512Mi memory limit.
+    pub fn guard(&self, replicas: i32) -> SecurityGuard {
+        SecurityGuard::test(&self.name)
+            .in_namespace(&self.ns.name)
+            .jwt_secret("jwt", "secret")
+            .fixed_replicas(replicas)
+            .resources(&[("cpu", "50m"), ("memory", "64Mi")], &[("memory", "512Mi")])
+    }
+
+    /// Applies the site's SecurityGuard (server-side, field manager `e2e`).
+    pub fn apply(&self, guard: &SecurityGuard) {
+        let (name, ns) = (guard.metadata.name.as_deref(), guard.metadata.namespace.as_deref());
+        assert_eq!((name, ns), (Some(self.name.as_str()), Some(self.ns.name.as_str())), "not the site's guard");
+        crate::fixtures::apply(guard);
     }
 
     /// The SecurityGuards of the namespace.
@@ -357,13 +365,7 @@ impl Site {
 
     /// Waits until the guard is `Ready=True` for its current generation.
     pub async fn ready(&self, timeout: Duration) -> SecurityGuard {
-        self.wait("Ready=True", timeout, |g| {
-            g.status.as_ref().is_some_and(|s| {
-                s.observed_generation == g.metadata.generation
-                    && s.condition("Ready").is_some_and(|c| c.status == "True")
-            })
-        })
-        .await
+        self.wait("Ready=True", timeout, crate::checks::is_ready).await
     }
 
     /// A client of its API Service.

@@ -4,17 +4,17 @@
 //! server.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use securityguard_e2e::backups::{Bucket, append_pod_log, run_operator, service_account_with};
+use securityguard_e2e::backups::{
+    Bucket, append_pod_log, job_env, run_dir, run_operator, service_account_with, termination,
+};
 use securityguard_e2e::{
     JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, secret,
 };
 use securityguard_operator::backup::logs::Index;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "backups";
@@ -24,31 +24,6 @@ const JOB_RULES: &[&str] = &[
     "{apiGroups: [\"\"], resources: [pods], verbs: [list]}",
     "{apiGroups: [\"\"], resources: [pods/log], verbs: [get]}",
 ];
-
-fn run_dir(ns: &str) -> PathBuf {
-    let dir = securityguard_e2e::controlplane_dir().join(format!("archive-{ns}"));
-    std::fs::create_dir_all(&dir).expect("run directory");
-    dir
-}
-
-fn env_of(ns: &str, bucket: &Bucket, kubeconfig: &Path, dir: &Path) -> Vec<(String, String)> {
-    let mut env = bucket.env(PREFIX);
-    env.extend(
-        [
-            ("SG_GUARD", format!("{ns}/minimal")),
-            ("SG_GUARD_NAMESPACE", ns.to_owned()),
-            ("SG_GUARD_NAME", "minimal".to_owned()),
-            ("SG_TERMINATION_LOG", dir.join("termination-log").display().to_string()),
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    env
-}
-
-fn termination(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("termination-log")).expect("termination log")).expect("JSON")
-}
 
 fn gunzip(bytes: &[u8]) -> String {
     let mut text = String::new();
@@ -101,9 +76,10 @@ async fn the_api_pods_logs_are_archived_gzipped_with_an_index_and_old_archives_e
         bucket.put(&format!("{folder}p-api.log.gz"), b"x".to_vec()).await;
     }
 
-    let dir = run_dir(ns);
+    let dir = run_dir(&format!("archive-{ns}"));
     let kubeconfig = service_account_with(ns, "archive-logs", JOB_RULES);
-    let output = run_operator(&["archive-logs"], &env_of(ns, &bucket, &kubeconfig, &dir), &dir).await;
+    let output =
+        run_operator(&["archive-logs"], &job_env(&bucket, PREFIX, ns, "minimal", &kubeconfig, &dir), &dir).await;
     assert!(output.status.success(), "archive-logs failed");
 
     let summary = termination(&dir);
@@ -153,11 +129,12 @@ async fn archive_logs_reports_what_rbac_refuses() {
         None,
     );
     let bucket = Bucket::create("logsrbac").await;
-    let dir = run_dir(ns);
+    let dir = run_dir(&format!("archive-{ns}"));
 
     // Without pods/log: the run fails naming the container; the index says what failed.
     let kubeconfig = service_account_with(ns, "no-log", &JOB_RULES[..1]);
-    let output = run_operator(&["archive-logs"], &env_of(ns, &bucket, &kubeconfig, &dir), &dir).await;
+    let output =
+        run_operator(&["archive-logs"], &job_env(&bucket, PREFIX, ns, "minimal", &kubeconfig, &dir), &dir).await;
     assert!(!output.status.success());
     let error = termination(&dir)["error"].as_str().expect("error").to_owned();
     assert!(
@@ -174,7 +151,8 @@ async fn archive_logs_reports_what_rbac_refuses() {
 
     // Without list pods: nothing is read, nothing more stored.
     let kubeconfig = service_account_with(ns, "no-list", &JOB_RULES[1..]);
-    let output = run_operator(&["archive-logs"], &env_of(ns, &bucket, &kubeconfig, &dir), &dir).await;
+    let output =
+        run_operator(&["archive-logs"], &job_env(&bucket, PREFIX, ns, "minimal", &kubeconfig, &dir), &dir).await;
     assert!(!output.status.success());
     let error = termination(&dir)["error"].as_str().expect("error").to_owned();
     assert!(error.starts_with(&format!("cannot list the pods (app.kubernetes.io/name=securityguard,app.kubernetes.io/instance=minimal,app.kubernetes.io/component=api) in namespace {ns}")), "{error}");

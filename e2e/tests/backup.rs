@@ -12,18 +12,16 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
+use securityguard_e2e::fixtures::{GuardFixture, apply, s3};
 use securityguard_e2e::kubelet::{kill_job_pod, run_job_pod};
+use securityguard_e2e::local::env;
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, s3_credentials, secret, wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, s3_credentials, secret, wait_for,
 };
-use securityguard_operator::crd::{RestorePhase, SecurityGuard};
+use securityguard_operator::crd::{RestorePhase, S3Spec, SecurityGuard};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const GUARD: &str = "shop";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `just test`"))
-}
 
 /// `psql` against the test server, one command, unaligned output.
 fn psql(database_url: &str, sql: &str) -> String {
@@ -79,16 +77,23 @@ impl Fixture {
         assert!(out.status.success(), "creating bucket {}: {}", self.bucket, String::from_utf8_lossy(&out.stderr));
     }
 
-    /// Applies the SecurityGuard with `extra` appended to its spec.
-    fn apply(&self, extra: &str) {
-        let manifest = format!(
-            "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata: {{name: {GUARD}, namespace: {ns}}}\nspec:\n  image: securityguard/api:e2e\n  secrets: {{jwtSecret: {{name: jwt, key: secret}}}}\n  autoscaling: {{enabled: false}}\n  replicas: 2\n  postgres: {{external: {{connectionSecret: {{name: db, key: url}}}}}}\n  redis: {{external: {{connectionSecret: {{name: cache, key: url}}}}}}\n  backup:\n    s3: {{bucket: {bucket}, endpoint: '{endpoint}', region: {region}, pathStyle: true, credentialsSecret: s3}}\n{extra}",
-            ns = self.ns.name,
-            bucket = self.bucket,
-            endpoint = env("SG_TEST_S3_ENDPOINT"),
-            region = env("SG_TEST_S3_REGION"),
-        );
-        kubectl_ok(&["apply", "--server-side", "--field-manager=e2e", "-f", "-"], Some(&manifest));
+    /// The SecurityGuard: two API replicas, the local PostgreSQL and Redis as external
+    /// datastores, backups into the bucket on the local S3 server.
+    fn guard(&self) -> SecurityGuard {
+        let s3 = S3Spec {
+            endpoint: Some(env("SG_TEST_S3_ENDPOINT")),
+            region: env("SG_TEST_S3_REGION"),
+            path_style: true,
+            ..s3(&self.bucket, "s3")
+        };
+        SecurityGuard::test(GUARD)
+            .in_namespace(&self.ns.name)
+            .image("securityguard/api:e2e")
+            .jwt_secret("jwt", "secret")
+            .fixed_replicas(2)
+            .external_postgres("db", "url")
+            .external_redis("cache", "url")
+            .backup(s3)
     }
 
     fn guards(&self) -> Api<SecurityGuard> {
@@ -183,7 +188,7 @@ async fn restore_by_edit_and_rollback_after_a_failed_restore() {
     let mut f = Fixture::new("restore").await;
     let ns = f.ns.name.clone();
     f.create_bucket();
-    f.apply("    requestId: b1\n");
+    apply(&f.guard().backup_request("b1"));
     f.deployment_replicas(2).await;
     let job = f.one_job("backup", "b1").await;
     assert_eq!(run_job_pod(&f.client, &ns, &job).await.exit_code, 0);
@@ -199,7 +204,7 @@ async fn restore_by_edit_and_rollback_after_a_failed_restore() {
     assert_eq!(f.count(), 150);
 
     // The on-call engineer edits the SecurityGuard.
-    f.apply("    requestId: b1\n  restore: {requestId: r1, source: latest}\n");
+    apply(&f.guard().backup_request("b1").restore("r1", "latest"));
     let guard = wait_for(f.guards(), GUARD, TIMEOUT, |g: &SecurityGuard| {
         g.status.as_ref().and_then(|s| s.restore.as_ref()).is_some_and(|r| r.request_id == "r1")
     })
@@ -240,7 +245,7 @@ async fn restore_by_edit_and_rollback_after_a_failed_restore() {
     f.cron_jobs_suspended(false).await;
 
     // GitOps re-sync of the same requestId: nothing happens.
-    f.apply("    requestId: b1\n  restore: {requestId: r1, source: latest}\n  env: [{name: FEATURE_X, value: 'on'}]\n");
+    apply(&f.guard().backup_request("b1").restore("r1", "latest").env("FEATURE_X", "on"));
     f.observed().await;
     assert_eq!(f.jobs("restore", Some("r1")).await.len(), 1);
     assert_eq!(f.jobs("safety-backup", Some("r1")).await.len(), 1);
@@ -253,7 +258,7 @@ async fn restore_by_edit_and_rollback_after_a_failed_restore() {
     // restored and the data is as before.
     psql(&f.database_url, "INSERT INTO items SELECT g, 'again ' || g FROM generate_series(101, 120) g");
     let before = psql(&f.database_url, "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items");
-    f.apply(&format!("    requestId: b1\n  restore: {{requestId: r2, source: '{backup_key}'}}\n"));
+    apply(&f.guard().backup_request("b1").restore("r2", &backup_key));
     let safety = f.one_job("safety-backup", "r2").await;
     assert_eq!(run_job_pod(&f.client, &ns, &safety).await.exit_code, 0);
     let restore_job = f.one_job("restore", "r2").await;

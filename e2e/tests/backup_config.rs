@@ -2,13 +2,16 @@
 //! command and environment, run as a local process with a ServiceAccount token holding only the
 //! Role the Job gets, against the local PostgreSQL and S3-compatible server.
 
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use securityguard_e2e::backups::{Bucket, Database, run_operator, service_account_with};
+use securityguard_e2e::backups::{Bucket, Database, job_env, run_dir, run_operator, service_account_with, termination};
+use securityguard_e2e::fixtures::{self, GuardFixture};
 use securityguard_e2e::{JWT, Operator, OperatorOptions, TempNamespace, admin, kubectl_ok, secret, wait_for};
 use securityguard_operator::backup::manifest::{self, Manifest};
+use securityguard_operator::crd::SecurityGuard;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -22,41 +25,27 @@ const JOB_RULES: &[&str] = &[
 
 const EXTRA_SETTINGS: &str = "plain-setting-from-a-user-config-map";
 
-/// A SecurityGuard whose API takes one variable from a ConfigMap of the user's (not labelled).
-fn guard_yaml(name: &str) -> String {
-    format!(
-        "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata:\n  name: {name}\n\
-         spec:\n  image: ghcr.io/securityguard/api:0.1.0\n  secrets:\n    jwtSecret: {{name: securityguard-jwt, key: secret}}\n\
-         \x20 env:\n  - name: EXTRA\n    valueFrom: {{configMapKeyRef: {{name: extra-settings, key: extra}}}}\n"
-    )
+/// A SecurityGuard whose API takes one variable from a ConfigMap of the user's (not labelled),
+/// as a manifest for kubectl.
+fn guard_manifest(name: &str) -> String {
+    fixtures::manifest(&SecurityGuard::test(name).env_from_config_map("EXTRA", "extra-settings", "extra"))
 }
 
+/// The backup Job's environment: a Job's, with the database to dump and the config backup on.
 fn env_of(
     ns: &str,
     name: &str,
     bucket: &Bucket,
     db: &Database,
-    kubeconfig: &std::path::Path,
-    dir: &std::path::Path,
+    kubeconfig: &Path,
+    dir: &Path,
 ) -> Vec<(String, String)> {
-    let mut env = bucket.env(PREFIX);
-    env.extend(
-        [
-            ("DATABASE_URL", db.url.full().to_owned()),
-            ("SG_GUARD", format!("{ns}/{name}")),
-            ("SG_GUARD_NAMESPACE", ns.to_owned()),
-            ("SG_GUARD_NAME", name.to_owned()),
-            ("SG_BACKUP_CONFIG", "true".to_owned()),
-            ("SG_TERMINATION_LOG", dir.join("termination-log").display().to_string()),
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    let mut env = job_env(bucket, PREFIX, ns, name, kubeconfig, dir);
+    env.extend([
+        ("DATABASE_URL".to_owned(), db.url.full().to_owned()),
+        ("SG_BACKUP_CONFIG".to_owned(), "true".to_owned()),
+    ]);
     env
-}
-
-fn termination(dir: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("termination-log")).expect("termination log")).expect("JSON")
 }
 
 #[tokio::test]
@@ -72,7 +61,7 @@ async fn config_backup_holds_the_guard_and_its_config_maps_but_no_secret() {
         None,
     );
     kubectl_ok(&["-n", ns, "create", "configmap", "unrelated", "--from-literal=other=not-ours"], None);
-    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_yaml(name)));
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_manifest(name)));
     // The API's ConfigMap, as the operator builds it.
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let api_config =
@@ -80,7 +69,7 @@ async fn config_backup_holds_the_guard_and_its_config_maps_but_no_secret() {
 
     let bucket = Bucket::create("cfg").await;
     let db = Database::create().await;
-    let dir = tempfile_dir(ns);
+    let dir = run_dir(&format!("backup-{ns}"));
     let kubeconfig = service_account_with(ns, "backup", JOB_RULES);
     let output = run_operator(&["backup"], &env_of(ns, name, &bucket, &db, &kubeconfig, &dir), &dir).await;
     assert!(output.status.success(), "backup failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -166,7 +155,7 @@ async fn config_backup_without_list_configmaps_fails_before_dumping() {
     create_guard_without_operator(ns, "cfg").await;
     let bucket = Bucket::create("cfgrbac").await;
     let db = Database::create().await;
-    let dir = tempfile_dir(ns);
+    let dir = run_dir(&format!("backup-{ns}"));
     let kubeconfig = service_account_with(ns, "backup", &JOB_RULES[..1]);
     let output = run_operator(&["backup"], &env_of(ns, "cfg", &bucket, &db, &kubeconfig, &dir), &dir).await;
     assert!(!output.status.success());
@@ -193,12 +182,5 @@ async fn config_backup_without_list_configmaps_fails_before_dumping() {
 /// A SecurityGuard with no operator running (only its object matters).
 async fn create_guard_without_operator(ns: &str, name: &str) {
     securityguard_e2e::install().await;
-    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_yaml(name)));
-}
-
-/// A directory for the run's files, under the control plane's state directory.
-fn tempfile_dir(ns: &str) -> std::path::PathBuf {
-    let dir = securityguard_e2e::controlplane_dir().join(format!("backup-{ns}"));
-    std::fs::create_dir_all(&dir).expect("run directory");
-    dir
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard_manifest(name)));
 }

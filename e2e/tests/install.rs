@@ -3,7 +3,9 @@
 
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use securityguard_e2e::fixtures::{GuardFixture, s3};
 use securityguard_e2e::{TempNamespace, admin, install, kubectl, kubectl_ok, repo_root};
+use securityguard_operator::crd::SecurityGuard;
 use securityguard_operator::crd::formats::{CRON_CASES, CRON_REFUSED_TYPOS};
 
 #[tokio::test]
@@ -487,17 +489,13 @@ async fn cron_schedules_agree_with_the_cronjob_controller() {
     let mut failures = Vec::new();
     let typos = CRON_REFUSED_TYPOS.iter().map(|s| (*s, false));
     for (i, (schedule, valid)) in CRON_CASES.iter().copied().chain(typos).enumerate() {
-        let guard: DynamicObject = serde_json::from_value(serde_json::json!({
-            "apiVersion": "securityguard.io/v1alpha1",
-            "kind": "SecurityGuard",
-            "metadata": {"name": format!("cron-{i}")},
-            "spec": {
-                "image": "a:1",
-                "secrets": {"jwtSecret": {"name": "j", "key": "k"}},
-                "backup": {"schedule": schedule, "s3": {"bucket": "bkt", "credentialsSecret": "s3"}},
-            },
-        }))
-        .expect("a SecurityGuard");
+        let guard = SecurityGuard::test(&format!("cron-{i}"))
+            .image("a:1")
+            .jwt_secret("j", "k")
+            .backup(s3("bkt", "s3"))
+            .backup_schedule(schedule);
+        let guard: DynamicObject =
+            serde_json::from_value(serde_json::to_value(guard).expect("serialises")).expect("a SecurityGuard");
         match (guards.create(&dry_run, &guard).await, valid) {
             (Ok(_), true) => {}
             (Err(kube::Error::Api(status)), false)

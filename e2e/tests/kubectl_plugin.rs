@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use securityguard_e2e::backups::{Bucket, Database, run_operator, service_account_with};
+use securityguard_e2e::backups::{Bucket, Database, run_dir, run_operator, service_account_with};
+use securityguard_e2e::fixtures::{GuardFixture, manifest};
 use securityguard_e2e::{TempNamespace, admin, install, kubectl_ok, operator_binary, s3_credentials};
+use securityguard_operator::crd::{S3Spec, SecurityGuard};
 use serde_json::Value;
 
 const PREFIX: &str = "backups";
@@ -51,18 +53,14 @@ async fn the_plugin_lists_backups_and_requests_restores() {
     let ns = ns.name.as_str();
     let bucket = Bucket::create("plugin").await;
     s3_credentials(ns, "s3-credentials", &bucket.access_key, &bucket.secret_key);
-    let guard = format!(
-        "apiVersion: securityguard.io/v1alpha1\nkind: SecurityGuard\nmetadata: {{name: pg}}\nspec:\n  image: api:1\n  \
-         secrets: {{jwtSecret: {{name: securityguard-jwt, key: secret}}}}\n  backup:\n    s3:\n      bucket: {}\n      \
-         prefix: {PREFIX}\n      region: us-east-1\n      endpoint: {}\n      pathStyle: true\n      credentialsSecret: s3-credentials\n",
-        bucket.name, bucket.endpoint
-    );
-    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&guard));
+    let guard = SecurityGuard::test("pg")
+        .image("api:1")
+        .backup(S3Spec { prefix: PREFIX.to_owned(), ..bucket.s3_spec("s3-credentials") });
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&manifest(&guard)));
 
     // Two backups by the real backup command, and an upload that never finished.
     let db = Database::create().await;
-    let dir = securityguard_e2e::controlplane_dir().join(format!("plugin-{ns}"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = run_dir(&format!("plugin-{ns}"));
     let mut env = bucket.env(PREFIX);
     env.push(("DATABASE_URL".into(), db.url.full().to_owned()));
     env.push(("SG_GUARD".into(), format!("{ns}/pg")));

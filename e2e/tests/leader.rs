@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
+use securityguard_e2e::checks::is_ready;
 use securityguard_e2e::{
     JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, secret, volumes_for_guard,
     wait_for,
@@ -48,11 +49,7 @@ async fn only_the_leader_reconciles_and_leadership_moves_on() {
     volumes_for_guard(ns, "minimal");
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/minimal.yaml").to_str().expect("utf-8")], None);
     let guards: Api<SecurityGuard> = Api::namespaced(client.clone(), ns);
-    let ready = |g: &SecurityGuard| {
-        g.status.as_ref().and_then(|s| s.observed_generation) == g.metadata.generation
-            && g.status.as_ref().and_then(|s| s.condition("Ready")).is_some_and(|c| c.status == "True")
-    };
-    wait_for(guards.clone(), "minimal", Duration::from_secs(90), ready).await;
+    wait_for(guards.clone(), "minimal", Duration::from_secs(90), is_ready).await;
 
     let (leader, follower) = if a.identity == first { (&mut a, &mut b) } else { (&mut b, &mut a) };
     assert!(leader.reconciles().await >= 1.0);
@@ -71,7 +68,7 @@ async fn only_the_leader_reconciles_and_leadership_moves_on() {
     // ...and reconciles: an edit is carried out by the new leader.
     let edit = serde_json::json!({"spec": {"config": {"logLevel": "debug"}}});
     guards.patch("minimal", &PatchParams::default(), &Patch::Merge(&edit)).await.expect("edit");
-    wait_for(guards.clone(), "minimal", Duration::from_secs(90), ready).await;
+    wait_for(guards.clone(), "minimal", Duration::from_secs(90), is_ready).await;
     assert!(follower.reconciles().await >= 1.0, "the new leader reconciled");
 
     // A clean stop releases the Lease; a waiting process takes it at its next check, which comes

@@ -12,6 +12,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
+use securityguard_e2e::checks::{condition, is_ready, owned_by};
 use securityguard_e2e::{
     JWT, Operator, OperatorOptions, TempNamespace, UNPULLABLE_IMAGE, admin, eventually, kubectl_ok, repo_root,
     s3_credentials, secret, volumes_for_guard, wait_deleted, wait_for,
@@ -20,22 +21,8 @@ use securityguard_operator::crd::SecurityGuard;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-fn is_ready(guard: &SecurityGuard) -> bool {
-    let status = guard.status.as_ref();
-    status.and_then(|s| s.observed_generation) == guard.metadata.generation
-        && status.and_then(|s| s.condition("Ready")).is_some_and(|c| c.status == "True")
-}
-
 async fn wait_ready(api: &Api<SecurityGuard>, name: &str) -> SecurityGuard {
     wait_for(api.clone(), name, TIMEOUT, is_ready).await
-}
-
-fn owned_by(obj: &impl Resource, guard: &SecurityGuard) -> bool {
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| Some(&r.uid) == guard.metadata.uid.as_ref() && r.controller == Some(true) && r.kind == "SecurityGuard")
 }
 
 async fn get_owned<K>(client: &Client, ns: &str, name: &str, guard: &SecurityGuard) -> K
@@ -351,10 +338,6 @@ async fn missing_secret_degrades_then_recovers_when_it_appears() {
     assert!(message.contains("spec.postgres.external.connectionSecret") && message.contains("\"db\""), "{message}");
     assert!(!message.contains("hunter2"), "secret value in status: {message}");
     assert!(!operator.log().contains("hunter2"), "secret value in the operator's log");
-}
-
-fn condition(guard: &SecurityGuard, type_: &str) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    guard.status.as_ref().and_then(|s| s.condition(type_)).cloned()
 }
 
 /// The operator's writes of Events (create and patch; a repeated Event is a patch of its series).

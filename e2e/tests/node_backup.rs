@@ -15,36 +15,20 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
+use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
 use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const GUARD: &str = "shop";
 const JOB_IMAGE: &str = "ghcr.io/securityguard/operator:0.1.0";
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The guard's spec: two API replicas, the managed datastores, backups into `bucket` (no
-/// scheduled backup during the test: the schedule is once a year), `backup` merged in.
-fn spec(bucket: &Bucket, backup: Value) -> Value {
-    let mut backup_spec = json!({
-        "schedule": "0 0 1 1 *",
-        "s3": {
-            "bucket": bucket.name, "endpoint": bucket.endpoint, "region": "us-east-1",
-            "pathStyle": true, "credentialsSecret": "s3",
-        },
-    });
-    if let (Some(target), Some(extra)) = (backup_spec.as_object_mut(), backup.as_object()) {
-        target.extend(extra.clone());
-    }
-    json!({
-        "image": "ghcr.io/securityguard/api:0.1.0",
-        "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}},
-        "autoscaling": {"enabled": false},
-        "replicas": 2,
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
-        "backup": backup_spec,
-    })
+/// The guard: two API replicas, the managed datastores, backups into `bucket` (no scheduled
+/// backup during the test: the schedule is once a year).
+fn with_backups(site: &Site, bucket: &Bucket) -> SecurityGuard {
+    site.guard(2).backup(bucket.s3_spec("s3")).backup_schedule("0 0 1 1 *")
 }
 
 async fn site(prefix: &str) -> (Site, Bucket, S3) {
@@ -127,8 +111,8 @@ async fn backups_drills_and_log_archives_run_in_the_operator_image() {
 
     // A bucket that does not exist: the on-demand backup's pod fails for real, and the failure
     // is reported without recording anything as good and without the credentials.
-    let mut missing = spec(&bucket, json!({"requestId": "b0", "local": {"size": "1Gi"}}));
-    missing["backup"]["s3"]["bucket"] = json!(format!("{}-missing", bucket.name));
+    let mut missing = with_backups(&site, &bucket).backup_request("b0").local_backup("1Gi");
+    missing.spec.backup.as_mut().expect("backup").s3.bucket = format!("{}-missing", bucket.name);
     site.apply(&missing);
     let failed = site
         .wait("the failed backup of request b0", TIMEOUT, |g| {
@@ -147,10 +131,8 @@ async fn backups_drills_and_log_archives_run_in_the_operator_image() {
 
     // The real bucket, a new request: pg_dump of the managed PostgreSQL streamed into the
     // bucket by a Job in the operator's image, a copy on the local tier's provisioned volume.
-    site.apply(&spec(
-        &bucket,
-        json!({"requestId": "b1", "local": {"size": "1Gi"}, "verify": {"schedule": "* * * * *"}}),
-    ));
+    let drilled = with_backups(&site, &bucket).backup_request("b1").local_backup("1Gi").verify_schedule("* * * * *");
+    site.apply(&drilled);
     let guard = site.wait("a successful backup", TIMEOUT, |g| last_successful_key(g).is_some()).await;
     let good = guard.status.as_ref().and_then(|s| s.backup.clone()).and_then(|b| b.last_successful).expect("good");
     assert_eq!(exit_code(&finished_job_pod(&site, &good.job).await), Some(0));
@@ -164,10 +146,7 @@ async fn backups_drills_and_log_archives_run_in_the_operator_image() {
 
     // The same request again (with another change, so that the operator does reconcile): no
     // new Job, a requestId is acted on once.
-    let mut again =
-        spec(&bucket, json!({"requestId": "b1", "local": {"size": "1Gi"}, "verify": {"schedule": "* * * * *"}}));
-    again["env"] = json!([{"name": "FEATURE_X", "value": "on"}]);
-    site.apply(&again);
+    site.apply(&drilled.env("FEATURE_X", "on"));
     site.wait("the change observed", TIMEOUT, |g| {
         g.status.as_ref().and_then(|s| s.observed_generation) == g.metadata.generation
     })
@@ -240,7 +219,7 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     let _node = node::exclusive().await;
     let (site, bucket, _s3) = site("node-restore").await;
     let ns = site.ns.name.clone();
-    site.apply(&spec(&bucket, json!({})));
+    site.apply(&with_backups(&site, &bucket));
     site.ready(TIMEOUT).await;
     let api = site.api().await;
     api.wait_ready(Duration::from_secs(60)).await;
@@ -248,7 +227,7 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
 
     // Data written through the API, then a backup.
     let kept = scan(&api, &token, "phantom.app").await;
-    site.apply(&spec(&bucket, json!({"requestId": "b1"})));
+    site.apply(&with_backups(&site, &bucket).backup_request("b1"));
     let guard = site.wait("the backup of request b1", TIMEOUT, |g| last_successful_key(g).is_some()).await;
     let backup_key = last_successful_key(&guard).expect("backup key");
 
@@ -270,7 +249,7 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
         .collect();
     assert_eq!(before.len(), 2);
     let terminated = tokio::spawn(api_pods_deleted(pods.clone(), api_selector.clone()));
-    site.apply(&spec_with_restore(&bucket, "r1", "latest"));
+    site.apply(&with_backups(&site, &bucket).backup_request("b1").restore("r1", "latest"));
     let guard =
         site.wait("restore r1 Completed", TIMEOUT, |g| restore_phase(g, "r1") == Some(RestorePhase::Completed)).await;
     let deleted = terminated.await.expect("watch task");
@@ -293,7 +272,7 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     // Again, with the operator's leader pod deleted while the restore runs: the other replica
     // takes over and completes it.
     let again = scan(&api, &token, "phant0m.app").await;
-    site.apply(&spec_with_restore(&bucket, "r2", &backup_key));
+    site.apply(&with_backups(&site, &bucket).backup_request("b1").restore("r2", &backup_key));
     site.wait("restore r2 past Pending", TIMEOUT, |g| {
         matches!(restore_phase(g, "r2"), Some(RestorePhase::SafetyBackup | RestorePhase::Restoring))
     })
@@ -307,12 +286,6 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
     assert_eq!(history(&api, &token).await, [kept], "{again} is gone again");
-}
-
-fn spec_with_restore(bucket: &Bucket, request: &str, source: &str) -> Value {
-    let mut spec = spec(bucket, json!({"requestId": "b1"}));
-    spec["restore"] = json!({"requestId": request, "source": source});
-    spec
 }
 
 /// Watches the API pods until none is left, and returns every pod seen deleted.

@@ -8,40 +8,23 @@
 use std::time::Duration;
 
 use securityguard_e2e::UNPULLABLE_IMAGE;
+use securityguard_e2e::checks::condition;
+use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::node::{self, Site};
-use securityguard_operator::crd::SecurityGuard;
-use serde_json::{Value, json};
 
 const GUARD: &str = "shop";
-const IMAGE: &str = "ghcr.io/securityguard/api:0.1.0";
 const TIMEOUT: Duration = Duration::from_secs(240);
-
-fn spec(image: &str, env: Value) -> Value {
-    json!({
-        "image": image,
-        "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}},
-        "autoscaling": {"enabled": false},
-        "replicas": 1,
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
-        "env": env,
-    })
-}
-
-fn degraded(guard: &SecurityGuard) -> Option<(String, String, String)> {
-    let c = guard.status.as_ref()?.condition("Degraded")?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
 
 /// The guard is Degraded for a failing API pod whose message says `what`.
 async fn wait_pod_failing(site: &Site, what: &[&str]) -> String {
     let guard = site
         .wait(&format!("Degraded=True PodFailing naming {what:?}"), TIMEOUT, |g| {
-            degraded(g).is_some_and(|(status, reason, message)| {
-                status == "True" && reason == "PodFailing" && what.iter().all(|w| message.contains(w))
+            condition(g, "Degraded").is_some_and(|c| {
+                c.status == "True" && c.reason == "PodFailing" && what.iter().all(|w| c.message.contains(w))
             })
         })
         .await;
-    let (_, _, message) = degraded(&guard).expect("Degraded");
+    let message = condition(&guard, "Degraded").expect("Degraded").message;
     let ready = guard.status.as_ref().and_then(|s| s.condition("Ready")).map(|c| c.status.clone());
     assert_eq!(ready.as_deref(), Some("False"), "not Ready while the API pod fails: {message}");
     message
@@ -53,24 +36,26 @@ async fn a_pod_that_cannot_start_degrades_the_guard_until_the_spec_is_fixed() {
     let site = Site::new("node-failing", GUARD).await;
 
     // An image no registry serves: the kubelet cannot pull it.
-    site.apply(&spec(UNPULLABLE_IMAGE, json!([])));
+    site.apply(&site.guard(1).image(UNPULLABLE_IMAGE));
     let message = wait_pod_failing(&site, &["container api", UNPULLABLE_IMAGE]).await;
     assert!(message.contains("ErrImagePull") || message.contains("ImagePullBackOff"), "{message}");
     assert!(message.contains(&format!("pod {GUARD}-api-")), "the pod is named: {message}");
 
     // The image is fixed: the guard recovers without anyone touching it again.
-    site.apply(&spec(IMAGE, json!([])));
+    site.apply(&site.guard(1));
     let guard = site.ready(TIMEOUT).await;
-    assert_eq!(degraded(&guard).map(|(s, _, _)| s).as_deref(), Some("False"), "{:?}", degraded(&guard));
+    let degraded = condition(&guard, "Degraded");
+    assert_eq!(degraded.as_ref().map(|c| c.status.as_str()), Some("False"), "{degraded:?}");
 
     // A configuration the API refuses at start-up: the container exits, the kubelet restarts
     // it with a back-off, and the guard reports the crash loop with the exit code.
-    site.apply(&spec(IMAGE, json!([{"name": "SHUTDOWN_DELAY_SECONDS", "value": "soon"}])));
+    site.apply(&site.guard(1).env("SHUTDOWN_DELAY_SECONDS", "soon"));
     let message = wait_pod_failing(&site, &["container api", "exit"]).await;
     assert!(message.contains("CrashLoopBackOff") || message.contains("Error"), "{message}");
     assert!(!message.contains(securityguard_e2e::JWT), "no secret in the message");
 
-    site.apply(&spec(IMAGE, json!([])));
+    site.apply(&site.guard(1));
     let guard = site.ready(TIMEOUT).await;
-    assert_eq!(degraded(&guard).map(|(s, _, _)| s).as_deref(), Some("False"), "{:?}", degraded(&guard));
+    let degraded = condition(&guard, "Degraded");
+    assert_eq!(degraded.as_ref().map(|c| c.status.as_str()), Some("False"), "{degraded:?}");
 }

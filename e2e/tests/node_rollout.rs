@@ -12,28 +12,22 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use securityguard_e2e::fixtures::{GuardFixture, IMAGE};
 use securityguard_e2e::node::{self, Site, new_wallet};
 use securityguard_e2e::{eventually, wait_for};
-use serde_json::{Value, json};
+use securityguard_operator::crd::SecurityGuard;
+use serde_json::json;
 
 const GUARD: &str = "shop";
-const IMAGE: &str = "ghcr.io/securityguard/api:0.1.0";
 /// The same image under a second tag: what a release looks like to the kubelet.
 const NEXT: &str = "ghcr.io/securityguard/api:0.1.0-next";
 
-fn spec(image: &str) -> Value {
-    json!({
-        "image": image,
-        "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}},
-        "autoscaling": {"enabled": false},
-        "replicas": 2,
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+fn guard(site: &Site, image: &str) -> SecurityGuard {
+    site.guard(2)
+        .image(image)
         // One client sends every request: the per-IP and per-wallet limits must not refuse it.
-        "env": [
-            {"name": "RATE_LIMIT_PER_IP", "value": "1000000"},
-            {"name": "RATE_LIMIT_PER_WALLET", "value": "1000000"},
-        ],
-    })
+        .env("RATE_LIMIT_PER_IP", "1000000")
+        .env("RATE_LIMIT_PER_WALLET", "1000000")
 }
 
 #[derive(Default)]
@@ -53,7 +47,7 @@ async fn rolling_update_of_the_api_image_loses_no_request() {
         .expect("ctr runs");
     assert!(out.status.success(), "ctr images tag: {}", String::from_utf8_lossy(&out.stderr));
 
-    site.apply(&spec(IMAGE));
+    site.apply(&guard(&site, IMAGE));
     site.ready(Duration::from_secs(240)).await;
     let api = site.api().await;
     api.wait_ready(Duration::from_secs(60)).await;
@@ -94,7 +88,7 @@ async fn rolling_update_of_the_api_image_loses_no_request() {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
     );
     traffic_flowing(&answered).await;
-    site.apply(&spec(NEXT));
+    site.apply(&guard(&site, NEXT));
     wait_for(deployments, &format!("{GUARD}-api"), Duration::from_secs(240), |d: &Deployment| {
         let (Some(spec), Some(status)) = (d.spec.as_ref(), d.status.as_ref()) else { return false };
         let image = spec.template.spec.as_ref().and_then(|p| p.containers.first()).and_then(|c| c.image.as_deref());

@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use securityguard_e2e::checks::{condition, owned_by};
 use securityguard_e2e::{
     JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, secret, volumes_for_guard,
     wait_deleted, wait_for,
@@ -36,19 +36,6 @@ fn crd_dir() -> PathBuf {
     let out = Command::new(&script).output().unwrap_or_else(|e| panic!("{} runs: {e}", script.display()));
     assert!(out.status.success(), "{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("a directory").trim())
-}
-
-fn condition(guard: &SecurityGuard, type_: &str) -> Option<(String, String, String)> {
-    let c = guard.status.as_ref()?.condition(type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn owned_by(obj: &impl Resource, guard: &SecurityGuard) -> bool {
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| Some(&r.uid) == guard.metadata.uid.as_ref() && r.controller == Some(true))
 }
 
 /// Sum of a metric's series whose labels contain `matching`.
@@ -110,12 +97,11 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
 
     // Absent: the condition names both definitions; the API is served all the same.
     let guard = wait_for(guards.clone(), GUARD, TIMEOUT, |g| {
-        condition(g, "MonitoringReady")
-            .is_some_and(|(status, reason, _)| status == "False" && reason == "PrometheusOperatorMissing")
-            && condition(g, "Ready").is_some_and(|(status, ..)| status == "True")
+        condition(g, "MonitoringReady").is_some_and(|c| c.status == "False" && c.reason == "PrometheusOperatorMissing")
+            && condition(g, "Ready").is_some_and(|c| c.status == "True")
     })
     .await;
-    let (_, _, message) = condition(&guard, "MonitoringReady").expect("condition");
+    let message = condition(&guard, "MonitoringReady").expect("condition").message;
     assert!(CRDS.iter().all(|crd| message.contains(crd)), "{message}");
     // The dashboards need no prometheus-operator.
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
@@ -151,7 +137,7 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     let monitor = wait_for(monitors.clone(), OBJECTS, TIMEOUT, |_| true).await;
     let rule = wait_for(rules.clone(), OBJECTS, TIMEOUT, |_| true).await;
     let guard = wait_for(guards.clone(), GUARD, TIMEOUT, |g| {
-        condition(g, "MonitoringReady").is_some_and(|(status, ..)| status == "True")
+        condition(g, "MonitoringReady").is_some_and(|c| c.status == "True")
     })
     .await;
     assert!(owned_by(&monitor, &guard) && owned_by(&rule, &guard), "owned by the SecurityGuard");
@@ -170,7 +156,7 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
         })
     );
     assert_eq!(rule.spec.groups, guard_rule_groups(ns, GUARD), "the guard's alerts");
-    let (_, _, message) = condition(&guard, "MonitoringReady").expect("condition");
+    let message = condition(&guard, "MonitoringReady").expect("condition").message;
     assert_eq!(
         message,
         format!("ServiceMonitor {OBJECTS}, PrometheusRule {OBJECTS}, 4 Grafana dashboard ConfigMaps applied")
@@ -222,8 +208,7 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
         kubectl_ok(&["delete", "crd", crd, "--wait=true", "--timeout=60s"], None);
     }
     wait_for(guards.clone(), GUARD, TIMEOUT, |g| {
-        condition(g, "MonitoringReady")
-            .is_some_and(|(status, reason, _)| status == "False" && reason == "PrometheusOperatorMissing")
+        condition(g, "MonitoringReady").is_some_and(|c| c.status == "False" && c.reason == "PrometheusOperatorMissing")
     })
     .await;
     kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().expect("utf-8")], None);
@@ -232,10 +217,8 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     }
     wait_for(monitors.clone(), OBJECTS, TIMEOUT, |_| true).await;
     wait_for(rules.clone(), OBJECTS, TIMEOUT, |r| r.spec.groups == guard_rule_groups(ns, GUARD)).await;
-    wait_for(guards.clone(), GUARD, TIMEOUT, |g| {
-        condition(g, "MonitoringReady").is_some_and(|(status, ..)| status == "True")
-    })
-    .await;
+    wait_for(guards.clone(), GUARD, TIMEOUT, |g| condition(g, "MonitoringReady").is_some_and(|c| c.status == "True"))
+        .await;
 
     // The SecurityGuard deleted: the garbage collector takes both.
     guards.delete(GUARD, &DeleteParams::foreground()).await.expect("deleted");

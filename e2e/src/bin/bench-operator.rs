@@ -14,6 +14,8 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
+use securityguard_e2e::checks::is_ready;
+use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::{JWT, Operator, OperatorOptions, admin, install, secret};
 use securityguard_operator::controller::build;
 use securityguard_operator::controller::decide::validate;
@@ -29,17 +31,7 @@ const RESYNC_SECONDS: u64 = 30;
 const IDLE_PERIODS: u64 = 2;
 
 fn guard(ns: &str, i: usize) -> SecurityGuard {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "securityguard.io/v1alpha1",
-        "kind": "SecurityGuard",
-        "metadata": {"name": format!("guard-{i:04}"), "namespace": ns},
-        "spec": {
-            "image": "ghcr.io/securityguard/api:0.1.0",
-            "secrets": {"jwtSecret": {"name": "securityguard-jwt", "key": "secret"}},
-            "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
-        },
-    }))
-    .expect("valid SecurityGuard")
+    SecurityGuard::test(&format!("guard-{i:04}")).in_namespace(ns).autoscaling(1, 3)
 }
 
 async fn namespace(client: &Client, name: &str) {
@@ -78,12 +70,6 @@ async fn volumes(client: &Client, ns: &str, n: usize) {
         .try_collect::<Vec<_>>()
         .await
         .expect("volumes created");
-}
-
-fn ready(g: &SecurityGuard) -> bool {
-    let s = g.status.as_ref();
-    s.and_then(|s| s.observed_generation) == g.metadata.generation
-        && s.and_then(|s| s.condition("Ready")).is_some_and(|c| c.status == "True")
 }
 
 fn requests(metrics: &BTreeMap<String, f64>, writes_only: bool) -> f64 {
@@ -187,7 +173,7 @@ async fn main() {
     let mut last_report = Instant::now();
     let converged = loop {
         let list = guards.list(&ListParams::default()).await.expect("list");
-        let count = list.items.iter().filter(|g| ready(g)).count();
+        let count = list.items.iter().filter(|g| is_ready(g)).count();
         if count == n {
             break start.elapsed();
         }
