@@ -5,8 +5,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use super::SecretKeyReference;
 use super::formats;
+use super::workload::SecretKeyReference;
 
 /// Memory limit of the Redis container when `resources` is absent.
 pub const REDIS_DEFAULT_MEMORY_LIMIT: &str = "512Mi";

@@ -45,10 +45,10 @@ pub struct SecurityGuardStatus {
     pub endpoint: Option<String>,
     /// Backups, drills and on-demand requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup: Option<super::BackupStatus>,
+    pub backup: Option<super::backup::BackupStatus>,
     /// The restore in progress, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<super::RestoreStatus>,
+    pub restore: Option<super::backup::RestoreStatus>,
 }
 
 impl SecurityGuardStatus {

@@ -7,7 +7,6 @@
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -18,33 +17,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Error;
+use super::changes::{Change, Changes};
 use super::credentials::{Credentials, Outcome};
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects, Prepared};
 use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::read::Stores;
 use crate::controller::vocabulary::FIELD_MANAGER;
-
-/// What a write did to a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// It did not exist.
-    Created,
-    /// It differed from the spec.
-    Updated,
-    /// The spec no longer asks for it.
-    Deleted,
-}
-
-impl Change {
-    /// Event reason and verb.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Updated => "Updated",
-            Self::Deleted => "Deleted",
-        }
-    }
-}
 
 /// Writes the children of one SecurityGuard, remembering what it changed (for the Events).
 pub struct Applier<'a> {
@@ -52,13 +30,13 @@ pub struct Applier<'a> {
     pub client: &'a Client,
     /// Caches of the children.
     pub stores: &'a Stores,
-    changes: Mutex<Vec<(Change, String)>>,
+    changes: Changes,
 }
 
 impl<'a> Applier<'a> {
     /// An applier that has written nothing yet.
     pub fn new(client: &'a Client, stores: &'a Stores) -> Self {
-        Self { client, stores, changes: Mutex::default() }
+        Self { client, stores, changes: Changes::default() }
     }
 
     /// Applies every prepared child, in dependency order, then deletes the ones no longer asked
@@ -122,13 +100,13 @@ impl<'a> Applier<'a> {
             monitoring,
             state: PhantomData,
         };
-        super::orphans::delete(self, guard, &applied).await?;
+        super::orphans::delete(self.client, self.stores, &self.changes, guard, &applied).await?;
         Ok(applied)
     }
 
     /// What this applier wrote so far, in order.
     pub fn changes(&self) -> Vec<(Change, String)> {
-        self.changes.lock().map(|c| c.clone()).unwrap_or_default()
+        self.changes.list()
     }
 
     /// Identities first, then the volume, the schedules, and the one-off Jobs.
@@ -171,7 +149,7 @@ impl<'a> Applier<'a> {
             stateful_sets: &self.stores.stateful_sets,
         };
         if writer.ensure(credentials).await? == Outcome::Created {
-            self.record(Change::Created, format!("Secret {} (generated passwords)", credentials.name));
+            self.changes.record(Change::Created, format!("Secret {} (generated passwords)", credentials.name));
         }
         Ok(())
     }
@@ -222,7 +200,7 @@ impl<'a> Applier<'a> {
             source,
         })?;
         let change = if cached.is_some() { Change::Updated } else { Change::Created };
-        self.record(change, format!("{} {name}", K::kind(&())));
+        self.changes.record(change, format!("{} {name}", K::kind(&())));
         Ok(applied)
     }
 
@@ -246,19 +224,12 @@ impl<'a> Applier<'a> {
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() };
         match api.create(&params, &desired).await {
             Ok(created) => {
-                self.record(Change::Created, format!("{} {name}", K::kind(&())));
+                self.changes.record(Change::Created, format!("{} {name}", K::kind(&())));
                 Ok(created)
             }
             // Created by an earlier reconcile the cache has not seen yet.
             Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await.map_err(error),
             Err(source) => Err(error(source)),
-        }
-    }
-
-    /// Remembers a write, for the Events.
-    pub(super) fn record(&self, change: Change, object: String) {
-        if let Ok(mut changes) = self.changes.lock() {
-            changes.push((change, object));
         }
     }
 }

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use super::apply::Change;
+use super::changes::Change;
 use crate::controller::decide::restore::Plan;
 use crate::controller::read::jobs::Finished;
 use crate::controller::vocabulary::JobKind;

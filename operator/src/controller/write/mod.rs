@@ -4,6 +4,7 @@
 //! ([`events`]) and the backup gauges ([`metrics`]).
 
 pub mod apply;
+pub mod changes;
 pub mod credentials;
 pub mod events;
 pub mod metrics;

@@ -11,11 +11,11 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::DeleteParams;
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::Error;
-use super::apply::{Applier, Change};
+use super::changes::{Change, Changes};
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects};
 use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::read::Stores;
@@ -101,7 +101,9 @@ fn names<'a, K: Resource + 'a>(objects: impl IntoIterator<Item = &'a K>) -> Vec<
 
 /// Deletes the children of this SecurityGuard that the applied set does not contain.
 pub async fn delete(
-    applier: &Applier<'_>,
+    client: &Client,
+    stores: &Stores,
+    changes: &Changes,
     guard: &ValidatedGuard,
     applied: &ChildResources<Applied>,
 ) -> Result<(), Error> {
@@ -127,54 +129,60 @@ pub async fn delete(
         // Empty while prometheus-operator's definitions are missing: nothing to delete then.
         service_monitors,
         prometheus_rules,
-    } = applier.stores;
-    delete_unlisted(applier, stateful_sets, guard, &kept.stateful_sets).await?;
-    delete_unlisted(applier, services, guard, &kept.services).await?;
-    delete_unlisted(applier, network_policies, guard, &kept.network_policies).await?;
-    delete_unlisted(applier, hpas, guard, &kept.hpas).await?;
-    delete_unlisted(applier, ingresses, guard, &kept.ingresses).await?;
-    delete_unlisted(applier, deployments, guard, &kept.deployments).await?;
-    delete_unlisted(applier, pdbs, guard, &kept.pdbs).await?;
-    delete_unlisted(applier, config_maps, guard, &kept.config_maps).await?;
-    delete_unlisted(applier, service_monitors, guard, &kept.service_monitors).await?;
-    delete_unlisted(applier, prometheus_rules, guard, &kept.prometheus_rules).await?;
-    delete_unlisted(applier, service_accounts, guard, &kept.service_accounts).await?;
-    delete_unlisted(applier, role_bindings, guard, &kept.role_bindings).await?;
-    delete_unlisted(applier, cron_jobs, guard, &kept.cron_jobs).await?;
+    } = stores;
+    let deleter = Deleter { client, changes, guard };
+    deleter.unlisted(stateful_sets, &kept.stateful_sets).await?;
+    deleter.unlisted(services, &kept.services).await?;
+    deleter.unlisted(network_policies, &kept.network_policies).await?;
+    deleter.unlisted(hpas, &kept.hpas).await?;
+    deleter.unlisted(ingresses, &kept.ingresses).await?;
+    deleter.unlisted(deployments, &kept.deployments).await?;
+    deleter.unlisted(pdbs, &kept.pdbs).await?;
+    deleter.unlisted(config_maps, &kept.config_maps).await?;
+    deleter.unlisted(service_monitors, &kept.service_monitors).await?;
+    deleter.unlisted(prometheus_rules, &kept.prometheus_rules).await?;
+    deleter.unlisted(service_accounts, &kept.service_accounts).await?;
+    deleter.unlisted(role_bindings, &kept.role_bindings).await?;
+    deleter.unlisted(cron_jobs, &kept.cron_jobs).await?;
     Ok(())
 }
 
-/// Deletes the cached objects controlled by this SecurityGuard whose names are not kept.
-async fn delete_unlisted<K>(
-    applier: &Applier<'_>,
-    store: &Store<K>,
-    guard: &ValidatedGuard,
-    keep: &[String],
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
-{
-    let orphans = store.state().into_iter().filter(|o| {
-        o.namespace().as_deref() == Some(guard.namespace.as_str())
-            && o.owner_references().iter().any(|r| r.uid == guard.owner.uid && r.controller == Some(true))
-            && !keep.contains(&o.name_any())
-            && o.meta().deletion_timestamp.is_none()
-    });
-    for orphan in orphans {
-        let name = orphan.name_any();
-        let api: Api<K> = Api::namespaced(applier.client.clone(), &guard.namespace);
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => applier.record(Change::Deleted, format!("{} {name}", K::kind(&()))),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Delete {
-                    kind: K::kind(&()).into_owned(),
-                    namespace: guard.namespace.clone(),
-                    name,
-                    source,
-                });
+/// Deletes the orphans of one SecurityGuard, remembering what it deleted.
+struct Deleter<'a> {
+    client: &'a Client,
+    changes: &'a Changes,
+    guard: &'a ValidatedGuard,
+}
+
+impl Deleter<'_> {
+    /// Deletes the cached objects controlled by the SecurityGuard whose names are not kept.
+    async fn unlisted<K>(&self, store: &Store<K>, keep: &[String]) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        let guard = self.guard;
+        let orphans = store.state().into_iter().filter(|o| {
+            o.namespace().as_deref() == Some(guard.namespace.as_str())
+                && o.owner_references().iter().any(|r| r.uid == guard.owner.uid && r.controller == Some(true))
+                && !keep.contains(&o.name_any())
+                && o.meta().deletion_timestamp.is_none()
+        });
+        for orphan in orphans {
+            let name = orphan.name_any();
+            let api: Api<K> = Api::namespaced(self.client.clone(), &guard.namespace);
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => self.changes.record(Change::Deleted, format!("{} {name}", K::kind(&()))),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return Err(Error::Delete {
+                        kind: K::kind(&()).into_owned(),
+                        namespace: guard.namespace.clone(),
+                        name,
+                        source,
+                    });
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }

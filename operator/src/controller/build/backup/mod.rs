@@ -7,7 +7,7 @@ pub mod pod;
 pub mod rbac;
 pub mod volume;
 
-use super::BackupObjects;
+use super::children::BackupObjects;
 use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::vocabulary::Directives;
 

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::controller::build::DatastoreObjects;
+use crate::controller::build::children::DatastoreObjects;
 use crate::controller::build::meta::{labels, metadata};
 use crate::controller::build::pod::{empty_dir, restricted_pod_security_context};
 use crate::controller::decide::validate::ValidatedGuard;

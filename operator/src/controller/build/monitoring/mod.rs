@@ -5,7 +5,7 @@ pub mod dashboards;
 pub mod prometheus_rule;
 pub mod service_monitor;
 
-use super::MonitoringObjects;
+use super::children::MonitoringObjects;
 use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::vocabulary::MonitoringApis;
 
