@@ -20,7 +20,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::metrics::{CacheLabels, FeedbackLabels, ScanLabels, WarningLabels};
 use crate::ratelimit::{self, TokenCheck};
 use crate::scan::patterns::PatternSet;
-use crate::scan::rules::{Action, Severity};
+use crate::scan::verdict::{Action, Severity};
 use crate::scan::tx::MAX_TRANSACTION_SIZE;
 use crate::scan::{self, domain};
 use crate::state::AppState;

@@ -2,7 +2,7 @@
 //! domains (edit distance, homoglyphs, brand names under other domains).
 
 use super::patterns::PatternSet;
-use super::rules::{Severity, Warning};
+use super::verdict::{Severity, Warning};
 
 /// Longest accepted domain (RFC 1035).
 pub const MAX_DOMAIN_LEN: usize = 253;

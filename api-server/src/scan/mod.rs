@@ -4,11 +4,12 @@ pub mod domain;
 pub mod patterns;
 pub mod rules;
 pub mod tx;
+pub mod verdict;
 
 use serde::Serialize;
 
 use patterns::PatternSet;
-use rules::{Action, Severity, Verdict, Warning, verdict};
+use verdict::{Action, Severity, Verdict, Warning, verdict};
 
 /// The verdict for one serialized transaction; undecodable ones are reported, not guessed.
 #[derive(Clone, Debug, Serialize)]

@@ -7,9 +7,9 @@
 //! and a batch of token instructions (tag 255). Every read is bounds-checked; a tag this module
 //! does not know is reported as unchecked, never guessed.
 
-use super::{Ctx, le_u64};
-use crate::scan::rules::Severity;
+use super::context::{Ctx, le_u64};
 use crate::scan::tx::Pubkey;
+use crate::scan::verdict::Severity;
 
 /// Highest tag of the base instruction set shared by both programs (`UiAmountToAmount`).
 const LAST_BASE_TAG: u8 = 24;

@@ -4,91 +4,14 @@
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use context::{Ctx, account, le_u32};
 
 use super::patterns::PatternSet;
 use super::tx::{Instruction, Pubkey, Transaction};
+use super::verdict::{Severity, Warning};
 
+mod context;
 mod token;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn score(self) -> u32 {
-        match self {
-            Self::Low => 10,
-            Self::Medium => 30,
-            Self::High => 60,
-            Self::Critical => 100,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-pub enum Action {
-    #[serde(rename = "NONE")]
-    None,
-    #[serde(rename = "WARN")]
-    Warn,
-    #[serde(rename = "BLOCK")]
-    Block,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "NONE",
-            Self::Warn => "WARN",
-            Self::Block => "BLOCK",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Warning {
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    /// Index of the instruction that triggered it, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instruction: Option<usize>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Verdict {
-    pub action: Action,
-    pub risk_score: u32,
-    pub warnings: Vec<Warning>,
-}
-
-/// Risk score (capped at 100) and action from the warnings and the rule parameters.
-pub fn verdict(warnings: Vec<Warning>, set: &PatternSet) -> Verdict {
-    let risk_score = warnings.iter().map(|w| w.severity.score()).sum::<u32>().min(100);
-    let action = if risk_score >= set.params.block_score {
-        Action::Block
-    } else if risk_score >= set.params.warn_score {
-        Action::Warn
-    } else {
-        Action::None
-    };
-    Verdict { action, risk_score, warnings }
-}
 
 pub static SYSTEM_PROGRAM: LazyLock<Pubkey> = LazyLock::new(|| Pubkey([0u8; 32]));
 pub static TOKEN_PROGRAM: LazyLock<Pubkey> =
@@ -109,61 +32,6 @@ pub static ASSOCIATED_TOKEN_PROGRAM: LazyLock<Pubkey> =
     LazyLock::new(|| Pubkey::must("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"));
 pub static VOTE_PROGRAM: LazyLock<Pubkey> =
     LazyLock::new(|| Pubkey::must("Vote111111111111111111111111111111111111111"));
-
-fn le_u32(data: &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(..4)?.try_into().ok()?))
-}
-
-fn le_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// The instruction's n-th account: its message index, if present.
-fn account(ix: &Instruction, n: usize) -> Option<u8> {
-    ix.accounts.get(n).copied()
-}
-
-struct Ctx<'a> {
-    tx: &'a Transaction,
-    set: &'a PatternSet,
-    warnings: Vec<Warning>,
-    transfers: usize,
-}
-
-impl Ctx<'_> {
-    fn warn(&mut self, kind: &'static str, severity: Severity, ix: Option<usize>, message: String) {
-        self.warnings.push(Warning { kind, severity, message, instruction: ix });
-    }
-
-    fn name(&self, index: u8) -> String {
-        match self.tx.key(index) {
-            Some(k) => k.to_string(),
-            None => format!("lookup-table account #{index}"),
-        }
-    }
-
-    fn is_user(&self, index: u8) -> bool {
-        self.tx.is_signer(index)
-    }
-
-    /// A key carried in instruction data (a new owner or authority): warns when it is known
-    /// malicious and not already reported as one of the transaction's accounts.
-    fn check_embedded(&mut self, key: Option<Pubkey>, ix: usize, role: &str) {
-        let Some(key) = key else { return };
-        if self.set.malicious_addresses.contains(&key) && !self.tx.account_keys.contains(&key) {
-            self.warn(
-                "known_malicious_address",
-                Severity::Critical,
-                Some(ix),
-                format!("names {key}, a known malicious address, as {role}"),
-            );
-        }
-    }
-
-    fn is_trusted(&self, index: u8) -> bool {
-        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(k))
-    }
-}
 
 /// Every warning for one decoded transaction.
 pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
