@@ -1,10 +1,14 @@
-//! Extractors whose rejections are our JSON errors instead of axum's plain-text ones.
+//! Extractors whose rejections are our JSON errors instead of axum's plain-text ones, and the
+//! signed-in wallet of a request.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::auth::{Role, bearer_token, jwt};
 use crate::error::ApiError;
+use crate::ratelimit::TokenCheck;
+use crate::state::AppState;
 
 /// `axum::Json` with JSON error responses.
 pub struct ApiJson<T>(pub T);
@@ -35,5 +39,66 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
+    }
+}
+
+/// A signed-in wallet, from a valid `Authorization: Bearer` access token. Also applies the
+/// per-wallet rate limit.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub wallet: String,
+    pub role: Role,
+    pub claims: jwt::Claims,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = match parts.extensions.get::<TokenCheck>() {
+            // The limits middleware (every /v1 route) already verified this request's token,
+            // counted it and checked its revocation.
+            Some(TokenCheck::Valid(checked)) => checked.clone(),
+            Some(TokenCheck::Revoked) => {
+                return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
+            }
+            Some(TokenCheck::Unavailable) => {
+                return Err(ApiError::Unavailable("the token store is unavailable".into()));
+            }
+            // Outside the middleware, or a token it could not verify (which fails here with
+            // the reason): per-wallet limit and revocation in one round trip.
+            None => {
+                let claims = jwt::verify(&state.config, bearer_token(&parts.headers)?)?;
+                let revoked = crate::ratelimit::check_and_exists(
+                    state,
+                    "wallet",
+                    &claims.sub,
+                    state.config.rate_limit_per_wallet,
+                    Some(&crate::store::revoked::key(&state.keys, &claims.jti)),
+                )
+                .await?;
+                if revoked {
+                    return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
+                }
+                claims
+            }
+        };
+        Ok(Self { wallet: claims.sub.clone(), role: claims.role, claims })
+    }
+}
+
+/// A signed-in wallet with the admin role.
+#[derive(Clone, Debug)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.role != Role::Admin {
+            return Err(ApiError::Forbidden("this action needs the admin role".into()));
+        }
+        Ok(Self(user))
     }
 }

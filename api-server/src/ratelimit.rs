@@ -6,9 +6,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::bearer_token;
+use crate::auth::jwt::Claims;
 use crate::error::ApiError;
 use crate::metrics::ReasonLabels;
 use crate::state::AppState;
+use crate::store::revoked;
 
 const WINDOW_SECS: u64 = 60;
 
@@ -75,7 +78,7 @@ pub fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
 #[derive(Clone, Debug)]
 pub enum TokenCheck {
     /// Valid, not revoked, within the wallet's limit.
-    Valid(crate::auth::jwt::Claims),
+    Valid(Claims),
     Revoked,
     /// Redis could not be asked whether the token is revoked.
     Unavailable,
@@ -114,7 +117,7 @@ pub struct Checked {
 pub async fn check_request(
     state: &AppState,
     ip: &str,
-    claims: Option<crate::auth::jwt::Claims>,
+    claims: Option<Claims>,
     also_get: Option<&str>,
 ) -> Result<Checked, Response> {
     // No MULTI/EXEC and no TTL on this path: the commands of one pipeline run in order, a
@@ -126,7 +129,7 @@ pub async fn check_request(
     opened(&mut pipe, &ip_key);
     if let (Some(c), Some(wallet_key)) = (&claims, &wallet_key) {
         opened(&mut pipe, wallet_key);
-        pipe.cmd("EXISTS").arg(crate::auth::jwt::revoked_key(state, &c.jti));
+        pipe.cmd("EXISTS").arg(revoked::key(&state.keys, &c.jti));
     }
     if let Some(key) = also_get {
         pipe.cmd("GET").arg(key);
@@ -173,12 +176,9 @@ pub fn client_key(state: &AppState, req: &Request) -> String {
 }
 
 /// The access token of a request, verified (signature and expiry), if it carries one.
-pub fn verified_claims(state: &AppState, req: &Request) -> Option<crate::auth::jwt::Claims> {
-    req.headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .and_then(|token| state.tokens.verify(&state.config, token.trim()).ok())
+pub fn verified_claims(state: &AppState, req: &Request) -> Option<Claims> {
+    let token = bearer_token(req.headers()).ok()?;
+    state.tokens.verify(&state.config, token).ok()
 }
 
 /// Middleware on every `/v1` route (except those that call [`check_request`] themselves): the

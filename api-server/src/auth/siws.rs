@@ -16,8 +16,10 @@
 //! The statement and the lines after `Issued At` (`Expiration Time`, `Not Before`,
 //! `Request ID`, `Resources`) are optional.
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use jiff::Timestamp;
+
+use crate::wallet::decode_pubkey;
 
 const HEADER_SUFFIX: &str = " wants you to sign in with your Solana account:";
 /// Longest message accepted; real ones are a few hundred bytes.
@@ -87,16 +89,6 @@ impl SiwsError {
             Self::InvalidNonce => "invalid_nonce",
         }
     }
-}
-
-/// A base58 ed25519 public key (a Solana address).
-pub fn decode_pubkey(address: &str) -> Option<VerifyingKey> {
-    let mut bytes = [0u8; 32];
-    let n = bs58::decode(address).onto(&mut bytes).ok()?;
-    if n != 32 {
-        return None;
-    }
-    VerifyingKey::from_bytes(&bytes).ok()
 }
 
 fn malformed(what: impl Into<String>) -> SiwsError {

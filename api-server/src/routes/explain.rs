@@ -1,29 +1,19 @@
 //! `POST /v1/scans/{id}/explain`: an optional plain-language explanation of a past scan from the
 //! Messages API. Off the scan path: scans never wait for it. Explanations are cached in Redis.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Role};
+use crate::auth::Role;
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::{ApiPath, AuthUser};
 use crate::state::AppState;
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 const EXPLANATION_TTL_SECS: u64 = 24 * 3600;
 const MAX_TOKENS: u32 = 600;
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("a client with default TLS settings builds")
-}
 
 fn prompt(result: &Value) -> String {
     // Only the verdict and warnings: no raw transactions are stored or sent.

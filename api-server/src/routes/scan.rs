@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use std::time::Instant;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Role};
+use crate::auth::Role;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, AuthUser};
 use crate::metrics::{CacheLabels, FeedbackLabels, ScanLabels, WarningLabels};
 use crate::ratelimit::{self, TokenCheck};
 use crate::scan::patterns::PatternSet;

@@ -3,5 +3,6 @@
 pub mod db;
 pub mod patterns;
 pub mod redis;
+pub mod revoked;
 pub mod scans;
 pub mod users;
