@@ -42,8 +42,9 @@ where
     }
 }
 
-/// A signed-in wallet, from a valid `Authorization: Bearer` access token. Also applies the
-/// per-wallet rate limit.
+/// A signed-in wallet: the outcome of the limits middleware (`crate::ratelimit`) for the
+/// request's `Authorization: Bearer` access token, which is in front of every authenticated
+/// route. Taken from the request, so extracted once per request.
 #[derive(Clone, Debug)]
 pub struct AuthUser {
     pub wallet: String,
@@ -55,35 +56,17 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = match parts.extensions.get::<TokenCheck>() {
-            // The limits middleware (every /v1 route) already verified this request's token,
-            // counted it and checked its revocation.
-            Some(TokenCheck::Valid(checked)) => checked.clone(),
-            Some(TokenCheck::Revoked) => {
-                return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
-            }
-            Some(TokenCheck::Unavailable) => {
-                return Err(ApiError::Unavailable("the token store is unavailable".into()));
-            }
-            // Outside the middleware, or a token it could not verify (which fails here with
-            // the reason): per-wallet limit and revocation in one round trip.
+        match parts.extensions.remove::<TokenCheck>() {
+            // Verified, counted against the wallet's limit, not revoked.
+            Some(TokenCheck::Valid(claims)) => Ok(Self { wallet: claims.sub.clone(), role: claims.role, claims }),
+            Some(TokenCheck::Revoked) => Err(ApiError::unauthorized("token_revoked", "access token was revoked")),
+            Some(TokenCheck::Unavailable) => Err(ApiError::Unavailable("the token store is unavailable".into())),
+            // The middleware could not verify a token: refused with the reason.
             None => {
-                let claims = jwt::verify(&state.config, bearer_token(&parts.headers)?)?;
-                let revoked = crate::ratelimit::check_and_exists(
-                    state,
-                    "wallet",
-                    &claims.sub,
-                    state.config.rate_limit_per_wallet,
-                    Some(&crate::store::revoked::key(&state.keys, &claims.jti)),
-                )
-                .await?;
-                if revoked {
-                    return Err(ApiError::unauthorized("token_revoked", "access token was revoked"));
-                }
-                claims
+                jwt::verify(&state.config, bearer_token(&parts.headers)?)?;
+                Err(ApiError::unauthorized("invalid_token", "invalid access token"))
             }
-        };
-        Ok(Self { wallet: claims.sub.clone(), role: claims.role, claims })
+        }
     }
 }
 

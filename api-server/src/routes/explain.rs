@@ -1,8 +1,9 @@
 //! `POST /v1/scans/{id}/explain`: an optional plain-language explanation of a past scan from the
 //! Messages API. Off the scan path: scans never wait for it. Explanations are cached in Redis.
 
-use axum::Json;
 use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -14,6 +15,10 @@ use crate::state::AppState;
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 const EXPLANATION_TTL_SECS: u64 = 24 * 3600;
 const MAX_TOKENS: u32 = 600;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/scans/{id}/explain", post(explain))
+}
 
 fn prompt(result: &Value) -> String {
     // Only the verdict and warnings: no raw transactions are stored or sent.
@@ -30,7 +35,7 @@ fn prompt(result: &Value) -> String {
     )
 }
 
-pub async fn explain(
+async fn explain(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,

@@ -4,5 +4,6 @@ pub mod db;
 pub mod patterns;
 pub mod redis;
 pub mod revoked;
+pub mod scan_cache;
 pub mod scans;
 pub mod users;
