@@ -1,6 +1,7 @@
 //! PostgreSQL and Redis access.
 
 pub mod db;
+pub mod explanations;
 pub mod patterns;
 pub mod redis;
 pub mod revoked;
