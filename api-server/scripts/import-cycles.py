@@ -169,6 +169,15 @@ def name(mod):
     return "::".join(mod[1:]) or "crate"
 
 
+def print_cycles(cycles, edges):
+    for c in cycles:
+        print("  cycle: " + " <-> ".join(name(m) for m in c))
+        for a in c:
+            for b in sorted(edges[a]):
+                if b in c:
+                    print(f"    {name(a)} -> {name(b)}")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "src")
@@ -188,16 +197,10 @@ def main():
                 continue
             edges[mod].add(target)
 
-    found = False
     cycles = sccs(modules, edges)
     print(f"files: {len(modules)} modules, {sum(map(len, edges.values()))} edges, {len(cycles)} cycles")
-    for c in cycles:
-        found = True
-        print("  cycle: " + " <-> ".join(name(m) for m in c))
-        for a in c:
-            for b in sorted(edges[a]):
-                if b in c:
-                    print(f"    {name(a)} -> {name(b)}")
+    print_cycles(cycles, edges)
+    found = bool(cycles)
 
     # Collapsed: under each directory module (the crate root included), between its children.
     parents = sorted({m[:-1] for m in modules if len(m) > 1})
@@ -217,13 +220,8 @@ def main():
         cs = sccs(kids, collapsed)
         if parent == ("crate",) or cs:
             print(f"{label}: {len(cs)} cycles")
-        for c in cs:
-            found = True
-            print("  cycle: " + " <-> ".join(name(m) for m in c))
-            for a in c:
-                for b in sorted(collapsed[a]):
-                    if b in c:
-                        print(f"    {name(a)} -> {name(b)}")
+        print_cycles(cs, collapsed)
+        found = found or bool(cs)
 
     upward = [(a, b) for a, bs in edges.items() for b in bs if len(b) < len(a) and a[: len(b)] == b]
     print(f"child -> ancestor edges: {len(upward)}")

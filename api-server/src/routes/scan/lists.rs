@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::result::{Reports, ScanResult, count_scan, count_warning, overall, record_and_answer};
+use super::result::{Reports, ScanResult, check_count, count_scan, count_warning, overall, record_and_answer};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthUser};
 use crate::scan::tx::Pubkey;
@@ -28,9 +28,7 @@ pub(super) async fn scan_domains(
     user: AuthUser,
     ApiJson(req): ApiJson<DomainsRequest>,
 ) -> Result<Response, ApiError> {
-    if req.domains.is_empty() || req.domains.len() > MAX_DOMAINS {
-        return Err(ApiError::bad_request("invalid_body", format!("send between 1 and {MAX_DOMAINS} domains")));
-    }
+    check_count(req.domains.len(), MAX_DOMAINS, "domains")?;
     let normalized = req
         .domains
         .iter()
@@ -55,9 +53,7 @@ pub(super) async fn scan_addresses(
     user: AuthUser,
     ApiJson(req): ApiJson<AddressesRequest>,
 ) -> Result<Response, ApiError> {
-    if req.addresses.is_empty() || req.addresses.len() > MAX_ADDRESSES {
-        return Err(ApiError::bad_request("invalid_body", format!("send between 1 and {MAX_ADDRESSES} addresses")));
-    }
+    check_count(req.addresses.len(), MAX_ADDRESSES, "addresses")?;
     for (i, a) in req.addresses.iter().enumerate() {
         if Pubkey::from_base58(a.trim()).is_none() {
             return Err(ApiError::bad_request(

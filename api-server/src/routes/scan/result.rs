@@ -68,6 +68,14 @@ impl<'a> ScanResult<'a> {
     }
 }
 
+/// Refuses a request of no items or of more than `max` (`what`: "domains").
+pub(super) fn check_count(len: usize, max: usize, what: &str) -> Result<(), ApiError> {
+    if len == 0 || len > max {
+        return Err(ApiError::bad_request("invalid_body", format!("send between 1 and {max} {what}")));
+    }
+    Ok(())
+}
+
 /// The overall verdict of a scan: the worst action and the highest score of its reports.
 pub(super) fn overall(verdicts: impl IntoIterator<Item = (Action, u32)>) -> (Action, u32) {
     verdicts.into_iter().fold((Action::None, 0), |(a, s), (ra, rs)| (a.max(ra), s.max(rs)))

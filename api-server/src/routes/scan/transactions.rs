@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::result::{Reports, ScanResult, count_scan, count_warning, overall, record_and_answer};
+use super::result::{Reports, ScanResult, check_count, count_scan, count_warning, overall, record_and_answer};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, AuthUser};
 use crate::metrics::CacheLabels;
@@ -87,12 +87,7 @@ struct PreparedScan {
 
 async fn prepare_scan(state: &AppState, req: Request) -> Result<PreparedScan, ApiError> {
     let ApiJson(req) = ApiJson::<TransactionsRequest>::from_request(req, state).await?;
-    if req.transactions.is_empty() || req.transactions.len() > MAX_TRANSACTIONS {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("send between 1 and {MAX_TRANSACTIONS} transactions"),
-        ));
-    }
+    check_count(req.transactions.len(), MAX_TRANSACTIONS, "transactions")?;
     let payloads = req
         .transactions
         .iter()
