@@ -36,62 +36,14 @@ pub static VOTE_PROGRAM: LazyLock<Pubkey> =
 /// Every warning for one decoded transaction.
 pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
     let mut cx = Ctx { tx, set, warnings: Vec::new(), transfers: 0 };
-
-    for key in &tx.account_keys {
-        if set.malicious_addresses.contains(key) {
-            cx.warn(
-                "known_malicious_address",
-                Severity::Critical,
-                None,
-                format!("the transaction involves {key}, a known malicious address"),
-            );
-        }
-    }
-    for lookup in &tx.lookups {
-        if set.malicious_addresses.contains(&lookup.table) {
-            cx.warn(
-                "known_malicious_address",
-                Severity::Critical,
-                None,
-                format!("the transaction loads accounts from {}, a known malicious lookup table", lookup.table),
-            );
-        }
-    }
-
+    known_malicious(&mut cx);
     let mut hidden_writable = 0usize;
     for (i, ix) in tx.instructions.iter().enumerate() {
         let Some(program) = tx.key(ix.program_id_index).copied() else {
             continue;
         };
         hidden_writable += ix.accounts.iter().filter(|&&a| tx.is_from_lookup(a) && tx.is_writable(a)).count();
-        if program == *SYSTEM_PROGRAM {
-            system(&mut cx, i, ix);
-        } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
-            token::analyze(&mut cx, i, &ix.accounts, &ix.data, program == *TOKEN_2022_PROGRAM);
-        } else if program == *STAKE_PROGRAM {
-            stake(&mut cx, i, ix);
-        } else if program == *UPGRADEABLE_LOADER {
-            loader(&mut cx, i, ix);
-        } else if program == *COMPUTE_BUDGET
-            || program == *MEMO_PROGRAM
-            || program == *MEMO_V1_PROGRAM
-            || program == *ASSOCIATED_TOKEN_PROGRAM
-            || program == *VOTE_PROGRAM
-            || set.trusted_programs.contains(&program)
-        {
-        } else {
-            let touched: Vec<u8> =
-                ix.accounts.iter().copied().filter(|&a| cx.is_user(a) && tx.is_writable(a)).collect();
-            if !touched.is_empty() {
-                let names: Vec<String> = touched.iter().map(|&a| cx.name(a)).collect();
-                cx.warn(
-                    "unknown_program_writable_accounts",
-                    Severity::Medium,
-                    Some(i),
-                    format!("unknown program {program} can modify your writable account(s) {}", names.join(", ")),
-                );
-            }
-        }
+        instruction(&mut cx, i, ix, program);
     }
     if hidden_writable > 0 {
         cx.warn(
@@ -113,6 +65,64 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
         );
     }
     cx.warnings
+}
+
+/// Known malicious addresses among the transaction's accounts and lookup tables.
+fn known_malicious(cx: &mut Ctx<'_>) {
+    let (tx, set) = (cx.tx, cx.set);
+    for key in &tx.account_keys {
+        if set.malicious_addresses.contains(key) {
+            cx.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                None,
+                format!("the transaction involves {key}, a known malicious address"),
+            );
+        }
+    }
+    for lookup in &tx.lookups {
+        if set.malicious_addresses.contains(&lookup.table) {
+            cx.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                None,
+                format!("the transaction loads accounts from {}, a known malicious lookup table", lookup.table),
+            );
+        }
+    }
+}
+
+/// The rules of the instruction's program; an unknown program's access to the user's writable
+/// accounts.
+fn instruction(cx: &mut Ctx<'_>, i: usize, ix: &Instruction, program: Pubkey) {
+    if program == *SYSTEM_PROGRAM {
+        system(cx, i, ix);
+    } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
+        token::analyze(cx, i, &ix.accounts, &ix.data, program == *TOKEN_2022_PROGRAM);
+    } else if program == *STAKE_PROGRAM {
+        stake(cx, i, ix);
+    } else if program == *UPGRADEABLE_LOADER {
+        loader(cx, i, ix);
+    } else if program == *COMPUTE_BUDGET
+        || program == *MEMO_PROGRAM
+        || program == *MEMO_V1_PROGRAM
+        || program == *ASSOCIATED_TOKEN_PROGRAM
+        || program == *VOTE_PROGRAM
+        || cx.set.trusted_programs.contains(&program)
+    {
+    } else {
+        let tx = cx.tx;
+        let touched: Vec<u8> = ix.accounts.iter().copied().filter(|&a| cx.is_user(a) && tx.is_writable(a)).collect();
+        if !touched.is_empty() {
+            let names: Vec<String> = touched.iter().map(|&a| cx.name(a)).collect();
+            cx.warn(
+                "unknown_program_writable_accounts",
+                Severity::Medium,
+                Some(i),
+                format!("unknown program {program} can modify your writable account(s) {}", names.join(", ")),
+            );
+        }
+    }
 }
 
 fn system(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
