@@ -309,8 +309,7 @@ fn extension_instruction(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8, s
         // 2 frozen)
         (28, 1) => default_account_state_change(cx, i, ix),
         // MemoTransfer, CpiGuard: Enable, Disable [account, owner]
-        (30, 1) => memo_transfer_disabled(cx, i, ix),
-        (34, 1) => cpi_guard_disabled(cx, i, ix),
+        (30 | 34, 1) => protection_disabled(cx, i, ix, tag),
         // InterestBearingMint: Initialize, UpdateRate
         (33, 1) => {
             cx.warn("interest_rate_change", Severity::Low, Some(i), "changes the interest rate of a mint".into())
@@ -378,27 +377,20 @@ fn default_account_state_change(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
     );
 }
 
-fn memo_transfer_disabled(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
+/// MemoTransfer (`tag` 30) or CpiGuard (34) `Disable` [account, owner].
+fn protection_disabled(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) {
     let acct = ix.account(0).map_or_else(|| "a token account".into(), |a| cx.name(a));
-    cx.warn(
-        "memo_transfer_disabled",
-        Severity::Medium,
-        Some(i),
-        format!("stops requiring a memo on transfers into your token account {acct}"),
-    );
-}
-
-fn cpi_guard_disabled(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
-    let acct = ix.account(0).map_or_else(|| "a token account".into(), |a| cx.name(a));
-    cx.warn(
-        "cpi_guard_disabled",
-        Severity::High,
-        Some(i),
-        format!(
+    let (kind, severity, message) = if tag == 30 {
+        let message = format!("stops requiring a memo on transfers into your token account {acct}");
+        ("memo_transfer_disabled", Severity::Medium, message)
+    } else {
+        let message = format!(
             "turns off CPI Guard on your token account {acct}: other programs can then move or \
              approve its tokens inside the calls you sign"
-        ),
-    );
+        );
+        ("cpi_guard_disabled", Severity::High, message)
+    };
+    cx.warn(kind, severity, Some(i), message);
 }
 
 fn transfer_hook_change(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
