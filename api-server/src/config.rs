@@ -186,7 +186,7 @@ impl Config {
             return Err(err("SOLANA_RPC_URL", "must be an http(s) URL"));
         }
         for wallet in self.admin_wallets() {
-            if crate::auth::siws::decode_pubkey(wallet).is_none() {
+            if crate::wallet::decode_pubkey(wallet).is_none() {
                 return Err(ConfigError {
                     variable: "ADMIN_WALLETS",
                     reason: format!("{wallet:?} is not a base58 ed25519 public key"),

@@ -19,9 +19,9 @@ use tracing::Level;
 
 use crate::config::Config;
 use crate::error::{ApiError, error_response};
-use crate::routes;
 use crate::state::AppState;
 use crate::store;
+use crate::{ratelimit, routes};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -30,9 +30,14 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(routes::auth::router())
         .merge(routes::scan::router())
+        .merge(routes::explain::router())
         .merge(routes::patterns::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limits))
-        .merge(routes::scan::self_limited_router());
+        .route_layer(middleware::from_fn_with_state(state.clone(), ratelimit::limits))
+        // The same limits, with the scan cache's GET in their Redis round trip.
+        .merge(routes::scan::transactions::router().route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limits_with::<routes::scan::transactions::CacheLookup>,
+        )));
 
     Router::new()
         .merge(routes::health::router())

@@ -3,13 +3,17 @@
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
+use crate::auth::jwt::VerifiedTokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::patterns::PatternCache;
+use crate::store::redis::Keys;
+use crate::store::scans::ScanStore;
 
 /// Cheap to clone (one `Arc`); handlers reach the fields through `Deref`.
 #[derive(Clone)]
@@ -19,29 +23,32 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: ConnectionManager,
+    /// The Redis keys of this deployment (under REDIS_KEY_PREFIX).
+    pub keys: Keys,
     pub metrics: Arc<Metrics>,
     pub patterns: Arc<PatternCache>,
     /// HTTP client for the optional explanation service.
     pub http: reqwest::Client,
     /// Scan records: batched background writes and reads.
-    pub scans: crate::store::scans::ScanStore,
-    /// Access tokens already verified (see [`crate::auth::jwt::VerifiedTokens`]).
-    pub tokens: crate::auth::jwt::VerifiedTokens,
+    pub scans: ScanStore,
+    /// Access tokens already verified (see [`VerifiedTokens`]).
+    pub tokens: VerifiedTokens,
     shutting_down: Arc<AtomicBool>,
     migrated: AtomicBool,
 }
 
 impl AppState {
     pub fn new(config: Config, db: PgPool, redis: ConnectionManager) -> Self {
-        let scans = crate::store::scans::ScanStore::start(db.clone());
+        let scans = ScanStore::start(db.clone());
         Self(Arc::new(Shared {
             scans,
+            keys: Keys::new(config.redis_key_prefix.clone()),
             config: Arc::new(config),
             db,
             redis,
             metrics: Arc::new(Metrics::new()),
             patterns: Arc::new(PatternCache::default()),
-            http: crate::routes::explain::client(),
+            http: http_client(),
             tokens: Default::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
             migrated: AtomicBool::new(false),
@@ -50,9 +57,7 @@ impl AppState {
 
     /// A Redis key under this deployment's prefix.
     pub fn key(&self, parts: &[&str]) -> String {
-        let mut key = self.config.redis_key_prefix.clone();
-        key.push_str(&parts.join(":"));
-        key
+        self.keys.key(parts)
     }
 
     pub fn begin_shutdown(&self) {
@@ -71,6 +76,15 @@ impl AppState {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
+}
+
+/// The client of the optional explanation service.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client with default TLS settings builds")
 }
 
 impl Deref for AppState {

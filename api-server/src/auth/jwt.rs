@@ -7,14 +7,28 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::Role;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const ISSUER: &str = "securityguard-api";
 pub const AUDIENCE: &str = "securityguard";
 const LEEWAY_SECS: u64 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -108,20 +122,13 @@ impl VerifiedTokens {
     }
 }
 
-/// Access tokens revoked by logout before they expire (kept in Redis until their expiry).
-pub async fn revoke(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    let ttl = claims.exp - jiff::Timestamp::now().as_second() + LEEWAY_SECS as i64;
-    if ttl <= 0 {
-        return Ok(());
+impl Claims {
+    /// How long a revocation of this token must be kept: until the token would no longer be
+    /// accepted (its expiry and the leeway); `None` once that has passed.
+    pub fn revocation_ttl_secs(&self) -> Option<i64> {
+        let ttl = self.exp - jiff::Timestamp::now().as_second() + LEEWAY_SECS as i64;
+        (ttl > 0).then_some(ttl)
     }
-    let mut conn = state.redis.clone();
-    let key = revoked_key(state, &claims.jti);
-    redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut conn).await?;
-    Ok(())
-}
-
-pub fn revoked_key(state: &AppState, jti: &str) -> String {
-    state.key(&["revoked-jti", jti])
 }
 
 #[cfg(test)]

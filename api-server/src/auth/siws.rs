@@ -16,8 +16,12 @@
 //! The statement and the lines after `Issued At` (`Expiration Time`, `Not Before`,
 //! `Request ID`, `Resources`) are optional.
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use std::iter::Peekable;
+
+use ed25519_dalek::Signature;
 use jiff::Timestamp;
+
+use crate::wallet::decode_pubkey;
 
 const HEADER_SUFFIX: &str = " wants you to sign in with your Solana account:";
 /// Longest message accepted; real ones are a few hundred bytes.
@@ -89,16 +93,6 @@ impl SiwsError {
     }
 }
 
-/// A base58 ed25519 public key (a Solana address).
-pub fn decode_pubkey(address: &str) -> Option<VerifyingKey> {
-    let mut bytes = [0u8; 32];
-    let n = bs58::decode(address).onto(&mut bytes).ok()?;
-    if n != 32 {
-        return None;
-    }
-    VerifyingKey::from_bytes(&bytes).ok()
-}
-
 fn malformed(what: impl Into<String>) -> SiwsError {
     SiwsError::Malformed(what.into())
 }
@@ -106,6 +100,72 @@ fn malformed(what: impl Into<String>) -> SiwsError {
 fn timestamp(field: &str, value: &str) -> Result<Timestamp, SiwsError> {
     value.parse().map_err(|_| malformed(format!("{field} is not an RFC 3339 timestamp")))
 }
+
+/// The optional statement, between blank lines after the address.
+fn statement<'a>(lines: &mut Peekable<impl Iterator<Item = &'a str>>) -> Result<Option<String>, SiwsError> {
+    if lines.peek() != Some(&"") {
+        return Ok(None);
+    }
+    lines.next();
+    let Some(next) = lines.peek().filter(|next| !next.starts_with("URI: ") && !next.is_empty()) else {
+        return Ok(None);
+    };
+    let statement = next.to_string();
+    lines.next();
+    if lines.next() != Some("") {
+        return Err(malformed("statement must be followed by a blank line"));
+    }
+    Ok(Some(statement))
+}
+
+/// The `Key: value` fields (each known, none twice) and the resources of the lines after the
+/// statement.
+fn fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Fields<'a>, SiwsError> {
+    let mut fields: Vec<(&str, &str)> = Vec::new();
+    let mut resources = Vec::new();
+    let mut in_resources = false;
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        if in_resources {
+            let r = line.strip_prefix("- ").ok_or_else(|| malformed("resources must be '- <uri>' lines"))?;
+            resources.push(r.to_string());
+            continue;
+        }
+        if line == "Resources:" {
+            in_resources = true;
+            continue;
+        }
+        let (key, value) = line.split_once(": ").ok_or_else(|| malformed(format!("bad line {line:?}")))?;
+        if fields.iter().any(|(k, _)| *k == key) {
+            return Err(malformed(format!("duplicate field {key:?}")));
+        }
+        fields.push((key, value));
+    }
+    if let Some((key, _)) = fields.iter().find(|(key, _)| !KNOWN_FIELDS.contains(key)) {
+        return Err(malformed(format!("unknown field {key:?}")));
+    }
+    Ok(Fields { fields, resources })
+}
+
+struct Fields<'a> {
+    fields: Vec<(&'a str, &'a str)>,
+    resources: Vec<String>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, k: &str) -> Option<&'a str> {
+        self.fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
+    }
+
+    fn required(&self, k: &str) -> Result<&'a str, SiwsError> {
+        self.get(k).ok_or_else(|| malformed(format!("missing field {k:?}")))
+    }
+}
+
+const KNOWN_FIELDS: [&str; 8] =
+    ["URI", "Version", "Chain ID", "Nonce", "Issued At", "Expiration Time", "Not Before", "Request ID"];
 
 impl SiwsMessage {
     pub fn parse(text: &str) -> Result<Self, SiwsError> {
@@ -124,61 +184,9 @@ impl SiwsMessage {
         if address.is_empty() {
             return Err(malformed("missing address"));
         }
-        // Optional statement between blank lines.
-        let mut statement = None;
-        if lines.peek() == Some(&"") {
-            lines.next();
-            if let Some(next) = lines.peek()
-                && !next.starts_with("URI: ")
-                && !next.is_empty()
-            {
-                statement = Some(next.to_string());
-                lines.next();
-                if lines.next() != Some("") {
-                    return Err(malformed("statement must be followed by a blank line"));
-                }
-            }
-        }
-        let mut fields: Vec<(&str, &str)> = Vec::new();
-        let mut resources = Vec::new();
-        let mut in_resources = false;
-        for line in lines {
-            if line.is_empty() {
-                continue;
-            }
-            if in_resources {
-                let r = line.strip_prefix("- ").ok_or_else(|| malformed("resources must be '- <uri>' lines"))?;
-                resources.push(r.to_string());
-                continue;
-            }
-            if line == "Resources:" {
-                in_resources = true;
-                continue;
-            }
-            let (key, value) = line.split_once(": ").ok_or_else(|| malformed(format!("bad line {line:?}")))?;
-            if fields.iter().any(|(k, _)| *k == key) {
-                return Err(malformed(format!("duplicate field {key:?}")));
-            }
-            fields.push((key, value));
-        }
-        let get = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
-        let required = |k: &str| get(k).ok_or_else(|| malformed(format!("missing field {k:?}")));
-        for (key, _) in &fields {
-            if !matches!(
-                *key,
-                "URI"
-                    | "Version"
-                    | "Chain ID"
-                    | "Nonce"
-                    | "Issued At"
-                    | "Expiration Time"
-                    | "Not Before"
-                    | "Request ID"
-            ) {
-                return Err(malformed(format!("unknown field {key:?}")));
-            }
-        }
-        let nonce = required("Nonce")?;
+        let statement = statement(&mut lines)?;
+        let fields = fields(lines)?;
+        let nonce = fields.required("Nonce")?;
         if nonce.len() < 8 || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(malformed("nonce must be 8 to 64 alphanumeric characters"));
         }
@@ -186,15 +194,15 @@ impl SiwsMessage {
             domain: domain.to_string(),
             address: address.to_string(),
             statement,
-            uri: required("URI")?.to_string(),
-            version: required("Version")?.to_string(),
-            chain_id: required("Chain ID")?.to_string(),
+            uri: fields.required("URI")?.to_string(),
+            version: fields.required("Version")?.to_string(),
+            chain_id: fields.required("Chain ID")?.to_string(),
             nonce: nonce.to_string(),
-            issued_at: timestamp("Issued At", required("Issued At")?)?,
-            expiration_time: get("Expiration Time").map(|v| timestamp("Expiration Time", v)).transpose()?,
-            not_before: get("Not Before").map(|v| timestamp("Not Before", v)).transpose()?,
-            request_id: get("Request ID").map(str::to_string),
-            resources,
+            issued_at: timestamp("Issued At", fields.required("Issued At")?)?,
+            expiration_time: fields.get("Expiration Time").map(|v| timestamp("Expiration Time", v)).transpose()?,
+            not_before: fields.get("Not Before").map(|v| timestamp("Not Before", v)).transpose()?,
+            request_id: fields.get("Request ID").map(str::to_string),
+            resources: fields.resources,
         })
     }
 

@@ -9,10 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::siws::{self, Expected, SiwsError, SiwsMessage};
-use crate::auth::{AuthUser, Role, jwt, refresh};
+use crate::auth::{Role, bearer_token, jwt, refresh};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, AuthUser};
 use crate::state::AppState;
+use crate::store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -104,7 +105,7 @@ async fn verify(State(state): State<AppState>, ApiJson(req): ApiJson<VerifyReque
 
     let role = if state.config.is_admin(&msg.address) { Role::Admin } else { Role::User };
     let mut tx = state.db.begin().await?;
-    crate::store::users::signed_in(&mut *tx, &msg.address, role.as_str()).await?;
+    store::users::signed_in(&mut *tx, &msg.address, role.as_str()).await?;
     let (_, refresh_token) =
         refresh::store(&mut *tx, &msg.address, uuid::Uuid::new_v4(), state.config.refresh_ttl_seconds).await?;
     tx.commit().await?;
@@ -157,10 +158,11 @@ async fn logout(
         return Err(ApiError::bad_request("invalid_refresh_token", "refresh token is malformed"));
     }
     refresh::revoke_family(&state.db, req.refresh_token.trim()).await?;
-    if let Ok(token) = crate::auth::bearer_token(&parts)
+    if let Ok(token) = bearer_token(&parts.headers)
         && let Ok(claims) = jwt::verify(&state.config, token)
+        && let Some(ttl) = claims.revocation_ttl_secs()
     {
-        jwt::revoke(&state, &claims).await?;
+        store::revoked::revoke(&state.redis, &state.keys, &claims.jti, ttl).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

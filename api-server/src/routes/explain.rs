@@ -1,28 +1,25 @@
 //! `POST /v1/scans/{id}/explain`: an optional plain-language explanation of a past scan from the
-//! Messages API. Off the scan path: scans never wait for it. Explanations are cached in Redis.
+//! Messages API. Off the scan path: scans never wait for it. Explanations are cached in Redis
+//! (`store::explanations`).
 
-use std::time::Duration;
-
-use axum::Json;
 use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Role};
+use crate::auth::Role;
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::{ApiPath, AuthUser};
 use crate::state::AppState;
+use crate::store::explanations;
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
-const EXPLANATION_TTL_SECS: u64 = 24 * 3600;
 const MAX_TOKENS: u32 = 600;
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("a client with default TLS settings builds")
+pub fn router() -> Router<AppState> {
+    Router::new().route("/scans/{id}/explain", post(explain))
 }
 
 fn prompt(result: &Value) -> String {
@@ -40,11 +37,19 @@ fn prompt(result: &Value) -> String {
     )
 }
 
-pub async fn explain(
+/// The answer: the explanation of a scan, and whether it came from the cache.
+#[derive(Serialize)]
+struct Explanation {
+    scan_id: Uuid,
+    explanation: String,
+    cached: bool,
+}
+
+async fn explain(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Explanation>, ApiError> {
     let Some(api_key) = state.config.claude_api_key.as_deref() else {
         return Err(ApiError::NotImplemented(
             "explanations are not enabled on this deployment (CLAUDE_API_KEY is not set)".into(),
@@ -55,18 +60,21 @@ pub async fn explain(
         Some((wallet, result)) if wallet == user.wallet || user.role == Role::Admin => result,
         _ => return Err(ApiError::NotFound("no such scan".into())),
     };
-
-    let cache_key = state.key(&["explain", &id.to_string()]);
-    let mut conn = state.redis.clone();
-    if let Ok(Some(text)) = redis::cmd("GET").arg(&cache_key).query_async::<Option<String>>(&mut conn).await {
-        return Ok(Json(json!({"scan_id": id, "explanation": text, "cached": true})));
+    if let Some(text) = explanations::get(&state.redis, &state.keys, id).await {
+        return Ok(Json(Explanation { scan_id: id, explanation: text, cached: true }));
     }
+    let text = ask(&state, api_key, &result).await?;
+    explanations::put(&state.redis, &state.keys, id, &text).await;
+    Ok(Json(Explanation { scan_id: id, explanation: text, cached: false }))
+}
 
+/// The explanation service's text for a scan result.
+async fn ask(state: &AppState, api_key: &str, result: &Value) -> Result<String, ApiError> {
     let url = format!("{}/v1/messages", state.config.claude_api_url.trim_end_matches('/'));
     let body = json!({
         "model": state.config.claude_model,
         "max_tokens": MAX_TOKENS,
-        "messages": [{"role": "user", "content": prompt(&result)}],
+        "messages": [{"role": "user", "content": prompt(result)}],
     });
     let response = state
         .http
@@ -100,7 +108,5 @@ pub async fn explain(
     if text.trim().is_empty() {
         return Err(ApiError::BadGateway("the explanation service sent no text".into()));
     }
-    let _: Result<(), _> =
-        redis::cmd("SET").arg(&cache_key).arg(&text).arg("EX").arg(EXPLANATION_TTL_SECS).query_async(&mut conn).await;
-    Ok(Json(json!({"scan_id": id, "explanation": text, "cached": false})))
+    Ok(text)
 }

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::AdminUser;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{AdminUser, ApiJson, ApiPath};
 use crate::scan::domain;
 use crate::scan::patterns::PatternSet;
 use crate::scan::tx::Pubkey;

@@ -2,7 +2,7 @@
 //! domains (edit distance, homoglyphs, brand names under other domains).
 
 use super::patterns::PatternSet;
-use super::rules::{Severity, Warning};
+use super::verdict::{Severity, Warning};
 
 /// Longest accepted domain (RFC 1035).
 pub const MAX_DOMAIN_LEN: usize = 253;
@@ -131,16 +131,11 @@ const SUSPICIOUS_TLDS: &[&str] = &[
 
 /// Warnings for one normalized domain.
 pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
-    let mut out = Vec::new();
-    let warn = |out: &mut Vec<Warning>, kind, severity, message: String| {
-        out.push(Warning { kind, severity, message, instruction: None });
-    };
     if set.allowed_domains.iter().any(|a| matches_suffix(domain, a)) {
-        return out;
+        return Vec::new();
     }
     if let Some(b) = set.blocked_domains.iter().find(|b| matches_suffix(domain, b)) {
-        warn(&mut out, "blocked_domain", Severity::Critical, format!("{domain} is on the block list ({b})"));
-        return out;
+        return vec![warning("blocked_domain", Severity::Critical, format!("{domain} is on the block list ({b})"))];
     }
 
     // Punycode labels are compared in their Unicode form (xn--hantom-… may be рhantom).
@@ -153,117 +148,138 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
         }
         _ => domain,
     };
-    let reg = registrable(domain);
-    let reg_label = label_of(reg);
-    let tld = reg.rsplit('.').next().unwrap_or("");
-    let has_non_ascii = !domain.is_ascii();
-    let reg_skeleton = skeleton(reg);
-    let label_skeleton = skeleton(reg_label);
-    let whole_skeleton = skeleton(domain);
-
-    let mut lookalike = false;
+    let candidate = Candidate::new(domain);
+    let mut out = Vec::new();
     for brand in &set.protected_domains {
-        if matches_suffix(domain, brand) {
+        match candidate.compare(brand) {
             // The brand itself (or its subdomain), not a lookalike.
-            return out;
+            Brand::Itself => return out,
+            Brand::Imitated(w) => {
+                out.push(w);
+                break;
+            }
+            Brand::Other => {}
+        }
+    }
+    let lookalike = !out.is_empty();
+    candidate.other_signals(punycode, lookalike, &mut out);
+    out
+}
+
+fn warning(kind: &'static str, severity: Severity, message: String) -> Warning {
+    Warning { kind, severity, message, instruction: None }
+}
+
+/// What a domain is compared with the protected brands by.
+struct Candidate<'a> {
+    domain: &'a str,
+    /// The registrable domain, its first label and its top-level domain.
+    reg: &'a str,
+    reg_label: &'a str,
+    tld: &'a str,
+    has_non_ascii: bool,
+    reg_skeleton: String,
+    label_skeleton: String,
+    whole_skeleton: String,
+}
+
+/// How a domain relates to a protected brand.
+enum Brand {
+    Itself,
+    Imitated(Warning),
+    Other,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(domain: &'a str) -> Self {
+        let reg = registrable(domain);
+        let reg_label = label_of(reg);
+        Self {
+            domain,
+            reg,
+            reg_label,
+            tld: reg.rsplit('.').next().unwrap_or(""),
+            has_non_ascii: !domain.is_ascii(),
+            reg_skeleton: skeleton(reg),
+            label_skeleton: skeleton(reg_label),
+            whole_skeleton: skeleton(domain),
+        }
+    }
+
+    fn compare(&self, brand: &str) -> Brand {
+        let (domain, reg_label) = (self.domain, self.reg_label);
+        if matches_suffix(domain, brand) {
+            return Brand::Itself;
         }
         let brand_label = label_of(brand);
         let brand_skeleton = skeleton(brand_label);
-        if reg_skeleton == skeleton(brand) || (has_non_ascii && label_skeleton == brand_skeleton) {
-            warn(
-                &mut out,
-                "homoglyph_domain",
-                Severity::Critical,
-                format!("{domain} imitates {brand} with look-alike characters"),
-            );
-            lookalike = true;
-            break;
+        let imitated = |kind, message| Brand::Imitated(warning(kind, Severity::High, message));
+        if self.reg_skeleton == skeleton(brand) || (self.has_non_ascii && self.label_skeleton == brand_skeleton) {
+            let message = format!("{domain} imitates {brand} with look-alike characters");
+            return Brand::Imitated(warning("homoglyph_domain", Severity::Critical, message));
         }
         // Short brand names (jup) only match as a whole token.
         if brand_label.len() == 3
             && domain.split(['.', '-']).filter(|t| *t == brand_label).count() > 0
             && reg_label != brand_label
         {
-            warn(
-                &mut out,
+            return imitated(
                 "brand_impersonation",
-                Severity::High,
                 format!("{domain} contains the name of {brand} but is not {brand}"),
             );
-            lookalike = true;
-            break;
         }
-        if brand_label.len() >= 4 {
-            let distance = strsim::damerau_levenshtein(&label_skeleton, &brand_skeleton);
-            let max = if brand_label.len() >= 7 { 2 } else { 1 };
-            if reg_label != brand_label && distance <= max {
-                warn(
-                    &mut out,
-                    "typosquat_domain",
-                    Severity::High,
-                    format!("{domain} is {distance} edit(s) away from {brand}"),
-                );
-                lookalike = true;
-                break;
-            }
-            if reg_label == brand_label && reg != brand.as_str() {
-                warn(
-                    &mut out,
-                    "brand_tld_swap",
-                    Severity::High,
-                    format!("{domain} uses the name of {brand} under another top-level domain"),
-                );
-                lookalike = true;
-                break;
-            }
-            // The brand's name inside another registrable domain: phantom-wallet.com,
-            // phantom.app.evil.io, secure-phant0m.xyz; a name merely containing it
-            // (tensorflow.org) only counts together with a lure word.
-            let tokens: Vec<String> = domain.split(['.', '-']).map(skeleton).collect();
-            let exact_token = tokens.contains(&brand_skeleton);
-            let lured = LURE_WORDS.iter().any(|w| domain.contains(w))
-                || SUSPICIOUS_WORDS.iter().any(|w| domain.contains(w))
-                || SUSPICIOUS_TLDS.contains(&tld);
-            if exact_token || (whole_skeleton.contains(&brand_skeleton) && lured) {
-                warn(
-                    &mut out,
-                    "brand_impersonation",
-                    Severity::High,
-                    format!("{domain} contains the name of {brand} but is not {brand}"),
-                );
-                lookalike = true;
-                break;
-            }
+        if brand_label.len() < 4 {
+            return Brand::Other;
+        }
+        let distance = strsim::damerau_levenshtein(&self.label_skeleton, &brand_skeleton);
+        let max = if brand_label.len() >= 7 { 2 } else { 1 };
+        if reg_label != brand_label && distance <= max {
+            return imitated("typosquat_domain", format!("{domain} is {distance} edit(s) away from {brand}"));
+        }
+        if reg_label == brand_label && self.reg != brand {
+            let message = format!("{domain} uses the name of {brand} under another top-level domain");
+            return imitated("brand_tld_swap", message);
+        }
+        // The brand's name inside another registrable domain: phantom-wallet.com,
+        // phantom.app.evil.io, secure-phant0m.xyz; a name merely containing it
+        // (tensorflow.org) only counts together with a lure word.
+        let tokens: Vec<String> = domain.split(['.', '-']).map(skeleton).collect();
+        let exact_token = tokens.contains(&brand_skeleton);
+        let lured = LURE_WORDS.iter().any(|w| domain.contains(w))
+            || SUSPICIOUS_WORDS.iter().any(|w| domain.contains(w))
+            || SUSPICIOUS_TLDS.contains(&self.tld);
+        if exact_token || (self.whole_skeleton.contains(&brand_skeleton) && lured) {
+            return imitated(
+                "brand_impersonation",
+                format!("{domain} contains the name of {brand} but is not {brand}"),
+            );
+        }
+        Brand::Other
+    }
+
+    /// Punycode or non-ASCII labels, phishing words, and a top-level domain often used for
+    /// phishing.
+    fn other_signals(&self, punycode: bool, lookalike: bool, out: &mut Vec<Warning>) {
+        let (domain, tld) = (self.domain, self.tld);
+        if punycode && !lookalike {
+            out.push(warning(
+                "punycode_domain",
+                Severity::Medium,
+                format!("{domain} uses punycode (internationalized) labels"),
+            ));
+        } else if self.has_non_ascii && !lookalike {
+            out.push(warning("non_ascii_domain", Severity::Medium, format!("{domain} contains non-ASCII characters")));
+        }
+        let words: Vec<&str> = SUSPICIOUS_WORDS.iter().copied().filter(|w| domain.contains(w)).collect();
+        if !words.is_empty() {
+            let message = format!("{domain} contains words common in wallet phishing: {}", words.join(", "));
+            out.push(warning("phishing_keywords", Severity::Medium, message));
+        }
+        if SUSPICIOUS_TLDS.contains(&tld) && (!words.is_empty() || lookalike) {
+            let message = format!(".{tld} is a top-level domain often used for phishing");
+            out.push(warning("suspicious_tld", Severity::Low, message));
         }
     }
-    if punycode && !lookalike {
-        warn(
-            &mut out,
-            "punycode_domain",
-            Severity::Medium,
-            format!("{domain} uses punycode (internationalized) labels"),
-        );
-    } else if has_non_ascii && !lookalike {
-        warn(&mut out, "non_ascii_domain", Severity::Medium, format!("{domain} contains non-ASCII characters"));
-    }
-    let words: Vec<&str> = SUSPICIOUS_WORDS.iter().copied().filter(|w| domain.contains(w)).collect();
-    if !words.is_empty() {
-        warn(
-            &mut out,
-            "phishing_keywords",
-            Severity::Medium,
-            format!("{domain} contains words common in wallet phishing: {}", words.join(", ")),
-        );
-    }
-    if SUSPICIOUS_TLDS.contains(&tld) && (!words.is_empty() || lookalike) {
-        warn(
-            &mut out,
-            "suspicious_tld",
-            Severity::Low,
-            format!(".{tld} is a top-level domain often used for phishing"),
-        );
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,11 +4,31 @@ pub mod domain;
 pub mod patterns;
 pub mod rules;
 pub mod tx;
+pub mod verdict;
 
 use serde::Serialize;
 
 use patterns::PatternSet;
-use rules::{Action, Severity, Verdict, Warning, verdict};
+use verdict::{Action, Severity, Verdict, Warning, verdict};
+
+/// What a scan looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanKind {
+    Transaction,
+    Domain,
+    Address,
+}
+
+impl ScanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transaction => "transaction",
+            Self::Domain => "domain",
+            Self::Address => "address",
+        }
+    }
+}
 
 /// The verdict for one serialized transaction; undecodable ones are reported, not guessed.
 #[derive(Clone, Debug, Serialize)]

@@ -182,6 +182,79 @@ impl<'a> Reader<'a> {
         let n = self.compact_u16(what)?;
         Ok(self.bytes(n, what)?.to_vec())
     }
+
+    fn signatures(&mut self) -> Result<Vec<[u8; 64]>, DecodeError> {
+        let n = self.compact_u16("signature count")?;
+        if n.saturating_mul(64) > self.remaining() {
+            return Err(DecodeError::Truncated("signatures"));
+        }
+        let mut signatures = Vec::with_capacity(n);
+        for _ in 0..n {
+            signatures.push(self.array::<64>("signature")?);
+        }
+        Ok(signatures)
+    }
+
+    /// The message version: a prefix byte with the high bit set, or none for a legacy message.
+    fn version(&mut self) -> Result<MessageVersion, DecodeError> {
+        match self.peek() {
+            Some(b) if b & 0x80 != 0 => {
+                self.pos += 1;
+                match b & 0x7f {
+                    0 => Ok(MessageVersion::V0),
+                    v => Err(DecodeError::UnsupportedVersion(v)),
+                }
+            }
+            Some(_) => Ok(MessageVersion::Legacy),
+            None => Err(DecodeError::Truncated("message")),
+        }
+    }
+
+    fn account_keys(&mut self) -> Result<Vec<Pubkey>, DecodeError> {
+        let n = self.compact_u16("account key count")?;
+        if n.saturating_mul(32) > self.remaining() {
+            return Err(DecodeError::Truncated("account keys"));
+        }
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            keys.push(Pubkey(self.array::<32>("account key")?));
+        }
+        Ok(keys)
+    }
+
+    fn instructions(&mut self) -> Result<Vec<Instruction>, DecodeError> {
+        let n = self.compact_u16("instruction count")?;
+        // Each instruction takes at least 3 bytes.
+        if n.saturating_mul(3) > self.remaining() {
+            return Err(DecodeError::Truncated("instructions"));
+        }
+        let mut instructions = Vec::with_capacity(n);
+        for _ in 0..n {
+            instructions.push(Instruction {
+                program_id_index: self.u8("program id index")?,
+                accounts: self.vec_u8("instruction accounts")?,
+                data: self.vec_u8("instruction data")?,
+            });
+        }
+        Ok(instructions)
+    }
+
+    /// The address lookup tables of a v0 message.
+    fn lookups(&mut self) -> Result<Vec<Lookup>, DecodeError> {
+        let n = self.compact_u16("lookup table count")?;
+        if n.saturating_mul(34) > self.remaining() {
+            return Err(DecodeError::Truncated("lookup tables"));
+        }
+        let mut lookups = Vec::new();
+        for _ in 0..n {
+            lookups.push(Lookup {
+                table: Pubkey(self.array::<32>("lookup table key")?),
+                writable: self.vec_u8("lookup writable indexes")?,
+                readonly: self.vec_u8("lookup readonly indexes")?,
+            });
+        }
+        Ok(lookups)
+    }
 }
 
 impl Transaction {
@@ -193,69 +266,17 @@ impl Transaction {
             return Err(DecodeError::TooLarge(data.len()));
         }
         let mut r = Reader { data, pos: 0 };
-        let num_signatures = r.compact_u16("signature count")?;
-        if num_signatures.saturating_mul(64) > r.remaining() {
-            return Err(DecodeError::Truncated("signatures"));
-        }
-        let mut signatures = Vec::with_capacity(num_signatures);
-        for _ in 0..num_signatures {
-            signatures.push(r.array::<64>("signature")?);
-        }
-
-        let version = match r.peek() {
-            Some(b) if b & 0x80 != 0 => {
-                r.pos += 1;
-                match b & 0x7f {
-                    0 => MessageVersion::V0,
-                    v => return Err(DecodeError::UnsupportedVersion(v)),
-                }
-            }
-            Some(_) => MessageVersion::Legacy,
-            None => return Err(DecodeError::Truncated("message")),
-        };
+        let signatures = r.signatures()?;
+        let version = r.version()?;
         let header = Header {
             num_required_signatures: r.u8("header")?,
             num_readonly_signed: r.u8("header")?,
             num_readonly_unsigned: r.u8("header")?,
         };
-        let num_keys = r.compact_u16("account key count")?;
-        if num_keys.saturating_mul(32) > r.remaining() {
-            return Err(DecodeError::Truncated("account keys"));
-        }
-        let mut account_keys = Vec::with_capacity(num_keys);
-        for _ in 0..num_keys {
-            account_keys.push(Pubkey(r.array::<32>("account key")?));
-        }
+        let account_keys = r.account_keys()?;
         let recent_blockhash = r.array::<32>("recent blockhash")?;
-
-        let num_instructions = r.compact_u16("instruction count")?;
-        // Each instruction takes at least 3 bytes.
-        if num_instructions.saturating_mul(3) > r.remaining() {
-            return Err(DecodeError::Truncated("instructions"));
-        }
-        let mut instructions = Vec::with_capacity(num_instructions);
-        for _ in 0..num_instructions {
-            instructions.push(Instruction {
-                program_id_index: r.u8("program id index")?,
-                accounts: r.vec_u8("instruction accounts")?,
-                data: r.vec_u8("instruction data")?,
-            });
-        }
-
-        let mut lookups = Vec::new();
-        if version == MessageVersion::V0 {
-            let n = r.compact_u16("lookup table count")?;
-            if n.saturating_mul(34) > r.remaining() {
-                return Err(DecodeError::Truncated("lookup tables"));
-            }
-            for _ in 0..n {
-                lookups.push(Lookup {
-                    table: Pubkey(r.array::<32>("lookup table key")?),
-                    writable: r.vec_u8("lookup writable indexes")?,
-                    readonly: r.vec_u8("lookup readonly indexes")?,
-                });
-            }
-        }
+        let instructions = r.instructions()?;
+        let lookups = if version == MessageVersion::V0 { r.lookups()? } else { Vec::new() };
         if r.remaining() > 0 {
             return Err(DecodeError::TrailingBytes(r.remaining()));
         }

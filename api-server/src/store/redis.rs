@@ -20,3 +20,30 @@ pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
     let mut conn = conn.clone();
     redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
 }
+
+/// This deployment's Redis keys: every one starts with REDIS_KEY_PREFIX, so the replicas of one
+/// deployment share them and other deployments on the same Redis do not.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    /// The prefix and `parts` joined by `:`.
+    pub fn key(&self, parts: &[&str]) -> String {
+        let len = self.prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut key = String::with_capacity(len);
+        key.push_str(&self.prefix);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                key.push(':');
+            }
+            key.push_str(part);
+        }
+        key
+    }
+}

@@ -9,6 +9,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::scan::ScanKind;
+use crate::scan::verdict::Action;
+
 const QUEUE: usize = 10_000;
 const MAX_BATCH: usize = 500;
 const RETRIES: u32 = 5;
@@ -17,20 +20,27 @@ const RETRIES: u32 = 5;
 /// ones: PostgreSQL spent about as much CPU on a commit as on tens of rows.
 const LINGER: Duration = Duration::from_millis(3);
 
+/// A scan to record, as it was answered.
 #[derive(Clone, Debug)]
-pub struct ScanRecord {
-    pub id: Uuid,
+pub struct NewScan {
     pub wallet: String,
-    pub kind: &'static str,
-    pub content_hash: Vec<u8>,
+    pub kind: ScanKind,
+    /// SHA-256 of what was scanned.
+    pub content_hash: [u8; 32],
     pub pattern_version: i64,
-    pub action: &'static str,
-    pub risk_score: i32,
+    pub action: Action,
+    pub risk_score: u32,
     /// The result as JSON text (stored as jsonb).
     pub result: String,
     pub cached: bool,
+}
+
+#[derive(Clone, Debug)]
+struct ScanRecord {
+    id: Uuid,
+    scan: NewScan,
     /// When the scan was answered (not when the batch was written).
-    pub created_at: jiff::Timestamp,
+    created_at: jiff::Timestamp,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -68,16 +78,22 @@ impl ScanStore {
         Self { tx, db }
     }
 
-    /// Queues a record; when the queue is full the record is written directly instead.
-    pub async fn record(&self, record: ScanRecord) -> Result<(), sqlx::Error> {
+    /// Queues a scan's record and returns its id; when the queue is full the record is written
+    /// directly instead.
+    pub async fn record(&self, scan: NewScan) -> Result<Uuid, sqlx::Error> {
+        // Time-ordered (UUIDv7: 48-bit millisecond timestamp, 74 random bits): each INSERT lands
+        // at the right edge of the primary-key index instead of a random page.
+        let id = Uuid::now_v7();
+        let record = ScanRecord { id, scan, created_at: jiff::Timestamp::now() };
         match self.tx.try_send(Command::Insert(record)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(Command::Insert(r)))
             | Err(mpsc::error::TrySendError::Closed(Command::Insert(r))) => {
-                insert(&self.db, std::slice::from_ref(&r)).await
+                insert(&self.db, std::slice::from_ref(&r)).await?;
             }
-            Err(_) => Ok(()),
+            Err(_) => {}
         }
+        Ok(id)
     }
 
     /// A stored scan; when it is not found, queued records are flushed and it is looked up
@@ -191,14 +207,14 @@ async fn run(db: PgPool, mut rx: mpsc::Receiver<Command>) {
 
 async fn insert(db: &PgPool, rows: &[ScanRecord]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let wallets: Vec<&str> = rows.iter().map(|r| r.wallet.as_str()).collect();
-    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
-    let hashes: Vec<&[u8]> = rows.iter().map(|r| r.content_hash.as_slice()).collect();
-    let versions: Vec<i64> = rows.iter().map(|r| r.pattern_version).collect();
-    let actions: Vec<&str> = rows.iter().map(|r| r.action).collect();
-    let scores: Vec<i32> = rows.iter().map(|r| r.risk_score).collect();
-    let results: Vec<&str> = rows.iter().map(|r| r.result.as_str()).collect();
-    let cached: Vec<bool> = rows.iter().map(|r| r.cached).collect();
+    let wallets: Vec<&str> = rows.iter().map(|r| r.scan.wallet.as_str()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.scan.kind.as_str()).collect();
+    let hashes: Vec<&[u8]> = rows.iter().map(|r| r.scan.content_hash.as_slice()).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.scan.pattern_version).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.scan.action.as_str()).collect();
+    let scores: Vec<i32> = rows.iter().map(|r| r.scan.risk_score as i32).collect();
+    let results: Vec<&str> = rows.iter().map(|r| r.scan.result.as_str()).collect();
+    let cached: Vec<bool> = rows.iter().map(|r| r.scan.cached).collect();
     let created: Vec<String> = rows.iter().map(|r| r.created_at.to_string()).collect();
     sqlx::query(
         "INSERT INTO scans (id, wallet, kind, content_hash, pattern_version, action, risk_score,

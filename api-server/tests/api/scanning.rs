@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use securityguard_api::scan::{self, domain, rules::Action};
+use securityguard_api::scan::{self, domain, verdict::Action};
 use serde_json::{Value, json};
 use solana_signer::Signer;
 
@@ -103,7 +103,7 @@ fn fixture_specific_verdicts() {
     assert_eq!(kinds("t22-group-pointer-update-1"), vec!["token_pointer_change"]);
     assert_eq!(kinds("t22-permanent-delegate-0"), vec!["permanent_delegate"]);
     assert_eq!(kinds("t22-permanent-delegate-authority-0"), vec!["token_authority_change"]);
-    assert_eq!(by_name("t22-permanent-delegate-authority-0").warnings[0].severity, scan::rules::Severity::Critical);
+    assert_eq!(by_name("t22-permanent-delegate-authority-0").warnings[0].severity, scan::verdict::Severity::Critical);
     assert!(by_name("t22-transfer-fee-authority-0").warnings[0].message.contains("transfer fee authority"));
     assert_eq!(kinds("t22-withdraw-excess-lamports-0"), vec!["lamports_to_third_party"]);
     assert_eq!(kinds("t22-unwrap-to-stranger-1"), vec!["lamports_to_third_party"]);

@@ -7,9 +7,9 @@
 //! and a batch of token instructions (tag 255). Every read is bounds-checked; a tag this module
 //! does not know is reported as unchecked, never guessed.
 
-use super::{Ctx, le_u64};
-use crate::scan::rules::Severity;
+use super::context::{Ctx, le_u64};
 use crate::scan::tx::Pubkey;
+use crate::scan::verdict::Severity;
 
 /// Highest tag of the base instruction set shared by both programs (`UiAmountToAmount`).
 const LAST_BASE_TAG: u8 = 24;
@@ -112,49 +112,9 @@ fn base(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) {
         // Transfer, TransferChecked
         3 | 12 => cx.transfers += 1,
         // Approve { amount } [source, delegate, owner]; ApproveChecked [source, mint, delegate, owner]
-        4 | 13 => {
-            let amount = le_u64(ix.data, 1);
-            let delegate = ix.account(if tag == 4 { 1 } else { 2 });
-            if amount == Some(u64::MAX) {
-                cx.warn(
-                    "unlimited_approval",
-                    Severity::High,
-                    Some(i),
-                    "approves a delegate to spend an unlimited amount of your tokens".into(),
-                );
-            }
-            if let Some(d) = delegate
-                && !cx.is_user(d)
-                && !cx.is_trusted(d)
-            {
-                cx.warn(
-                    "unknown_delegate_approval",
-                    Severity::Medium,
-                    Some(i),
-                    format!("approves {} (not a known address) as a delegate of your tokens", cx.name(d)),
-                );
-            }
-        }
+        4 | 13 => approve(cx, i, ix, tag),
         // SetAuthority { authority_type, new_authority: COption<Pubkey> } [account, current]
-        6 => {
-            let kind = ix.data.get(1).copied();
-            let new = ix.coption_key(2).flatten();
-            cx.check_embedded(new, i, "the new authority");
-            let new = new.map_or_else(|| "nobody".to_string(), |k| k.to_string());
-            let (what, severity) = match kind {
-                Some(2) => ("owner of a token account", Severity::Critical),
-                Some(3) => ("close authority of a token account", Severity::Critical),
-                Some(8) => {
-                    ("permanent delegate of a mint (it can move or burn every holder's tokens)", Severity::Critical)
-                }
-                Some(kind) => match authority_name(kind) {
-                    Some(name) => (name, Severity::High),
-                    None => ("authority of an unknown type", Severity::High),
-                },
-                None => ("an unreadable authority", Severity::High),
-            };
-            cx.warn("token_authority_change", severity, Some(i), format!("changes the {what} to {new}"));
-        }
+        6 => set_authority(cx, i, ix),
         // CloseAccount [account, destination, owner]
         9 => {
             if let (Some(dest), Some(owner)) = (ix.account(1), ix.account(2)) {
@@ -171,6 +131,48 @@ fn base(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) {
         }
         _ => {}
     }
+}
+
+fn approve(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) {
+    let amount = le_u64(ix.data, 1);
+    let delegate = ix.account(if tag == 4 { 1 } else { 2 });
+    if amount == Some(u64::MAX) {
+        cx.warn(
+            "unlimited_approval",
+            Severity::High,
+            Some(i),
+            "approves a delegate to spend an unlimited amount of your tokens".into(),
+        );
+    }
+    if let Some(d) = delegate
+        && !cx.is_user(d)
+        && !cx.is_trusted(d)
+    {
+        cx.warn(
+            "unknown_delegate_approval",
+            Severity::Medium,
+            Some(i),
+            format!("approves {} (not a known address) as a delegate of your tokens", cx.name(d)),
+        );
+    }
+}
+
+fn set_authority(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
+    let kind = ix.data.get(1).copied();
+    let new = ix.coption_key(2).flatten();
+    cx.check_embedded(new, i, "the new authority");
+    let new = new.map_or_else(|| "nobody".to_string(), |k| k.to_string());
+    let (what, severity) = match kind {
+        Some(2) => ("owner of a token account", Severity::Critical),
+        Some(3) => ("close authority of a token account", Severity::Critical),
+        Some(8) => ("permanent delegate of a mint (it can move or burn every holder's tokens)", Severity::Critical),
+        Some(kind) => match authority_name(kind) {
+            Some(name) => (name, Severity::High),
+            None => ("authority of an unknown type", Severity::High),
+        },
+        None => ("an unreadable authority", Severity::High),
+    };
+    cx.warn("token_authority_change", severity, Some(i), format!("changes the {what} to {new}"));
 }
 
 /// `SetAuthority` authority types other than account owner, close authority and permanent
@@ -280,164 +282,154 @@ fn extension(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) -> bool {
         unknown(cx, i, true, format!("{name} extension instruction without a sub-instruction"));
         return true;
     };
-    let known = match (tag, sub) {
-        // TransferFee: InitializeTransferFeeConfig, TransferCheckedWithFee, WithdrawWithheld-
-        // TokensFromMint, WithdrawWithheldTokensFromAccounts, HarvestWithheldTokensToMint,
-        // SetTransferFee
-        (26, 1) => {
-            transfer_checked_with_fee(cx, i, ix);
-            true
-        }
-        (26, 5) => {
-            let bps = ix.data.get(2..4).map(|b| u16::from_le_bytes([b[0], b[1]]));
-            let bps = bps.map_or_else(|| "an unreadable fee".into(), |b| format!("{}%", f64::from(b) / 100.0));
-            cx.warn(
-                "transfer_fee_change",
-                Severity::Medium,
-                Some(i),
-                format!("changes the transfer fee of a mint to {bps}, charged on every transfer of the token"),
-            );
-            true
-        }
-        (26, 0 | 2..=4) => true,
-        // ConfidentialTransfer: UpdateMint sets the auditor key that can decrypt every amount.
-        (27, 1) => {
-            cx.warn(
-                "confidential_transfer_auditor_change",
-                Severity::High,
-                Some(i),
-                "changes the auditor of a mint's confidential transfers (who can decrypt every amount)".into(),
-            );
-            true
-        }
-        // Transfer, TransferWithFee
-        (27, 7 | 13) => {
-            cx.transfers += 1;
-            true
-        }
-        (27, 0 | 2..=6 | 8..=12 | 14) => true,
-        // DefaultAccountState: Initialize, Update { state } (0 uninitialized, 1 initialized,
-        // 2 frozen)
-        (28, 1) => {
-            let state = match ix.data.get(2) {
-                Some(2) => "frozen",
-                Some(1) => "usable",
-                _ => "an unreadable state",
-            };
-            cx.warn(
-                "default_account_state_change",
-                Severity::Medium,
-                Some(i),
-                format!("changes the state of every new token account of a mint to {state}"),
-            );
-            true
-        }
-        (28, 0) => true,
-        // MemoTransfer, CpiGuard: Enable, Disable [account, owner]
-        (30, 1) => {
-            let acct = ix.account(0).map_or_else(|| "a token account".into(), |a| cx.name(a));
-            cx.warn(
-                "memo_transfer_disabled",
-                Severity::Medium,
-                Some(i),
-                format!("stops requiring a memo on transfers into your token account {acct}"),
-            );
-            true
-        }
-        (34, 1) => {
-            let acct = ix.account(0).map_or_else(|| "a token account".into(), |a| cx.name(a));
-            cx.warn(
-                "cpi_guard_disabled",
-                Severity::High,
-                Some(i),
-                format!(
-                    "turns off CPI Guard on your token account {acct}: other programs can then move or \
-                     approve its tokens inside the calls you sign"
-                ),
-            );
-            true
-        }
-        (30 | 34, 0) => true,
-        // InterestBearingMint: Initialize, UpdateRate
-        (33, 1) => {
-            cx.warn("interest_rate_change", Severity::Low, Some(i), "changes the interest rate of a mint".into());
-            true
-        }
-        (33, 0) => true,
-        // TransferHook: Initialize, Update { program_id: MaybeNull<Pubkey> } [mint, authority]
-        (36, 1) => {
-            let program = ix.maybe_null_key(2);
-            cx.check_embedded(program.flatten(), i, "the new transfer hook program");
-            let program = match program {
-                Some(Some(p)) => format!("program {p}"),
-                Some(None) => "no program".into(),
-                None => "an unreadable program".into(),
-            };
-            cx.warn(
-                "transfer_hook_change",
-                Severity::High,
-                Some(i),
-                format!("changes the transfer hook of a mint to {program}, which runs on every transfer of the token"),
-            );
-            true
-        }
-        // MetadataPointer, GroupPointer, GroupMemberPointer: Initialize, Update { address }
-        (39..=41, 1) => {
-            let what = match tag {
-                39 => "metadata",
-                40 => "group",
-                _ => "group membership",
-            };
-            let address = ix.maybe_null_key(2);
-            cx.check_embedded(address.flatten(), i, &format!("the new {what} address"));
-            let address = match address {
-                Some(Some(a)) => a.to_string(),
-                Some(None) => "nowhere".into(),
-                None => "an unreadable address".into(),
-            };
-            let severity = if tag == 39 { Severity::High } else { Severity::Medium };
-            cx.warn(
-                "token_pointer_change",
-                severity,
-                Some(i),
-                format!("points the {what} of a mint to {address}, changing what wallets show for the token"),
-            );
-            true
-        }
-        (36 | 39..=41, 0) => true,
-        // ConfidentialTransferFee, ConfidentialMintBurn: their instructions move nothing of
-        // the user's beyond what the proofs bind.
-        (37, 0..=5) | (42, 0..=5) => true,
-        // ScaledUiAmount: Initialize, UpdateMultiplier
-        (43, 1) => {
-            cx.warn(
-                "ui_amount_multiplier_change",
-                Severity::Medium,
-                Some(i),
-                "changes the multiplier wallets apply to every balance of a mint".into(),
-            );
-            true
-        }
-        (43, 0) => true,
-        // Pausable: Initialize, Pause, Resume
-        (44, 1) => {
-            cx.warn(
-                "mint_paused",
-                Severity::Medium,
-                Some(i),
-                "pauses a mint: no holder can transfer, mint or burn the token until it is resumed".into(),
-            );
-            true
-        }
-        (44, 0 | 2) => true,
-        // PermissionedBurn: Initialize, Burn, BurnChecked, ConfidentialBurn
-        (46, 0..=3) => true,
-        _ => false,
-    };
-    if !known {
+    if !extension_instruction(cx, i, ix, tag, sub) {
         unknown(cx, i, true, format!("{name} extension instruction {sub}"));
     }
     true
+}
+
+/// An extension's instruction `sub`; false for one this module does not know.
+fn extension_instruction(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8, sub: u8) -> bool {
+    match (tag, sub) {
+        // TransferFee: InitializeTransferFeeConfig, TransferCheckedWithFee, WithdrawWithheld-
+        // TokensFromMint, WithdrawWithheldTokensFromAccounts, HarvestWithheldTokensToMint,
+        // SetTransferFee
+        (26, 1) => transfer_checked_with_fee(cx, i, ix),
+        (26, 5) => transfer_fee_change(cx, i, ix),
+        // ConfidentialTransfer: UpdateMint sets the auditor key that can decrypt every amount.
+        (27, 1) => cx.warn(
+            "confidential_transfer_auditor_change",
+            Severity::High,
+            Some(i),
+            "changes the auditor of a mint's confidential transfers (who can decrypt every amount)".into(),
+        ),
+        // Transfer, TransferWithFee
+        (27, 7 | 13) => cx.transfers += 1,
+        // DefaultAccountState: Initialize, Update { state } (0 uninitialized, 1 initialized,
+        // 2 frozen)
+        (28, 1) => default_account_state_change(cx, i, ix),
+        // MemoTransfer, CpiGuard: Enable, Disable [account, owner]
+        (30 | 34, 1) => protection_disabled(cx, i, ix, tag),
+        // InterestBearingMint: Initialize, UpdateRate
+        (33, 1) => {
+            cx.warn("interest_rate_change", Severity::Low, Some(i), "changes the interest rate of a mint".into())
+        }
+        // TransferHook: Initialize, Update { program_id: MaybeNull<Pubkey> } [mint, authority]
+        (36, 1) => transfer_hook_change(cx, i, ix),
+        // MetadataPointer, GroupPointer, GroupMemberPointer: Initialize, Update { address }
+        (39..=41, 1) => pointer_change(cx, i, ix, tag),
+        // ScaledUiAmount: Initialize, UpdateMultiplier
+        (43, 1) => cx.warn(
+            "ui_amount_multiplier_change",
+            Severity::Medium,
+            Some(i),
+            "changes the multiplier wallets apply to every balance of a mint".into(),
+        ),
+        // Pausable: Initialize, Pause, Resume
+        (44, 1) => cx.warn(
+            "mint_paused",
+            Severity::Medium,
+            Some(i),
+            "pauses a mint: no holder can transfer, mint or burn the token until it is resumed".into(),
+        ),
+        // The instructions that change nothing of the user's. ConfidentialTransferFee,
+        // ConfidentialMintBurn: their instructions move nothing of the user's beyond what the
+        // proofs bind. PermissionedBurn: Initialize, Burn, BurnChecked, ConfidentialBurn.
+        (26, 0 | 2..=4)
+        | (27, 0 | 2..=6 | 8..=12 | 14)
+        | (28, 0)
+        | (30 | 34, 0)
+        | (33, 0)
+        | (36 | 39..=41, 0)
+        | (37, 0..=5)
+        | (42, 0..=5)
+        | (43, 0)
+        | (44, 0 | 2)
+        | (46, 0..=3) => {}
+        _ => return false,
+    }
+    true
+}
+
+/// TransferFee `SetTransferFee { basis points, .. }`.
+fn transfer_fee_change(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
+    let bps = ix.data.get(2..4).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let bps = bps.map_or_else(|| "an unreadable fee".into(), |b| format!("{}%", f64::from(b) / 100.0));
+    cx.warn(
+        "transfer_fee_change",
+        Severity::Medium,
+        Some(i),
+        format!("changes the transfer fee of a mint to {bps}, charged on every transfer of the token"),
+    );
+}
+
+fn default_account_state_change(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
+    let state = match ix.data.get(2) {
+        Some(2) => "frozen",
+        Some(1) => "usable",
+        _ => "an unreadable state",
+    };
+    cx.warn(
+        "default_account_state_change",
+        Severity::Medium,
+        Some(i),
+        format!("changes the state of every new token account of a mint to {state}"),
+    );
+}
+
+/// MemoTransfer (`tag` 30) or CpiGuard (34) `Disable` [account, owner].
+fn protection_disabled(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) {
+    let acct = ix.account(0).map_or_else(|| "a token account".into(), |a| cx.name(a));
+    let (kind, severity, message) = if tag == 30 {
+        let message = format!("stops requiring a memo on transfers into your token account {acct}");
+        ("memo_transfer_disabled", Severity::Medium, message)
+    } else {
+        let message = format!(
+            "turns off CPI Guard on your token account {acct}: other programs can then move or \
+             approve its tokens inside the calls you sign"
+        );
+        ("cpi_guard_disabled", Severity::High, message)
+    };
+    cx.warn(kind, severity, Some(i), message);
+}
+
+fn transfer_hook_change(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>) {
+    let program = ix.maybe_null_key(2);
+    cx.check_embedded(program.flatten(), i, "the new transfer hook program");
+    let program = match program {
+        Some(Some(p)) => format!("program {p}"),
+        Some(None) => "no program".into(),
+        None => "an unreadable program".into(),
+    };
+    cx.warn(
+        "transfer_hook_change",
+        Severity::High,
+        Some(i),
+        format!("changes the transfer hook of a mint to {program}, which runs on every transfer of the token"),
+    );
+}
+
+/// MetadataPointer (`tag` 39), GroupPointer (40), GroupMemberPointer (41) `Update { address }`.
+fn pointer_change(cx: &mut Ctx<'_>, i: usize, ix: TokenIx<'_>, tag: u8) {
+    let what = match tag {
+        39 => "metadata",
+        40 => "group",
+        _ => "group membership",
+    };
+    let address = ix.maybe_null_key(2);
+    cx.check_embedded(address.flatten(), i, &format!("the new {what} address"));
+    let address = match address {
+        Some(Some(a)) => a.to_string(),
+        Some(None) => "nowhere".into(),
+        None => "an unreadable address".into(),
+    };
+    let severity = if tag == 39 { Severity::High } else { Severity::Medium };
+    cx.warn(
+        "token_pointer_change",
+        severity,
+        Some(i),
+        format!("points the {what} of a mint to {address}, changing what wallets show for the token"),
+    );
 }
 
 /// TransferFee `TransferCheckedWithFee { amount: u64, decimals: u8, fee: u64 }`

@@ -4,91 +4,14 @@
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use context::{Ctx, account, le_u32};
 
 use super::patterns::PatternSet;
 use super::tx::{Instruction, Pubkey, Transaction};
+use super::verdict::{Severity, Warning};
 
+mod context;
 mod token;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn score(self) -> u32 {
-        match self {
-            Self::Low => 10,
-            Self::Medium => 30,
-            Self::High => 60,
-            Self::Critical => 100,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-pub enum Action {
-    #[serde(rename = "NONE")]
-    None,
-    #[serde(rename = "WARN")]
-    Warn,
-    #[serde(rename = "BLOCK")]
-    Block,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "NONE",
-            Self::Warn => "WARN",
-            Self::Block => "BLOCK",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Warning {
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    /// Index of the instruction that triggered it, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instruction: Option<usize>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Verdict {
-    pub action: Action,
-    pub risk_score: u32,
-    pub warnings: Vec<Warning>,
-}
-
-/// Risk score (capped at 100) and action from the warnings and the rule parameters.
-pub fn verdict(warnings: Vec<Warning>, set: &PatternSet) -> Verdict {
-    let risk_score = warnings.iter().map(|w| w.severity.score()).sum::<u32>().min(100);
-    let action = if risk_score >= set.params.block_score {
-        Action::Block
-    } else if risk_score >= set.params.warn_score {
-        Action::Warn
-    } else {
-        Action::None
-    };
-    Verdict { action, risk_score, warnings }
-}
 
 pub static SYSTEM_PROGRAM: LazyLock<Pubkey> = LazyLock::new(|| Pubkey([0u8; 32]));
 pub static TOKEN_PROGRAM: LazyLock<Pubkey> =
@@ -110,120 +33,17 @@ pub static ASSOCIATED_TOKEN_PROGRAM: LazyLock<Pubkey> =
 pub static VOTE_PROGRAM: LazyLock<Pubkey> =
     LazyLock::new(|| Pubkey::must("Vote111111111111111111111111111111111111111"));
 
-fn le_u32(data: &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(..4)?.try_into().ok()?))
-}
-
-fn le_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// The instruction's n-th account: its message index, if present.
-fn account(ix: &Instruction, n: usize) -> Option<u8> {
-    ix.accounts.get(n).copied()
-}
-
-struct Ctx<'a> {
-    tx: &'a Transaction,
-    set: &'a PatternSet,
-    warnings: Vec<Warning>,
-    transfers: usize,
-}
-
-impl Ctx<'_> {
-    fn warn(&mut self, kind: &'static str, severity: Severity, ix: Option<usize>, message: String) {
-        self.warnings.push(Warning { kind, severity, message, instruction: ix });
-    }
-
-    fn name(&self, index: u8) -> String {
-        match self.tx.key(index) {
-            Some(k) => k.to_string(),
-            None => format!("lookup-table account #{index}"),
-        }
-    }
-
-    fn is_user(&self, index: u8) -> bool {
-        self.tx.is_signer(index)
-    }
-
-    /// A key carried in instruction data (a new owner or authority): warns when it is known
-    /// malicious and not already reported as one of the transaction's accounts.
-    fn check_embedded(&mut self, key: Option<Pubkey>, ix: usize, role: &str) {
-        let Some(key) = key else { return };
-        if self.set.malicious_addresses.contains(&key) && !self.tx.account_keys.contains(&key) {
-            self.warn(
-                "known_malicious_address",
-                Severity::Critical,
-                Some(ix),
-                format!("names {key}, a known malicious address, as {role}"),
-            );
-        }
-    }
-
-    fn is_trusted(&self, index: u8) -> bool {
-        self.tx.key(index).is_some_and(|k| self.set.trusted_addresses.contains(k))
-    }
-}
-
 /// Every warning for one decoded transaction.
 pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
     let mut cx = Ctx { tx, set, warnings: Vec::new(), transfers: 0 };
-
-    for key in &tx.account_keys {
-        if set.malicious_addresses.contains(key) {
-            cx.warn(
-                "known_malicious_address",
-                Severity::Critical,
-                None,
-                format!("the transaction involves {key}, a known malicious address"),
-            );
-        }
-    }
-    for lookup in &tx.lookups {
-        if set.malicious_addresses.contains(&lookup.table) {
-            cx.warn(
-                "known_malicious_address",
-                Severity::Critical,
-                None,
-                format!("the transaction loads accounts from {}, a known malicious lookup table", lookup.table),
-            );
-        }
-    }
-
+    known_malicious(&mut cx);
     let mut hidden_writable = 0usize;
     for (i, ix) in tx.instructions.iter().enumerate() {
         let Some(program) = tx.key(ix.program_id_index).copied() else {
             continue;
         };
         hidden_writable += ix.accounts.iter().filter(|&&a| tx.is_from_lookup(a) && tx.is_writable(a)).count();
-        if program == *SYSTEM_PROGRAM {
-            system(&mut cx, i, ix);
-        } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
-            token::analyze(&mut cx, i, &ix.accounts, &ix.data, program == *TOKEN_2022_PROGRAM);
-        } else if program == *STAKE_PROGRAM {
-            stake(&mut cx, i, ix);
-        } else if program == *UPGRADEABLE_LOADER {
-            loader(&mut cx, i, ix);
-        } else if program == *COMPUTE_BUDGET
-            || program == *MEMO_PROGRAM
-            || program == *MEMO_V1_PROGRAM
-            || program == *ASSOCIATED_TOKEN_PROGRAM
-            || program == *VOTE_PROGRAM
-            || set.trusted_programs.contains(&program)
-        {
-        } else {
-            let touched: Vec<u8> =
-                ix.accounts.iter().copied().filter(|&a| cx.is_user(a) && tx.is_writable(a)).collect();
-            if !touched.is_empty() {
-                let names: Vec<String> = touched.iter().map(|&a| cx.name(a)).collect();
-                cx.warn(
-                    "unknown_program_writable_accounts",
-                    Severity::Medium,
-                    Some(i),
-                    format!("unknown program {program} can modify your writable account(s) {}", names.join(", ")),
-                );
-            }
-        }
+        instruction(&mut cx, i, ix, program);
     }
     if hidden_writable > 0 {
         cx.warn(
@@ -245,6 +65,64 @@ pub fn analyze(tx: &Transaction, set: &PatternSet) -> Vec<Warning> {
         );
     }
     cx.warnings
+}
+
+/// Known malicious addresses among the transaction's accounts and lookup tables.
+fn known_malicious(cx: &mut Ctx<'_>) {
+    let (tx, set) = (cx.tx, cx.set);
+    for key in &tx.account_keys {
+        if set.malicious_addresses.contains(key) {
+            cx.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                None,
+                format!("the transaction involves {key}, a known malicious address"),
+            );
+        }
+    }
+    for lookup in &tx.lookups {
+        if set.malicious_addresses.contains(&lookup.table) {
+            cx.warn(
+                "known_malicious_address",
+                Severity::Critical,
+                None,
+                format!("the transaction loads accounts from {}, a known malicious lookup table", lookup.table),
+            );
+        }
+    }
+}
+
+/// The rules of the instruction's program; an unknown program's access to the user's writable
+/// accounts.
+fn instruction(cx: &mut Ctx<'_>, i: usize, ix: &Instruction, program: Pubkey) {
+    if program == *SYSTEM_PROGRAM {
+        system(cx, i, ix);
+    } else if program == *TOKEN_PROGRAM || program == *TOKEN_2022_PROGRAM {
+        token::analyze(cx, i, &ix.accounts, &ix.data, program == *TOKEN_2022_PROGRAM);
+    } else if program == *STAKE_PROGRAM {
+        stake(cx, i, ix);
+    } else if program == *UPGRADEABLE_LOADER {
+        loader(cx, i, ix);
+    } else if program == *COMPUTE_BUDGET
+        || program == *MEMO_PROGRAM
+        || program == *MEMO_V1_PROGRAM
+        || program == *ASSOCIATED_TOKEN_PROGRAM
+        || program == *VOTE_PROGRAM
+        || cx.set.trusted_programs.contains(&program)
+    {
+    } else {
+        let tx = cx.tx;
+        let touched: Vec<u8> = ix.accounts.iter().copied().filter(|&a| cx.is_user(a) && tx.is_writable(a)).collect();
+        if !touched.is_empty() {
+            let names: Vec<String> = touched.iter().map(|&a| cx.name(a)).collect();
+            cx.warn(
+                "unknown_program_writable_accounts",
+                Severity::Medium,
+                Some(i),
+                format!("unknown program {program} can modify your writable account(s) {}", names.join(", ")),
+            );
+        }
+    }
 }
 
 fn system(cx: &mut Ctx<'_>, i: usize, ix: &Instruction) {
