@@ -1,139 +1,139 @@
 #!/usr/bin/env python3
-"""Import cycles between the modules of a crate.
+"""Import cycles between the modules of a Rust crate, read from its source text.
 
-Usage: scripts/import-cycles.py CRATE_SRC_DIR [...]
+    scripts/import-cycles.py SRC_DIR...      (e.g. operator/src api-server/src)
 
-Every module is a file. A module depends on another when its code outside `#[cfg(test)]`
-names it or an item in it through a `crate::`, `super::` or `self::` path (in `use` items or
-inline). `mod` declarations are not dependencies. Prints each strongly connected group of
-modules that depend on each other, with the edges that close the circle, and exits 1 when
-there is one.
+Every module file (a.rs, a/mod.rs) is a node; `use crate::...`, `use super::...` and paths
+written out in code (`crate::store::scans::ScanStore`) are edges to the module they name (the
+longest module path that exists), `mod` declarations and `pub use` re-exports of a child are
+not counted as the child depending on its parent. Test modules (`#[cfg(test)] mod tests`) are
+left out. The cycles are reported three ways:
+
+  files      between module files;
+  top-level  between the crate's top-level modules (everything under `auth/` is `auth`);
+  siblings   under each directory module, between its children collapsed like top-level.
+
+It also lists the edges from a module to one of its ancestors (a child reaching into its
+parent). Exit status 1 when there is a cycle or such an edge.
 """
+
 import os
 import re
 import sys
+from collections import defaultdict
 
-PATH = re.compile(r"\b((?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)+|(?:crate|super|self)::\{)")
 
-
-def modules(src):
-    """Module path (tuple) -> file, for every .rs file under src."""
-    found = {}
-    for dirpath, _, files in os.walk(src):
-        for name in files:
-            if not name.endswith(".rs"):
+def module_files(src):
+    """(module path, file) for every .rs file below src; `crate` for lib.rs/main.rs."""
+    out = {}
+    for root, _, files in os.walk(src):
+        for f in files:
+            if not f.endswith(".rs"):
                 continue
-            rel = os.path.relpath(os.path.join(dirpath, name), src)
-            parts = rel[:-3].split(os.sep)
-            if parts[-1] in ("mod", "lib", "main"):
-                parts = parts[:-1]
-            if parts and parts[0] == "bin":
-                continue
-            found[tuple(parts)] = os.path.join(dirpath, name)
-    return found
-
-
-def code_outside_tests(text):
-    """The text with `#[cfg(test)]` items and comments removed."""
-    text = re.sub(r"//[^\n]*", "", text)
-    out, i = [], 0
-    while True:
-        j = text.find("#[cfg(test)]", i)
-        if j < 0:
-            out.append(text[i:])
-            break
-        out.append(text[i:j])
-        k = text.find("{", j)
-        semi = text.find(";", j)
-        if semi != -1 and (k == -1 or semi < k):
-            i = semi + 1
-            continue
-        depth, k = 0, k
-        while k < len(text):
-            depth += {"{": 1, "}": -1}.get(text[k], 0)
-            k += 1
-            if depth == 0:
-                break
-        i = k
-    return "".join(out)
-
-
-def expand_use_groups(text):
-    """`use a::{b, c::{d}}` -> `a::b`, `a::c::d` (enough for resolving module paths)."""
-    paths = []
-    for m in re.finditer(r"\buse\s+([^;]+);", text):
-        paths.extend(flatten(m.group(1).replace("\n", " ")))
-    return paths
-
-
-def flatten(tree):
-    tree = tree.strip()
-    brace = tree.find("{")
-    if brace < 0:
-        return [tree.split(" as ")[0].strip()]
-    prefix, inner = tree[:brace], tree[brace + 1 : tree.rfind("}")]
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(inner):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(inner[start:i])
-            start = i + 1
-    items.append(inner[start:])
-    out = []
-    for item in items:
-        if item.strip():
-            out.extend(prefix + p for p in flatten(item))
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, src)[:-3].split(os.sep)
+            if rel in (["lib"], ["main"]):
+                if rel == ["main"]:
+                    continue  # the binary is its own crate; it only uses the library
+                mod = ("crate",)
+            elif rel[-1] == "mod":
+                mod = ("crate", *rel[:-1])
+            else:
+                mod = ("crate", *rel)
+            out[mod] = path
     return out
 
 
-def resolve(path, here, known):
-    """The longest known module a path names, from module `here`."""
-    parts = path.split("::")
-    if parts[0] == "crate":
-        base, rest = (), parts[1:]
-    else:
-        base = list(here)
-        rest = parts
-        while rest and rest[0] in ("super", "self"):
-            if rest[0] == "super":
+def strip_tests_and_comments(text):
+    # Comments and strings would give false edges; tests may reach anywhere.
+    token = re.compile(
+        r'//[^\n]*|/\*.*?\*/|r(#*)".*?"\1|b?"(?:\\.|[^"\\])*"|\'(?:\\[^\']+|[^\'\\])\'',
+        re.S,
+    )
+    text = token.sub(lambda m: '""' if m.group(0)[:1] in "rb\"" else " ", text)
+    m = re.search(r"#\[cfg\(test\)\]\s*(?:pub(?:\([\w:]+\))?\s+)?mod\s+\w+\s*\{", text)
+    if m:
+        text = text[: m.start()]
+    return text
+
+
+def expand_use(tree):
+    """`a::{b, c::{d, e}}` -> ['a::b', 'a::c::d', 'a::c::e']."""
+    tree = tree.strip()
+    if "{" not in tree:
+        return [tree]
+    head, rest = tree.split("{", 1)
+    body = rest[: rest.rfind("}")]
+    parts, depth, cur = [], 0, ""
+    for ch in body:
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        depth += ch == "{"
+        depth -= ch == "}"
+        cur += ch
+    parts.append(cur)
+    return [head + p for part in parts if part.strip() for p in expand_use(part)]
+
+
+def references(mod, text, children):
+    """Module paths (as tuples) that the file of `mod` names, resolved from crate root."""
+    refs = []
+    uses = []
+    for m in re.finditer(r"\buse\s+([^;]+);", text):
+        for path in expand_use(m.group(1)):
+            uses.append(path.split(" as ")[0].strip())
+    # Paths written out in code.
+    for m in re.finditer(r"\b((?:crate|super)(?:::\w+)+)", text):
+        uses.append(m.group(1))
+    # Paths through a child module (`jwt::verify(...)` after `mod jwt`).
+    for m in re.finditer(r"(?<![\w:])(\w+)(?:::\w+)+", text):
+        if m.group(1) in children:
+            uses.append(m.group(0))
+    for path in uses:
+        seg = [s for s in path.split("::") if s]
+        if not seg:
+            continue
+        if seg[0] == "crate":
+            base = ["crate"]
+            seg = seg[1:]
+        elif seg[0] == "super":
+            base = list(mod)
+            while seg and seg[0] == "super":
                 base = base[:-1]
-            rest = rest[1:]
-        base = tuple(base)
-    best = None
-    for n in range(len(rest) + 1):
-        candidate = base + tuple(rest[:n])
-        if candidate in known:
-            best = candidate
-    return best
+                seg = seg[1:]
+        elif seg[0] == "self":
+            base = list(mod)
+            seg = seg[1:]
+        else:
+            # A child module named directly (`use jwt::Claims` after `mod jwt`).
+            base = list(mod)
+        refs.append(tuple(base + seg))
+    return refs
 
 
-def graph(src):
-    known = modules(src)
-    edges = {m: set() for m in known}
-    for module, path in known.items():
-        code = code_outside_tests(open(path, encoding="utf-8").read())
-        paths = expand_use_groups(code) + [m.group(1) for m in PATH.finditer(code)]
-        # A child module named without `self::` (`api::config_map::build(..)`).
-        children = {m[-1] for m in known if len(m) == len(module) + 1 and m[: len(module)] == module}
-        for child in children:
-            for m in re.finditer(r"(?<![:\w])(" + child + r"(?:::[A-Za-z_][A-Za-z0-9_]*)+)", code):
-                paths.append("self::" + m.group(1))
-        for p in paths:
-            if p.split("::")[0] in children:
-                p = "self::" + p
-            if not p.startswith(("crate", "super", "self")):
-                continue
-            target = resolve(p.rstrip(":{ "), module, known)
-            if target is not None and target != module:
-                edges[module].add(target)
-    return edges
+def resolve(ref, modules):
+    for n in range(len(ref), 0, -1):
+        if ref[:n] in modules:
+            return ref[:n]
+    return None
 
 
-def cycles(edges):
-    """Strongly connected components with more than one module (Tarjan)."""
+def pub_use_children(mod, text):
+    """Children that the module re-exports (`pub use jwt::Role`): not a dependency of theirs."""
+    out = set()
+    for m in re.finditer(r"\bpub\s+use\s+([^;]+);", text):
+        for path in expand_use(m.group(1)):
+            seg = [s for s in path.split("::") if s]
+            if seg and seg[0] == "self":
+                seg = seg[1:]
+            if seg and seg[0] not in ("crate", "super"):
+                out.add(mod + (seg[0],))
+    return out
+
+
+def sccs(nodes, edges):
     index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
 
     def visit(v):
@@ -141,46 +141,100 @@ def cycles(edges):
         counter[0] += 1
         stack.append(v)
         on.add(v)
-        for w in edges[v]:
+        for w in edges.get(v, ()):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
             elif w in on:
                 low[v] = min(low[v], index[w])
         if low[v] == index[v]:
-            group = []
+            comp = []
             while True:
                 w = stack.pop()
                 on.discard(w)
-                group.append(w)
+                comp.append(w)
                 if w == v:
                     break
-            if len(group) > 1:
-                out.append(sorted(group))
+            if len(comp) > 1:
+                out.append(sorted(comp))
 
     sys.setrecursionlimit(10000)
-    for v in sorted(edges):
+    for v in sorted(nodes):
         if v not in index:
             visit(v)
     return out
 
 
+def name(mod):
+    return "::".join(mod[1:]) or "crate"
+
+
+def print_cycles(cycles, edges):
+    for c in cycles:
+        print("  cycle: " + " <-> ".join(name(m) for m in c))
+        for a in c:
+            for b in sorted(edges[a]):
+                if b in c:
+                    print(f"    {name(a)} -> {name(b)}")
+
+
 def main():
-    failed = False
-    for src in sys.argv[1:]:
-        edges = graph(src)
-        found = cycles(edges)
-        name = lambda m: "::".join(("crate",) + m)
-        print(f"{src}: {len(edges)} modules, {sum(len(e) for e in edges.values())} dependencies, {len(found)} cycles")
-        for group in found:
-            failed = True
-            members = set(group)
-            print("  cycle: " + ", ".join(name(m) for m in group))
-            for m in group:
-                for t in sorted(edges[m] & members):
-                    print(f"    {name(m)} -> {name(t)}")
-    sys.exit(1 if failed else 0)
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return max(check(src) for src in sys.argv[1:])
+
+
+def check(src):
+    print(f"{src}:")
+    files = module_files(src)
+    modules = set(files)
+    edges = defaultdict(set)
+    for mod, path in files.items():
+        with open(path, encoding="utf-8") as f:
+            text = strip_tests_and_comments(f.read())
+        reexported = pub_use_children(mod, text)
+        children = {m[-1] for m in modules if m[:-1] == mod}
+        for ref in references(mod, text, children):
+            target = resolve(ref, modules)
+            if target is None or target == mod or target == ("crate",):
+                continue
+            if target in reexported:
+                continue
+            edges[mod].add(target)
+
+    cycles = sccs(modules, edges)
+    print(f"files: {len(modules)} modules, {sum(map(len, edges.values()))} edges, {len(cycles)} cycles")
+    print_cycles(cycles, edges)
+    found = bool(cycles)
+
+    # Collapsed: under each directory module (the crate root included), between its children.
+    parents = sorted({m[:-1] for m in modules if len(m) > 1})
+    for parent in parents:
+        depth = len(parent) + 1
+        collapsed = defaultdict(set)
+        kids = set()
+        for a, bs in edges.items():
+            if a[: len(parent)] != parent or len(a) < depth:
+                continue
+            for b in bs:
+                if b[: len(parent)] != parent or len(b) < depth or a[:depth] == b[:depth]:
+                    continue
+                collapsed[a[:depth]].add(b[:depth])
+                kids.update((a[:depth], b[:depth]))
+        label = "top-level" if parent == ("crate",) else f"siblings in {name(parent)}"
+        cs = sccs(kids, collapsed)
+        if parent == ("crate",) or cs:
+            print(f"{label}: {len(cs)} cycles")
+        print_cycles(cs, collapsed)
+        found = found or bool(cs)
+
+    upward = [(a, b) for a, bs in edges.items() for b in bs if len(b) < len(a) and a[: len(b)] == b]
+    print(f"child -> ancestor edges: {len(upward)}")
+    for a, b in sorted(upward):
+        print(f"  {name(a)} -> {name(b)}")
+    return 1 if found or upward else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,7 +19,10 @@ use crate::crd::RetentionSpec;
 use crate::crd::backup as backup_defaults;
 use crate::run;
 
+pub mod output;
 pub mod plugin;
+
+pub use output::{ListOutput, OutputArgs};
 
 /// The SecurityGuard operator.
 #[derive(Parser, Debug)]
@@ -358,23 +361,6 @@ impl ListArgs {
     }
 }
 
-/// How a listing of backups is printed (`backups list`, and the plugin's `backups`).
-#[derive(Args, Debug, Clone)]
-pub struct OutputArgs {
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "table")]
-    pub output: ListOutput,
-}
-
-/// Output of `backups list`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListOutput {
-    /// An aligned table for people.
-    Table,
-    /// A JSON array for scripts.
-    Json,
-}
-
 /// Options of `restore`.
 #[derive(Args, Debug, Clone)]
 pub struct RestoreArgs {
@@ -475,15 +461,6 @@ pub enum MonitoringCommand {
     },
     /// The operator's ServiceMonitor and PrometheusRule (config/prometheus/operator.yaml).
     OperatorManifests,
-}
-
-impl From<ListOutput> for list::Format {
-    fn from(output: ListOutput) -> Self {
-        match output {
-            ListOutput::Table => list::Format::Table,
-            ListOutput::Json => list::Format::Json,
-        }
-    }
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use super::OutputArgs;
+use super::output::OutputArgs;
 use crate::backup::catalog::Source;
 use crate::plugin::{RestoreRequest, Target};
 

@@ -3,7 +3,7 @@
 //! 1. [`read`]: the referenced Secrets (dereference), then what the backups, a restore in
 //!    progress and failing pods depend on (observe), from the caches and, only when they cannot
 //!    tell, from the API server;
-//! 2. [`decide`]: validate the spec (pure, a [`decide::validate::ValidatedGuard`] never changed
+//! 2. [`decide`]: validate the spec (pure, a [`vocabulary::ValidatedGuard`] never changed
 //!    afterwards), advance a restore and settle how the guard runs now ([`vocabulary::Directives`]);
 //! 3. [`build`]: every desired child, as typed objects (pure);
 //! 4. [`write`]: server-side apply in a stated order, orphans deleted, then Events, gauges
@@ -31,10 +31,10 @@ use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 
 use self::build::{Applied, ChildResources, Prepared};
-use self::decide::validate::ValidatedGuard;
 use self::read::Stores;
 use self::read::monitoring_apis::Discovery;
 use self::read::pods;
+use self::vocabulary::ValidatedGuard;
 use self::vocabulary::{FIELD_MANAGER, MonitoringApis, Platform, describe};
 use self::write::apply::Applier;
 use self::write::events::Events;

@@ -8,11 +8,11 @@ use super::build::api::ingress::public_url;
 use super::build::api::service::cluster_url;
 use super::build::{Applied, ChildResources, DatastoreObjects, MonitoringObjects};
 use super::decide::Decision;
-use super::decide::validate::ValidatedGuard;
 use super::read::jobs::Finished;
 use super::read::observe::Observations;
 use super::read::pods::{self, PodProblem};
 use super::read::readiness::{deployment_state, stateful_set_ready};
+use super::vocabulary::ValidatedGuard;
 use super::vocabulary::{Component, JobKind, MonitoringApis, Scale};
 use crate::crd::schedule;
 use crate::crd::{

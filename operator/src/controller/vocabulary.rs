@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::{RecordedAutoscaling, RestorePhase};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::crd::{
+    ManagedPostgres, ManagedRedis, RecordedAutoscaling, RestorePhase, SecretKeyReference, SecurityGuardSpec,
+};
 
 /// Field manager of every write of the operator.
 pub const FIELD_MANAGER: &str = "securityguard-operator";
@@ -23,6 +27,50 @@ pub const DATASTORE_CLIENT_LABEL: &str = "securityguard.io/datastore-client";
 pub const EXTRA_LABELS_ANNOTATION: &str = "securityguard.io/extra-labels";
 /// Pod template annotation: hash of the API configuration, so a change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "securityguard.io/config-hash";
+
+/// A SecurityGuard whose references resolve and whose values make sense.
+#[derive(Debug, Clone)]
+pub struct ValidatedGuard {
+    /// Name of the SecurityGuard.
+    pub name: String,
+    /// Its namespace (also the namespace of every child).
+    pub namespace: String,
+    /// Controller owner reference for children.
+    pub owner: OwnerReference,
+    /// The spec (defaults applied by the API server).
+    pub spec: SecurityGuardSpec,
+    /// Where PostgreSQL comes from.
+    pub postgres: Datastore<ManagedPostgres>,
+    /// Where Redis comes from.
+    pub redis: Datastore<ManagedRedis>,
+}
+
+/// A datastore run by the operator or reached through a URL in a Secret.
+#[derive(Debug, Clone)]
+pub enum Datastore<M> {
+    /// Run by the operator.
+    Managed(M),
+    /// Run elsewhere; the Secret key holds the connection URL.
+    External(SecretKeyReference),
+}
+
+impl ValidatedGuard {
+    /// The managed PostgreSQL settings, if the operator runs it.
+    pub fn postgres_managed(&self) -> Option<&ManagedPostgres> {
+        match &self.postgres {
+            Datastore::Managed(m) => Some(m),
+            Datastore::External(_) => None,
+        }
+    }
+
+    /// The managed Redis settings, if the operator runs it.
+    pub fn redis_managed(&self) -> Option<&ManagedRedis> {
+        match &self.redis {
+            Datastore::Managed(m) => Some(m),
+            Datastore::External(_) => None,
+        }
+    }
+}
 
 /// The components of one installation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,17 +1,19 @@
 //! The set of children of one SecurityGuard, as built ([`Prepared`]) and as applied
 //! ([`Applied`]).
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::datastore::credentials::CredentialsSecret;
 use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
 /// Marker: objects built, not yet sent.
@@ -89,4 +91,36 @@ pub struct MonitoringObjects {
     pub prometheus_rule: Option<PrometheusRule>,
     /// The Grafana dashboards, one ConfigMap each.
     pub dashboards: Vec<ConfigMap>,
+}
+
+/// The generated-credentials Secret, before its passwords are drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsSecret {
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Labels of the Secret.
+    pub labels: BTreeMap<String, String>,
+    /// The keys to fill with a password each.
+    pub keys: Vec<&'static str>,
+    /// The StatefulSets whose data these passwords open.
+    pub protects: Vec<String>,
+}
+
+impl CredentialsSecret {
+    /// The Secret with a fresh password (from `password`) in each key.
+    pub fn with_passwords(&self, mut password: impl FnMut() -> String) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(self.labels.clone()),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".to_owned()),
+            data: Some(self.keys.iter().map(|k| ((*k).to_owned(), ByteString(password().into_bytes()))).collect()),
+            ..Secret::default()
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::controller::vocabulary::{
     Component, DATASTORE_CLIENT_LABEL, EXTRA_LABELS_ANNOTATION, FIELD_MANAGER, INSTANCE_LABEL, MANAGED_BY_LABEL,
     object_name, selector_labels,

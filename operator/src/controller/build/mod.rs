@@ -15,11 +15,12 @@ pub mod pod;
 
 use std::marker::PhantomData;
 
-use super::decide::validate::ValidatedGuard;
+use super::vocabulary::ValidatedGuard;
 use super::vocabulary::{Directives, Platform};
 
-pub use children::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects, Prepared};
-pub use datastore::credentials::CredentialsSecret;
+pub use children::{
+    Applied, BackupObjects, ChildResources, CredentialsSecret, DatastoreObjects, MonitoringObjects, Prepared,
+};
 
 /// Builds every object the SecurityGuard asks for, run as `directives` say, with what the
 /// platform offers.
@@ -46,8 +47,9 @@ pub fn build(guard: &ValidatedGuard, directives: &Directives, platform: &Platfor
 #[cfg(test)]
 pub(crate) mod test_support {
     //! A SecurityGuard fixture for the builders' tests.
-    use crate::controller::decide::validate::{ValidatedGuard, validate};
+    use crate::controller::decide::validate::validate;
     use crate::controller::read::dereference::References;
+    use crate::controller::vocabulary::ValidatedGuard;
     use crate::crd::SecurityGuard;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;

@@ -1,59 +1,15 @@
 //! Validate: turn a SecurityGuard and what it refers to into a [`ValidatedGuard`], or name every
 //! problem the schema could not catch. Pure.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use crate::controller::read::dereference::References;
+use crate::controller::vocabulary::{Datastore, ValidatedGuard};
 use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use crate::crd::{BackupSpec, ManagedPostgres, ManagedRedis, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
+use crate::crd::{BackupSpec, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
 
 /// Shortest JWT signing key accepted (HS256 wants at least 256 bits).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
-
-/// A SecurityGuard whose references resolve and whose values make sense.
-#[derive(Debug, Clone)]
-pub struct ValidatedGuard {
-    /// Name of the SecurityGuard.
-    pub name: String,
-    /// Its namespace (also the namespace of every child).
-    pub namespace: String,
-    /// Controller owner reference for children.
-    pub owner: OwnerReference,
-    /// The spec (defaults applied by the API server).
-    pub spec: SecurityGuardSpec,
-    /// Where PostgreSQL comes from.
-    pub postgres: Datastore<ManagedPostgres>,
-    /// Where Redis comes from.
-    pub redis: Datastore<ManagedRedis>,
-}
-
-/// A datastore run by the operator or reached through a URL in a Secret.
-#[derive(Debug, Clone)]
-pub enum Datastore<M> {
-    /// Run by the operator.
-    Managed(M),
-    /// Run elsewhere; the Secret key holds the connection URL.
-    External(SecretKeyReference),
-}
-
-impl ValidatedGuard {
-    /// The managed PostgreSQL settings, if the operator runs it.
-    pub fn postgres_managed(&self) -> Option<&ManagedPostgres> {
-        match &self.postgres {
-            Datastore::Managed(m) => Some(m),
-            Datastore::External(_) => None,
-        }
-    }
-
-    /// The managed Redis settings, if the operator runs it.
-    pub fn redis_managed(&self) -> Option<&ManagedRedis> {
-        match &self.redis {
-            Datastore::Managed(m) => Some(m),
-            Datastore::External(_) => None,
-        }
-    }
-}
 
 /// Something that stops the SecurityGuard from working. Messages name the field and the
 /// Secret, never a secret value.

@@ -12,11 +12,11 @@ use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 
-use super::Stores;
 use super::jobs::{self, Finished, JobState};
 use super::pods::{self, PodProblem, TEMPLATE_HASH_LABEL};
 use super::readiness::{deployment_state, stateful_set_ready};
-use crate::controller::decide::validate::ValidatedGuard;
+use super::stores::Stores;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::controller::vocabulary::{
     COMPONENT_LABEL, Component, JobKind, awaited_job, describe, object_name, selector_labels,
 };

@@ -16,13 +16,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::Error;
 use super::changes::{Change, Changes};
 use super::credentials::{Credentials, Outcome};
+use super::error::Error;
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects, Prepared};
-use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::read::Stores;
 use crate::controller::vocabulary::FIELD_MANAGER;
+use crate::controller::vocabulary::ValidatedGuard;
 
 /// Writes the children of one SecurityGuard, remembering what it changed (for the Events).
 pub struct Applier<'a> {

@@ -9,7 +9,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
-use super::Error;
+use super::error::Error;
 use crate::controller::build::CredentialsSecret;
 use crate::controller::vocabulary::FIELD_MANAGER;
 

@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::crd::SecurityGuardStatus;
 use crate::metrics::{GuardLabels, Metrics};
 

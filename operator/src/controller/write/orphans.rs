@@ -14,11 +14,11 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::Error;
 use super::changes::{Change, Changes};
+use super::error::Error;
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects};
-use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::read::Stores;
+use crate::controller::vocabulary::ValidatedGuard;
 
 /// Names of the applied children, one list per kind the caches hold: what deletion keeps.
 #[derive(Debug, Default, PartialEq, Eq)]

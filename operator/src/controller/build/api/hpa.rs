@@ -6,8 +6,8 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 
 use crate::controller::build::meta::metadata;
-use crate::controller::decide::validate::ValidatedGuard;
 use crate::controller::vocabulary::Scale;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::controller::vocabulary::{Component, object_name};
 
 /// The autoscaler, or `None` when autoscaling is off (the Deployment then has fixed replicas)

@@ -8,7 +8,7 @@ use k8s_openapi::api::networking::v1::{
 };
 
 use crate::controller::build::meta::metadata;
-use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::controller::vocabulary::{Component, SERVICE_PORT, object_name};
 
 /// ingress-nginx annotation: requests per second per client IP.

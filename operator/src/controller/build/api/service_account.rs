@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 
 use crate::controller::build::meta::metadata;
-use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::controller::vocabulary::{Component, object_name};
 
 /// The API's ServiceAccount.

@@ -1,7 +1,7 @@
 //! The PrometheusRule with the guard's alerts (prometheus-operator), when monitoring is on.
 
 use crate::controller::build::meta::monitoring_metadata;
-use crate::controller::decide::validate::ValidatedGuard;
+use crate::controller::vocabulary::ValidatedGuard;
 use crate::monitoring::guard_prometheus_rule_spec;
 use crate::monitoring::prometheus_operator::PrometheusRule;
 
