@@ -207,8 +207,17 @@ def main():
     res["test_metamask_allowlist_only"] = metrics(yt[mm], pt[mm], warn, block)
     newest_from = time.strftime("%Y-%m-%d", time.gmtime(last - 30 * 86400))
 
-    # Parity vectors: a deterministic sample of the test split plus hand-picked edge cases.
-    pick = [h for i, (h, *_) in enumerate(test) if int(hashlib.sha256(h.encode()).hexdigest()[:4], 16) % 97 == 0]
+    # Parity vectors: hand-picked edge cases, made-up lures and a deterministic sample of the test
+    # split's legitimate names from the package sources (no blocklist entry is copied here).
+    pick = [h for (h, label, _, srcs) in test if label == 0 and "hsts-preload" in srcs
+            and int(hashlib.sha256(h.encode()).hexdigest()[:4], 16) % 190 == 0]
+    lures = ["claim", "airdrop", "connect", "support", "rewards", "sync", "verify", "app"]
+    tails = ["com", "xyz", "vercel.app", "pages.dev", "netlify.app", "arweave.net", "io", "top"]
+    for i, b in enumerate(config["brands"]):
+        for j in range(3):
+            lure, tail = lures[(i + j) % len(lures)], tails[(3 * i + j) % len(tails)]
+            pick.append([f"{b['name']}-{lure}.{tail}", f"{lure}{b['name']}{i}.{tail}",
+                         f"{lure}.{b['name'][::-1]}-{j}.{tail}"][j])
     edge = ["phantom.app", "phant0m.app", "phantom-wallet.vercel.app", "claim-jup.pages.dev", "solana.com",
             "docs.solana.com", "192.168.10.1", "xn--hantom-7ve.app", "рhantom.app", "a.b.c.d.example.co.uk",
             "www.ck", "a.www.ck", "foo.bar.ck", "foo.kawasaki.jp", "city.kawasaki.jp", "x.github.io",
