@@ -113,6 +113,14 @@ bench-api: prepare
     cargo build --release -p securityguard-api --bin securityguard-api --example bench
     cargo run -q --release -p securityguard-api --example bench
 
+# Rebuild the domain-risk model from its pinned, openly licensed data (detection/DATA.md): fetch
+# into $SG_CACHE/detection, time-split dataset, training, evaluation. Rewrites
+# api-server/src/scan/domain_model.json (+ the parity vectors) and detection/EVALUATION.md;
+# deterministic, so an unchanged input gives unchanged files. Then check the Rust scorer agrees.
+train-domain-model:
+    nice -n 10 detection/train.sh
+    cargo test -q -p securityguard-api --lib scan::model
+
 # Every container image the cluster needs, built from Debian packages and our binaries without a
 # registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.
 images:

@@ -1,6 +1,7 @@
 //! Scanning: the transaction decoder, the rules and the domain matcher. Pure code, no I/O.
 
 pub mod domain;
+pub mod model;
 pub mod patterns;
 pub mod rules;
 pub mod tx;

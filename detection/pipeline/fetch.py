@@ -1,0 +1,200 @@
+"""Fetch the pinned sources of sources.json into the cache and derive each entry's first-seen date.
+
+Writes, under $CACHE/raw/:
+  <name>.tsv   one line per entry: host, first-seen (unix seconds, 0 when unknown), commit or version
+  psl.txt      the public-suffix rules the API's `psl` crate was generated from
+
+Git sources are read from a local bare mirror when one exists ($SG_GIT_MIRRORS/<owner>+<name>/repo,
+or an earlier clone in the cache), else cloned from GitHub. The first-seen date of an entry is the
+committer date of the first commit (in the history of the pinned commit) whose diff of the list file
+adds a line carrying that entry; only entries still in the list at the pinned commit are kept
+(entries that were removed again, typically false positives, are not phishing for us).
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository
+
+
+def sh(args, **kw):
+    return subprocess.run(args, check=True, stdout=subprocess.PIPE, **kw).stdout
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_dir(cache, repo):
+    key = repo.replace("/", "+")
+    mirrors = os.environ.get("SG_GIT_MIRRORS", "/work/.mirror")
+    for cand in (os.path.join(mirrors, key, "repo"), os.path.join(cache, "git", key + ".git")):
+        if os.path.isdir(cand):
+            return cand
+    dest = os.path.join(cache, "git", key + ".git")
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    print(f"cloning {repo} into {dest}", file=sys.stderr)
+    subprocess.run(["git", "clone", "--bare", "--quiet", f"https://github.com/{repo}.git", dest], check=True)
+    return dest
+
+
+ENTRY_RE = {
+    # all.json: {"allow": [...], "deny": ["host", ...]}, one quoted entry a line
+    "polkadot-deny": re.compile(r'^\s*"([^"]+)",?\s*$'),
+    # blocklist.yaml: "  - url: host" (optionally quoted), further keys on their own lines
+    "phantom-yaml": re.compile(r'^\s*-\s*url:\s*["\']?([^"\'\s]+)["\']?\s*$'),
+}
+
+
+def current_entries(fmt, text):
+    if fmt == "polkadot-deny":
+        return json.loads(text)["deny"]
+    if fmt == "phantom-yaml":
+        out = []
+        for line in text.splitlines():
+            m = ENTRY_RE[fmt].match(line)
+            if m:
+                out.append(m.group(1))
+        return out
+    raise ValueError(fmt)
+
+
+def fetch_git(cache, src):
+    gd = git_dir(cache, src["repo"])
+    commit = src["commit"]
+    subprocess.run(["git", "-C", gd, "cat-file", "-e", commit + "^{commit}"], check=True)
+    text = sh(["git", "-C", gd, "show", f"{commit}:{src['file']}"]).decode("utf-8")
+    keep = set(current_entries(src["format"], text))
+    first = {}
+    rx = ENTRY_RE[src["format"]]
+    log = subprocess.Popen(
+        ["git", "-C", gd, "log", "--reverse", "--first-parent", "--format=C %H %ct", "-p", "--unified=0",
+         "--no-renames", "--no-color", commit, "--", src["file"]],
+        stdout=subprocess.PIPE,
+    )
+    cur = None
+    for raw in io.TextIOWrapper(log.stdout, encoding="utf-8", errors="replace"):
+        if raw.startswith("C "):
+            _, h, ts = raw.split()
+            cur = (int(ts), h)
+        elif raw.startswith("+") and not raw.startswith("+++"):
+            m = rx.match(raw[1:])
+            if m:
+                e = m.group(1)
+                if e in keep and e not in first:
+                    first[e] = cur
+    if log.wait() != 0:
+        raise RuntimeError("git log failed")
+    missing = keep - set(first)
+    rows = []
+    for e in sorted(keep):
+        ts, h = first.get(e, (0, ""))
+        rows.append((e, ts, h))
+    return rows, {"entries": len(keep), "without_date": len(missing)}
+
+
+def download_pypi(cache, src):
+    d = os.path.join(cache, "downloads")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, src["filename"])
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "-d", d, f"{src['package']}=={src['version']}"], check=True)
+    return path
+
+
+def download_npm(cache, src):
+    d = os.path.join(cache, "downloads")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{src['package']}-{src['version']}.tgz")
+    if not os.path.exists(path):
+        subprocess.run(["npm", "pack", "--silent", f"{src['package']}@{src['version']}"], cwd=d, check=True,
+                       stdout=subprocess.DEVNULL)
+    return path
+
+
+def hsts_hosts(wheel):
+    """Every host of the Chromium HSTS preload list as packed in the hstspreload wheel.
+
+    hstspreload.bin holds, per layer (label depth) and per label bucket, records of
+    (flags, length, label bytes); leaf records carry the whole host name.
+    """
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read("hstspreload/hstspreload.bin")
+    hosts = []
+    i = 0
+    while i < len(data):
+        flags, size = data[i], data[i + 1]
+        label = data[i + 2:i + 2 + size]
+        i += 2 + size
+        if flags & 0x80:  # leaf: the full host name
+            hosts.append(label.decode("ascii", "replace"))
+    return sorted(set(hosts))
+
+
+def fetch_file(cache, src):
+    if src["kind"] == "pypi":
+        path = download_pypi(cache, src)
+    else:
+        path = download_npm(cache, src)
+    got = sha256(path)
+    if got != src["sha256"]:
+        raise SystemExit(f"{path}: sha256 {got} is not the pinned {src['sha256']}")
+    if src["format"] == "hstspreload-bin":
+        entries = hsts_hosts(path)
+    elif src["format"] == "eth-phishing-detect-whitelist":
+        with tarfile.open(path) as t:
+            cfg = json.load(t.extractfile(src["file"]))
+        entries = sorted(set(cfg["whitelist"]))
+    else:
+        raise ValueError(src["format"])
+    return [(e, 0, src["version"]) for e in entries], {"entries": len(entries)}
+
+
+def psl_rules(cache, spec):
+    lock = open(os.path.join(ROOT, "Cargo.lock"), encoding="utf-8").read()
+    m = re.search(r'name = "psl"\nversion = "([^"]+)"', lock)
+    version = m.group(1)
+    meta = json.loads(sh(["cargo", "metadata", "--format-version", "1", "--locked", "--manifest-path",
+                          os.path.join(ROOT, "Cargo.toml")], stderr=subprocess.DEVNULL))
+    pkg = [p for p in meta["packages"] if p["name"] == "psl" and p["version"] == version][0]
+    path = os.path.join(os.path.dirname(pkg["manifest_path"]), spec["file"])
+    return version, open(path, encoding="utf-8").read()
+
+
+def main():
+    cache = os.environ["DETECTION_CACHE"]
+    raw = os.path.join(cache, "raw")
+    os.makedirs(raw, exist_ok=True)
+    sources = json.load(open(os.path.join(ROOT, "detection", "sources.json")))
+    summary = {}
+    for cls in ("phishing", "benign"):
+        for src in sources[cls]:
+            rows, info = fetch_git(cache, src) if src["kind"] == "git" else fetch_file(cache, src)
+            with open(os.path.join(raw, src["name"] + ".tsv"), "w", encoding="utf-8") as f:
+                for e, ts, ref in rows:
+                    f.write(f"{e}\t{ts}\t{ref}\n")
+            summary[src["name"]] = info
+            print(f"{src['name']}: {info}", file=sys.stderr)
+    version, rules = psl_rules(cache, sources["psl"])
+    with open(os.path.join(raw, "psl.txt"), "w", encoding="utf-8") as f:
+        f.write(rules)
+    summary["psl"] = {"crate_version": version, "rules_sha256": hashlib.sha256(rules.encode()).hexdigest()}
+    with open(os.path.join(raw, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
