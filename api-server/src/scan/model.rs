@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::rules::Action;
+use super::verdict::Action;
 
 /// The artifact compiled into the service.
 pub const ARTIFACT: &str = include_str!("domain_model.json");
