@@ -140,3 +140,4 @@ images-from-source:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    scripts/import-cycles.py operator/src api-server/src
