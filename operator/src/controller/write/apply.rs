@@ -21,8 +21,7 @@ use super::credentials::{Credentials, Outcome};
 use super::error::Error;
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects, Prepared};
 use crate::controller::read::Stores;
-use crate::controller::vocabulary::FIELD_MANAGER;
-use crate::controller::vocabulary::ValidatedGuard;
+use crate::controller::vocabulary::{FIELD_MANAGER, ValidatedGuard};
 
 /// Writes the children of one SecurityGuard, remembering what it changed (for the Events).
 pub struct Applier<'a> {

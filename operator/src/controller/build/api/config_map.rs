@@ -6,8 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::ingress::public_url;
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{API_PORT, Component, object_name};
+use crate::controller::vocabulary::{API_PORT, Component, ValidatedGuard, object_name};
 
 /// The API's ConfigMap.
 pub fn build(guard: &ValidatedGuard) -> ConfigMap {

@@ -6,9 +6,8 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::Scale;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, object_name};
+use crate::controller::vocabulary::{Component, Scale, ValidatedGuard, object_name};
+use crate::crd::AutoscalingSpec;
 
 /// The autoscaler, or `None` when autoscaling is off (the Deployment then has fixed replicas)
 /// or while a restore (`scale`) holds the API at zero. Scaling back after a restore uses the bounds
@@ -23,23 +22,6 @@ pub fn build(guard: &ValidatedGuard, scale: Scale) -> Option<HorizontalPodAutosc
         Scale::Spec => (a.min_replicas, a.max_replicas),
     };
     let name = object_name(&guard.name, Component::Api);
-    let utilization = |resource: &str, percent: i32| MetricSpec {
-        type_: "Resource".to_owned(),
-        resource: Some(ResourceMetricSource {
-            name: resource.to_owned(),
-            target: MetricTarget {
-                type_: "Utilization".to_owned(),
-                average_utilization: Some(percent),
-                ..MetricTarget::default()
-            },
-        }),
-        ..MetricSpec::default()
-    };
-    let policy = |type_: &str, value: i32, period_seconds: i32| HPAScalingPolicy {
-        type_: type_.to_owned(),
-        value,
-        period_seconds,
-    };
     Some(HorizontalPodAutoscaler {
         metadata: metadata(guard, Component::Api, name.clone()),
         spec: Some(HorizontalPodAutoscalerSpec {
@@ -54,28 +36,53 @@ pub fn build(guard: &ValidatedGuard, scale: Scale) -> Option<HorizontalPodAutosc
                 utilization("cpu", a.target_cpu_utilization_percentage),
                 utilization("memory", a.target_memory_utilization_percentage),
             ]),
-            behavior: Some(HorizontalPodAutoscalerBehavior {
-                // Up: the larger of `percent` % or `pods` pods per period.
-                scale_up: Some(HPAScalingRules {
-                    stabilization_window_seconds: Some(a.scale_up.stabilization_window_seconds),
-                    select_policy: Some("Max".to_owned()),
-                    policies: Some(vec![
-                        policy("Percent", a.scale_up.percent, a.scale_up.period_seconds),
-                        policy("Pods", a.scale_up.pods, a.scale_up.period_seconds),
-                    ]),
-                    ..HPAScalingRules::default()
-                }),
-                // Down: at most `percent` % per period, after the stabilisation window.
-                scale_down: Some(HPAScalingRules {
-                    stabilization_window_seconds: Some(a.scale_down.stabilization_window_seconds),
-                    select_policy: Some("Max".to_owned()),
-                    policies: Some(vec![policy("Percent", a.scale_down.percent, a.scale_down.period_seconds)]),
-                    ..HPAScalingRules::default()
-                }),
-            }),
+            behavior: Some(behavior(a)),
         }),
         ..HorizontalPodAutoscaler::default()
     })
+}
+
+/// Scaling as fast as the spec allows: up, the larger of `percent` % or `pods` pods per
+/// period; down, at most `percent` % per period, after the stabilisation window.
+fn behavior(a: &AutoscalingSpec) -> HorizontalPodAutoscalerBehavior {
+    let policy = |type_: &str, value: i32, period_seconds: i32| HPAScalingPolicy {
+        type_: type_.to_owned(),
+        value,
+        period_seconds,
+    };
+    HorizontalPodAutoscalerBehavior {
+        scale_up: Some(HPAScalingRules {
+            stabilization_window_seconds: Some(a.scale_up.stabilization_window_seconds),
+            select_policy: Some("Max".to_owned()),
+            policies: Some(vec![
+                policy("Percent", a.scale_up.percent, a.scale_up.period_seconds),
+                policy("Pods", a.scale_up.pods, a.scale_up.period_seconds),
+            ]),
+            ..HPAScalingRules::default()
+        }),
+        scale_down: Some(HPAScalingRules {
+            stabilization_window_seconds: Some(a.scale_down.stabilization_window_seconds),
+            select_policy: Some("Max".to_owned()),
+            policies: Some(vec![policy("Percent", a.scale_down.percent, a.scale_down.period_seconds)]),
+            ..HPAScalingRules::default()
+        }),
+    }
+}
+
+/// Average utilisation of a resource, in percent of the pods' requests.
+fn utilization(resource: &str, percent: i32) -> MetricSpec {
+    MetricSpec {
+        type_: "Resource".to_owned(),
+        resource: Some(ResourceMetricSource {
+            name: resource.to_owned(),
+            target: MetricTarget {
+                type_: "Utilization".to_owned(),
+                average_utilization: Some(percent),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    }
 }
 
 #[cfg(test)]

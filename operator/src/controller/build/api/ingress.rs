@@ -8,8 +8,7 @@ use k8s_openapi::api::networking::v1::{
 };
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, SERVICE_PORT, object_name};
+use crate::controller::vocabulary::{Component, SERVICE_PORT, ValidatedGuard, object_name};
 
 /// ingress-nginx annotation: requests per second per client IP.
 pub const LIMIT_RPS: &str = "nginx.ingress.kubernetes.io/limit-rps";

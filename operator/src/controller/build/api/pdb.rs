@@ -5,8 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, object_name, selector_labels};
+use crate::controller::vocabulary::{Component, ValidatedGuard, object_name, selector_labels};
 
 /// The API's PodDisruptionBudget.
 pub fn build(guard: &ValidatedGuard) -> PodDisruptionBudget {

@@ -4,8 +4,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, SERVICE_PORT, object_name, selector_labels};
+use crate::controller::vocabulary::{Component, SERVICE_PORT, ValidatedGuard, object_name, selector_labels};
 
 /// The API's ClusterIP Service (port 80 to the pods' `http` port).
 pub fn build(guard: &ValidatedGuard) -> Service {

@@ -3,8 +3,7 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, object_name};
+use crate::controller::vocabulary::{Component, ValidatedGuard, object_name};
 
 /// The API's ServiceAccount.
 pub fn build(guard: &ValidatedGuard) -> ServiceAccount {

@@ -6,8 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pod::{job_labels, job_spec};
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, JobKind, bounded_name};
+use crate::controller::vocabulary::{Component, JobKind, ValidatedGuard, bounded_name};
 use crate::crd::BackupSpec;
 
 /// Longest CronJob name (its Jobs get an 11-character suffix).

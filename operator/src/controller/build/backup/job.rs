@@ -6,8 +6,7 @@ use k8s_openapi::api::batch::v1::Job;
 use super::pod::{job_labels, job_spec};
 use crate::controller::build::meta::metadata;
 use crate::controller::build::pod::plain_env;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, JobRequest, REQUEST_LABEL};
+use crate::controller::vocabulary::{Component, JobRequest, REQUEST_LABEL, ValidatedGuard};
 use crate::crd::BackupSpec;
 
 /// A one-off Job for a request, owned by the SecurityGuard.

@@ -8,8 +8,7 @@ pub mod rbac;
 pub mod volume;
 
 use super::children::BackupObjects;
-use crate::controller::vocabulary::Directives;
-use crate::controller::vocabulary::ValidatedGuard;
+use crate::controller::vocabulary::{Directives, ValidatedGuard};
 
 /// The backup objects, with the schedules suspended and the one-off Jobs as `directives` say;
 /// every backup pod runs `job_image`.

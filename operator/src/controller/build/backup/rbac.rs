@@ -8,8 +8,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, backup_service_account, log_archive_service_account};
+use crate::controller::vocabulary::{Component, ValidatedGuard, backup_service_account, log_archive_service_account};
 
 /// ClusterRole of the backup pods: get the SecurityGuard, list its ConfigMaps.
 pub const BACKUP_CLUSTER_ROLE: &str = "securityguard-backup";

@@ -7,8 +7,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::controller::build::meta::labels;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, local_volume_name};
+use crate::controller::vocabulary::{Component, ValidatedGuard, local_volume_name};
 
 /// The claim, when `spec.backup.local` is set.
 pub fn build(guard: &ValidatedGuard) -> Option<PersistentVolumeClaim> {

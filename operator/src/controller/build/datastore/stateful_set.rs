@@ -13,8 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::controller::build::children::DatastoreObjects;
 use crate::controller::build::meta::{labels, metadata};
 use crate::controller::build::pod::{empty_dir, restricted_pod_security_context};
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, object_name, selector_labels};
+use crate::controller::vocabulary::{Component, ValidatedGuard, object_name, selector_labels};
 
 /// Name of the data volume (and of its claim template).
 pub const DATA_VOLUME: &str = "data";

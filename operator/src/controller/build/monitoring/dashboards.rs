@@ -1,8 +1,7 @@
 //! The Grafana dashboards as ConfigMaps for Grafana's sidecar, when asked for.
 
 use crate::controller::build::meta::{labels, metadata};
-use crate::controller::vocabulary::Component;
-use crate::controller::vocabulary::ValidatedGuard;
+use crate::controller::vocabulary::{Component, ValidatedGuard};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::monitoring::dashboards::{dashboard_config_map, dashboards};

@@ -6,8 +6,7 @@ pub mod prometheus_rule;
 pub mod service_monitor;
 
 use super::children::MonitoringObjects;
-use crate::controller::vocabulary::MonitoringApis;
-use crate::controller::vocabulary::ValidatedGuard;
+use crate::controller::vocabulary::{MonitoringApis, ValidatedGuard};
 
 /// The monitoring objects the spec asks for and the cluster can hold.
 pub fn build(guard: &ValidatedGuard, served: MonitoringApis) -> MonitoringObjects {

@@ -1,8 +1,7 @@
 //! The ServiceMonitor of the API Service (prometheus-operator), when monitoring is on.
 
 use crate::controller::build::meta::monitoring_metadata;
-use crate::controller::vocabulary::ValidatedGuard;
-use crate::controller::vocabulary::{Component, selector_labels};
+use crate::controller::vocabulary::{Component, ValidatedGuard, selector_labels};
 use crate::monitoring::api_service_monitor_spec;
 use crate::monitoring::prometheus_operator::ServiceMonitor;
 
