@@ -18,6 +18,8 @@ pub mod decide;
 pub mod read;
 pub mod runtime;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod test_api;
 pub mod vocabulary;
 pub mod write;
 
