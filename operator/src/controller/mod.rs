@@ -11,13 +11,16 @@
 //! 5. [`status`]: conditions from what the API server accepted (pure).
 //!
 //! Imports run one way: read → decide → build → write → status; every step may import
-//! [`vocabulary`], and none imports this module. [`runtime`] holds the watches.
+//! [`vocabulary`], and none imports this module. [`runtime`] holds the watches; `test_api`
+//! (tests only) is the mocked API server and the filled caches that the steps' tests share.
 
 pub mod build;
 pub mod decide;
 pub mod read;
 pub mod runtime;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod test_api;
 pub mod vocabulary;
 pub mod write;
 

@@ -72,3 +72,49 @@ pub async fn dereference(client: &Client, guard: &SecurityGuard) -> Result<Refer
     }
     Ok(References::from_secrets(secrets))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::build::test_support::MINIMAL;
+    use crate::controller::test_api::{Reply, api_server, expect};
+    use serde_json::json;
+
+    fn guard(extra: &str) -> SecurityGuard {
+        serde_saphyr::from_str(&format!("{MINIMAL}{extra}")).expect("fixture parses")
+    }
+
+    fn secret(name: &str) -> Reply {
+        Reply::Json(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "prod"}}))
+    }
+
+    #[tokio::test]
+    async fn reads_each_referenced_secret_once_and_a_missing_one_is_absent() {
+        let guard = guard(
+            "    claudeApiKey: {name: jwt, key: claude}\n  postgres:\n    external: {connectionSecret: {name: db, key: url}}\n  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n",
+        );
+        let (client, server) = api_server(vec![
+            expect("GET /api/v1/namespaces/prod/secrets/db", Reply::Status(404)),
+            expect("GET /api/v1/namespaces/prod/secrets/jwt", secret("jwt")),
+            expect("GET /api/v1/namespaces/prod/secrets/s3", secret("s3")),
+        ]);
+        let (refs, _) = server.run(dereference(&client, &guard)).await;
+        let refs = refs.expect("a 404 is no error");
+        assert!(refs.secret("db").is_none());
+        assert_eq!(refs.secret("jwt").and_then(|s| s.metadata.name.as_deref()), Some("jwt"));
+        assert_eq!(refs.secret("s3").and_then(|s| s.metadata.name.as_deref()), Some("s3"));
+    }
+
+    #[tokio::test]
+    async fn another_failure_names_the_secret_and_stops() {
+        let guard = guard("  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n");
+        let (client, server) = api_server(vec![expect("GET /api/v1/namespaces/prod/secrets/jwt", Reply::Status(403))]);
+        let (refs, _) = server.run(dereference(&client, &guard)).await;
+        match refs {
+            Err(Error::ReadSecret { namespace, name, source: kube::Error::Api(status) }) => {
+                assert_eq!((namespace.as_str(), name.as_str(), status.code), ("prod", "jwt", 403));
+            }
+            other => panic!("expected ReadSecret, got {other:?}"),
+        }
+    }
+}

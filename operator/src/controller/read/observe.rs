@@ -304,3 +304,6 @@ async fn count_api_pods(client: &Client, guard: &ValidatedGuard) -> Result<usize
         .map_err(|source| Error::ApiPods { namespace: guard.namespace.clone(), source })?;
     Ok(list.items.len())
 }
+
+#[cfg(test)]
+mod tests;

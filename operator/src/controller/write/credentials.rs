@@ -142,8 +142,24 @@ fn generate_password() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::controller::build::datastore::credentials::build;
+    use crate::controller::build::test_support::{MINIMAL, guard};
+    use crate::controller::test_api::{Exchange, Received, Reply, api_server, cache, expect, object};
+    use serde_json::json;
+
+    /// The credentials Secret as the metadata cache holds it, its annotation listing `keys`.
+    pub(in crate::controller::write) fn cached_credentials(
+        credentials: &CredentialsSecret,
+        keys: &[&str],
+    ) -> PartialObjectMeta<Secret> {
+        object(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": credentials.name, "namespace": credentials.namespace,
+                         "annotations": {CREDENTIAL_KEYS_ANNOTATION: keys.join(",")}},
+        }))
+    }
 
     #[test]
     fn passwords_are_long_and_url_safe() {
@@ -151,5 +167,113 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, generate_password());
+    }
+
+    const SECRET: &str = "/api/v1/namespaces/prod/secrets/sg-credentials";
+    const CREATE: &str = "POST /api/v1/namespaces/prod/secrets?fieldManager=securityguard-operator";
+
+    /// `ensure` for the minimal SecurityGuard (managed PostgreSQL and Redis), over a Secret cache
+    /// holding `cached` and a StatefulSet cache holding `stateful_sets`.
+    async fn ensure(
+        cached: Option<&[&str]>,
+        stateful_sets: &[&str],
+        script: Vec<Exchange>,
+    ) -> (Result<Outcome, Error>, Vec<Received>) {
+        let credentials = build(&guard(MINIMAL)).expect("managed datastores");
+        let secrets = cache(cached.map(|keys| cached_credentials(&credentials, keys)));
+        let stateful_sets =
+            cache(stateful_sets.iter().map(|name| object(json!({"metadata": {"name": name, "namespace": "prod"}}))));
+        let (client, server) = api_server(script);
+        let writer = Credentials { client: &client, secrets: &secrets, stateful_sets: &stateful_sets };
+        server.run(writer.ensure(&credentials)).await
+    }
+
+    /// The Secret as the API server returns it, holding `keys`.
+    fn stored(keys: &[&str]) -> Reply {
+        let data: serde_json::Map<String, Value> = keys.iter().map(|k| ((*k).to_owned(), json!("b2xk"))).collect();
+        Reply::Json(json!({"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": "sg-credentials", "namespace": "prod"}, "data": data}))
+    }
+
+    fn patch_of(received: &Received) -> (&str, &Value) {
+        (received.content_type.as_deref().unwrap_or_default(), &received.body)
+    }
+
+    #[tokio::test]
+    async fn a_new_secret_is_created_with_a_password_per_key() {
+        let (outcome, received) = ensure(None, &[], vec![expect(CREATE, Reply::Echo)]).await;
+        assert_eq!(outcome.expect("creates"), Outcome::Created);
+        let body = &received[0].body;
+        assert_eq!(body["metadata"]["annotations"][CREDENTIAL_KEYS_ANNOTATION], "postgres-password,redis-password");
+        assert!(body["metadata"].get("ownerReferences").is_none(), "the passwords outlive the SecurityGuard");
+        for key in ["postgres-password", "redis-password"] {
+            let value: k8s_openapi::ByteString = serde_json::from_value(body["data"][key].clone()).expect("base64");
+            assert_eq!(value.0.len(), 32, "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_holding_every_key_costs_no_request() {
+        let (outcome, _) = ensure(Some(&["postgres-password", "redis-password"]), &["sg-postgres"], vec![]).await;
+        assert_eq!(outcome.expect("keeps"), Outcome::Kept);
+    }
+
+    #[tokio::test]
+    async fn a_missing_key_is_added_and_no_other_changed() {
+        let (outcome, received) = ensure(
+            Some(&["postgres-password"]),
+            &["sg-postgres"],
+            vec![
+                expect(&format!("GET {SECRET}"), stored(&["postgres-password"])),
+                expect(&format!("PATCH {SECRET}"), Reply::Echo),
+            ],
+        )
+        .await;
+        assert_eq!(outcome.expect("completes"), Outcome::Kept);
+        let (content_type, patch) = patch_of(&received[1]);
+        assert_eq!(content_type, "application/merge-patch+json");
+        assert_eq!(patch["metadata"]["annotations"][CREDENTIAL_KEYS_ANNOTATION], "postgres-password,redis-password");
+        let added: Vec<&String> = patch["data"].as_object().expect("data").keys().collect();
+        assert_eq!(added, ["redis-password"]);
+    }
+
+    #[tokio::test]
+    async fn a_secret_the_cache_has_not_seen_is_completed_not_replaced() {
+        let (outcome, received) = ensure(
+            None,
+            &["sg-postgres"],
+            vec![
+                expect(&format!("GET {SECRET}"), stored(&["postgres-password", "redis-password"])),
+                expect(CREATE, Reply::Status(409)),
+                expect(&format!("GET {SECRET}"), stored(&["postgres-password", "redis-password"])),
+                expect(&format!("PATCH {SECRET}"), Reply::Echo),
+            ],
+        )
+        .await;
+        assert_eq!(outcome.expect("keeps"), Outcome::Kept);
+        assert!(received[0].accept.as_deref().unwrap_or_default().contains("as=PartialObjectMetadata"));
+        let (_, patch) = patch_of(&received[3]);
+        assert_eq!(patch["data"], json!({}), "no password is replaced");
+    }
+
+    #[tokio::test]
+    async fn a_lost_secret_is_refused_while_its_data_exists() {
+        let (outcome, _) =
+            ensure(None, &["sg-redis"], vec![expect(&format!("GET {SECRET}"), Reply::Status(404))]).await;
+        match outcome {
+            Err(Error::CredentialsLost { namespace, name, stateful_sets }) => {
+                assert_eq!([namespace, name, stateful_sets], ["prod", "sg-credentials", "sg-redis"]);
+            }
+            other => panic!("expected CredentialsLost, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_names_the_secret() {
+        let (outcome, _) = ensure(None, &[], vec![expect(CREATE, Reply::Status(403))]).await;
+        assert!(
+            matches!(&outcome, Err(Error::Credentials { namespace, name, .. }) if namespace == "prod" && name == "sg-credentials"),
+            "{outcome:?}"
+        );
     }
 }
