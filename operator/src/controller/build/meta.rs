@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::controller::vocabulary::{Component, DATASTORE_CLIENT_LABEL, EXTRA_LABELS_ANNOTATION, FIELD_MANAGER, INSTANCE_LABEL, MANAGED_BY_LABEL, ValidatedGuard, object_name, selector_labels};
+use crate::controller::vocabulary::{
+    Component, DATASTORE_CLIENT_LABEL, EXTRA_LABELS_ANNOTATION, FIELD_MANAGER, INSTANCE_LABEL, MANAGED_BY_LABEL,
+    ValidatedGuard, object_name, selector_labels,
+};
 
 /// Metadata of the ServiceMonitor and the PrometheusRule: the component's, the extra labels of
 /// `spec.monitoring.labels`, and an annotation listing those so that removing one is a change

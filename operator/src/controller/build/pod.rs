@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::controller::vocabulary::{Component, Datastore, POSTGRES_PASSWORD_KEY, POSTGRES_PORT, ValidatedGuard, credentials_secret_name, object_name};
+use crate::controller::vocabulary::{
+    Component, Datastore, POSTGRES_PASSWORD_KEY, POSTGRES_PORT, ValidatedGuard, credentials_secret_name, object_name,
+};
 use crate::crd::SecretKeyReference;
 
 /// The container security context every container gets (Pod Security `restricted`).

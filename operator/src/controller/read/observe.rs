@@ -16,7 +16,9 @@ use super::jobs::{self, Finished, JobState};
 use super::pods::{self, PodProblem, TEMPLATE_HASH_LABEL};
 use super::readiness::{deployment_state, stateful_set_ready};
 use super::stores::Stores;
-use crate::controller::vocabulary::{COMPONENT_LABEL, Component, JobKind, ValidatedGuard, awaited_job, describe, object_name, selector_labels};
+use crate::controller::vocabulary::{
+    COMPONENT_LABEL, Component, JobKind, ValidatedGuard, awaited_job, describe, object_name, selector_labels,
+};
 use crate::crd::{RecordedAutoscaling, RestorePhase, SecurityGuard};
 
 /// A read that failed.

@@ -17,7 +17,10 @@ use crate::controller::build::pod::{
     database_env, key_ref, plain_env, restricted_container_security_context, restricted_pod_security_context,
     secret_env,
 };
-use crate::controller::vocabulary::{API_PORT, CONFIG_HASH_ANNOTATION, Component, Datastore, REDIS_PASSWORD_KEY, REDIS_PORT, Scale, ValidatedGuard, credentials_secret_name, object_name, selector_labels, short_hash};
+use crate::controller::vocabulary::{
+    API_PORT, CONFIG_HASH_ANNOTATION, Component, Datastore, REDIS_PASSWORD_KEY, REDIS_PORT, Scale, ValidatedGuard,
+    credentials_secret_name, object_name, selector_labels, short_hash,
+};
 
 /// Name of the API container.
 pub const CONTAINER: &str = "api";

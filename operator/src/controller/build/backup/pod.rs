@@ -14,7 +14,10 @@ use crate::controller::build::pod::{
     database_env, empty_dir, mount, plain_env, resources, restricted_container_security_context,
     restricted_pod_security_context, secret_env,
 };
-use crate::controller::vocabulary::{Component, JOB_KIND_LABEL, JobKind, REQUEST_LABEL, ValidatedGuard, backup_service_account, local_volume_name, log_archive_service_account};
+use crate::controller::vocabulary::{
+    Component, JOB_KIND_LABEL, JobKind, REQUEST_LABEL, ValidatedGuard, backup_service_account, local_volume_name,
+    log_archive_service_account,
+};
 use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use crate::crd::{BackupSpec, SecretKeyReference};
 

@@ -6,7 +6,10 @@
 
 use crate::controller::build::children::CredentialsSecret;
 use crate::controller::build::meta::labels;
-use crate::controller::vocabulary::{COMPONENT_LABEL, Component, POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, ValidatedGuard, credentials_secret_name, object_name};
+use crate::controller::vocabulary::{
+    COMPONENT_LABEL, Component, POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, ValidatedGuard, credentials_secret_name,
+    object_name,
+};
 
 /// The credentials Secret, when at least one datastore is managed.
 pub fn build(guard: &ValidatedGuard) -> Option<CredentialsSecret> {

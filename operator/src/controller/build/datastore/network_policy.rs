@@ -8,7 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::build::meta::{client_labels, metadata};
-use crate::controller::vocabulary::{Component, POSTGRES_PORT, REDIS_PORT, ValidatedGuard, object_name, selector_labels};
+use crate::controller::vocabulary::{
+    Component, POSTGRES_PORT, REDIS_PORT, ValidatedGuard, object_name, selector_labels,
+};
 
 /// One policy per managed datastore.
 pub fn build(guard: &ValidatedGuard) -> Vec<NetworkPolicy> {

@@ -5,7 +5,9 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, Probe};
 use super::stateful_set::{DATA_VOLUME, DatastoreParts, objects};
 use crate::controller::build::children::DatastoreObjects;
 use crate::controller::build::pod::{exec_probe, mount, resources, restricted_container_security_context, secret_env};
-use crate::controller::vocabulary::{Component, REDIS_PASSWORD_KEY, REDIS_PORT, ValidatedGuard, credentials_secret_name};
+use crate::controller::vocabulary::{
+    Component, REDIS_PASSWORD_KEY, REDIS_PORT, ValidatedGuard, credentials_secret_name,
+};
 use crate::crd::{ManagedRedis, SecretKeyReference};
 
 /// The `redis` user of the official image.
