@@ -202,6 +202,13 @@ async fn backups_drills_and_log_archives_run_in_the_operator_image() {
 
     // The log archive, run from its CronJob with its own identity: the API containers' real
     // logs, read through the kubelet, land in the bucket.
+    // The env change above rolled the API: the archive starts once the old pods are gone, so
+    // that it finds the two current ones.
+    eventually("two API pods, none terminating", TIMEOUT, || async {
+        let pods = node::api_pods(&site.client, &ns, GUARD).await;
+        (pods.len() == 2 && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none())).then_some(())
+    })
+    .await;
     kubectl_ok(&["-n", &ns, "create", "job", "--from", &format!("cronjob/{GUARD}-log-archive"), "logs-1"], None);
     let pod = finished_job_pod(&site, "logs-1").await;
     assert_eq!(exit_code(&pod), Some(0), "{}", node::diagnostics(&ns));
