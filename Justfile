@@ -70,19 +70,28 @@ demo: prepare
 demo-down:
     e2e/controlplane/down.sh "$SG_CACHE/demo-controlplane"
 
-# Benchmark the operator with N SecurityGuards on a fresh local control plane (BENCHMARKS.md).
+# Benchmark the operator (two replicas) with N SecurityGuards against the same objects applied
+# directly, each side on a fresh local control plane of its own (BENCHMARKS.md).
 bench-operator N="100": prepare
     #!/usr/bin/env bash
     set -euo pipefail
     state="$SG_CACHE/bench-controlplane"
+    results="$SG_CACHE/bench-operator"
+    mkdir -p "$results"
     e2e/controlplane/down.sh "$state" 2>/dev/null || true
     trap 'e2e/controlplane/down.sh "$state"' EXIT
-    e2e/controlplane/up.sh "$state"
-    export SG_CONTROLPLANE_DIR="$state"
     cargo build --release -p securityguard-operator
     cargo build --release -p securityguard-e2e --bin bench-operator
-    SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
-      "$CARGO_TARGET_DIR/release/bench-operator" {{N}}
+    bench="$CARGO_TARGET_DIR/release/bench-operator"
+    # Each side on a fresh control plane of its own: neither inherits the other's pods.
+    for side in operator direct; do
+      echo "[bench-operator] $side side: a fresh control plane" >&2
+      e2e/controlplane/down.sh "$state" 2>/dev/null || true
+      e2e/controlplane/up.sh "$state"
+      SG_CONTROLPLANE_DIR="$state" SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" \
+        "$bench" "$side" {{N}} "$results/$side-{{N}}.json"
+    done
+    "$bench" report {{N}} "$results/operator-{{N}}.json" "$results/direct-{{N}}.json"
 
 # Start-up on the real node: control plane, node, operator, and RUNS minimal SecurityGuards
 # (apply to Ready, and each pod's scheduling, container start and readiness) (BENCHMARKS.md).

@@ -41,6 +41,7 @@ use self::vocabulary::ValidatedGuard;
 use self::vocabulary::{FIELD_MANAGER, MonitoringApis, Platform, describe};
 use self::write::apply::Applier;
 use self::write::events::Events;
+use self::write::ledger::Ledger;
 use crate::crd::{CONDITION_DEGRADED, CONDITION_READY, SecurityGuard};
 use crate::metrics::Metrics;
 
@@ -73,6 +74,8 @@ pub struct Context {
     pub job_image: String,
     /// Whether prometheus-operator's kinds are served.
     pub discovery: Discovery,
+    /// What was last written to each child.
+    pub ledger: Arc<Ledger>,
 }
 
 /// A reconcile that failed, naming the SecurityGuard and the step.
@@ -216,7 +219,7 @@ async fn apply(
     validated: &ValidatedGuard,
     prepared: ChildResources<Prepared>,
 ) -> Result<ChildResources<Applied>, write::Error> {
-    let applier = Applier::new(&ctx.client, &ctx.stores);
+    let applier = Applier::new(&ctx.client, &ctx.stores, &ctx.ledger, &validated.owner.uid);
     let applied = applier.apply(validated, prepared).await;
     events.changes(&applier.changes()).await;
     applied
@@ -286,7 +289,7 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let runtime::Wired { controller, stores, discovery } =
+    let runtime::Wired { controller, stores, discovery, ledger } =
         runtime::wire(&client, settings.namespace.as_deref(), settings.concurrency, metrics.clone());
     let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
     let ctx = Arc::new(Context {
@@ -297,6 +300,7 @@ pub async fn run(
         resync: settings.resync,
         job_image: settings.job_image,
         discovery,
+        ledger,
     });
     controller
         .graceful_shutdown_on(shutdown)

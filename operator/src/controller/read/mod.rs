@@ -5,6 +5,7 @@
 //! progress and failing pods depend on ([`jobs`], [`pods`], [`readiness`]);
 //! [`monitoring_apis`] whether the cluster serves prometheus-operator's kinds.
 
+pub mod cached;
 pub mod dereference;
 pub mod jobs;
 pub mod monitoring_apis;

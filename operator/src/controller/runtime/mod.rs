@@ -30,6 +30,7 @@ use super::read::Stores;
 use super::read::dereference::referenced_secrets;
 use super::read::monitoring_apis::Discovery;
 use super::vocabulary::INSTANCE_LABEL;
+use super::write::ledger::Ledger;
 use crate::crd::SecurityGuard;
 use crate::metrics::Metrics;
 use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
@@ -64,14 +65,17 @@ pub struct Wired {
     pub stores: Stores,
     /// Whether prometheus-operator's kinds are served.
     pub discovery: Discovery,
+    /// What was last written to each child (emptied of a SecurityGuard when it is deleted).
+    pub ledger: Arc<Ledger>,
 }
 
 /// Starts every watch (in `namespace`, or in all) and sets up the controller they feed,
 /// reconciling `concurrency` SecurityGuards at once.
 pub fn wire(client: &Client, namespace: Option<&str>, concurrency: u16, metrics: Arc<Metrics>) -> Wired {
     let (stores, streams, discovery) = watch_children(client, namespace);
-    let (guards, guard_stream) = watch_guards(client, namespace, metrics);
-    Wired { controller: controller(guards, guard_stream, streams, concurrency), stores, discovery }
+    let ledger = Arc::new(Ledger::default());
+    let (guards, guard_stream) = watch_guards(client, namespace, metrics, ledger.clone());
+    Wired { controller: controller(guards, guard_stream, streams, concurrency), stores, discovery, ledger }
 }
 
 /// The controller over the SecurityGuards, triggered by every stream: owned children by their

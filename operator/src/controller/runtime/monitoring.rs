@@ -14,6 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use super::watches::{Watched, scoped_api};
+use crate::controller::read::cached::Cached;
 use crate::controller::read::monitoring_apis::Discovery;
 use crate::controller::vocabulary::{MonitoringApis, PROMETHEUS_RULES_CRD, SERVICE_MONITORS_CRD, managed_selector};
 
@@ -86,7 +87,7 @@ pub fn lazy_child_watch<K>(
     served: fn(&MonitoringApis) -> bool,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Watched,
+    K: Watched + Cached,
 {
     let (reader, writer) = reflector::store();
     let client = client.clone();
@@ -109,7 +110,7 @@ where
         }
     })
     .flatten();
-    let stream = sessions.modify(|obj| obj.managed_fields_mut().clear()).reflect(writer).touched_objects();
+    let stream = sessions.modify(K::prune).reflect(writer).touched_objects();
     (reader, stream)
 }
 

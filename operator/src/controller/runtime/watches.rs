@@ -12,7 +12,9 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::controller::read::cached::Cached;
 use crate::controller::vocabulary::{managed_selector, pod_selector};
+use crate::controller::write::ledger::Ledger;
 use crate::crd::SecurityGuard;
 use crate::metrics::{GuardLabels, Metrics};
 
@@ -21,20 +23,22 @@ use crate::metrics::{GuardLabels, Metrics};
 pub type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
 
 /// The SecurityGuards, cached; only spec changes trigger (our own status writes do not come
-/// back as work). A deleted SecurityGuard's metric series go with it.
+/// back as work). A deleted SecurityGuard's metric series and ledger entries go with it.
 pub fn watch_guards(
     client: &Client,
     ns: Option<&str>,
     metrics: Arc<Metrics>,
+    ledger: Arc<Ledger>,
 ) -> (Store<SecurityGuard>, Changes<SecurityGuard>) {
     let (guards, writer) = reflector::store::<SecurityGuard>();
     let stream = watcher(scoped_api::<SecurityGuard>(client, ns), watcher::Config::default())
         .default_backoff()
-        .modify(|guard| guard.managed_fields_mut().clear())
+        .modify(SecurityGuard::prune)
         .reflect(writer)
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(guard) = event {
                 metrics.guards.forget(&GuardLabels::new(&guard.namespace().unwrap_or_default(), &guard.name_any()));
+                ledger.forget_guard(&guard.uid().unwrap_or_default());
             }
         })
         .applied_objects()
@@ -54,7 +58,7 @@ pub fn secret_watch(
     let (secrets, writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let stream = watcher(scoped_api::<PartialObjectMeta<Secret>>(client, ns), watcher::Config::default())
         .default_backoff()
-        .modify(|secret| secret.managed_fields_mut().clear())
+        .modify(Cached::prune)
         .reflect(writer)
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
@@ -100,13 +104,13 @@ pub fn child_watch<K>(
     namespace: Option<&str>,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Watched,
+    K: Watched + Cached,
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&managed_selector()))
         .default_backoff()
-        // managedFields are the bulk of a cached object and nothing here reads them.
-        .modify(|obj| obj.managed_fields_mut().clear())
+        // Only what a reconcile reads is kept (read::cached).
+        .modify(K::prune)
         .reflect(writer)
         .touched_objects();
     (reader, stream)

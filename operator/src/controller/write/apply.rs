@@ -19,8 +19,10 @@ use serde_json::Value;
 use super::changes::{Change, Changes};
 use super::credentials::{Credentials, Outcome};
 use super::error::Error;
+use super::ledger::{Ledger, desired_hash};
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects, Prepared};
 use crate::controller::read::Stores;
+use crate::controller::read::cached::Cached;
 use crate::controller::vocabulary::{FIELD_MANAGER, ValidatedGuard};
 
 /// Writes the children of one SecurityGuard, remembering what it changed (for the Events).
@@ -29,13 +31,17 @@ pub struct Applier<'a> {
     pub client: &'a Client,
     /// Caches of the children.
     pub stores: &'a Stores,
+    /// What was last written to each child.
+    pub ledger: &'a Ledger,
+    /// The uid of the SecurityGuard whose children these are.
+    pub guard_uid: &'a str,
     changes: Changes,
 }
 
 impl<'a> Applier<'a> {
     /// An applier that has written nothing yet.
-    pub fn new(client: &'a Client, stores: &'a Stores) -> Self {
-        Self { client, stores, changes: Changes::default() }
+    pub fn new(client: &'a Client, stores: &'a Stores, ledger: &'a Ledger, guard_uid: &'a str) -> Self {
+        Self { client, stores, ledger, guard_uid, changes: Changes::default() }
     }
 
     /// Applies every prepared child, in dependency order, then deletes the ones no longer asked
@@ -155,7 +161,7 @@ impl<'a> Applier<'a> {
 
     async fn apply_all<K>(&self, store: &Store<K>, desired: Vec<K>) -> Result<Vec<K>, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let mut applied = Vec::with_capacity(desired.len());
         for object in desired {
@@ -166,7 +172,7 @@ impl<'a> Applier<'a> {
 
     async fn apply_optional<K>(&self, store: &Store<K>, desired: Option<K>) -> Result<Option<K>, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         match desired {
             Some(object) => Ok(Some(self.apply_one(store, object).await?)),
@@ -174,23 +180,36 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Sends `desired` unless the cached object already holds all of it.
+    /// Sends `desired` unless the child already holds all of it: known from the ledger while the
+    /// cached child has not changed since the operator's last write, else read whole and
+    /// compared.
     async fn apply_one<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
+        let hash = desired_hash(&desired);
         let cached = store.get(&ObjectRef::new(&name).within(&namespace));
-        if let Some(current) = &cached
-            && holds(
-                &serde_json::to_value(current.as_ref()).unwrap_or(Value::Null),
-                &serde_json::to_value(&desired).unwrap_or(Value::Null),
-            )
-        {
-            return Ok(current.as_ref().clone());
-        }
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        if let Some(current) = &cached {
+            if self.ledger.holds(self.guard_uid, current.as_ref(), hash) && holds_metadata(current.as_ref(), &desired) {
+                return Ok(current.as_ref().clone());
+            }
+            // Changed since the last write, or never written by this process: compare it whole.
+            let whole = api.get_opt(&name).await.map_err(|source| Error::Read {
+                kind: K::kind(&()).into_owned(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
+            if let Some(whole) = whole
+                && holds(&to_value(&whole), &to_value(&desired))
+            {
+                self.ledger.record(self.guard_uid, &whole, hash);
+                return Ok(whole);
+            }
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|source| Error::Apply {
             kind: K::kind(&()).into_owned(),
@@ -198,6 +217,7 @@ impl<'a> Applier<'a> {
             name: name.clone(),
             source,
         })?;
+        self.ledger.record(self.guard_uid, &applied, hash);
         let change = if cached.is_some() { Change::Updated } else { Change::Created };
         self.changes.record(change, format!("{} {name}", K::kind(&())));
         Ok(applied)
@@ -206,7 +226,7 @@ impl<'a> Applier<'a> {
     /// Creates an object that is never changed afterwards (a Job), unless it exists.
     async fn create_once<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
@@ -231,6 +251,16 @@ impl<'a> Applier<'a> {
             Err(source) => Err(error(source)),
         }
     }
+}
+
+/// The cached metadata holds the desired labels, annotations and owners (an edit of metadata
+/// alone does not bump a generation).
+fn holds_metadata<K: Resource + Serialize>(cached: &K, desired: &K) -> bool {
+    holds(&to_value(cached.meta()), &to_value(desired.meta()))
+}
+
+fn to_value<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// True when `current` holds every value of `desired`: objects may have more fields (defaults

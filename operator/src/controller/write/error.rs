@@ -18,6 +18,19 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Reading a child whole (to compare it) failed.
+    #[error("reading {kind} {namespace}/{name}: {}", describe(.source))]
+    Read {
+        /// Kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
     /// Deleting an object the spec no longer asks for failed.
     #[error("deleting {kind} {namespace}/{name}: {}", describe(.source))]
     Delete {

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod credentials;
 mod error;
 pub mod events;
+pub mod ledger;
 pub mod metrics;
 pub mod orphans;
 pub mod status;

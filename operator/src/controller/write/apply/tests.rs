@@ -7,9 +7,11 @@ use serde_json::json;
 use super::*;
 use crate::controller::build::test_support::{self, MINIMAL};
 use crate::controller::build::{self, api};
+use crate::controller::read::cached::Cached;
 use crate::controller::test_api::{Exchange, Received, Reply, api_server, cache, empty_caches, expect};
 use crate::controller::vocabulary::{Directives, JobRequest, MonitoringApis, Platform};
 use crate::controller::write::credentials::tests::cached_credentials;
+use crate::controller::write::ledger::{Ledger, desired_hash};
 
 #[test]
 fn holds_ignores_server_defaults_but_not_changed_values() {
@@ -57,15 +59,46 @@ fn caches_holding<S>(children: &ChildResources<S>) -> Stores {
     }
 }
 
-/// Applies `children` over `stores`, against a server expecting `script`.
+/// A ledger that records every child of `children` as written by this process.
+fn ledger_holding<S>(guard: &ValidatedGuard, children: &ChildResources<S>) -> Ledger {
+    let ledger = Ledger::default();
+    let uid = guard.owner.uid.as_str();
+    let (backup, monitoring) = (&children.backup, &children.monitoring);
+    for account in [&children.service_account].into_iter().chain(&backup.service_accounts) {
+        ledger.record(uid, account, desired_hash(account));
+    }
+    for config_map in [&children.config_map].into_iter().chain(&monitoring.dashboards) {
+        ledger.record(uid, config_map, desired_hash(config_map));
+    }
+    for datastore in children.postgres.iter().chain(&children.redis) {
+        ledger.record(uid, &datastore.stateful_set, desired_hash(&datastore.stateful_set));
+        ledger.record(uid, &datastore.service, desired_hash(&datastore.service));
+    }
+    ledger.record(uid, &children.service, desired_hash(&children.service));
+    children.network_policies.iter().for_each(|p| ledger.record(uid, p, desired_hash(p)));
+    ledger.record(uid, &children.deployment, desired_hash(&children.deployment));
+    children.hpa.iter().for_each(|h| ledger.record(uid, h, desired_hash(h)));
+    ledger.record(uid, &children.pdb, desired_hash(&children.pdb));
+    children.ingress.iter().for_each(|i| ledger.record(uid, i, desired_hash(i)));
+    backup.role_bindings.iter().for_each(|b| ledger.record(uid, b, desired_hash(b)));
+    backup.cron_jobs.iter().for_each(|c| ledger.record(uid, c, desired_hash(c)));
+    backup.volume.iter().for_each(|v| ledger.record(uid, v, desired_hash(v)));
+    monitoring.service_monitor.iter().for_each(|m| ledger.record(uid, m, desired_hash(m)));
+    monitoring.prometheus_rule.iter().for_each(|r| ledger.record(uid, r, desired_hash(r)));
+    ledger
+}
+
+/// Applies `children` over `stores` with what `ledger` says was written, against a server
+/// expecting `script`.
 async fn apply(
     guard: &ValidatedGuard,
     stores: &Stores,
+    ledger: &Ledger,
     children: ChildResources<Prepared>,
     script: Vec<Exchange>,
 ) -> (Result<ChildResources<Applied>, Error>, Vec<(Change, String)>, Vec<Received>) {
     let (client, server) = api_server(script);
-    let applier = Applier::new(&client, stores);
+    let applier = Applier::new(&client, stores, ledger, &guard.owner.uid);
     // Boxed where it is made: moved by value through the test's frames, the apply's future
     // (about 60 KB) outgrows a test thread's 2 MiB stack in a debug build.
     let (applied, received) = server.run(Box::pin(applier.apply(guard, children))).await;
@@ -143,8 +176,9 @@ fn created(table: &[(&str, &str)]) -> Vec<(Change, String)> {
 #[tokio::test]
 async fn a_first_apply_creates_every_child_in_order() {
     let (guard, children) = prepared(MINIMAL, &Directives::default());
+    let ledger = Ledger::default();
     let (applied, changed, received) =
-        apply(&guard, &empty_caches(), children, first_apply(&FIRST_APPLY_OF_MINIMAL)).await;
+        apply(&guard, &empty_caches(), &ledger, children, first_apply(&FIRST_APPLY_OF_MINIMAL)).await;
     let applied = applied.expect("applies");
     assert_eq!(applied.deployment.metadata.name.as_deref(), Some("sg-api"));
     for request in received.iter().filter(|r| r.request.starts_with("PATCH")) {
@@ -175,13 +209,14 @@ async fn every_kind_of_child_is_applied_in_the_stated_order_and_once() {
     let platform = Platform { job_image: "operator:test".into(), monitoring_apis: MonitoringApis::ALL };
     let children = build::build(&guard, &directives, &platform);
     let script = [first_apply(&FIRST_APPLY_OF_MINIMAL), first_apply(&FIRST_APPLY_OF_FULL_AFTER_MINIMAL)].concat();
-    let (applied, changed, _) = apply(&guard, &empty_caches(), children, script).await;
+    let ledger = Ledger::default();
+    let (applied, changed, _) = apply(&guard, &empty_caches(), &ledger, children, script).await;
     let stores = caches_holding(&applied.expect("applies"));
     assert_eq!(changed, [created(&FIRST_APPLY_OF_MINIMAL), created(&FIRST_APPLY_OF_FULL_AFTER_MINIMAL)].concat());
 
     // Once the caches hold them all, nothing is sent again.
     let children = build::build(&guard, &directives, &platform);
-    let (applied, changed, _) = apply(&guard, &stores, children, vec![]).await;
+    let (applied, changed, _) = apply(&guard, &stores, &ledger, children, vec![]).await;
     assert_eq!(applied.expect("applies").monitoring.dashboards.len(), 4);
     assert!(changed.is_empty(), "{changed:?}");
 }
@@ -189,10 +224,11 @@ async fn every_kind_of_child_is_applied_in_the_stated_order_and_once() {
 #[tokio::test]
 async fn a_second_apply_over_caches_holding_what_was_applied_sends_nothing() {
     let (guard, children) = prepared(MINIMAL, &Directives::default());
-    let (applied, _, _) = apply(&guard, &empty_caches(), children, first_apply(&FIRST_APPLY_OF_MINIMAL)).await;
+    let ledger = Ledger::default();
+    let (applied, _, _) = apply(&guard, &empty_caches(), &ledger, children, first_apply(&FIRST_APPLY_OF_MINIMAL)).await;
     let stores = caches_holding(&applied.expect("applies"));
     let (_, children) = prepared(MINIMAL, &Directives::default());
-    let (applied, changed, _) = apply(&guard, &stores, children, vec![]).await;
+    let (applied, changed, _) = apply(&guard, &stores, &ledger, children, vec![]).await;
     assert_eq!(applied.expect("applies").deployment.metadata.name.as_deref(), Some("sg-api"));
     assert!(changed.is_empty(), "{changed:?}");
 }
@@ -200,15 +236,22 @@ async fn a_second_apply_over_caches_holding_what_was_applied_sends_nothing() {
 #[tokio::test]
 async fn a_hand_edited_deployment_is_the_only_object_patched() {
     let (guard, children) = prepared(MINIMAL, &Directives::default());
+    let ledger = ledger_holding(&guard, &children);
     let desired = serde_json::to_value(&children.deployment).expect("serializes");
+    // Edited by hand: the API server bumped its generation past the one last written.
     let mut edited = children.deployment.clone();
+    edited.metadata.generation = Some(2);
     let pod = edited.spec.as_mut().and_then(|s| s.template.spec.as_mut()).expect("a pod template");
     pod.containers[0].image = Some("securityguard/api:edited".into());
-    let stores = Stores { deployments: cache([edited]), ..caches_holding(&children) };
-    let (applied, changed, received) =
-        apply(&guard, &stores, children, vec![ssa("/apis/apps/v1/namespaces/prod/deployments/sg-api")]).await;
+    let whole = serde_json::to_value(&edited).expect("serializes");
+    let mut cached = edited.clone();
+    cached.prune();
+    let stores = Stores { deployments: cache([cached]), ..caches_holding(&children) };
+    let path = "/apis/apps/v1/namespaces/prod/deployments/sg-api";
+    let script = vec![expect(&format!("GET {path}"), Reply::Json(whole)), ssa(path)];
+    let (applied, changed, received) = apply(&guard, &stores, &ledger, children, script).await;
     let applied = applied.expect("applies");
-    assert_eq!(received[0].body, desired, "the whole desired Deployment is applied");
+    assert_eq!(received[1].body, desired, "the whole desired Deployment is applied");
     let image = applied.deployment.spec.and_then(|s| s.template.spec).map(|s| s.containers[0].image.clone());
     assert_eq!(image, Some(Some("securityguard/api:1.0.0".into())), "the applied set is the server's answer");
     assert_eq!(changed, changes(&[(Change::Updated, "Deployment sg-api")]));
@@ -232,10 +275,12 @@ async fn an_ingress_turned_off_is_deleted() {
         "2026-03-01T12:00:00Z".parse().expect("a timestamp"),
     ));
     let stores = Stores { ingresses: cache([old_ingress(), foreign, leaving]), ..caches_holding(&children) };
+    let ledger = ledger_holding(&guard, &children);
     let deleted = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
     let (applied, changed, received) = apply(
         &guard,
         &stores,
+        &ledger,
         children,
         vec![expect("DELETE /apis/networking.k8s.io/v1/namespaces/prod/ingresses/sg-api", Reply::Json(deleted))],
     )
@@ -249,9 +294,11 @@ async fn an_ingress_turned_off_is_deleted() {
 async fn an_orphan_already_gone_is_no_error_and_no_change() {
     let (guard, children) = prepared(MINIMAL, &Directives::default());
     let stores = Stores { ingresses: cache([old_ingress()]), ..caches_holding(&children) };
+    let ledger = ledger_holding(&guard, &children);
     let (applied, changed, _) = apply(
         &guard,
         &stores,
+        &ledger,
         children,
         vec![expect("DELETE /apis/networking.k8s.io/v1/namespaces/prod/ingresses/sg-api", Reply::Status(404))],
     )
@@ -269,9 +316,10 @@ async fn a_job_is_created_once_and_one_that_exists_is_read_back() {
     let name = job.metadata.name.clone().expect("named");
     let mut stores = caches_holding(&children);
     stores.jobs = cache([]);
+    let ledger = ledger_holding(&guard, &children);
     let create = "POST /apis/batch/v1/namespaces/prod/jobs?fieldManager=securityguard-operator";
 
-    let (applied, changed, _) = apply(&guard, &stores, children, vec![expect(create, Reply::Echo)]).await;
+    let (applied, changed, _) = apply(&guard, &stores, &ledger, children, vec![expect(create, Reply::Echo)]).await;
     assert_eq!(applied.expect("applies").backup.jobs.len(), 1);
     assert_eq!(changed, changes(&[(Change::Created, &format!("Job {name}"))]));
 
@@ -280,6 +328,7 @@ async fn a_job_is_created_once_and_one_that_exists_is_read_back() {
     let (applied, changed, _) = apply(
         &guard,
         &stores,
+        &ledger,
         children,
         vec![
             expect(create, Reply::Status(409)),
@@ -291,7 +340,8 @@ async fn a_job_is_created_once_and_one_that_exists_is_read_back() {
     assert!(changed.is_empty(), "{changed:?}");
 
     let (_, children) = prepared(&yaml, &directives);
-    let (applied, changed, _) = apply(&guard, &Stores { jobs: cache([job]), ..stores }, children, vec![]).await;
+    let (applied, changed, _) =
+        apply(&guard, &Stores { jobs: cache([job]), ..stores }, &ledger, children, vec![]).await;
     applied.expect("a Job in the cache is not created again");
     assert!(changed.is_empty(), "{changed:?}");
 }
@@ -300,13 +350,55 @@ async fn a_job_is_created_once_and_one_that_exists_is_read_back() {
 async fn lost_passwords_stop_the_apply_before_the_datastores() {
     let (guard, children) = prepared(MINIMAL, &Directives::default());
     let stores = Stores { secrets: cache([]), ..caches_holding(&children) };
+    let ledger = ledger_holding(&guard, &children);
     let (applied, changed, _) = apply(
         &guard,
         &stores,
+        &ledger,
         children,
         vec![expect("GET /api/v1/namespaces/prod/secrets/sg-credentials", Reply::Status(404))],
     )
     .await;
     assert!(matches!(applied, Err(Error::CredentialsLost { .. })), "{applied:?}");
+    assert!(changed.is_empty(), "{changed:?}");
+}
+
+/// A child as `Kind name` and its JSON.
+fn entry<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> (String, serde_json::Value) {
+    (format!("{} {}", K::kind(&()), object.name_any()), serde_json::to_value(object).expect("serializes"))
+}
+
+#[tokio::test]
+async fn children_not_written_by_this_process_are_read_whole_once_and_left_alone_when_they_hold() {
+    let (guard, children) = prepared(MINIMAL, &Directives::default());
+    let stores = caches_holding(&children);
+    let datastores = children.postgres.iter().chain(&children.redis);
+    let mut whole: std::collections::BTreeMap<String, serde_json::Value> = [
+        entry(&children.service_account),
+        entry(&children.config_map),
+        entry(&children.deployment),
+        entry(&children.service),
+        entry(&children.pdb),
+    ]
+    .into_iter()
+    .chain(datastores.flat_map(|d| [entry(&d.stateful_set), entry(&d.service)]))
+    .chain(children.network_policies.iter().map(entry))
+    .chain(children.hpa.iter().map(entry))
+    .collect();
+    let reads: Vec<Exchange> = FIRST_APPLY_OF_MINIMAL
+        .iter()
+        .filter(|(path, _)| !path.ends_with("/secrets"))
+        .map(|(path, object)| expect(&format!("GET {path}"), Reply::Json(whole.remove(*object).expect("a child"))))
+        .collect();
+    let ledger = Ledger::default();
+    let (applied, changed, _) = apply(&guard, &stores, &ledger, children, reads).await;
+    applied.expect("applies");
+    assert!(changed.is_empty(), "nothing written: {changed:?}");
+    assert_eq!(ledger.len(), 12, "every child recorded");
+
+    // Recorded: the next reconcile reads nothing.
+    let (_, children) = prepared(MINIMAL, &Directives::default());
+    let (applied, changed, _) = apply(&guard, &stores, &ledger, children, vec![]).await;
+    applied.expect("applies");
     assert!(changed.is_empty(), "{changed:?}");
 }
