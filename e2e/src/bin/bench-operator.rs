@@ -87,6 +87,23 @@ fn requests(metrics: &BTreeMap<String, f64>, writes_only: bool) -> f64 {
         .sum()
 }
 
+/// The operator's API requests by `verb resource` (Leases left out).
+fn by_request(metrics: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let label = |labels: &str, name: &str| -> Option<String> {
+        let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(labels[start..].split('"').next()?.to_owned())
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in metrics {
+        let Some(labels) = key.strip_prefix("securityguard_operator_kube_api_requests_total{") else { continue };
+        let (Some(verb), Some(resource)) = (label(labels, "verb"), label(labels, "resource")) else { continue };
+        if resource != "leases" {
+            *out.entry(format!("{verb} {resource}")).or_insert(0.0) += value;
+        }
+    }
+    out
+}
+
 /// Memory and CPU of a process, from /proc.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Usage {
@@ -171,6 +188,8 @@ struct OperatorSide {
     idle_writes: f64,
     leader: Usage,
     follower: Usage,
+    /// Requests per SecurityGuard until Ready, by `verb resource`.
+    by_request: BTreeMap<String, f64>,
 }
 
 /// What the direct side measured.
@@ -258,6 +277,7 @@ async fn operator_side(n: usize) -> OperatorSide {
         idle_writes: per_cr(requests(&after_idle, true) - requests(&at_ready, true)) / periods,
         leader: usage(leader.pid()),
         follower: usage(follower.pid()),
+        by_request: by_request(&at_ready).into_iter().map(|(k, v)| (k, per_cr(v))).collect(),
     };
     drop((first, second));
     result
@@ -349,6 +369,9 @@ fn report(n: usize, op: &OperatorSide, direct: &DirectSide) {
         "| API requests per SecurityGuard per idle resync | {:.2} ({:.2} writes) |",
         op.idle_requests, op.idle_writes
     );
+    let shares: Vec<String> =
+        op.by_request.iter().filter(|(_, v)| **v >= 0.05).map(|(k, v)| format!("{k} {v:.1}")).collect();
+    println!("| ... until Ready, by request | {} |", shares.join(", "));
 }
 
 fn jiff_now() -> String {
