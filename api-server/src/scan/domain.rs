@@ -129,15 +129,24 @@ const SUSPICIOUS_TLDS: &[&str] = &[
     "pw", "tk", "ml", "ga", "cf", "gq",
 ];
 
-/// Warnings for one normalized domain.
-pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
+/// Warnings for one normalized domain; `None` for a domain on the allow list (or under one),
+/// which nothing else may warn about either.
+pub fn analyze(domain: &str, set: &PatternSet) -> Option<Vec<Warning>> {
     if set.allowed_domains.iter().any(|a| matches_suffix(domain, a)) {
-        return Vec::new();
+        return None;
     }
     if let Some(b) = set.blocked_domains.iter().find(|b| matches_suffix(domain, b)) {
-        return vec![warning("blocked_domain", Severity::Critical, format!("{domain} is on the block list ({b})"))];
+        return Some(vec![warning(
+            "blocked_domain",
+            Severity::Critical,
+            format!("{domain} is on the block list ({b})"),
+        )]);
     }
+    Some(lookalikes(domain, set))
+}
 
+/// Look-alikes of the protected brands, and the weaker signals of the name itself.
+fn lookalikes(domain: &str, set: &PatternSet) -> Vec<Warning> {
     // Punycode labels are compared in their Unicode form (xn--hantom-… may be рhantom).
     let punycode = domain.split('.').any(|l| l.starts_with("xn--"));
     let decoded;
@@ -297,7 +306,7 @@ mod tests {
     }
 
     fn kinds(d: &str) -> Vec<&'static str> {
-        analyze(&normalize(d).unwrap(), &set()).into_iter().map(|w| w.kind).collect()
+        analyze(&normalize(d).unwrap(), &set()).unwrap_or_default().into_iter().map(|w| w.kind).collect()
     }
 
     #[test]
@@ -316,6 +325,8 @@ mod tests {
         assert!(!matches_suffix("notdrainer.xyz", "drainer.xyz"));
         assert_eq!(kinds("app.drainer.xyz"), vec!["blocked_domain"]);
         assert!(kinds("docs.solana.com").is_empty());
+        assert_eq!(analyze("docs.solana.com", &set()), None);
+        assert_eq!(analyze("example.org", &set()), Some(vec![]));
         assert!(kinds("phantom.app").is_empty());
         assert!(kinds("help.phantom.app").is_empty());
     }

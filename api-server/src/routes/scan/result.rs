@@ -21,6 +21,9 @@ pub(super) struct ScanResult<'a> {
     action: Action,
     risk_score: u32,
     pattern_version: i64,
+    /// The domain model's version, in answers of domain scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<&'a str>,
     cached: bool,
     #[serde(flatten)]
     reports: Reports<'a>,
@@ -51,7 +54,21 @@ impl Reports<'_> {
 impl<'a> ScanResult<'a> {
     /// The result of `reports`, whose overall verdict is `(action, risk_score)`.
     pub(super) fn new(reports: Reports<'a>, (action, risk_score): (Action, u32), pattern_version: i64) -> Self {
-        Self { kind: reports.kind(), action, risk_score, pattern_version, cached: false, reports, scan_id: None }
+        Self {
+            kind: reports.kind(),
+            action,
+            risk_score,
+            pattern_version,
+            model_version: None,
+            cached: false,
+            reports,
+            scan_id: None,
+        }
+    }
+
+    /// Names the version of the domain model the reports were scored with.
+    pub(super) fn scored_by(self, model_version: &'a str) -> Self {
+        Self { model_version: Some(model_version), ..self }
     }
 
     /// Marks the result as served from the scan cache.
