@@ -2,6 +2,7 @@
 
 pub mod domain;
 pub mod model;
+pub mod official;
 pub mod patterns;
 pub mod rules;
 pub mod tx;
@@ -10,6 +11,7 @@ pub mod verdict;
 use serde::Serialize;
 
 use model::DomainModel;
+use official::OfficialDomains;
 use patterns::PatternSet;
 use verdict::{Action, Severity, Verdict, Warning, verdict};
 
@@ -80,12 +82,13 @@ pub fn scan_transaction(index: usize, bytes: &[u8], set: &PatternSet) -> Transac
 /// What domain scans use besides the pattern library, loaded once at start.
 pub struct Detection {
     pub model: DomainModel,
+    pub official: OfficialDomains,
 }
 
 impl Detection {
-    /// The model compiled into the service.
+    /// The model and the official domains compiled into the service.
     pub fn compiled_in() -> Result<Self, String> {
-        Ok(Self { model: DomainModel::compiled_in()? })
+        Ok(Self { model: DomainModel::compiled_in()?, official: OfficialDomains::compiled_in()? })
     }
 }
 
@@ -112,10 +115,14 @@ impl DomainReport {
 pub const MODEL_WARNING: &str = "domain_model";
 
 /// A domain's verdict: the rules', raised to WARN or BLOCK when the model's calibrated
-/// probability reaches that threshold (a BLOCK of the rules stays). Allowlisted domains (and
-/// their subdomains) are neither warned nor scored.
+/// probability reaches that threshold (a BLOCK of the rules stays). Official domains and
+/// allowlisted ones (and their subdomains) are neither warned nor scored.
 pub fn scan_domain(normalized: String, set: &PatternSet, detection: &Detection) -> DomainReport {
-    let Some(warnings) = domain::analyze(&normalized, set) else {
+    let rules = match detection.official.covering(&normalized) {
+        Some(_) => None,
+        None => domain::analyze(&normalized, set),
+    };
+    let Some(warnings) = rules else {
         return DomainReport {
             domain: normalized,
             action: Action::None,
@@ -184,7 +191,7 @@ mod tests {
     fn detection(warn: f64, block: f64) -> Detection {
         let mut art: serde_json::Value = serde_json::from_str(model::ARTIFACT).unwrap();
         art["thresholds"] = serde_json::json!({"warn": warn, "block": block});
-        Detection { model: DomainModel::from_json(&art.to_string()).unwrap() }
+        Detection { model: DomainModel::from_json(&art.to_string()).unwrap(), official: OfficialDomains::default() }
     }
 
     fn set() -> PatternSet {
@@ -225,6 +232,23 @@ mod tests {
         for allowed in ["solana.com", "docs.solana.com"] {
             let r = scan_domain(allowed.into(), &set(), &detection(0.0, 0.0));
             assert_eq!((r.action, r.risk_score, r.warnings.len(), r.probability), (Action::None, 0, 0, None));
+        }
+    }
+
+    #[test]
+    fn official_domains_are_neither_warned_nor_scored() {
+        let mut d = detection(0.0, 0.0);
+        d.official = OfficialDomains::parse("phantom.com | Phantom | github.com/phantom\n").unwrap();
+        // The rules take phantom.com for phantom.app under another top-level domain.
+        let set = set();
+        assert_eq!(domain::analyze("phantom.com", &set).unwrap()[0].kind, "brand_tld_swap");
+        for official in ["phantom.com", "www.phantom.com", "app.phantom.com"] {
+            let r = scan_domain(official.into(), &set, &d);
+            assert_eq!((r.action, r.risk_score, r.warnings.len(), r.probability), (Action::None, 0, 0, None));
+        }
+        // Names merely containing it are scanned as before.
+        for other in ["phantom.com.claim.io", "myphantom.com"] {
+            assert_eq!(scan_domain(other.into(), &set, &d).action, Action::Block, "{other}");
         }
     }
 
