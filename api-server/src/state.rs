@@ -43,13 +43,15 @@ pub struct Shared {
 impl AppState {
     pub fn new(config: Config, db: PgPool, redis: ConnectionManager, detection: Detection) -> Self {
         let scans = ScanStore::start(db.clone());
+        let metrics = Metrics::new();
+        metrics.model.serving(detection.model.version());
         Self(Arc::new(Shared {
             scans,
             keys: Keys::new(config.redis_key_prefix.clone()),
             config: Arc::new(config),
             db,
             redis,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             patterns: Arc::new(PatternCache::default()),
             detection,
             http: http_client(),

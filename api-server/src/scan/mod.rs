@@ -104,13 +104,6 @@ pub struct DomainReport {
     pub probability: Option<f64>,
 }
 
-impl DomainReport {
-    /// The model raised the rules' verdict (the report carries a `domain_model` warning).
-    pub fn flagged_by_model(&self) -> bool {
-        self.warnings.iter().any(|w| w.kind == MODEL_WARNING)
-    }
-}
-
 /// The kind of the warning the domain model adds when it raises a verdict.
 pub const MODEL_WARNING: &str = "domain_model";
 
@@ -209,14 +202,12 @@ mod tests {
         assert_eq!((r.action, r.risk_score), (Action::Warn, 30));
         assert_eq!(r.warnings.len(), 1);
         assert_eq!((r.warnings[0].kind, r.warnings[0].severity), (MODEL_WARNING, Severity::High));
-        assert!(r.flagged_by_model());
         let r = scan_domain("example.org".into(), &set(), &detection(0.0, 0.0));
         assert_eq!((r.action, r.risk_score), (Action::Block, 70));
         assert_eq!(r.warnings[0].severity, Severity::Critical);
         // Thresholds nothing reaches: the rules' verdict.
         let r = scan_domain("example.org".into(), &set(), &detection(2.0, 2.0));
         assert_eq!((r.action, r.risk_score, r.warnings.len()), (Action::None, 0, 0));
-        assert!(!r.flagged_by_model());
         assert!(r.probability.is_some_and(|p| (0.0..=1.0).contains(&p)));
     }
 
@@ -225,7 +216,7 @@ mod tests {
         let warn_all = detection(0.0, 2.0);
         let r = scan_domain("app.drainer.xyz".into(), &set(), &warn_all);
         assert_eq!((r.action, r.warnings[0].kind), (Action::Block, "blocked_domain"));
-        assert!(!r.flagged_by_model() && r.probability.is_some());
+        assert!(r.warnings.iter().all(|w| w.kind != MODEL_WARNING) && r.probability.is_some());
         // A look-alike the rules already block gets no model warning either.
         let r = scan_domain("phant0m.app".into(), &set(), &detection(0.0, 0.0));
         assert_eq!((r.action, r.warnings.len()), (Action::Block, 1));

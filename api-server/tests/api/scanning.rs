@@ -502,6 +502,25 @@ async fn feedback_on_own_scans() {
     assert_eq!(rows, vec![("correct".to_string(), None)]);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"securityguard_feedback_total{verdict="false_positive"} 1"#));
+    // The domain model raised that verdict (rules: WARN, model: BLOCK): its feedback is counted
+    // by model version; feedback on a scan it did not flag is not.
+    let version = body["model_version"].as_str().unwrap();
+    assert!(body["domains"][0]["warnings"].as_array().unwrap().iter().any(|w| w["kind"] == "domain_model"), "{body}");
+    let plain: Value =
+        app.post_auth("/v1/scan/domains", &token, &json!({"domains": ["example.org"]})).await.json().await.unwrap();
+    let plain_id = plain["scan_id"].as_str().unwrap();
+    let resp = app.post_auth(&format!("/v1/scans/{plain_id}/feedback"), &token, &json!({"verdict": "correct"})).await;
+    assert_eq!(resp.status(), 201);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        format!(r#"securityguard_model_info{{version="{version}"}} 1"#),
+        format!(r#"securityguard_domain_verdicts_total{{verdict="BLOCK",model_version="{version}"}} 1"#),
+        format!(r#"securityguard_domain_verdicts_total{{verdict="NONE",model_version="{version}"}} 1"#),
+        format!(r#"securityguard_model_feedback_total{{model_version="{version}",outcome="false_positive"}} 1"#),
+        format!(r#"securityguard_model_feedback_total{{model_version="{version}",outcome="true_positive"}} 1"#),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
 
     assert_error(app.post_auth(&path, &token, &json!({"verdict": "meh"})).await, 400, "invalid_body").await;
     let other = app.user_token().await;

@@ -39,8 +39,12 @@ pub(super) async fn scan_domains(
         .collect::<Result<Vec<_>, _>>()?;
     let set = state.patterns.current(&state.db).await?;
     let reports: Vec<_> = normalized.into_iter().map(|d| scan::scan_domain(d, &set, &state.detection)).collect();
+    let model_version = state.detection.model.version();
+    for r in &reports {
+        state.metrics.model.count_domain_verdict(model_version, r.action.as_str());
+    }
     let result = ScanResult::new(Reports::Domains(&reports), overall(reports.iter().map(Report::verdict)), set.version)
-        .scored_by(state.detection.model.version());
+        .scored_by(model_version);
     finish(&state, user, &reports, result).await
 }
 
