@@ -262,13 +262,14 @@ impl DomainModel {
     fn add_brands(&self, p: &Parts, z: &mut f64) -> BrandHits {
         let mut lskel_buf = [0u8; MAX_HOST];
         let lskel = skeleton(p.lb, &mut lskel_buf);
+        let words = HostWords::new(p.hb);
         let mut hits = BrandHits::default();
         for brand in &self.brands {
             if brand.official.iter().any(|o| o == p.reg) {
                 hits.official = true;
                 continue;
             }
-            if hits.compare(brand, p, lskel) {
+            if hits.compare(brand, p, lskel, &words) {
                 *z += self.weight(b'B', brand.name.as_bytes());
             }
         }
@@ -313,18 +314,15 @@ struct BrandHits {
 
 impl BrandHits {
     /// Compares the host with one brand (not its official domain); true when any signal fired.
-    fn compare(&mut self, brand: &Brand, p: &Parts, lskel: &[u8]) -> bool {
-        let (hb, lb) = (p.hb, p.lb);
+    fn compare(&mut self, brand: &Brand, p: &Parts, lskel: &[u8], words: &HostWords) -> bool {
+        let lb = p.lb;
         let name = brand.name.as_bytes();
         let mut hit = false;
         if lb == name {
             self.tld_swap = 1.0;
             hit = true;
         }
-        if words(hb).any(|w| {
-            let mut wbuf = [0u8; MAX_HOST];
-            w == name || skeleton(w, &mut wbuf) == brand.skeleton.as_slice()
-        }) {
+        if words.any(name, &brand.skeleton) {
             self.word = 1.0;
             hit = true;
         }
@@ -408,9 +406,47 @@ fn bracket<'a>(s: &[u8], buf: &'a mut [u8; MAX_HOST + 2]) -> &'a [u8] {
     &buf[..n + 2]
 }
 
-/// The words of a host: split at dots and hyphens, empty ones skipped.
-fn words(hb: &[u8]) -> impl Iterator<Item = &[u8]> {
-    hb.split(|&c| c == b'.' || c == b'-').filter(|w| !w.is_empty())
+/// Most words a host of `MAX_HOST` bytes can have.
+const MAX_WORDS: usize = MAX_HOST / 2 + 1;
+
+/// The words of a host (split at dots and hyphens, empty ones skipped) and their skeletons,
+/// computed once for the comparisons with every brand.
+struct HostWords<'a> {
+    hb: &'a [u8],
+    skeletons: [u8; MAX_HOST],
+    /// Per word: its span in `hb` and its skeleton's span in `skeletons`.
+    spans: [(u8, u8, u8, u8); MAX_WORDS],
+    len: usize,
+}
+
+impl<'a> HostWords<'a> {
+    fn new(hb: &'a [u8]) -> Self {
+        let hb = &hb[..hb.len().min(MAX_HOST)];
+        let mut words = Self { hb, skeletons: [0; MAX_HOST], spans: [(0, 0, 0, 0); MAX_WORDS], len: 0 };
+        let (mut start, mut at) = (0, 0);
+        let mut buf = [0u8; MAX_HOST];
+        for end in (0..=hb.len()).filter(|&i| i == hb.len() || matches!(hb[i], b'.' | b'-')) {
+            if end > start {
+                // A skeleton is never longer than its word, so they all fit in MAX_HOST bytes.
+                let skel = skeleton(&hb[start..end], &mut buf);
+                words.skeletons[at..at + skel.len()].copy_from_slice(skel);
+                // Offsets are at most MAX_HOST (253) and fit in a byte.
+                words.spans[words.len] = (start as u8, end as u8, at as u8, (at + skel.len()) as u8);
+                words.len += 1;
+                at += skel.len();
+            }
+            start = end + 1;
+        }
+        words
+    }
+
+    /// A word is `name`, or has the skeleton `skeleton`.
+    fn any(&self, name: &[u8], skeleton: &[u8]) -> bool {
+        self.spans[..self.len].iter().any(|&(s, e, ks, ke)| {
+            &self.hb[usize::from(s)..usize::from(e)] == name
+                || &self.skeletons[usize::from(ks)..usize::from(ke)] == skeleton
+        })
+    }
 }
 
 /// Confusable digits and letters mapped, hyphens dropped, "rn" read as "m" and "vv" as "w".
@@ -570,6 +606,21 @@ mod tests {
         assert!((entropy(b"aabb") - 1.0).abs() < 1e-12);
         assert_eq!(entropy(b""), 0.0);
         assert_eq!(fnv1a(b'S', b""), (FNV_OFFSET ^ u64::from(b'S')).wrapping_mul(FNV_PRIME));
+    }
+
+    #[test]
+    fn host_words_are_split_at_dots_and_hyphens_with_their_skeletons() {
+        let words = HostWords::new(b"ph4nt0m-.app--x.rn");
+        let got: Vec<(&[u8], &[u8])> = words.spans[..words.len]
+            .iter()
+            .map(|&(s, e, ks, ke)| (&words.hb[s as usize..e as usize], &words.skeletons[ks as usize..ke as usize]))
+            .collect();
+        let want: Vec<(&[u8], &[u8])> = vec![(b"ph4nt0m", b"phantom"), (b"app", b"app"), (b"x", b"x"), (b"rn", b"m")];
+        assert_eq!(got, want);
+        assert!(words.any(b"phantom", b"phantom") && words.any(b"rn", b"zz") && !words.any(b"ph4", b"ph4"));
+        let long = [b'a'; MAX_HOST];
+        assert_eq!(HostWords::new(&long).len, 1);
+        assert_eq!(HostWords::new(&[b'.'; MAX_HOST]).len, 0);
     }
 
     #[test]
