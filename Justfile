@@ -130,6 +130,15 @@ train-domain-model:
     nice -n 10 detection/train.sh
     cargo test -q -p securityguard-api --lib scan::model
 
+# Evaluate the served domain model with the API's Rust scorer on the training pipeline's
+# time-split test set (re-derived from the pinned sources when missing): precision, recall,
+# false-positive rate and ROC-AUC, of the model alone and of the whole domain scan (BENCHMARKS.md).
+eval-detection:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -f "$SG_CACHE/detection/dataset.tsv" ]; then nice -n 10 detection/train.sh --dataset-only; fi
+    nice -n 10 cargo run -q --release -p securityguard-api --example eval-detection -- "$SG_CACHE/detection/dataset.tsv"
+
 # Every container image the cluster needs, built from Debian packages and our binaries without a
 # registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.
 images:

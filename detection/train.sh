@@ -3,6 +3,7 @@
 # repository), dataset, training, evaluation. Writes api-server/src/scan/domain_model.json,
 # api-server/src/scan/domain_model_parity.tsv and detection/EVALUATION.md.
 # Same inputs, same bytes: the run is single-threaded and nothing in the outputs depends on time.
+# With --dataset-only: fetch and dataset only ($SG_CACHE/detection/dataset.tsv).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SG_CACHE:-$HOME/.cache/securityguard}/detection
@@ -21,4 +22,6 @@ fi
 py=$venv/bin/python
 "$py" "$here/pipeline/fetch.py"
 "$py" "$here/pipeline/dataset.py"
+# --dataset-only: stop here (`just eval-detection` needs the dataset, not a new model).
+if [ "${1:-}" = "--dataset-only" ]; then exit 0; fi
 "$py" "$here/pipeline/train.py"

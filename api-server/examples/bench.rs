@@ -1,5 +1,6 @@
 //! `just bench-api`: requests/s and latency percentiles at 100 concurrent connections for
-//! `/v1/scan/transactions` (cache hit and cache miss) and `/health/live` (the ceiling of the HTTP
+//! `/v1/scan/transactions` (cache hit and cache miss), `/v1/scan/domains` (three domains, scored
+//! by the rules and the domain model; not cached) and `/health/live` (the ceiling of the HTTP
 //! stack), against the PostgreSQL and Redis of scripts/services/start.sh.
 //!
 //!   cargo build --release -p securityguard-api --bin securityguard-api
@@ -14,7 +15,7 @@
 //!
 //! Environment: SG_TEST_DATABASE_URL, SG_TEST_REDIS_URL (from the services env file),
 //! BENCH_CONCURRENCY (100), BENCH_SECONDS per scenario (10), BENCH_WRK_THREADS (1),
-//! BENCH_SCENARIOS (live,hit,miss: the scenarios in order; repeats allowed), BENCH_API_LOG (the API's RUST_LOG, default info: one access-log line per request).
+//! BENCH_SCENARIOS (live,hit,miss,domains: the scenarios in order; repeats allowed), BENCH_API_LOG (the API's RUST_LOG, default info: one access-log line per request).
 //! Traffic goes to 127.0.0.1 only.
 
 use std::path::PathBuf;
@@ -216,6 +217,10 @@ fn transaction(payer: &Keypair) -> Vec<u8> {
 
 const BLOCKHASH: [u8; 32] = [7u8; 32];
 
+/// The domains of the domain-scan scenario: a look-alike, a lure on a hosting platform and a
+/// plain name.
+const DOMAINS: [&str; 3] = ["https://phant0m.app/login", "claim-rewards.vercel.app", "app.example-wallet.io"];
+
 /// A scan request body, and the 1-based offset of four of its base64 characters that encode
 /// three bytes of the recent blockhash (what bench-wrk.lua rewrites for cache misses).
 fn scan_body(payer: &Keypair) -> (String, usize) {
@@ -363,6 +368,13 @@ async fn main() {
         vary_at: 0,
     };
     let miss = Load { vary_at, ..hit.clone() };
+    // Three domains the rules and the domain model both look at (none official or allowlisted).
+    let domains = Load {
+        path: "/v1/scan/domains",
+        body: Some(json!({"domains": DOMAINS}).to_string()),
+        vary_at: 0,
+        ..hit.clone()
+    };
 
     let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load_before = loadavg();
@@ -373,13 +385,14 @@ async fn main() {
     wrk.run(&hit, 3).await;
 
     let mut results = Vec::new();
-    let only = std::env::var("BENCH_SCENARIOS").unwrap_or_else(|_| "live,hit,miss".into());
+    let only = std::env::var("BENCH_SCENARIOS").unwrap_or_else(|_| "live,hit,miss,domains".into());
     for key in only.split(',').map(str::trim) {
         let (name, load) = match key {
             "live" => ("GET /health/live", &live),
             "hit" => ("POST /v1/scan/transactions (cache hit)", &hit),
             "miss" => ("POST /v1/scan/transactions (cache miss)", &miss),
-            other => panic!("BENCH_SCENARIOS: unknown scenario {other:?} (live, hit, miss)"),
+            "domains" => ("POST /v1/scan/domains (3 domains)", &domains),
+            other => panic!("BENCH_SCENARIOS: unknown scenario {other:?} (live, hit, miss, domains)"),
         };
         // Scans answered before are written to PostgreSQL in the background: let them finish.
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -50,6 +50,68 @@ pub struct FeedbackLabels {
     pub verdict: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DomainVerdictLabels {
+    pub verdict: String,
+    pub model_version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelFeedbackLabels {
+    pub model_version: String,
+    pub outcome: String,
+}
+
+/// The domain model's metrics: its version, the domain verdicts given with it, and the users'
+/// feedback on the domains it flagged (from which Prometheus computes its precision).
+pub struct ModelMetrics {
+    pub info: Family<ModelLabels, Gauge>,
+    pub domain_verdicts: Family<DomainVerdictLabels, Counter>,
+    pub feedback: Family<ModelFeedbackLabels, Counter>,
+}
+
+impl ModelMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let info = Family::<ModelLabels, Gauge>::default();
+        registry.register("model_info", "The domain model this process scores with (value 1)", info.clone());
+        let domain_verdicts = Family::<DomainVerdictLabels, Counter>::default();
+        registry.register(
+            "domain_verdicts",
+            "Verdicts of scanned domains, by verdict and domain model version",
+            domain_verdicts.clone(),
+        );
+        let feedback = Family::<ModelFeedbackLabels, Counter>::default();
+        registry.register(
+            "model_feedback",
+            "User feedback on domain scans the domain model flagged, by model version and outcome (true_positive, false_positive)",
+            feedback.clone(),
+        );
+        Self { info, domain_verdicts, feedback }
+    }
+
+    /// Reports the model this process scores with.
+    pub fn serving(&self, version: &str) {
+        self.info.get_or_create(&ModelLabels { version: version.into() }).set(1);
+    }
+
+    pub fn count_domain_verdict(&self, model_version: &str, verdict: &str) {
+        self.domain_verdicts
+            .get_or_create(&DomainVerdictLabels { verdict: verdict.into(), model_version: model_version.into() })
+            .inc();
+    }
+
+    pub fn count_feedback(&self, model_version: &str, outcome: &str) {
+        self.feedback
+            .get_or_create(&ModelFeedbackLabels { model_version: model_version.into(), outcome: outcome.into() })
+            .inc();
+    }
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -65,6 +127,7 @@ pub struct Metrics {
     pub feedback: Family<FeedbackLabels, Counter>,
     pub rate_limited: Family<ReasonLabels, Counter>,
     pub http_in_flight: Gauge,
+    pub model: ModelMetrics,
     process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     process_resident_bytes: Gauge,
     process_virtual_bytes: Gauge,
@@ -121,6 +184,7 @@ impl Metrics {
             "Requests refused by the rate limiter, by key kind (ip, wallet)",
             rate_limited.clone(),
         );
+        let model = ModelMetrics::register(&mut registry);
         let process_cpu_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "process_cpu_seconds",
@@ -160,6 +224,7 @@ impl Metrics {
             feedback,
             rate_limited,
             http_in_flight,
+            model,
             process_cpu_seconds,
             process_resident_bytes,
             process_virtual_bytes,

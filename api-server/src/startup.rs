@@ -19,6 +19,7 @@ use tracing::Level;
 
 use crate::config::Config;
 use crate::error::{ApiError, error_response};
+use crate::scan::Detection;
 use crate::state::AppState;
 use crate::store;
 use crate::{ratelimit, routes};
@@ -143,6 +144,8 @@ pub enum StartupError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("PostgreSQL did not become reachable within {0:?}")]
     DatabaseUnreachable(Duration),
+    #[error("the compiled-in detection data is invalid: {0}")]
+    Detection(String),
     #[error("cannot listen on LISTEN_ADDR {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -163,7 +166,8 @@ impl Application {
         let redis = store::redis::connect(&config.redis_url).map_err(StartupError::RedisUrl)?;
         let addr = config.listen_addr;
         let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-        let state = AppState::new(config, db, redis);
+        let detection = Detection::compiled_in().map_err(StartupError::Detection)?;
+        let state = AppState::new(config, db, redis, detection);
         Ok(Self { listener, state })
     }
 

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use crate::auth::jwt::VerifiedTokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::scan::Detection;
 use crate::store::patterns::PatternCache;
 use crate::store::redis::Keys;
 use crate::store::scans::ScanStore;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub keys: Keys,
     pub metrics: Arc<Metrics>,
     pub patterns: Arc<PatternCache>,
+    /// The domain model (and the official domains) of domain scans.
+    pub detection: Detection,
     /// HTTP client for the optional explanation service.
     pub http: reqwest::Client,
     /// Scan records: batched background writes and reads.
@@ -38,16 +41,19 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(config: Config, db: PgPool, redis: ConnectionManager) -> Self {
+    pub fn new(config: Config, db: PgPool, redis: ConnectionManager, detection: Detection) -> Self {
         let scans = ScanStore::start(db.clone());
+        let metrics = Metrics::new();
+        metrics.model.serving(detection.model.version());
         Self(Arc::new(Shared {
             scans,
             keys: Keys::new(config.redis_key_prefix.clone()),
             config: Arc::new(config),
             db,
             redis,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             patterns: Arc::new(PatternCache::default()),
+            detection,
             http: http_client(),
             tokens: Default::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),

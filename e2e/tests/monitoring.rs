@@ -209,7 +209,7 @@ async fn prometheus_evaluates_every_dashboard_query_and_alert_against_the_real_s
     // is even pending.
     let rules = eventually("every alert rule evaluated", Duration::from_secs(30), || async {
         let rules = prom.rules().await;
-        (rules.len() == 14
+        (rules.len() == 15
             && rules.iter().all(|r| r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001"))))
         .then_some(rules)
     })

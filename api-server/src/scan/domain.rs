@@ -129,20 +129,29 @@ const SUSPICIOUS_TLDS: &[&str] = &[
     "pw", "tk", "ml", "ga", "cf", "gq",
 ];
 
-/// Warnings for one normalized domain.
-pub fn analyze(domain: &str, set: &PatternSet) -> Vec<Warning> {
+/// Warnings for one normalized domain; `None` for a domain on the allow list (or under one),
+/// which nothing else may warn about either.
+pub fn analyze(domain: &str, set: &PatternSet) -> Option<Vec<Warning>> {
     if set.allowed_domains.iter().any(|a| matches_suffix(domain, a)) {
-        return Vec::new();
+        return None;
     }
     if let Some(b) = set.blocked_domains.iter().find(|b| matches_suffix(domain, b)) {
-        return vec![warning("blocked_domain", Severity::Critical, format!("{domain} is on the block list ({b})"))];
+        return Some(vec![warning(
+            "blocked_domain",
+            Severity::Critical,
+            format!("{domain} is on the block list ({b})"),
+        )]);
     }
+    Some(lookalikes(domain, set))
+}
 
+/// Look-alikes of the protected brands, and the weaker signals of the name itself.
+fn lookalikes(domain: &str, set: &PatternSet) -> Vec<Warning> {
     // Punycode labels are compared in their Unicode form (xn--hantom-… may be рhantom).
     let punycode = domain.split('.').any(|l| l.starts_with("xn--"));
     let decoded;
-    let domain = match idna::domain_to_unicode(domain) {
-        (unicode, Ok(())) if punycode => {
+    let domain = match punycode.then(|| idna::domain_to_unicode(domain)) {
+        Some((unicode, Ok(()))) => {
             decoded = unicode;
             decoded.as_str()
         }
@@ -181,6 +190,10 @@ struct Candidate<'a> {
     reg_skeleton: String,
     label_skeleton: String,
     whole_skeleton: String,
+    /// The skeletons of the domain's tokens (split at dots and hyphens).
+    token_skeletons: Vec<String>,
+    /// A lure word, a phishing word or a top-level domain often used for phishing.
+    lured: bool,
 }
 
 /// How a domain relates to a protected brand.
@@ -194,15 +207,20 @@ impl<'a> Candidate<'a> {
     fn new(domain: &'a str) -> Self {
         let reg = registrable(domain);
         let reg_label = label_of(reg);
+        let tld = reg.rsplit('.').next().unwrap_or("");
         Self {
             domain,
             reg,
             reg_label,
-            tld: reg.rsplit('.').next().unwrap_or(""),
+            tld,
             has_non_ascii: !domain.is_ascii(),
             reg_skeleton: skeleton(reg),
             label_skeleton: skeleton(reg_label),
             whole_skeleton: skeleton(domain),
+            token_skeletons: domain.split(['.', '-']).map(skeleton).collect(),
+            lured: LURE_WORDS.iter().any(|w| domain.contains(w))
+                || SUSPICIOUS_WORDS.iter().any(|w| domain.contains(w))
+                || SUSPICIOUS_TLDS.contains(&tld),
         }
     }
 
@@ -243,12 +261,8 @@ impl<'a> Candidate<'a> {
         // The brand's name inside another registrable domain: phantom-wallet.com,
         // phantom.app.evil.io, secure-phant0m.xyz; a name merely containing it
         // (tensorflow.org) only counts together with a lure word.
-        let tokens: Vec<String> = domain.split(['.', '-']).map(skeleton).collect();
-        let exact_token = tokens.contains(&brand_skeleton);
-        let lured = LURE_WORDS.iter().any(|w| domain.contains(w))
-            || SUSPICIOUS_WORDS.iter().any(|w| domain.contains(w))
-            || SUSPICIOUS_TLDS.contains(&self.tld);
-        if exact_token || (self.whole_skeleton.contains(&brand_skeleton) && lured) {
+        let exact_token = self.token_skeletons.contains(&brand_skeleton);
+        if exact_token || (self.whole_skeleton.contains(&brand_skeleton) && self.lured) {
             return imitated(
                 "brand_impersonation",
                 format!("{domain} contains the name of {brand} but is not {brand}"),
@@ -297,7 +311,7 @@ mod tests {
     }
 
     fn kinds(d: &str) -> Vec<&'static str> {
-        analyze(&normalize(d).unwrap(), &set()).into_iter().map(|w| w.kind).collect()
+        analyze(&normalize(d).unwrap(), &set()).unwrap_or_default().into_iter().map(|w| w.kind).collect()
     }
 
     #[test]
@@ -316,6 +330,8 @@ mod tests {
         assert!(!matches_suffix("notdrainer.xyz", "drainer.xyz"));
         assert_eq!(kinds("app.drainer.xyz"), vec!["blocked_domain"]);
         assert!(kinds("docs.solana.com").is_empty());
+        assert_eq!(analyze("docs.solana.com", &set()), None);
+        assert_eq!(analyze("example.org", &set()), Some(vec![]));
         assert!(kinds("phantom.app").is_empty());
         assert!(kinds("help.phantom.app").is_empty());
     }

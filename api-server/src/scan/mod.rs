@@ -2,6 +2,7 @@
 
 pub mod domain;
 pub mod model;
+pub mod official;
 pub mod patterns;
 pub mod rules;
 pub mod tx;
@@ -9,6 +10,8 @@ pub mod verdict;
 
 use serde::Serialize;
 
+use model::DomainModel;
+use official::OfficialDomains;
 use patterns::PatternSet;
 use verdict::{Action, Severity, Verdict, Warning, verdict};
 
@@ -76,17 +79,71 @@ pub fn scan_transaction(index: usize, bytes: &[u8], set: &PatternSet) -> Transac
     }
 }
 
+/// What domain scans use besides the pattern library, loaded once at start.
+pub struct Detection {
+    pub model: DomainModel,
+    pub official: OfficialDomains,
+}
+
+impl Detection {
+    /// The model and the official domains compiled into the service.
+    pub fn compiled_in() -> Result<Self, String> {
+        Ok(Self { model: DomainModel::compiled_in()?, official: OfficialDomains::compiled_in()? })
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct DomainReport {
     pub domain: String,
     pub action: Action,
     pub risk_score: u32,
     pub warnings: Vec<Warning>,
+    /// The domain model's calibrated probability that the domain is phishing; absent for
+    /// allowlisted domains, which are not scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
 }
 
-pub fn scan_domain(normalized: String, set: &PatternSet) -> DomainReport {
-    let Verdict { action, risk_score, warnings } = verdict(domain::analyze(&normalized, set), set);
-    DomainReport { domain: normalized, action, risk_score, warnings }
+/// The kind of the warning the domain model adds when it raises a verdict.
+pub const MODEL_WARNING: &str = "domain_model";
+
+/// A domain's verdict: the rules', raised to WARN or BLOCK when the model's calibrated
+/// probability reaches that threshold (a BLOCK of the rules stays). Official domains and
+/// allowlisted ones (and their subdomains) are neither warned nor scored.
+pub fn scan_domain(normalized: String, set: &PatternSet, detection: &Detection) -> DomainReport {
+    let rules = match detection.official.covering(&normalized) {
+        Some(_) => None,
+        None => domain::analyze(&normalized, set),
+    };
+    let Some(warnings) = rules else {
+        return DomainReport {
+            domain: normalized,
+            action: Action::None,
+            risk_score: 0,
+            warnings: Vec::new(),
+            probability: None,
+        };
+    };
+    let Verdict { mut action, mut risk_score, mut warnings } = verdict(warnings, set);
+    let assessment = detection.model.assess(&normalized);
+    if assessment.action > action {
+        let (severity, floor) = match assessment.action {
+            Action::Block => (Severity::Critical, set.params.block_score),
+            _ => (Severity::High, set.params.warn_score),
+        };
+        warnings.push(Warning {
+            kind: MODEL_WARNING,
+            severity,
+            message: format!(
+                "{normalized} looks like phishing to the domain model (probability {:.3})",
+                assessment.probability
+            ),
+            instruction: None,
+        });
+        action = assessment.action;
+        risk_score = risk_score.max(floor.min(100));
+    }
+    DomainReport { domain: normalized, action, risk_score, warnings, probability: Some(assessment.probability) }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -117,4 +174,83 @@ pub fn scan_address(address: &str, set: &PatternSet) -> AddressReport {
     };
     let Verdict { action, risk_score, warnings } = verdict(warnings, set);
     AddressReport { address: address.to_string(), reputation, action, risk_score, warnings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compiled-in model with other thresholds.
+    fn detection(warn: f64, block: f64) -> Detection {
+        let mut art: serde_json::Value = serde_json::from_str(model::ARTIFACT).unwrap();
+        art["thresholds"] = serde_json::json!({"warn": warn, "block": block});
+        Detection { model: DomainModel::from_json(&art.to_string()).unwrap(), official: OfficialDomains::default() }
+    }
+
+    fn set() -> PatternSet {
+        let mut set = PatternSet::default();
+        set.allowed_domains.push("solana.com".into());
+        set.blocked_domains.push("drainer.xyz".into());
+        set.protected_domains.push("phantom.app".into());
+        set
+    }
+
+    #[test]
+    fn the_model_raises_what_the_rules_let_pass() {
+        // Thresholds every domain reaches: WARN, then BLOCK.
+        let r = scan_domain("example.org".into(), &set(), &detection(0.0, 2.0));
+        assert_eq!((r.action, r.risk_score), (Action::Warn, 30));
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!((r.warnings[0].kind, r.warnings[0].severity), (MODEL_WARNING, Severity::High));
+        let r = scan_domain("example.org".into(), &set(), &detection(0.0, 0.0));
+        assert_eq!((r.action, r.risk_score), (Action::Block, 70));
+        assert_eq!(r.warnings[0].severity, Severity::Critical);
+        // Thresholds nothing reaches: the rules' verdict.
+        let r = scan_domain("example.org".into(), &set(), &detection(2.0, 2.0));
+        assert_eq!((r.action, r.risk_score, r.warnings.len()), (Action::None, 0, 0));
+        assert!(r.probability.is_some_and(|p| (0.0..=1.0).contains(&p)));
+    }
+
+    #[test]
+    fn a_block_of_the_rules_stays_and_allowlisted_domains_are_not_scored() {
+        let warn_all = detection(0.0, 2.0);
+        let r = scan_domain("app.drainer.xyz".into(), &set(), &warn_all);
+        assert_eq!((r.action, r.warnings[0].kind), (Action::Block, "blocked_domain"));
+        assert!(r.warnings.iter().all(|w| w.kind != MODEL_WARNING) && r.probability.is_some());
+        // A look-alike the rules already block gets no model warning either.
+        let r = scan_domain("phant0m.app".into(), &set(), &detection(0.0, 0.0));
+        assert_eq!((r.action, r.warnings.len()), (Action::Block, 1));
+        for allowed in ["solana.com", "docs.solana.com"] {
+            let r = scan_domain(allowed.into(), &set(), &detection(0.0, 0.0));
+            assert_eq!((r.action, r.risk_score, r.warnings.len(), r.probability), (Action::None, 0, 0, None));
+        }
+    }
+
+    #[test]
+    fn official_domains_are_neither_warned_nor_scored() {
+        let mut d = detection(0.0, 0.0);
+        d.official = OfficialDomains::parse("phantom.com | Phantom | github.com/phantom\n").unwrap();
+        // The rules take phantom.com for phantom.app under another top-level domain.
+        let set = set();
+        assert_eq!(domain::analyze("phantom.com", &set).unwrap()[0].kind, "brand_tld_swap");
+        for official in ["phantom.com", "www.phantom.com", "app.phantom.com"] {
+            let r = scan_domain(official.into(), &set, &d);
+            assert_eq!((r.action, r.risk_score, r.warnings.len(), r.probability), (Action::None, 0, 0, None));
+        }
+        // Names merely containing it are scanned as before.
+        for other in ["phantom.com.claim.io", "myphantom.com"] {
+            assert_eq!(scan_domain(other.into(), &set, &d).action, Action::Block, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_compiled_in_thresholds_flag_a_lure_and_pass_a_plain_name() {
+        let d = Detection::compiled_in().unwrap();
+        let lure = scan_domain("claim-solana-airdrop-rewards.vercel.app".into(), &PatternSet::default(), &d);
+        assert!(lure.probability.unwrap() >= d.model.thresholds().warn, "{lure:?}");
+        assert_ne!(lure.action, Action::None);
+        let plain = scan_domain("example.org".into(), &PatternSet::default(), &d);
+        assert!(plain.probability.unwrap() < d.model.thresholds().warn, "{plain:?}");
+        assert_eq!(plain.action, Action::None);
+    }
 }

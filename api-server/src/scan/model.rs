@@ -7,8 +7,6 @@
 //! allocates nothing: tokens are hashed and their weights summed as they are produced, with
 //! stack buffers for n-grams and skeletons.
 
-use std::sync::OnceLock;
-
 use serde::Deserialize;
 
 use super::verdict::Action;
@@ -113,13 +111,12 @@ pub struct Assessment {
     pub action: Action,
 }
 
-/// The compiled-in model, parsed on first use.
-pub fn model() -> &'static DomainModel {
-    static MODEL: OnceLock<DomainModel> = OnceLock::new();
-    MODEL.get_or_init(|| DomainModel::from_json(ARTIFACT).expect("the compiled-in domain model is valid"))
-}
-
 impl DomainModel {
+    /// The model compiled into the service (`domain_model.json`).
+    pub fn compiled_in() -> Result<Self, String> {
+        Self::from_json(ARTIFACT)
+    }
+
     pub fn from_json(json: &str) -> Result<Self, String> {
         let art: Artifact = serde_json::from_str(json).map_err(|e| format!("domain model: {e}"))?;
         if art.format != 1 || art.features_version != FEATURES_VERSION {
@@ -191,144 +188,197 @@ impl DomainModel {
         self.weights[(fnv1a(ns, data) & self.mask) as usize]
     }
 
-    /// The uncalibrated score: intercept + token weights + dense features · weights.
+    /// The uncalibrated score: intercept + token weights + dense features · weights, summed in
+    /// the order `features.py` produces them.
     fn logit(&self, host: &str) -> f64 {
-        let host = &host[..floor_char_boundary(host, MAX_HOST)];
-        let hb = host.as_bytes();
-        let suffix = psl::suffix_str(host).unwrap_or_else(|| host.rsplit('.').next().unwrap_or(host));
-        let reg = psl::domain_str(host).unwrap_or(host);
-        let label = if reg.len() > suffix.len() { &reg[..reg.len() - suffix.len() - 1] } else { reg };
-        let sub = if host.len() > reg.len() { &host[..host.len() - reg.len() - 1] } else { "" };
-        let (lb, sb) = (label.as_bytes(), sub.as_bytes());
-
+        let p = Parts::new(&host[..floor_char_boundary(host, MAX_HOST)]);
         let mut z = self.intercept;
-        z += self.weight(b'S', suffix.as_bytes());
-        z += self.weight(b'T', hb.rsplit(|&c| c == b'.').next().unwrap_or(hb));
+        self.add_tokens(&p, &mut z);
+        let lures = self.add_lures(&p, &mut z);
+        let on_platform = self.add_platform(&p, &mut z);
+        let brands = self.add_brands(&p, &mut z);
+        for (w, x) in self.dense_weights.iter().zip(dense_features(&p, lures, on_platform, &brands)) {
+            z += w * x;
+        }
+        z
+    }
+
+    /// Suffix, top-level domain, character n-grams of the registrable label and of the
+    /// subdomain, and their words.
+    fn add_tokens(&self, p: &Parts, z: &mut f64) {
+        let (hb, lb, sb) = (p.hb, p.lb, p.sb);
+        *z += self.weight(b'S', p.suffix.as_bytes());
+        *z += self.weight(b'T', hb.rsplit(|&c| c == b'.').next().unwrap_or(hb));
         let mut buf = [0u8; MAX_HOST + 2];
         let g = bracket(lb, &mut buf);
         for n in 3..=5 {
             for gram in g.windows(n) {
-                z += self.weight(b'G', gram);
+                *z += self.weight(b'G', gram);
             }
         }
         if !sb.is_empty() {
             let g = bracket(sb, &mut buf);
             for n in 3..=4 {
                 for gram in g.windows(n) {
-                    z += self.weight(b'H', gram);
+                    *z += self.weight(b'H', gram);
                 }
             }
         }
         for w in lb.split(|&c| c == b'-').filter(|w| !w.is_empty()) {
-            z += self.weight(b'W', w);
+            *z += self.weight(b'W', w);
         }
         for w in sb.split(|&c| c == b'.' || c == b'-').filter(|w| !w.is_empty()) {
-            z += self.weight(b'V', w);
+            *z += self.weight(b'V', w);
         }
+    }
+
+    /// The lure words the host contains; returns how many.
+    fn add_lures(&self, p: &Parts, z: &mut f64) -> u32 {
         let mut lures = 0u32;
         for w in &self.lures {
-            if host.contains(w.as_str()) {
-                z += self.weight(b'L', w.as_bytes());
+            if p.host.contains(w.as_str()) {
+                *z += self.weight(b'L', w.as_bytes());
                 lures += 1;
             }
         }
-        let mut on_platform = 0.0;
-        for p in &self.platforms {
-            let p = p.as_bytes();
-            if hb.len() > p.len() && hb.ends_with(p) && hb[hb.len() - p.len() - 1] == b'.' {
-                z += self.weight(b'P', p);
-                on_platform = 1.0;
-                break;
+        lures
+    }
+
+    /// The first hosting platform the host is under; returns 1.0 when there is one.
+    fn add_platform(&self, p: &Parts, z: &mut f64) -> f64 {
+        let hb = p.hb;
+        for platform in &self.platforms {
+            let pb = platform.as_bytes();
+            if hb.len() > pb.len() && hb.ends_with(pb) && hb[hb.len() - pb.len() - 1] == b'.' {
+                *z += self.weight(b'P', pb);
+                return 1.0;
             }
         }
+        0.0
+    }
 
-        // Brands: under another domain, as a word, contained, or a few edits away.
+    /// Brands: under another domain, as a word, contained, or a few edits away; the token of
+    /// each brand that matched.
+    fn add_brands(&self, p: &Parts, z: &mut f64) -> BrandHits {
         let mut lskel_buf = [0u8; MAX_HOST];
-        let lskel = skeleton(lb, &mut lskel_buf);
-        let (mut tld_swap, mut word, mut contained) = (0.0, 0.0, 0.0);
-        let (mut homoglyph, mut edit1, mut edit2) = (0.0, 0.0, 0.0);
-        let mut official = false;
+        let lskel = skeleton(p.lb, &mut lskel_buf);
+        let words = HostWords::new(p.hb);
+        let mut hits = BrandHits::default();
         for brand in &self.brands {
-            if brand.official.iter().any(|o| o == reg) {
-                official = true;
+            if brand.official.iter().any(|o| o == p.reg) {
+                hits.official = true;
                 continue;
             }
-            let name = brand.name.as_bytes();
-            let mut hit = false;
-            if lb == name {
-                tld_swap = 1.0;
-                hit = true;
-            }
-            if words(hb).any(|w| {
-                let mut wbuf = [0u8; MAX_HOST];
-                w == name || skeleton(w, &mut wbuf) == brand.skeleton.as_slice()
-            }) {
-                word = 1.0;
-                hit = true;
-            }
-            if name.len() >= 5 && host.contains(brand.name.as_str()) {
-                contained = 1.0;
-                hit = true;
-            }
-            if name.len() >= 5 && lb != name && lskel.len().abs_diff(brand.skeleton.len()) <= 2 {
-                match osa(lskel, &brand.skeleton) {
-                    0 => {
-                        homoglyph = 1.0;
-                        hit = true;
-                    }
-                    1 => {
-                        edit1 = 1.0;
-                        hit = true;
-                    }
-                    2 if name.len() >= 7 => {
-                        edit2 = 1.0;
-                        hit = true;
-                    }
-                    _ => {}
-                }
-            }
-            if hit {
-                z += self.weight(b'B', name);
+            if hits.compare(brand, p, lskel, &words) {
+                *z += self.weight(b'B', brand.name.as_bytes());
             }
         }
-
-        let digits = hb.iter().filter(|c| c.is_ascii_digit()).count();
-        let digit_run = longest_run(hb, |c| c.is_ascii_digit());
-        let labels = hb.split(|&c| c == b'.').count();
-        let ipv4 = labels == 4 && hb.split(|&c| c == b'.').all(|l| !l.is_empty() && l.iter().all(u8::is_ascii_digit));
-        let letters = lb.iter().filter(|c| c.is_ascii_lowercase()).count();
-        let vowels = lb.iter().filter(|&&c| is_vowel(c)).count();
-        let consonant_run = longest_run(lb, |c| c.is_ascii_lowercase() && !is_vowel(c));
-        let dense = [
-            hb.len() as f64 / 32.0,
-            lb.len() as f64 / 16.0,
-            labels as f64 / 4.0,
-            if sb.is_empty() { 0.0 } else { sb.split(|&c| c == b'.').count() as f64 / 4.0 },
-            digits as f64 / hb.len().max(1) as f64,
-            hb.iter().filter(|&&c| c == b'-').count() as f64 / 4.0,
-            entropy(hb) / 4.0,
-            entropy(lb) / 4.0,
-            digit_run as f64 / 8.0,
-            f64::from(u8::from(ipv4)),
-            f64::from(u8::from(host.contains("xn--"))),
-            if letters > 0 { vowels as f64 / letters as f64 } else { 0.0 },
-            on_platform,
-            tld_swap,
-            word,
-            contained,
-            homoglyph,
-            edit1,
-            edit2,
-            f64::from(lures) / 3.0,
-            consonant_run as f64 / 8.0,
-            f64::from(u8::from(!host.is_ascii())),
-            f64::from(u8::from(official)),
-        ];
-        for (w, x) in self.dense_weights.iter().zip(dense) {
-            z += w * x;
-        }
-        z
+        hits
     }
+}
+
+/// A host as the features see it: the registrable domain by the Public Suffix List, its first
+/// label and the subdomain in front of it.
+struct Parts<'a> {
+    host: &'a str,
+    hb: &'a [u8],
+    suffix: &'a str,
+    reg: &'a str,
+    /// The registrable domain's label (`reg` without the suffix).
+    lb: &'a [u8],
+    /// The subdomain (empty when there is none).
+    sb: &'a [u8],
+}
+
+impl<'a> Parts<'a> {
+    fn new(host: &'a str) -> Self {
+        let suffix = psl::suffix_str(host).unwrap_or_else(|| host.rsplit('.').next().unwrap_or(host));
+        let reg = psl::domain_str(host).unwrap_or(host);
+        let label = if reg.len() > suffix.len() { &reg[..reg.len() - suffix.len() - 1] } else { reg };
+        let sub = if host.len() > reg.len() { &host[..host.len() - reg.len() - 1] } else { "" };
+        Self { host, hb: host.as_bytes(), suffix, reg, lb: label.as_bytes(), sb: sub.as_bytes() }
+    }
+}
+
+/// What the comparisons with the brands found: the dense features `brand_*` and `official`.
+#[derive(Default)]
+struct BrandHits {
+    tld_swap: f64,
+    word: f64,
+    contained: f64,
+    homoglyph: f64,
+    edit1: f64,
+    edit2: f64,
+    official: bool,
+}
+
+impl BrandHits {
+    /// Compares the host with one brand (not its official domain); true when any signal fired.
+    fn compare(&mut self, brand: &Brand, p: &Parts, lskel: &[u8], words: &HostWords) -> bool {
+        let lb = p.lb;
+        let name = brand.name.as_bytes();
+        let mut hit = false;
+        if lb == name {
+            self.tld_swap = 1.0;
+            hit = true;
+        }
+        if words.any(name, &brand.skeleton) {
+            self.word = 1.0;
+            hit = true;
+        }
+        if name.len() >= 5 && p.host.contains(brand.name.as_str()) {
+            self.contained = 1.0;
+            hit = true;
+        }
+        if name.len() >= 5 && lb != name && lskel.len().abs_diff(brand.skeleton.len()) <= 2 {
+            let edits = match osa(lskel, &brand.skeleton) {
+                0 => &mut self.homoglyph,
+                1 => &mut self.edit1,
+                2 if name.len() >= 7 => &mut self.edit2,
+                _ => return hit,
+            };
+            *edits = 1.0;
+            hit = true;
+        }
+        hit
+    }
+}
+
+/// The dense features, in `DENSE`'s order.
+fn dense_features(p: &Parts, lures: u32, on_platform: f64, b: &BrandHits) -> [f64; DENSE.len()] {
+    let (hb, lb, sb) = (p.hb, p.lb, p.sb);
+    let digits = hb.iter().filter(|c| c.is_ascii_digit()).count();
+    let digit_run = longest_run(hb, |c| c.is_ascii_digit());
+    let labels = hb.split(|&c| c == b'.').count();
+    let ipv4 = labels == 4 && hb.split(|&c| c == b'.').all(|l| !l.is_empty() && l.iter().all(u8::is_ascii_digit));
+    let letters = lb.iter().filter(|c| c.is_ascii_lowercase()).count();
+    let vowels = lb.iter().filter(|&&c| is_vowel(c)).count();
+    let consonant_run = longest_run(lb, |c| c.is_ascii_lowercase() && !is_vowel(c));
+    [
+        hb.len() as f64 / 32.0,
+        lb.len() as f64 / 16.0,
+        labels as f64 / 4.0,
+        if sb.is_empty() { 0.0 } else { sb.split(|&c| c == b'.').count() as f64 / 4.0 },
+        digits as f64 / hb.len().max(1) as f64,
+        hb.iter().filter(|&&c| c == b'-').count() as f64 / 4.0,
+        entropy(hb) / 4.0,
+        entropy(lb) / 4.0,
+        digit_run as f64 / 8.0,
+        f64::from(u8::from(ipv4)),
+        f64::from(u8::from(p.host.contains("xn--"))),
+        if letters > 0 { vowels as f64 / letters as f64 } else { 0.0 },
+        on_platform,
+        b.tld_swap,
+        b.word,
+        b.contained,
+        b.homoglyph,
+        b.edit1,
+        b.edit2,
+        f64::from(lures) / 3.0,
+        consonant_run as f64 / 8.0,
+        f64::from(u8::from(!p.host.is_ascii())),
+        f64::from(u8::from(b.official)),
+    ]
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -356,9 +406,47 @@ fn bracket<'a>(s: &[u8], buf: &'a mut [u8; MAX_HOST + 2]) -> &'a [u8] {
     &buf[..n + 2]
 }
 
-/// The words of a host: split at dots and hyphens, empty ones skipped.
-fn words(hb: &[u8]) -> impl Iterator<Item = &[u8]> {
-    hb.split(|&c| c == b'.' || c == b'-').filter(|w| !w.is_empty())
+/// Most words a host of `MAX_HOST` bytes can have.
+const MAX_WORDS: usize = MAX_HOST / 2 + 1;
+
+/// The words of a host (split at dots and hyphens, empty ones skipped) and their skeletons,
+/// computed once for the comparisons with every brand.
+struct HostWords<'a> {
+    hb: &'a [u8],
+    skeletons: [u8; MAX_HOST],
+    /// Per word: its span in `hb` and its skeleton's span in `skeletons`.
+    spans: [(u8, u8, u8, u8); MAX_WORDS],
+    len: usize,
+}
+
+impl<'a> HostWords<'a> {
+    fn new(hb: &'a [u8]) -> Self {
+        let hb = &hb[..hb.len().min(MAX_HOST)];
+        let mut words = Self { hb, skeletons: [0; MAX_HOST], spans: [(0, 0, 0, 0); MAX_WORDS], len: 0 };
+        let (mut start, mut at) = (0, 0);
+        let mut buf = [0u8; MAX_HOST];
+        for end in (0..=hb.len()).filter(|&i| i == hb.len() || matches!(hb[i], b'.' | b'-')) {
+            if end > start {
+                // A skeleton is never longer than its word, so they all fit in MAX_HOST bytes.
+                let skel = skeleton(&hb[start..end], &mut buf);
+                words.skeletons[at..at + skel.len()].copy_from_slice(skel);
+                // Offsets are at most MAX_HOST (253) and fit in a byte.
+                words.spans[words.len] = (start as u8, end as u8, at as u8, (at + skel.len()) as u8);
+                words.len += 1;
+                at += skel.len();
+            }
+            start = end + 1;
+        }
+        words
+    }
+
+    /// A word is `name`, or has the skeleton `skeleton`.
+    fn any(&self, name: &[u8], skeleton: &[u8]) -> bool {
+        self.spans[..self.len].iter().any(|&(s, e, ks, ke)| {
+            &self.hb[usize::from(s)..usize::from(e)] == name
+                || &self.skeletons[usize::from(ks)..usize::from(ke)] == skeleton
+        })
+    }
 }
 
 /// Confusable digits and letters mapped, hyphens dropped, "rn" read as "m" and "vv" as "w".
@@ -471,7 +559,14 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
     use super::*;
+
+    fn model() -> &'static DomainModel {
+        static MODEL: OnceLock<DomainModel> = OnceLock::new();
+        MODEL.get_or_init(|| DomainModel::compiled_in().unwrap())
+    }
 
     #[test]
     fn the_compiled_in_model_loads() {
@@ -511,6 +606,21 @@ mod tests {
         assert!((entropy(b"aabb") - 1.0).abs() < 1e-12);
         assert_eq!(entropy(b""), 0.0);
         assert_eq!(fnv1a(b'S', b""), (FNV_OFFSET ^ u64::from(b'S')).wrapping_mul(FNV_PRIME));
+    }
+
+    #[test]
+    fn host_words_are_split_at_dots_and_hyphens_with_their_skeletons() {
+        let words = HostWords::new(b"ph4nt0m-.app--x.rn");
+        let got: Vec<(&[u8], &[u8])> = words.spans[..words.len]
+            .iter()
+            .map(|&(s, e, ks, ke)| (&words.hb[s as usize..e as usize], &words.skeletons[ks as usize..ke as usize]))
+            .collect();
+        let want: Vec<(&[u8], &[u8])> = vec![(b"ph4nt0m", b"phantom"), (b"app", b"app"), (b"x", b"x"), (b"rn", b"m")];
+        assert_eq!(got, want);
+        assert!(words.any(b"phantom", b"phantom") && words.any(b"rn", b"zz") && !words.any(b"ph4", b"ph4"));
+        let long = [b'a'; MAX_HOST];
+        assert_eq!(HostWords::new(&long).len, 1);
+        assert_eq!(HostWords::new(&[b'.'; MAX_HOST]).len, 0);
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The scan cache in Redis: the reports of a transaction scan as JSON text, by pattern version
 //! and content hash, kept SCAN_CACHE_TTL_SECONDS. Read in the limits' Redis round trip (the
 //! route's `ratelimit::Lookup`); parsed and written here.
+//!
+//! Only transaction scans are cached, and they do not use the domain model. Domain scans are
+//! analysed on every request (about 21 µs a domain, the model included), so a new model
+//! version never meets verdicts cached under an older one; a domain cache would need the model
+//! version in its key.
 
 use redis::aio::ConnectionManager;
 use serde::Deserialize;

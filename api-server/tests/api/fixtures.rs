@@ -533,7 +533,6 @@ pub fn phishing_domains() -> Vec<String> {
         "рhantom.app",
         "phantom-wallet.xyz",
         "phantomwallet-support.com",
-        "phantom.com",
         "phantom.io",
         "app-phantom.net",
         "solf1are.com",
@@ -567,7 +566,6 @@ pub fn phishing_domains() -> Vec<String> {
         "solana.com.claim.xyz",
         "sollana.com",
         "solana-wallet.support",
-        "solana.org",
         "marinade.io",
         "marinade-finance.xyz",
         "rnarinade.finance",
@@ -641,6 +639,9 @@ pub fn legitimate_domains() -> Vec<String> {
     let mut out: Vec<String> = [
         "phantom.app",
         "help.phantom.app",
+        // Phantom's and the Solana Foundation's own (once listed above as brand swaps).
+        "phantom.com",
+        "solana.org",
         "solflare.com",
         "docs.solflare.com",
         "backpack.app",

@@ -26,6 +26,9 @@ pub const MEMORY_LIMIT_THRESHOLD: f64 = 0.85;
 pub const WRONG_VERDICT_THRESHOLD: f64 = 0.10;
 /// Feedback needed within the window before detection quality is judged at all.
 pub const MIN_FEEDBACK: u32 = 20;
+/// Rise of the false-positive share of the feedback on the domain model's flags (a day against
+/// the 7 days before) from which the model's precision counts as degraded.
+pub const MODEL_PRECISION_DROP: f64 = 0.10;
 /// A restore drill must have passed within this many days.
 pub const DRILL_MAX_AGE_DAYS: u32 = 8;
 /// Restore phases during which the API is scaled down on purpose (no "API down" page then).
@@ -58,6 +61,11 @@ pub fn runbook_url(alert: &str) -> String {
 /// A PromQL string literal.
 fn quote(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A share as a whole percentage, for summaries ("5" for 0.05).
+fn pct(share: f64) -> String {
+    format!("{}", (share * 100.0).round())
 }
 
 /// The name of the API Service (and Deployment) of a SecurityGuard, as the controller names it.
@@ -113,9 +121,8 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
     let labels =
         BTreeMap::from([("namespace".to_owned(), namespace.to_owned()), ("securityguard".to_owned(), name.to_owned())]);
     let who = format!("SecurityGuard {namespace}/{name}");
-    let pct = |share: f64| format!("{}", (share * 100.0).round());
 
-    let api_rules = vec![
+    let api_rules = [
         AlertSpec {
             name: "SecurityGuardApiDown",
             expr: format!(
@@ -183,20 +190,10 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
                 "Pod {{{{ $labels.pod }}}} of {who} has used {{{{ $value | humanizePercentage }}}} of its memory limit for 15 minutes; at 100 % it is killed (OOMKilled)."
             ),
         },
-        AlertSpec {
-            name: "SecurityGuardDetectionQualityLow",
-            expr: format!(
-                "sum by (verdict) (increase(securityguard_feedback_total{{{api}, verdict=~\"false_positive|false_negative\"}}[6h]))\n/ on () group_left sum(increase(securityguard_feedback_total{{{api}}}[6h]))\n> {WRONG_VERDICT_THRESHOLD}\nand on () sum(increase(securityguard_feedback_total{{{api}}}[6h])) >= {MIN_FEEDBACK}"
-            ),
-            for_: "30m",
-            severity: Severity::Warning,
-            summary: format!("Users report too many wrong verdicts from {who}"),
-            description: format!(
-                "{{{{ $value | humanizePercentage }}}} of the user feedback on {who} over the last 6 hours says {{{{ $labels.verdict }}}} (target: at most {} %).",
-                pct(WRONG_VERDICT_THRESHOLD)
-            ),
-        },
-    ];
+    ]
+    .into_iter()
+    .chain(detection_rules(&api, &who))
+    .collect::<Vec<_>>();
 
     let backup_rules = vec![
         AlertSpec {
@@ -267,6 +264,59 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
     ]
 }
 
+/// The feedback on the domain model's flags of the API `api`, per model version, over the range
+/// `window` (with its offset: "[7d] offset 1d").
+fn model_feedback(api: &str, window: &str) -> String {
+    format!("sum by (model_version) (increase(securityguard_model_feedback_total{{{api}}}{window}))")
+}
+
+/// Its share saying false positive; 0 for a version without any.
+fn model_false_positive_share(api: &str, window: &str) -> String {
+    let all = model_feedback(api, window);
+    format!(
+        "((sum by (model_version) (increase(securityguard_model_feedback_total{{{api}, outcome=\"false_positive\"}}{window})) or 0 * {all}) / {all})"
+    )
+}
+
+/// The quality of the verdicts, from the users' feedback: wrong verdicts overall and on the
+/// domain model's flags (by model version), and the model's precision falling.
+fn detection_rules(api: &str, who: &str) -> [AlertSpec<'static>; 2] {
+    let model_6h = model_false_positive_share(api, "[6h]");
+    [
+        AlertSpec {
+            name: "SecurityGuardDetectionQualityLow",
+            expr: format!(
+                "sum by (verdict) (increase(securityguard_feedback_total{{{api}, verdict=~\"false_positive|false_negative\"}}[6h]))\n/ on () group_left sum(increase(securityguard_feedback_total{{{api}}}[6h]))\n> {WRONG_VERDICT_THRESHOLD}\nand on () sum(increase(securityguard_feedback_total{{{api}}}[6h])) >= {MIN_FEEDBACK}\nor label_replace(\n  {model_6h} > {WRONG_VERDICT_THRESHOLD}\n  and on (model_version) {} >= {MIN_FEEDBACK},\n  \"verdict\", \"false_positive\", \"\", \"\")",
+                model_feedback(api, "[6h]")
+            ),
+            for_: "30m",
+            severity: Severity::Warning,
+            summary: format!("Users report too many wrong verdicts from {who}"),
+            description: format!(
+                "{{{{ $value | humanizePercentage }}}} of the user feedback on {who}{{{{ if $labels.model_version }}}} about domains the domain model {{{{ $labels.model_version }}}} flagged{{{{ end }}}} over the last 6 hours says {{{{ $labels.verdict }}}} (target: at most {} %).",
+                pct(WRONG_VERDICT_THRESHOLD)
+            ),
+        },
+        AlertSpec {
+            name: "SecurityGuardModelAccuracyDegraded",
+            expr: format!(
+                "{}\n> on (model_version) {} + {MODEL_PRECISION_DROP}\nand on (model_version) {} >= {MIN_FEEDBACK}\nand on (model_version) {} >= {MIN_FEEDBACK}",
+                model_false_positive_share(api, "[1d]"),
+                model_false_positive_share(api, "[7d] offset 1d"),
+                model_feedback(api, "[1d]"),
+                model_feedback(api, "[7d] offset 1d"),
+            ),
+            for_: "1h",
+            severity: Severity::Warning,
+            summary: format!("The domain model of {who} is less precise than the week before"),
+            description: format!(
+                "{{{{ $value | humanizePercentage }}}} of the user feedback on domains the domain model {{{{ $labels.model_version }}}} of {who} flagged over the last day says false_positive, more than {} points above the 7 days before.",
+                pct(MODEL_PRECISION_DROP)
+            ),
+        },
+    ]
+}
+
 /// The operator-wide alert rules: the operator's metrics scraped as `job`.
 pub fn operator_rule_groups(job: &str) -> Vec<RuleGroup> {
     let sel = format!("job={}", quote(job));
@@ -332,7 +382,7 @@ mod tests {
     fn every_guard_alert_is_scoped_to_its_guard() {
         let groups = guard_rule_groups("shop", "guard");
         let rules = rules(&groups);
-        assert_eq!(rules.len(), 11);
+        assert_eq!(rules.len(), 12);
         for rule in rules {
             let name = rule.alert.as_deref().expect("alerting rule");
             // Every selector in the expression names the guard's namespace.

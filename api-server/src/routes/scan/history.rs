@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::result::flagged_by_model;
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, AuthUser};
@@ -134,12 +135,21 @@ pub(super) async fn feedback(
     if req.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
         return Err(ApiError::bad_request("invalid_body", format!("comment is longer than {MAX_COMMENT} characters")));
     }
-    let owner = state.scans.get(id).await?.map(|scan| scan.wallet);
-    if owner.as_deref() != Some(user.wallet.as_str()) {
+    let scan = state.scans.get(id).await?.filter(|scan| scan.wallet == user.wallet);
+    let Some(scan) = scan else {
         return Err(ApiError::NotFound("no such scan".into()));
-    }
+    };
     let feedback_id =
         state.scans.record_feedback(id, &user.wallet, req.verdict.as_str(), req.comment.as_deref()).await?;
     state.metrics.feedback.get_or_create(&FeedbackLabels { verdict: req.verdict.as_str().into() }).inc();
+    // The domain model's precision: was a verdict it raised right?
+    let outcome = match req.verdict {
+        FeedbackVerdict::Correct => Some("true_positive"),
+        FeedbackVerdict::FalsePositive => Some("false_positive"),
+        FeedbackVerdict::FalseNegative => None,
+    };
+    if let (Some(outcome), Some(version)) = (outcome, flagged_by_model(&scan.result)) {
+        state.metrics.model.count_feedback(version, outcome);
+    }
     Ok((StatusCode::CREATED, Json(FeedbackRecorded { id: feedback_id, scan_id: id, verdict: req.verdict })))
 }

@@ -38,8 +38,14 @@ pub(super) async fn scan_domains(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let set = state.patterns.current(&state.db).await?;
-    let reports: Vec<_> = normalized.into_iter().map(|d| scan::scan_domain(d, &set)).collect();
-    finish(&state, user, &reports, Reports::Domains, set.version).await
+    let reports: Vec<_> = normalized.into_iter().map(|d| scan::scan_domain(d, &set, &state.detection)).collect();
+    let model_version = state.detection.model.version();
+    for r in &reports {
+        state.metrics.model.count_domain_verdict(model_version, r.action.as_str());
+    }
+    let result = ScanResult::new(Reports::Domains(&reports), overall(reports.iter().map(Report::verdict)), set.version)
+        .scored_by(model_version);
+    finish(&state, user, &reports, result).await
 }
 
 #[derive(Deserialize)]
@@ -64,7 +70,9 @@ pub(super) async fn scan_addresses(
     }
     let set = state.patterns.current(&state.db).await?;
     let reports: Vec<_> = req.addresses.iter().map(|a| scan::scan_address(a.trim(), &set)).collect();
-    finish(&state, user, &reports, Reports::Addresses, set.version).await
+    let result =
+        ScanResult::new(Reports::Addresses(&reports), overall(reports.iter().map(Report::verdict)), set.version);
+    finish(&state, user, &reports, result).await
 }
 
 /// A domain's or an address's report: its verdict and its warnings.
@@ -93,16 +101,14 @@ impl Report for AddressReport {
     }
 }
 
-/// Counts, records and answers a scan of domains or addresses.
-async fn finish<'a, R: Report>(
+/// Counts, records and answers a scan of domains or addresses (`result`, of `reports`).
+async fn finish<R: Report>(
     state: &AppState,
     user: AuthUser,
-    reports: &'a [R],
-    named: fn(&'a [R]) -> Reports<'a>,
-    pattern_version: i64,
+    reports: &[R],
+    result: ScanResult<'_>,
 ) -> Result<Response, ApiError> {
     let hash = sorted_json_hash(reports)?;
-    let result = ScanResult::new(named(reports), overall(reports.iter().map(R::verdict)), pattern_version);
     count_scan(state, result.kind(), result.action());
     for w in reports.iter().flat_map(R::warnings) {
         count_warning(state, w.kind, w.severity);

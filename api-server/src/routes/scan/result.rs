@@ -4,13 +4,14 @@
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::metrics::{ScanLabels, WarningLabels};
 use crate::scan::verdict::{Action, Severity};
-use crate::scan::{AddressReport, DomainReport, ScanKind};
+use crate::scan::{self, AddressReport, DomainReport, ScanKind};
 use crate::state::AppState;
 use crate::store::scans::NewScan;
 
@@ -21,6 +22,9 @@ pub(super) struct ScanResult<'a> {
     action: Action,
     risk_score: u32,
     pattern_version: i64,
+    /// The domain model's version, in answers of domain scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<&'a str>,
     cached: bool,
     #[serde(flatten)]
     reports: Reports<'a>,
@@ -51,7 +55,21 @@ impl Reports<'_> {
 impl<'a> ScanResult<'a> {
     /// The result of `reports`, whose overall verdict is `(action, risk_score)`.
     pub(super) fn new(reports: Reports<'a>, (action, risk_score): (Action, u32), pattern_version: i64) -> Self {
-        Self { kind: reports.kind(), action, risk_score, pattern_version, cached: false, reports, scan_id: None }
+        Self {
+            kind: reports.kind(),
+            action,
+            risk_score,
+            pattern_version,
+            model_version: None,
+            cached: false,
+            reports,
+            scan_id: None,
+        }
+    }
+
+    /// Names the version of the domain model the reports were scored with.
+    pub(super) fn scored_by(self, model_version: &'a str) -> Self {
+        Self { model_version: Some(model_version), ..self }
     }
 
     /// Marks the result as served from the scan cache.
@@ -66,6 +84,15 @@ impl<'a> ScanResult<'a> {
     pub(super) fn action(&self) -> Action {
         self.action
     }
+}
+
+/// The domain model's version, when the recorded scan `recorded` is one of domains in which
+/// the model raised a verdict (a report with a `domain_model` warning).
+pub(super) fn flagged_by_model(recorded: &Value) -> Option<&str> {
+    let raised = |report: &Value| {
+        report["warnings"].as_array().is_some_and(|ws| ws.iter().any(|w| w["kind"] == scan::MODEL_WARNING))
+    };
+    if recorded["domains"].as_array()?.iter().any(raised) { recorded["model_version"].as_str() } else { None }
 }
 
 /// Refuses a request of no items or of more than `max` (`what`: "domains").
@@ -119,4 +146,30 @@ pub(super) async fn record_and_answer(
     result.scan_id = Some(state.scans.record(scan).await?);
     serde_json::to_writer(&mut body, &result).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_scan_is_flagged_by_the_model_when_one_of_its_domains_has_its_warning() {
+        let warning = |kind: &str| json!({"kind": kind, "severity": "high", "message": ""});
+        let scan = |warnings: Vec<Value>| {
+            json!({"kind": "domain", "model_version": "dm1-x", "domains": [
+                {"domain": "a.example", "warnings": []},
+                {"domain": "b.example", "warnings": warnings},
+            ]})
+        };
+        assert_eq!(flagged_by_model(&scan(vec![warning("phishing_keywords"), warning("domain_model")])), Some("dm1-x"));
+        assert_eq!(flagged_by_model(&scan(vec![warning("brand_tld_swap")])), None);
+        assert_eq!(flagged_by_model(&json!({"kind": "address", "addresses": []})), None);
+        // Recorded before the model: no version to count it under.
+        assert_eq!(
+            flagged_by_model(&json!({"kind": "domain", "domains": [{"warnings": [warning("domain_model")]}]})),
+            None
+        );
+    }
 }
