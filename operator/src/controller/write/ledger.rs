@@ -55,13 +55,6 @@ impl Ledger {
         }
     }
 
-    /// Forgets a child (deleted).
-    pub fn forget<K: Cached>(&self, guard_uid: &str, object: &K) {
-        if let Ok(mut entries) = self.0.lock() {
-            entries.remove(&key(guard_uid, object));
-        }
-    }
-
     /// Forgets every child of a SecurityGuard (deleted).
     pub fn forget_guard(&self, guard_uid: &str) {
         if let Ok(mut entries) = self.0.lock() {
