@@ -348,6 +348,11 @@ pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY_LABEL, FIELD_MANAGER)
 }
 
+/// Label selector of the volume claims the operator writes: the local backup tier's.
+pub fn backup_claim_selector() -> String {
+    format!("{},{}={}", managed_selector(), COMPONENT_LABEL, Component::Backup.as_str())
+}
+
 /// Label selector of the pods whose failures degrade their SecurityGuard: the API's and the
 /// managed datastores' (the backup and restore Jobs report their pods' outcome themselves).
 pub fn pod_selector() -> String {

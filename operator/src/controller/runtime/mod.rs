@@ -25,11 +25,11 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
-use self::watches::{Changes, child_watch, pod_watch, secret_watch, watch_guards};
+use self::watches::{Changes, child_watch, pod_watch, secret_watch, selected_child_watch, watch_guards};
 use super::read::Stores;
 use super::read::dereference::referenced_secrets;
 use super::read::monitoring_apis::Discovery;
-use super::vocabulary::INSTANCE_LABEL;
+use super::vocabulary::{INSTANCE_LABEL, backup_claim_selector};
 use super::write::ledger::Ledger;
 use crate::crd::SecurityGuard;
 use crate::metrics::Metrics;
@@ -127,7 +127,10 @@ fn watch_children(client: &Client, ns: Option<&str>) -> (Stores, Streams, Discov
     let (role_bindings, rb_stream) = child_watch::<RoleBinding>(client, ns);
     let (cron_jobs, cron_stream) = child_watch::<CronJob>(client, ns);
     let (jobs, job_stream) = child_watch::<Job>(client, ns);
-    let (volume_claims, pvc_stream) = child_watch::<PersistentVolumeClaim>(client, ns);
+    // The local backup tier's claims only: the datastores' data claims carry the managed-by label
+    // too (their StatefulSet's template), but nothing reads them.
+    let (volume_claims, pvc_stream) =
+        selected_child_watch::<PersistentVolumeClaim>(client, ns, backup_claim_selector());
     // prometheus-operator's kinds: watched only while their definitions are installed.
     let (discovery, served, crd_stream) = monitoring::watch(client);
     let (service_monitors, sm_stream) =

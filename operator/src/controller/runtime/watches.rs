@@ -106,8 +106,20 @@ pub fn child_watch<K>(
 where
     K: Watched + Cached,
 {
+    selected_child_watch(client, namespace, managed_selector())
+}
+
+/// A cached watch of the children of one kind that `selector` selects.
+pub fn selected_child_watch<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: String,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Watched + Cached,
+{
     let (reader, writer) = reflector::store();
-    let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&managed_selector()))
+    let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&selector))
         .default_backoff()
         // Only what a reconcile reads is kept (read::cached).
         .modify(K::prune)
