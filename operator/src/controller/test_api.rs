@@ -176,38 +176,43 @@ pub fn object<K: DeserializeOwned>(value: Value) -> K {
 }
 
 /// A watch cache that listed `objects` (Init, InitApply each, InitDone: what a watch starts with).
-pub fn cache<K>(objects: impl IntoIterator<Item = K>) -> Store<K>
+pub fn cache<K, T>(objects: impl IntoIterator<Item = T>) -> Store<K>
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Clone + From<T> + 'static,
 {
     let (store, mut writer) = reflector::store();
     writer.apply_watcher_event(&watcher::Event::Init);
     for object in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(object));
+        writer.apply_watcher_event(&watcher::Event::InitApply(K::from(object)));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
     store
 }
 
+/// An empty cache, listed.
+pub fn empty<K: Resource<DynamicType = ()> + Clone + 'static>() -> Store<K> {
+    cache::<K, K>([])
+}
+
 /// Every cache empty: what the controller sees of a namespace with none of its children.
 pub fn empty_caches() -> Stores {
     Stores {
-        service_accounts: cache([]),
-        config_maps: cache([]),
-        secrets: cache([]),
-        stateful_sets: cache([]),
-        services: cache([]),
-        network_policies: cache([]),
-        deployments: cache([]),
-        hpas: cache([]),
-        pdbs: cache([]),
-        ingresses: cache([]),
-        role_bindings: cache([]),
-        cron_jobs: cache([]),
-        jobs: cache([]),
-        volume_claims: cache([]),
-        service_monitors: cache([]),
-        prometheus_rules: cache([]),
+        service_accounts: empty(),
+        config_maps: empty(),
+        secrets: empty(),
+        stateful_sets: empty(),
+        services: empty(),
+        network_policies: empty(),
+        deployments: empty(),
+        hpas: empty(),
+        pdbs: empty(),
+        ingresses: empty(),
+        role_bindings: empty(),
+        cron_jobs: empty(),
+        jobs: empty(),
+        volume_claims: empty(),
+        service_monitors: empty(),
+        prometheus_rules: empty(),
     }
 }
 

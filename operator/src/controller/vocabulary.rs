@@ -126,6 +126,17 @@ pub const JOB_KIND_LABEL: &str = "securityguard.io/job";
 /// Label carrying the `requestId` a Job was created for.
 pub const REQUEST_LABEL: &str = "securityguard.io/request";
 
+/// Annotation on the generated credentials Secret listing the keys it holds.
+pub const CREDENTIAL_KEYS_ANNOTATION: &str = "securityguard.io/credential-keys";
+/// Annotation of a Deployment and its ReplicaSets: the revision of each template.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// The labels a reconcile reads from cached children (`read::cached` keeps only these): which
+/// SecurityGuard, which component and which Job.
+pub const READ_LABELS: &[&str] = &[INSTANCE_LABEL, MANAGED_BY_LABEL, COMPONENT_LABEL, JOB_KIND_LABEL, REQUEST_LABEL];
+/// The annotations a reconcile reads from cached children: the Deployment's revision.
+pub const READ_ANNOTATIONS: &[&str] = &[REVISION_ANNOTATION];
+
 /// What a backup pod does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobKind {

@@ -13,6 +13,8 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 
+use super::cached::Remembered;
+
 use crate::controller::vocabulary::{
     FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
 };
@@ -97,7 +99,7 @@ pub enum JobState {
 }
 
 /// The Jobs of one SecurityGuard in the cache, with their kind and request.
-pub fn jobs_of(store: &Store<Job>, namespace: &str, guard: &str) -> Vec<(JobKind, Option<String>, Job)> {
+pub fn jobs_of(store: &Store<Remembered<Job>>, namespace: &str, guard: &str) -> Vec<(JobKind, Option<String>, Job)> {
     store
         .state()
         .iter()
@@ -108,7 +110,7 @@ pub fn jobs_of(store: &Store<Job>, namespace: &str, guard: &str) -> Vec<(JobKind
         })
         .filter_map(|j| {
             let kind = JobKind::from_label(j.labels().get(JOB_KIND_LABEL)?)?;
-            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j.as_ref().clone()))
+            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j.object()))
         })
         .collect()
 }

@@ -17,7 +17,8 @@ use super::pods::{self, PodProblem, TEMPLATE_HASH_LABEL};
 use super::readiness::{deployment_state, stateful_set_ready};
 use super::stores::Stores;
 use crate::controller::vocabulary::{
-    COMPONENT_LABEL, Component, JobKind, ValidatedGuard, awaited_job, describe, object_name, selector_labels,
+    COMPONENT_LABEL, Component, JobKind, REVISION_ANNOTATION, ValidatedGuard, awaited_job, describe, object_name,
+    selector_labels,
 };
 use crate::crd::{RecordedAutoscaling, RestorePhase, SecurityGuard};
 
@@ -105,24 +106,24 @@ pub async fn observe(
 ) -> Result<Observations, Error> {
     let namespace = validated.namespace.as_str();
     let api_name = object_name(&validated.name, Component::Api);
-    let deployment = stores.deployments.get(&ObjectRef::new(&api_name).within(namespace));
+    let deployment = stores.deployments.get(&ObjectRef::new(&api_name).within(namespace)).map(|d| d.object());
     let autoscaler = stores.hpas.get(&ObjectRef::new(&api_name).within(namespace)).and_then(|h| {
-        let spec = h.spec.as_ref()?;
-        Some(RecordedAutoscaling { min_replicas: spec.min_replicas.unwrap_or(1), max_replicas: spec.max_replicas })
+        let bounds = h.fields.as_ref()?;
+        Some(RecordedAutoscaling { min_replicas: bounds.min_replicas.unwrap_or(1), max_replicas: bounds.max_replicas })
     });
     let postgres_ready = match validated.postgres_managed() {
         None => true,
         Some(_) => stores
             .stateful_sets
             .get(&ObjectRef::new(&object_name(&validated.name, Component::Postgres)).within(namespace))
-            .is_some_and(|s| stateful_set_ready(&s)),
+            .is_some_and(|s| stateful_set_ready(&s.object())),
     };
 
     let all_jobs = jobs::jobs_of(&stores.jobs, namespace, &validated.name);
     let (api_pods, [safety_backup, restore, rollback]) =
         restore_in_progress(client, guard, validated, &all_jobs).await?;
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
-    let (pods, recheck_pods) = pod_problems(client, stores, validated, deployment.as_deref(), now).await?;
+    let (pods, recheck_pods) = pod_problems(client, stores, validated, deployment.as_ref(), now).await?;
     Ok(Observations {
         restore: Observed {
             now,
@@ -194,7 +195,7 @@ async fn pod_problems(
             && stores
                 .stateful_sets
                 .get(&ObjectRef::new(&name).within(namespace))
-                .is_some_and(|s| !stateful_set_ready(&s))
+                .is_some_and(|s| !stateful_set_ready(&s.object()))
         {
             unready.push(component);
         }
@@ -232,9 +233,6 @@ async fn pod_problems(
         pods::recheck_after(&list.items, current.as_deref(), now),
     ))
 }
-
-/// Annotation of a Deployment and its ReplicaSets: the revision of each template.
-const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 /// The `pod-template-hash` of the Deployment's current ReplicaSet: the one of its revision.
 async fn current_template(

@@ -27,6 +27,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use self::watches::{Changes, child_watch, pod_watch, secret_watch, selected_child_watch, watch_guards};
 use super::read::Stores;
+use super::read::cached::Remembered;
 use super::read::dereference::referenced_secrets;
 use super::read::monitoring_apis::Discovery;
 use super::vocabulary::{INSTANCE_LABEL, backup_claim_selector};
@@ -37,21 +38,21 @@ use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
 /// The change streams of everything but the SecurityGuards, each feeding the controller.
 struct Streams {
-    service_accounts: Changes<ServiceAccount>,
-    config_maps: Changes<ConfigMap>,
-    stateful_sets: Changes<StatefulSet>,
-    services: Changes<Service>,
-    network_policies: Changes<NetworkPolicy>,
-    deployments: Changes<Deployment>,
-    hpas: Changes<HorizontalPodAutoscaler>,
-    pdbs: Changes<PodDisruptionBudget>,
-    ingresses: Changes<Ingress>,
-    role_bindings: Changes<RoleBinding>,
-    cron_jobs: Changes<CronJob>,
-    service_monitors: Changes<ServiceMonitor>,
-    prometheus_rules: Changes<PrometheusRule>,
-    jobs: Changes<Job>,
-    volume_claims: Changes<PersistentVolumeClaim>,
+    service_accounts: Changes<Remembered<ServiceAccount>>,
+    config_maps: Changes<Remembered<ConfigMap>>,
+    stateful_sets: Changes<Remembered<StatefulSet>>,
+    services: Changes<Remembered<Service>>,
+    network_policies: Changes<Remembered<NetworkPolicy>>,
+    deployments: Changes<Remembered<Deployment>>,
+    hpas: Changes<Remembered<HorizontalPodAutoscaler>>,
+    pdbs: Changes<Remembered<PodDisruptionBudget>>,
+    ingresses: Changes<Remembered<Ingress>>,
+    role_bindings: Changes<Remembered<RoleBinding>>,
+    cron_jobs: Changes<Remembered<CronJob>>,
+    service_monitors: Changes<Remembered<ServiceMonitor>>,
+    prometheus_rules: Changes<Remembered<PrometheusRule>>,
+    jobs: Changes<Remembered<Job>>,
+    volume_claims: Changes<Remembered<PersistentVolumeClaim>>,
     pods: Changes<PartialObjectMeta<Pod>>,
     secrets: Changes<PartialObjectMeta<Secret>>,
     definitions: Changes<CustomResourceDefinition>,

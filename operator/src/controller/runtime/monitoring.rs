@@ -14,7 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use super::watches::{Watched, scoped_api};
-use crate::controller::read::cached::Cached;
+use crate::controller::read::cached::{Cached, Remembered, remember};
 use crate::controller::read::monitoring_apis::Discovery;
 use crate::controller::vocabulary::{MonitoringApis, PROMETHEUS_RULES_CRD, SERVICE_MONITORS_CRD, managed_selector};
 
@@ -85,7 +85,7 @@ pub fn lazy_child_watch<K>(
     namespace: Option<&str>,
     apis: watch::Receiver<MonitoringApis>,
     served: fn(&MonitoringApis) -> bool,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+) -> (Store<Remembered<K>>, impl Stream<Item = Result<Remembered<K>, watcher::Error>> + Send + 'static)
 where
     K: Watched + Cached,
 {
@@ -110,7 +110,7 @@ where
         }
     })
     .flatten();
-    let stream = sessions.modify(K::prune).reflect(writer).touched_objects();
+    let stream = sessions.map_ok(remember).reflect(writer).touched_objects();
     (reader, stream)
 }
 

@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::controller::read::cached::Cached;
+use crate::controller::read::cached::{Cached, Remembered, prune_guard, prune_secret, remember};
 use crate::controller::vocabulary::{managed_selector, pod_selector};
 use crate::controller::write::ledger::Ledger;
 use crate::crd::SecurityGuard;
@@ -33,7 +33,7 @@ pub fn watch_guards(
     let (guards, writer) = reflector::store::<SecurityGuard>();
     let stream = watcher(scoped_api::<SecurityGuard>(client, ns), watcher::Config::default())
         .default_backoff()
-        .modify(SecurityGuard::prune)
+        .modify(prune_guard)
         .reflect(writer)
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(guard) = event {
@@ -58,7 +58,7 @@ pub fn secret_watch(
     let (secrets, writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let stream = watcher(scoped_api::<PartialObjectMeta<Secret>>(client, ns), watcher::Config::default())
         .default_backoff()
-        .modify(Cached::prune)
+        .modify(prune_secret)
         .reflect(writer)
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
@@ -102,7 +102,7 @@ impl<K> Watched for K where
 pub fn child_watch<K>(
     client: &Client,
     namespace: Option<&str>,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+) -> (Store<Remembered<K>>, impl Stream<Item = Result<Remembered<K>, watcher::Error>> + Send + 'static)
 where
     K: Watched + Cached,
 {
@@ -114,7 +114,7 @@ pub fn selected_child_watch<K>(
     client: &Client,
     namespace: Option<&str>,
     selector: String,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+) -> (Store<Remembered<K>>, impl Stream<Item = Result<Remembered<K>, watcher::Error>> + Send + 'static)
 where
     K: Watched + Cached,
 {
@@ -122,7 +122,7 @@ where
     let stream = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().labels(&selector))
         .default_backoff()
         // Only what a reconcile reads is kept (read::cached).
-        .modify(K::prune)
+        .map_ok(remember)
         .reflect(writer)
         .touched_objects();
     (reader, stream)

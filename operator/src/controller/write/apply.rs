@@ -22,7 +22,7 @@ use super::error::Error;
 use super::ledger::{Ledger, desired_hash};
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects, Prepared};
 use crate::controller::read::Stores;
-use crate::controller::read::cached::Cached;
+use crate::controller::read::cached::{Cached, Remembered};
 use crate::controller::vocabulary::{FIELD_MANAGER, ValidatedGuard};
 
 /// Writes the children of one SecurityGuard, remembering what it changed (for the Events).
@@ -159,7 +159,7 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    async fn apply_all<K>(&self, store: &Store<K>, desired: Vec<K>) -> Result<Vec<K>, Error>
+    async fn apply_all<K>(&self, store: &Store<Remembered<K>>, desired: Vec<K>) -> Result<Vec<K>, Error>
     where
         K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
@@ -170,7 +170,7 @@ impl<'a> Applier<'a> {
         Ok(applied)
     }
 
-    async fn apply_optional<K>(&self, store: &Store<K>, desired: Option<K>) -> Result<Option<K>, Error>
+    async fn apply_optional<K>(&self, store: &Store<Remembered<K>>, desired: Option<K>) -> Result<Option<K>, Error>
     where
         K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
@@ -183,7 +183,7 @@ impl<'a> Applier<'a> {
     /// Sends `desired` unless the child already holds all of it: known from the ledger while the
     /// cached child has not changed since the operator's last write, else read whole and
     /// compared.
-    async fn apply_one<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
+    async fn apply_one<K>(&self, store: &Store<Remembered<K>>, desired: K) -> Result<K, Error>
     where
         K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
@@ -193,8 +193,8 @@ impl<'a> Applier<'a> {
         let cached = store.get(&ObjectRef::new(&name).within(&namespace));
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         if let Some(current) = &cached {
-            if self.ledger.holds(self.guard_uid, current.as_ref(), hash) && holds_metadata(current.as_ref(), &desired) {
-                return Ok(current.as_ref().clone());
+            if self.ledger.holds(self.guard_uid, current.as_ref(), hash) {
+                return Ok(current.object());
             }
             // Changed since the last write, or never written by this process: compare it whole.
             let whole = api.get_opt(&name).await.map_err(|source| Error::Read {
@@ -224,14 +224,14 @@ impl<'a> Applier<'a> {
     }
 
     /// Creates an object that is never changed afterwards (a Job), unless it exists.
-    async fn create_once<K>(&self, store: &Store<K>, desired: K) -> Result<K, Error>
+    async fn create_once<K>(&self, store: &Store<Remembered<K>>, desired: K) -> Result<K, Error>
     where
         K: Cached + Resource<Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
         if let Some(current) = store.get(&ObjectRef::new(&name).within(&namespace)) {
-            return Ok(current.as_ref().clone());
+            return Ok(current.object());
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         let error = |source| Error::Apply {
@@ -251,12 +251,6 @@ impl<'a> Applier<'a> {
             Err(source) => Err(error(source)),
         }
     }
-}
-
-/// The cached metadata holds the desired labels, annotations and owners (an edit of metadata
-/// alone does not bump a generation).
-fn holds_metadata<K: Resource + Serialize>(cached: &K, desired: &K) -> bool {
-    holds(&to_value(cached.meta()), &to_value(desired.meta()))
 }
 
 fn to_value<T: Serialize>(value: &T) -> Value {

@@ -11,10 +11,8 @@ use serde_json::Value;
 
 use super::error::Error;
 use crate::controller::build::CredentialsSecret;
-use crate::controller::vocabulary::FIELD_MANAGER;
-
-/// Annotation on the generated credentials Secret listing the keys it holds.
-pub const CREDENTIAL_KEYS_ANNOTATION: &str = "securityguard.io/credential-keys";
+use crate::controller::read::cached::Remembered;
+use crate::controller::vocabulary::{CREDENTIAL_KEYS_ANNOTATION, FIELD_MANAGER};
 
 /// What writing the credentials did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +30,7 @@ pub struct Credentials<'a> {
     /// Metadata of every Secret (the cache tells which keys the Secret holds).
     pub secrets: &'a Store<PartialObjectMeta<Secret>>,
     /// The StatefulSets (whose data the passwords open).
-    pub stateful_sets: &'a Store<StatefulSet>,
+    pub stateful_sets: &'a Store<Remembered<StatefulSet>>,
 }
 
 impl Credentials<'_> {
@@ -181,8 +179,11 @@ pub(super) mod tests {
     ) -> (Result<Outcome, Error>, Vec<Received>) {
         let credentials = build(&guard(MINIMAL)).expect("managed datastores");
         let secrets = cache(cached.map(|keys| cached_credentials(&credentials, keys)));
-        let stateful_sets =
-            cache(stateful_sets.iter().map(|name| object(json!({"metadata": {"name": name, "namespace": "prod"}}))));
+        let stateful_sets = cache(
+            stateful_sets
+                .iter()
+                .map(|name| object::<StatefulSet>(json!({"metadata": {"name": name, "namespace": "prod"}}))),
+        );
         let (client, server) = api_server(script);
         let writer = Credentials { client: &client, secrets: &secrets, stateful_sets: &stateful_sets };
         server.run(writer.ensure(&credentials)).await

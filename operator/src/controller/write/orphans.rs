@@ -18,6 +18,7 @@ use super::changes::{Change, Changes};
 use super::error::Error;
 use crate::controller::build::{Applied, BackupObjects, ChildResources, DatastoreObjects, MonitoringObjects};
 use crate::controller::read::Stores;
+use crate::controller::read::cached::{Cached, Remembered};
 use crate::controller::vocabulary::ValidatedGuard;
 
 /// Names of the applied children, one list per kind the caches hold: what deletion keeps.
@@ -156,9 +157,9 @@ struct Deleter<'a> {
 
 impl Deleter<'_> {
     /// Deletes the cached objects controlled by the SecurityGuard whose names are not kept.
-    async fn unlisted<K>(&self, store: &Store<K>, keep: &[String]) -> Result<(), Error>
+    async fn unlisted<K>(&self, store: &Store<Remembered<K>>, keep: &[String]) -> Result<(), Error>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+        K: Cached + Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
     {
         let guard = self.guard;
         let orphans = store.state().into_iter().filter(|o| {

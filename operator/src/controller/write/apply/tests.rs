@@ -7,8 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::controller::build::test_support::{self, MINIMAL};
 use crate::controller::build::{self, api};
-use crate::controller::read::cached::Cached;
-use crate::controller::test_api::{Exchange, Received, Reply, api_server, cache, empty_caches, expect};
+use crate::controller::test_api::{Exchange, Received, Reply, api_server, cache, empty, empty_caches, expect};
 use crate::controller::vocabulary::{Directives, JobRequest, MonitoringApis, Platform};
 use crate::controller::write::credentials::tests::cached_credentials;
 use crate::controller::write::ledger::{Ledger, desired_hash};
@@ -244,9 +243,7 @@ async fn a_hand_edited_deployment_is_the_only_object_patched() {
     let pod = edited.spec.as_mut().and_then(|s| s.template.spec.as_mut()).expect("a pod template");
     pod.containers[0].image = Some("securityguard/api:edited".into());
     let whole = serde_json::to_value(&edited).expect("serializes");
-    let mut cached = edited.clone();
-    cached.prune();
-    let stores = Stores { deployments: cache([cached]), ..caches_holding(&children) };
+    let stores = Stores { deployments: cache([edited.clone()]), ..caches_holding(&children) };
     let path = "/apis/apps/v1/namespaces/prod/deployments/sg-api";
     let script = vec![expect(&format!("GET {path}"), Reply::Json(whole)), ssa(path)];
     let (applied, changed, received) = apply(&guard, &stores, &ledger, children, script).await;
@@ -315,7 +312,7 @@ async fn a_job_is_created_once_and_one_that_exists_is_read_back() {
     let job = children.backup.jobs[0].clone();
     let name = job.metadata.name.clone().expect("named");
     let mut stores = caches_holding(&children);
-    stores.jobs = cache([]);
+    stores.jobs = empty();
     let ledger = ledger_holding(&guard, &children);
     let create = "POST /apis/batch/v1/namespaces/prod/jobs?fieldManager=securityguard-operator";
 
@@ -349,7 +346,7 @@ async fn a_job_is_created_once_and_one_that_exists_is_read_back() {
 #[tokio::test]
 async fn lost_passwords_stop_the_apply_before_the_datastores() {
     let (guard, children) = prepared(MINIMAL, &Directives::default());
-    let stores = Stores { secrets: cache([]), ..caches_holding(&children) };
+    let stores = Stores { secrets: empty(), ..caches_holding(&children) };
     let ledger = ledger_holding(&guard, &children);
     let (applied, changed, _) = apply(
         &guard,
