@@ -42,9 +42,10 @@ pub fn child_kinds() -> Vec<ApiResource> {
         ApiResource::erase::<Secret>(&()),
         ApiResource::erase::<ConfigMap>(&()),
         ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<PersistentVolumeClaim>(&()),
         ApiResource::erase::<Deployment>(&()),
         ApiResource::erase::<StatefulSet>(&()),
+        // After the StatefulSets: with a retention policy, their claims are owned by them.
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
         ApiResource::erase::<HorizontalPodAutoscaler>(&()),
         ApiResource::erase::<PodDisruptionBudget>(&()),
         ApiResource::erase::<NetworkPolicy>(&()),
