@@ -472,3 +472,54 @@ mod tests {
         assert!(detail.starts_with("forbidden: "), "{detail}");
     }
 }
+
+#[cfg(test)]
+mod reads {
+    use serde_json::json;
+
+    use super::*;
+    use crate::controller::test_api::{Reply, api_server, expect, list};
+
+    /// The list request of each kind in `prod`, answered by `reply` (an empty list by default).
+    fn script(reply: impl Fn(&str) -> Option<Reply>) -> Vec<crate::controller::test_api::Exchange> {
+        child_kinds()
+            .into_iter()
+            .map(|r| {
+                let path = if r.group.is_empty() {
+                    format!("GET /api/v1/namespaces/prod/{}", r.plural)
+                } else {
+                    format!("GET /apis/{}/namespaces/prod/{}", r.api_version, r.plural)
+                };
+                expect(&path, reply(&r.plural).unwrap_or(Reply::Json(list([]))))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn without_list_on_secrets_the_named_ones_are_read_one_by_one() {
+        let mut exchanges = script(|plural| (plural == "secrets").then_some(Reply::Status(403)));
+        let at = exchanges.iter().position(|e| format!("{e:?}").contains("/secrets")).expect("secrets listed") + 1;
+        let jwt = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "jwt", "namespace": "prod"},
+            "data": {"secret": redact::base64(b"jwt-signing-key-0123456789")}});
+        exchanges.insert(at, expect("GET /api/v1/namespaces/prod/secrets/jwt", Reply::Json(jwt)));
+        exchanges.insert(at + 1, expect("GET /api/v1/namespaces/prod/secrets/missing", Reply::Status(404)));
+        let (client, server) = api_server(exchanges);
+        let mut family = Family {
+            name: "sg".into(),
+            uids: BTreeSet::from(["guard-uid".to_owned()]),
+            referenced_secrets: BTreeSet::from(["jwt".to_owned(), "missing".to_owned()]),
+            api_pods: Vec::new(),
+        };
+        let mut bundle = Bundle::default();
+        let (values, _) = server.run(children(&client, "prod", &mut family, &mut bundle, &|_: &str| {})).await;
+        assert_eq!(values, vec![b"jwt-signing-key-0123456789".to_vec()]);
+        assert_eq!(bundle.paths(), vec!["objects/Secret/jwt.yaml"]);
+        let records: Vec<(&str, Outcome)> = bundle
+            .records()
+            .iter()
+            .map(|r| (r.item.as_str(), r.outcome))
+            .filter(|(i, _)| i.starts_with("Secret"))
+            .collect();
+        assert_eq!(records, vec![("Secret objects (list)", Outcome::Failed), ("Secret objects", Outcome::Collected)]);
+    }
+}

@@ -143,8 +143,7 @@ pub async fn collect(
     let mut object = guard.clone();
     redact::object("SecurityGuard", &mut object);
     bundle.file(GUARD, collect::yaml(&object));
-    let status = if guard.get("status").is_some() { "with its status" } else { "no status yet" };
-    bundle.record("SecurityGuard", Outcome::Collected, status);
+    bundle.record("SecurityGuard", Outcome::Collected, conditions(&guard));
 
     let secret_values = collect::children(client, namespace, &mut family, &mut bundle, progress).await;
     collect::events(client, namespace, &family, &mut bundle, progress).await;
@@ -160,6 +159,16 @@ pub async fn collect(
     backups(client, namespace, &name, &guard, options.backups_timeout, &mut bundle, progress).await;
     let scrubber = Scrubber::new(secret_values.iter().map(Vec::as_slice));
     (bundle, scrubber)
+}
+
+/// The SecurityGuard's conditions in one line (`Ready=True, Degraded=False`), for the summary.
+fn conditions(guard: &Value) -> String {
+    let Some(conditions) = guard["status"]["conditions"].as_array() else {
+        return "no status yet".to_owned();
+    };
+    let text = |c: &Value, field: &str| c[field].as_str().unwrap_or("?").to_owned();
+    let listed: Vec<String> = conditions.iter().map(|c| format!("{}={}", text(c, "type"), text(c, "status"))).collect();
+    format!("conditions: {}", listed.join(", "))
 }
 
 /// Names of the Secrets the spec refers to, when the object reads as this version's type.
@@ -241,7 +250,9 @@ mod tests {
             "metadata": {"name": "sg", "namespace": "prod", "uid": "guard-uid", "annotations": {
                 redact::LAST_APPLIED: format!("{{\"spec\":{{\"note\":\"{JWT}\"}}}}")}},
             "spec": {"image": "api:1", "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}}},
-            "status": {"readyReplicas": 1},
+            "status": {"readyReplicas": 1, "conditions": [
+                {"type": "Ready", "status": "False", "reason": "NotAvailable", "message": "m", "lastTransitionTime": "2026-11-30T12:00:00Z"},
+                {"type": "Degraded", "status": "True", "reason": "PodsFailing", "message": "m", "lastTransitionTime": "2026-11-30T12:00:00Z"}]},
         })
     }
 
@@ -402,7 +413,7 @@ mod tests {
         assert_eq!(env[1]["valueFrom"]["secretKeyRef"], json!({"name": "jwt", "key": "secret"}));
         assert_eq!(env[2], json!({"name": "LOG_LEVEL", "value": "info"}));
         let guard: Value = serde_saphyr::from_str(&files["root/securityguard.yaml"]).expect("yaml");
-        assert_eq!(guard["status"], json!({"readyReplicas": 1}));
+        assert_eq!(guard["status"]["readyReplicas"], 1);
         assert_eq!(guard["metadata"]["annotations"][redact::LAST_APPLIED], redact::REDACTED);
         // Only the family's Events, the message scrubbed.
         let events = &files["root/events.txt"];
@@ -414,6 +425,7 @@ mod tests {
         assert!(summary.contains("HorizontalPodAutoscaler objects  forbidden: mocked Forbidden"), "{summary}");
         assert!(summary.contains("ServiceMonitor objects"), "{summary}");
         assert!(summary.contains("backup listing"), "{summary}");
+        assert!(summary.contains("conditions: Ready=False, Degraded=True"), "{summary}");
         let index: Value = serde_json::from_str(&files["root/index.json"]).expect("json");
         let outcome = |item: &str| {
             index["records"]
