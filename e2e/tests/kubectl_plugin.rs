@@ -17,8 +17,8 @@ use securityguard_e2e::backups::{Bucket, Database, run_dir, run_operator, servic
 use securityguard_e2e::checks::{is_ready, owned_by};
 use securityguard_e2e::fixtures::{GuardFixture, manifest, s3};
 use securityguard_e2e::{
-    JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, install, kubectl_ok, operator_binary,
-    s3_credentials, secret, volumes_for_guard, wait_for,
+    JWT, Operator, OperatorOptions, TempNamespace, admin, admin_kubeconfig, eventually, install, kubectl_ok,
+    operator_binary, s3_credentials, secret, volumes_for_guard, wait_for,
 };
 use securityguard_operator::crd::{S3Spec, SecretKeyReference, SecurityGuard};
 use securityguard_operator::report::redact::MIN_SCRUBBED_LEN;
@@ -192,6 +192,20 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The files of a support bundle, unpacked by tar, relative to its one top directory (whose name
+/// starts with `root_prefix`).
+fn unpack(archive: &Path, root_prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let unpacked = archive.with_extension("unpacked");
+    std::fs::create_dir(&unpacked).expect("directory");
+    let tar = Command::new("tar").arg("-xzf").arg(archive).arg("-C").arg(&unpacked).status().expect("tar runs");
+    assert!(tar.success());
+    let roots: Vec<_> = std::fs::read_dir(&unpacked).expect("read").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(roots.len(), 1, "one top directory: {roots:?}");
+    let root_name = roots[0].to_string_lossy().into_owned();
+    assert!(root_name.starts_with(root_prefix), "{root_name}");
+    files_under(&unpacked.join(&root_name))
+}
+
 /// Names of the objects of kind `K` in `ns` whose controller is the guard.
 async fn owned_names<K>(client: &Client, ns: &str, guard: &SecurityGuard) -> Vec<String>
 where
@@ -262,15 +276,7 @@ async fn the_report_bundles_the_guard_its_children_events_and_logs_without_any_s
     assert!(stdout.contains(archive_arg), "{stdout}");
     assert!(stderr.contains("report: listing pods"), "progress on stderr: {stderr}");
 
-    let unpacked = out_dir.path().join("unpacked");
-    std::fs::create_dir(&unpacked).expect("directory");
-    let tar = Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&unpacked).status().expect("tar runs");
-    assert!(tar.success());
-    let roots: Vec<_> = std::fs::read_dir(&unpacked).expect("read").map(|e| e.expect("entry").file_name()).collect();
-    assert_eq!(roots.len(), 1, "one top directory: {roots:?}");
-    let root_name = roots[0].to_string_lossy().into_owned();
-    assert!(root_name.starts_with(&format!("securityguard-report-{ns}-rep-")), "{root_name}");
-    let files = files_under(&unpacked.join(&root_name));
+    let files = unpack(&archive, &format!("securityguard-report-{ns}-rep-"));
     let text = |path: &str| -> String {
         String::from_utf8(files.get(path).unwrap_or_else(|| panic!("{path} in {:?}", files.keys())).clone())
             .expect("utf-8")
@@ -350,6 +356,22 @@ async fn the_report_bundles_the_guard_its_children_events_and_logs_without_any_s
             }
         }
     }
+
+    // As an administrator, the operator's pods (installed from config/) are found by their
+    // labels in their own namespace; their logs are read, or skipped while they do not run.
+    let admin_archive = out_dir.path().join("admin.tar.gz");
+    let admin_arg = admin_archive.to_str().expect("utf-8");
+    let (ok, _, stderr) =
+        plugin(&admin_kubeconfig(), &["report", "rep", "-n", ns, "-o", admin_arg, "--backups-timeout", "5"]);
+    assert!(ok, "{stderr}");
+    let admin_files = unpack(&admin_archive, &format!("securityguard-report-{ns}-rep-"));
+    let index: Value = serde_json::from_slice(&admin_files["index.json"]).expect("json");
+    let records = index["records"].as_array().expect("records");
+    assert!(!records.iter().any(|r| r["item"] == "operator pods"), "operator pods found: {index}");
+    let operator_logs: Vec<&Value> =
+        records.iter().filter(|r| r["item"].as_str().is_some_and(|i| i.starts_with("log operator/"))).collect();
+    assert!(!operator_logs.is_empty(), "{index}");
+    assert!(operator_logs.iter().all(|r| r["outcome"] != "failed"), "{index}");
 
     // Only a SecurityGuard that cannot be read fails the command.
     let (ok, _, err) = plugin(&user, &["report", "missing", "-n", ns, "-o", archive_arg]);
