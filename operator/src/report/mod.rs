@@ -35,7 +35,6 @@ use self::bundle::{BACKUPS, Bundle, GUARD, LogGroup, Outcome, Record};
 use self::collect::{Family, LogLimits};
 use self::redact::Scrubber;
 use crate::backup::list::Format;
-use crate::crd::SecurityGuard;
 use crate::plugin::{self, Target};
 
 pub use self::collect::Progress;
@@ -171,13 +170,35 @@ fn conditions(guard: &Value) -> String {
     format!("conditions: {}", listed.join(", "))
 }
 
-/// Names of the Secrets the spec refers to, when the object reads as this version's type.
-fn referenced_secrets(guard: &Value) -> BTreeSet<String> {
-    serde_json::from_value::<SecurityGuard>(guard.clone())
-        .map(|typed| {
-            crate::controller::read::dereference::referenced_secrets(&typed).into_iter().map(str::to_owned).collect()
-        })
-        .unwrap_or_default()
+/// Names of the Secrets the spec refers to, wherever it does (pure): a `{name, key}` under a
+/// field whose name says Secret (`jwtSecret`, `connectionSecret`, `claudeApiKey` is under
+/// `secrets`), and a name in a field ending in `Secret` or `SecretName` (`credentialsSecret`,
+/// `tlsSecretName`). Read from the dynamic object, so any version of the CRD works.
+pub fn referenced_secrets(guard: &Value) -> BTreeSet<String> {
+    fn walk(node: &Value, under_secret: bool, names: &mut BTreeSet<String>) {
+        match node {
+            Value::Object(map) => {
+                if under_secret && let Some(name) = map.get("name").and_then(Value::as_str) {
+                    names.insert(name.to_owned());
+                }
+                for (field, child) in map {
+                    let lower = field.to_ascii_lowercase();
+                    if let Value::String(name) = child
+                        && (lower.ends_with("secret") || lower.ends_with("secretname"))
+                        && !name.is_empty()
+                    {
+                        names.insert(name.clone());
+                    }
+                    walk(child, under_secret || lower.contains("secret"), names);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, under_secret, names)),
+            _ => {}
+        }
+    }
+    let mut names = BTreeSet::new();
+    walk(&guard["spec"], false, &mut names);
+    names
 }
 
 /// The backup listing, as `kubectl securityguard backups` prints it; its error instead when
@@ -227,6 +248,21 @@ mod tests {
     const GENERATED: &str = "Pg-generated-pw-42";
     const UNRELATED: &str = "unrelated-value-9876";
     const LITERAL: &str = "literal-db-password";
+
+    #[test]
+    fn the_secrets_the_spec_names_are_found_wherever_they_are() {
+        let guard = json!({"spec": {
+            "secrets": {"jwtSecret": {"name": "jwt", "key": "secret"}, "claudeApiKey": {"name": "claude", "key": "k"}},
+            "postgres": {"external": {"connectionSecret": {"name": "db", "key": "url"}}},
+            "backup": {"s3": {"bucket": "b", "credentialsSecret": "s3"}},
+            "ingress": {"host": "h", "tlsSecretName": "tls"},
+            "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "extra", "key": "a"}}},
+                    {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "not-a-secret", "key": "b"}}}],
+            "image": "api:1",
+        }});
+        let names: Vec<String> = referenced_secrets(&guard).into_iter().collect();
+        assert_eq!(names, vec!["claude", "db", "extra", "jwt", "s3", "tls"]);
+    }
 
     fn options() -> Options {
         Options {
