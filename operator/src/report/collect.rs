@@ -70,7 +70,7 @@ pub struct Family {
     pub uids: BTreeSet<String>,
     /// Names of the Secrets its spec refers to (included, redacted, though not owned).
     pub referenced_secrets: BTreeSet<String>,
-    /// Names of its API pods (for their logs).
+    /// Its API pods (for their logs).
     pub api_pods: Vec<Pod>,
 }
 
@@ -430,6 +430,55 @@ mod tests {
         assert!(at("StatefulSet") < at("Pod"));
         for kind in ["ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget"] {
             at(kind);
+        }
+    }
+
+    #[test]
+    fn every_kind_the_controller_watches_is_listed() {
+        fn kind<K: kube::Resource<DynamicType = ()> + Clone>(_: &kube::runtime::reflector::Store<K>) -> String {
+            K::kind(&()).into_owned()
+        }
+        // Exhaustive on purpose (no `..`): a new watched kind of child does not compile (in the
+        // tests) until the report lists it.
+        let crate::controller::read::Stores {
+            service_accounts,
+            config_maps,
+            secrets,
+            stateful_sets,
+            services,
+            network_policies,
+            deployments,
+            hpas,
+            pdbs,
+            ingresses,
+            role_bindings,
+            cron_jobs,
+            jobs,
+            volume_claims,
+            service_monitors,
+            prometheus_rules,
+        } = crate::controller::test_api::empty_caches();
+        let watched = [
+            kind(&service_accounts),
+            kind(&config_maps),
+            kind(&secrets),
+            kind(&stateful_sets),
+            kind(&services),
+            kind(&network_policies),
+            kind(&deployments),
+            kind(&hpas),
+            kind(&pdbs),
+            kind(&ingresses),
+            kind(&role_bindings),
+            kind(&cron_jobs),
+            kind(&jobs),
+            kind(&volume_claims),
+            kind(&service_monitors),
+            kind(&prometheus_rules),
+        ];
+        let listed: Vec<String> = child_kinds().into_iter().map(|r| r.kind).collect();
+        for kind in watched {
+            assert!(listed.contains(&kind), "{kind} is not in child_kinds()");
         }
     }
 
