@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod monitoring;
 pub mod plugin;
+pub mod report;
 pub mod run;
 pub mod telemetry;
 

@@ -7,11 +7,14 @@
 //! - `kubectl securityguard restore NAME --source latest|<key>|before:<time> [-n NS]` asks the
 //!   operator for a restore: a merge patch of `spec.restore` with a new `requestId`. Needs `get`
 //!   and `patch` on securityguards.
+//! - `kubectl securityguard report NAME [-n NS] [-o FILE]` writes a support bundle: see
+//!   [`crate::report`], which lists the permissions it needs.
 //!
 //! The SecurityGuard is read as a dynamic object (JSON pointers into `spec.backup.s3`), so the
 //! plugin works with any CRD version that has those fields.
 //!
-//! Its command line is [`crate::cli::plugin`], which calls [`backups`] and [`restore`].
+//! Its command line is [`crate::cli::plugin`], which calls [`backups`], [`restore`] and
+//! [`crate::report::run`].
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
@@ -156,11 +159,14 @@ fn guards_api(client: Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client, namespace, &ApiResource::from_gvk_with_plural(&gvk, "securityguards"))
 }
 
-async fn connect() -> Result<Client, Error> {
+/// A client from the kubeconfig (or the pod's ServiceAccount).
+pub async fn connect() -> Result<Client, Error> {
     Client::try_default().await.map_err(Error::Client)
 }
 
-async fn read_guard(client: &Client, target: &Target) -> Result<(String, Value), Error> {
+/// Reads the SecurityGuard `target` as a dynamic object: its namespace (the kubeconfig
+/// context's when not given) and the object.
+pub async fn read_guard(client: &Client, target: &Target) -> Result<(String, Value), Error> {
     let namespace = target.namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
     let guard = guards_api(client.clone(), &namespace).get(&target.name).await.map_err(|source| Error::Guard {
         namespace: namespace.clone(),
@@ -175,14 +181,25 @@ async fn read_guard(client: &Client, target: &Target) -> Result<(String, Value),
 pub async fn backups(target: &Target, format: Format) -> Result<String, Error> {
     let client = connect().await?;
     let (namespace, guard) = read_guard(&client, target).await?;
-    let name = &target.name;
-    let location = backup_location(&guard).map_err(|reason| Error::NotConfigured {
-        namespace: namespace.clone(),
-        name: name.clone(),
+    listing(&client, &namespace, &target.name, &guard, format).await
+}
+
+/// The listing of the backups of the SecurityGuard `guard` (`namespace`/`name`, as read) in
+/// `format`: what `kubectl securityguard backups` prints, and the support bundle holds.
+pub async fn listing(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    guard: &Value,
+    format: Format,
+) -> Result<String, Error> {
+    let location = backup_location(guard).map_err(|reason| Error::NotConfigured {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
         reason,
     })?;
     let credentials = match &location.credentials_secret {
-        Some(secret) => Some(read_credentials(&client, &namespace, secret).await?),
+        Some(secret) => Some(read_credentials(client, namespace, secret).await?),
         None => None,
     };
     let s3 =
