@@ -89,7 +89,8 @@ impl From<store::ChangeError> for ApiError {
 }
 
 fn entry_json(p: &store::Pattern, version: Option<i64>) -> Value {
-    let mut v = json!({"id": p.id, "kind": p.kind, "value": p.value, "data": p.data, "note": p.note});
+    let mut v =
+        json!({"id": p.id, "kind": p.kind, "value": p.value, "data": p.data, "note": p.note, "source": p.source});
     if let Some(version) = version {
         v["version"] = json!(version);
     }
