@@ -124,6 +124,7 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
         endpoint: Some(public_url(validated).unwrap_or_else(|| cluster_url(validated))),
         backup,
         restore,
+        threat_feeds: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod backup;
 mod datastore;
+pub mod feeds;
 pub mod formats;
 mod ingress;
 mod monitoring;
@@ -22,11 +23,12 @@ pub use backup::{
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,
 };
+pub use feeds::{EntryKind, FeedFormat, FeedOutcome, ThreatFeed, ThreatFeedStatus, ThreatFeedsSpec, ThreatFeedsStatus};
 pub use ingress::{IngressSpec, RateLimitSpec};
 pub use monitoring::MonitoringSpec;
 pub use status::{
     CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED, CONDITION_MONITORING_READY,
-    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus,
+    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_THREAT_FEEDS_SYNCED, SecurityGuardStatus,
 };
 pub use workload::{
     ApiConfig, AutoscalingSpec, Environment, ImagePullPolicy, LogLevel, ScaleDownPolicy, ScaleUpPolicy,
@@ -132,6 +134,11 @@ pub struct SecurityGuardSpec {
     /// Restore the database from a backup by setting a new `requestId` (needs `backup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSpec>,
+
+    /// Threat feeds (public blocklists) the operator keeps in sync with the API's pattern
+    /// library through a CronJob (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_feeds: Option<ThreatFeedsSpec>,
 
     /// Prometheus monitoring through prometheus-operator: a ServiceMonitor for the API, a
     /// PrometheusRule with the alerts, and optionally the Grafana dashboards.
