@@ -86,13 +86,13 @@ pub struct SecurityGuardSpec {
 
     /// Extra environment variables for the API container. Variables the operator sets itself
     /// (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT,
-    /// LISTEN_ADDR) cannot be overridden here. RUST_LOG set here replaces config.logLevel (for
+    /// LISTEN_ADDR, FEED_TOKENS_FILE) cannot be overridden here. RUST_LOG set here replaces config.logLevel (for
     /// example `info,securityguard_api::access=warn` turns the access log off). Names are
     /// printable ASCII characters other than `=`, at most 256 of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), transform = formats::bounded_env_names)]
-    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LISTEN_ADDR']))")
-        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LISTEN_ADDR)"))]
+    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LISTEN_ADDR', 'FEED_TOKENS_FILE']))")
+        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LISTEN_ADDR, FEED_TOKENS_FILE)"))]
     #[x_kube(validation = Rule::new(formats::ENV_NAMES_RULE)
         .message("env names must be printable ASCII characters other than '=', such as ADMIN_WALLETS"))]
     pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,

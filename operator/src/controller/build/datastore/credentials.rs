@@ -1,4 +1,5 @@
-//! The Secret holding the generated passwords of the managed PostgreSQL and Redis.
+//! The Secret holding the generated passwords of the managed PostgreSQL and Redis, and the
+//! machine token of the threat-feed sync.
 //!
 //! It is created once and never overwritten, and it has no owner reference: like the data
 //! volumes it protects, it outlives the SecurityGuard, so that re-creating the SecurityGuard
@@ -7,8 +8,8 @@
 use crate::controller::build::children::CredentialsSecret;
 use crate::controller::build::meta::labels;
 use crate::controller::vocabulary::{
-    COMPONENT_LABEL, Component, POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, ValidatedGuard, credentials_secret_name,
-    object_name,
+    COMPONENT_LABEL, Component, FEED_TOKENS_KEY, POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, ValidatedGuard,
+    credentials_secret_name, object_name,
 };
 
 /// The credentials Secret, when at least one datastore is managed.
@@ -22,6 +23,10 @@ pub fn build(guard: &ValidatedGuard) -> Option<CredentialsSecret> {
     if guard.redis_managed().is_some() {
         keys.push(REDIS_PASSWORD_KEY);
         protects.push(object_name(&guard.name, Component::Redis));
+    }
+    if guard.spec.threat_feeds.is_some() {
+        // The machine token of the feed sync, generated like the passwords.
+        keys.push(FEED_TOKENS_KEY);
     }
     if keys.is_empty() {
         return None;
