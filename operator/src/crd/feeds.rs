@@ -198,3 +198,30 @@ pub struct ThreatFeedStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::SecurityGuard;
+
+    #[test]
+    fn the_example_parses_with_the_defaults_applied() {
+        let guard: SecurityGuard =
+            serde_saphyr::from_str(include_str!("../../../examples/threat-feeds.yaml")).expect("example parses");
+        let feeds = guard.spec.threat_feeds.expect("threatFeeds");
+        assert_eq!(feeds.schedule, DEFAULT_SCHEDULE);
+        assert!(!feeds.suspend);
+        let names: Vec<&str> = feeds.feeds.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["polkadot-js", "phantom", "in-house"]);
+        let phantom = &feeds.feeds[1];
+        assert_eq!(phantom.format, FeedFormat::PhantomBlocklist);
+        assert_eq!(phantom.entries, None);
+        assert_eq!(
+            (phantom.max_entries, phantom.max_bytes, phantom.timeout_seconds),
+            (DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS)
+        );
+        assert_eq!(feeds.feeds[2].entries, Some(EntryKind::Domains));
+        assert!(feeds.feeds.len() <= MAX_FEEDS);
+        assert!(u64::from(LIMIT_MAX_ENTRIES) >= u64::from(DEFAULT_MAX_ENTRIES) && LIMIT_MAX_BYTES >= DEFAULT_MAX_BYTES);
+    }
+}
