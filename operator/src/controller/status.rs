@@ -18,7 +18,7 @@ use crate::crd::schedule;
 use crate::crd::{
     BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
     CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_THREAT_FEEDS_SYNCED, RestoreStatus, SecurityGuard, SecurityGuardStatus, ThreatFeedStatus,
+    CONDITION_THREAT_FEEDS_SYNCED, FeedOutcome, RestoreStatus, SecurityGuard, SecurityGuardStatus, ThreatFeedStatus,
     ThreatFeedsSpec, ThreatFeedsStatus,
 };
 
@@ -152,14 +152,20 @@ pub fn threat_feeds_status(
     for sync in syncs {
         status.last_job = Some(sync.job.clone());
         status.last_sync_time = Some(Time(sync.at));
-        let outcomes: Vec<(String, Option<String>, Option<u64>, Option<i64>)> = if sync.feeds.is_empty() {
+        let no_outcome: Vec<FeedOutcome>;
+        let outcomes = if sync.feeds.is_empty() {
             let error = sync.error.clone().unwrap_or_else(|| "the sync reported no feed".to_owned());
-            spec.feeds.iter().map(|f| (f.name.clone(), Some(error.clone()), None, None)).collect()
+            no_outcome = spec
+                .feeds
+                .iter()
+                .map(|f| FeedOutcome { name: f.name.clone(), error: Some(error.clone()), ..FeedOutcome::default() })
+                .collect();
+            &no_outcome
         } else {
-            sync.feeds.iter().map(|o| (o.name.clone(), o.error.clone(), o.entries, o.version)).collect()
+            &sync.feeds
         };
-        for (name, error, entries, version) in outcomes {
-            let index = match status.feeds.iter().position(|f| f.name == name) {
+        for FeedOutcome { name, error, entries, version, .. } in outcomes {
+            let index = match status.feeds.iter().position(|f| &f.name == name) {
                 Some(index) => index,
                 None => {
                     status.feeds.push(ThreatFeedStatus {
@@ -177,10 +183,10 @@ pub fn threat_feeds_status(
             feed.last_attempt_time = Time(sync.at);
             if error.is_none() {
                 feed.last_success_time = Some(Time(sync.at));
-                feed.entries = entries;
-                feed.version = version;
+                feed.entries = *entries;
+                feed.version = *version;
             }
-            feed.error = error;
+            feed.error = error.clone();
         }
     }
     status.feeds.retain(|f| spec.feeds.iter().any(|s| s.name == f.name));
