@@ -413,7 +413,7 @@ mod tests {
     fn every_guard_alert_is_scoped_to_its_guard() {
         let groups = guard_rule_groups("shop", "guard");
         let rules = rules(&groups);
-        assert_eq!(rules.len(), 12);
+        assert_eq!(rules.len(), 14);
         for rule in rules {
             let name = rule.alert.as_deref().expect("alerting rule");
             // Every selector in the expression names the guard's namespace.
