@@ -164,7 +164,7 @@ pub fn threat_feeds_status(
         } else {
             &sync.feeds
         };
-        for FeedOutcome { name, error, entries, version, .. } in outcomes {
+        for FeedOutcome { name, error, entries, version, skipped, .. } in outcomes {
             let index = match status.feeds.iter().position(|f| &f.name == name) {
                 Some(index) => index,
                 None => {
@@ -174,6 +174,7 @@ pub fn threat_feeds_status(
                         last_success_time: None,
                         entries: None,
                         version: None,
+                        skipped: None,
                         error: None,
                     });
                     status.feeds.len() - 1
@@ -185,6 +186,7 @@ pub fn threat_feeds_status(
                 feed.last_success_time = Some(Time(sync.at));
                 feed.entries = *entries;
                 feed.version = *version;
+                feed.skipped = skipped.clone();
             }
             feed.error = error.clone();
         }
@@ -763,6 +765,7 @@ mod tests {
             version: Some(version),
             added: Some(entries),
             removed: Some(0),
+            skipped: None,
             error: None,
         }
     }

@@ -96,6 +96,14 @@ pub struct ThreatFeed {
     #[schemars(range(min = 1, max = 67108864))]
     pub max_bytes: u64,
 
+    /// Malformed entries tolerated (default 0): up to this many are left out of the import and
+    /// reported by line (the Job's log, `status.threatFeeds`); more refuse the whole feed. Public
+    /// lists do carry the odd typo (`-magiceden.io`); a feed that is not in its format at all is
+    /// always refused.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_invalid_entries: u32,
+
     /// Seconds the whole download may take (default 60).
     #[serde(default = "default_timeout_seconds")]
     #[schemars(range(min = 1, max = 600))]
@@ -157,6 +165,9 @@ pub struct FeedOutcome {
     /// Entries the sync removed (the feed dropped them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
+    /// Malformed entries left out (within `maxInvalidEntries`), the first few by line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// Why the feed was not imported (nothing changed for it then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -194,6 +205,9 @@ pub struct ThreatFeedStatus {
     /// The pattern-set version after its last successful sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
+    /// Malformed entries its last successful sync left out (within `maxInvalidEntries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// Why its last sync failed (absent after a success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -220,6 +234,8 @@ mod tests {
             (phantom.max_entries, phantom.max_bytes, phantom.timeout_seconds),
             (DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS)
         );
+        assert_eq!(phantom.max_invalid_entries, 10);
+        assert_eq!(feeds.feeds[0].max_invalid_entries, 0, "strict by default");
         assert_eq!(feeds.feeds[2].entries, Some(EntryKind::Domains));
         assert!(feeds.feeds.len() <= MAX_FEEDS);
         assert!(u64::from(LIMIT_MAX_ENTRIES) >= u64::from(DEFAULT_MAX_ENTRIES) && LIMIT_MAX_BYTES >= DEFAULT_MAX_BYTES);

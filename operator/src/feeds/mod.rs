@@ -111,6 +111,7 @@ pub async fn run(options: &Options) -> (Vec<FeedOutcome>, Result<(), Error>) {
                     version: Some(accepted.version),
                     added: Some(accepted.added),
                     removed: Some(accepted.removed),
+                    skipped: accepted.skipped,
                     error: None,
                 }
             }
@@ -149,6 +150,9 @@ struct Accepted {
     entries: u64,
     added: u64,
     removed: u64,
+    /// Filled in by the sync (not the API): the malformed entries left out.
+    #[serde(skip)]
+    skipped: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -165,7 +169,17 @@ async fn sync_one(
 ) -> Result<Accepted, FeedError> {
     let timeout = Duration::from_secs(u64::from(feed.timeout_seconds));
     let text = fetch::download(client, &feed.url, feed.max_bytes, timeout).await?;
-    let entries = formats::parse(&text, feed.format, feed.entries.unwrap_or_default(), feed.max_entries)?;
+    let formats::Parsed { entries, skipped } = formats::parse_tolerant(
+        &text,
+        feed.format,
+        feed.entries.unwrap_or_default(),
+        feed.max_entries,
+        feed.max_invalid_entries,
+    )?;
+    let skipped = (!skipped.is_empty()).then(|| formats::describe_skipped(&skipped));
+    if let Some(skipped) = &skipped {
+        tracing::warn!(feed = %feed.name, %skipped, "malformed entries left out (maxInvalidEntries)");
+    }
     let url = format!("{}/v1/feeds/{}", options.api_url.trim_end_matches('/'), feed.name);
     let response = client
         .put(&url)
@@ -181,7 +195,8 @@ async fn sync_one(
         let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
         return Err(FeedError::Refused { status, message });
     }
-    response.json::<Accepted>().await.map_err(FeedError::Submit)
+    let accepted = response.json::<Accepted>().await.map_err(FeedError::Submit)?;
+    Ok(Accepted { skipped, ..accepted })
 }
 
 /// The summary written to the termination message.
@@ -218,7 +233,8 @@ impl Summary {
         let mut limit = MAX_ERROR_CHARS;
         loop {
             let mut shorter = self.clone();
-            for error in shorter.feeds.iter_mut().filter_map(|f| f.error.as_mut()).chain(shorter.error.as_mut()) {
+            let feed_texts = shorter.feeds.iter_mut().flat_map(|f| [f.error.as_mut(), f.skipped.as_mut()]).flatten();
+            for error in feed_texts.chain(shorter.error.as_mut()) {
                 shorten(error, limit);
             }
             let text = serde_json::to_string(&shorter).unwrap_or_default();

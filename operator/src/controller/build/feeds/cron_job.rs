@@ -160,7 +160,8 @@ mod tests {
         assert_eq!(
             feeds[1],
             json!({"name": "polkadot", "url": "https://raw.githubusercontent.com/polkadot-js/phishing/master/all.json",
-                   "format": "PolkadotJs", "maxEntries": 70000, "maxBytes": 16777216, "timeoutSeconds": 60})
+                   "format": "PolkadotJs", "maxEntries": 70000, "maxBytes": 16777216, "maxInvalidEntries": 0,
+                   "timeoutSeconds": 60})
         );
         assert_eq!(
             pod["volumes"][1],
