@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-/// Shortest token accepted in the file (the operator generates 48 characters).
+/// Shortest token accepted in the file (the operator generates 32 alphanumeric characters).
 pub const MIN_TOKEN_LEN: usize = 24;
 
 /// Why a presented token was not accepted.

@@ -227,6 +227,33 @@ mod tests {
     }
 
     #[test]
+    fn with_threat_feeds_the_api_reads_the_feed_tokens_from_a_secret_volume() {
+        let plain = deployment(MINIMAL);
+        let env = plain["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env").clone();
+        assert!(!env.iter().any(|e| e["name"] == "FEED_TOKENS_FILE"), "no feed tokens without feeds");
+        assert_eq!(plain["spec"]["template"]["spec"]["volumes"].as_array().map(Vec::len), Some(1));
+
+        let d = deployment(&format!(
+            "{MINIMAL}  threatFeeds:\n    feeds: [{{name: f, url: 'https://x.example/f.txt', format: Plain}}]\n"
+        ));
+        let pod = &d["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let env = c["env"].as_array().expect("env");
+        let file = env.iter().find(|e| e["name"] == "FEED_TOKENS_FILE").expect("FEED_TOKENS_FILE");
+        assert_eq!(file["value"], "/var/run/securityguard/feed-tokens/tokens");
+        assert_eq!(
+            pod["volumes"][1],
+            serde_json::json!({"name": "feed-tokens", "secret": {"secretName": "sg-credentials", "defaultMode": 0o440,
+                "items": [{"key": "feed-tokens", "path": "tokens"}]}})
+        );
+        // A Secret volume without subPath: the kubelet updates it in place (rotation).
+        assert_eq!(
+            c["volumeMounts"][1],
+            serde_json::json!({"name": "feed-tokens", "mountPath": "/var/run/securityguard/feed-tokens", "readOnly": true})
+        );
+    }
+
+    #[test]
     fn no_secret_value_is_written_into_the_deployment() {
         let d = deployment(MINIMAL);
         let env = d["spec"]["template"]["spec"]["containers"][0]["env"].clone();

@@ -41,3 +41,26 @@ pub fn build(guard: &ValidatedGuard) -> Option<CredentialsSecret> {
         protects,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::build::test_support::{MINIMAL, guard};
+
+    const FEEDS: &str = "  threatFeeds:\n    feeds: [{name: f, url: 'https://x.example/f.txt', format: Plain}]\n";
+    const EXTERNAL: &str = "  postgres:\n    external: {connectionSecret: {name: db, key: url}}\n  redis:\n    external: {connectionSecret: {name: cache, key: url}}\n";
+
+    #[test]
+    fn the_feed_token_is_generated_with_the_passwords() {
+        let keys = |yaml: &str| build(&guard(yaml)).map(|c| c.keys);
+        assert_eq!(keys(MINIMAL), Some(vec![POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY]));
+        assert_eq!(
+            keys(&format!("{MINIMAL}{FEEDS}")),
+            Some(vec![POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, FEED_TOKENS_KEY])
+        );
+        // External datastores: the Secret holds only the token, and protects no data.
+        let only_token = build(&guard(&format!("{MINIMAL}{EXTERNAL}{FEEDS}"))).expect("a Secret for the token");
+        assert_eq!((only_token.keys, only_token.protects), (vec![FEED_TOKENS_KEY], Vec::<String>::new()));
+        assert!(build(&guard(&format!("{MINIMAL}{EXTERNAL}"))).is_none());
+    }
+}
