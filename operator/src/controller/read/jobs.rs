@@ -300,4 +300,17 @@ mod tests {
         assert_eq!(summary.seconds, Some(2.5));
         assert_eq!(newest_summary(&[pod("not json", 1)]), None);
     }
+
+    #[test]
+    fn reads_the_feed_outcomes_of_a_sync_summary() {
+        let message = r#"{"command":"feeds-sync","result":"failed","seconds":3.2,"feeds":[
+            {"name":"community","entries":2,"version":7,"added":2,"removed":0},
+            {"name":"broken","error":"1 malformed entries: line 3: \"x\" is not a domain"}],
+            "error":"1 of 2 feeds failed: broken"}"#;
+        let summary = newest_summary(&[pod(message, 10)]).expect("a summary");
+        assert_eq!(summary.feeds.len(), 2);
+        assert_eq!((summary.feeds[0].entries, summary.feeds[0].version), (Some(2), Some(7)));
+        assert!(summary.feeds[1].error.as_deref().is_some_and(|e| e.contains("line 3")));
+        assert_eq!(summary.error.as_deref(), Some("1 of 2 feeds failed: broken"));
+    }
 }
