@@ -98,8 +98,8 @@ pub struct ThreatFeed {
 
     /// Malformed entries tolerated (default 0): up to this many are left out of the import and
     /// reported by line (the Job's log, `status.threatFeeds`); more refuse the whole feed. Public
-    /// lists do carry the odd typo (`-magiceden.io`); a feed that is not in its format at all is
-    /// always refused.
+    /// lists do carry the odd typo (`-magiceden.io`) or a name with combining accents; a feed
+    /// that is not in its format at all is always refused.
     #[serde(default)]
     #[schemars(range(min = 0, max = 1000))]
     pub max_invalid_entries: u32,
@@ -235,7 +235,8 @@ mod tests {
             (DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS)
         );
         assert_eq!(phantom.max_invalid_entries, 10);
-        assert_eq!(feeds.feeds[0].max_invalid_entries, 0, "strict by default");
+        assert_eq!(feeds.feeds[0].max_invalid_entries, 20);
+        assert_eq!(feeds.feeds[2].max_invalid_entries, 0, "strict by default");
         assert_eq!(feeds.feeds[2].entries, Some(EntryKind::Domains));
         assert!(feeds.feeds.len() <= MAX_FEEDS);
         assert!(u64::from(LIMIT_MAX_ENTRIES) >= u64::from(DEFAULT_MAX_ENTRIES) && LIMIT_MAX_BYTES >= DEFAULT_MAX_BYTES);
