@@ -142,16 +142,17 @@ async fn bump(
     Ok(version)
 }
 
-/// The entries (of one kind, or all) and the version they belong to.
-pub async fn list(db: &PgPool, kind: Option<&str>) -> Result<(i64, Vec<Pattern>), sqlx::Error> {
+/// The entries (of one kind and source, or all) and the version they belong to.
+pub async fn list(db: &PgPool, kind: Option<&str>, source: Option<&str>) -> Result<(i64, Vec<Pattern>), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set").fetch_one(&mut *tx).await?;
     let rows = sqlx::query_as(
         "SELECT id, kind, value, data, note, source FROM patterns
-         WHERE $1::text IS NULL OR kind = $1 ORDER BY kind, value",
+         WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR source = $2) ORDER BY kind, value, source",
     )
     .bind(kind)
+    .bind(source)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
