@@ -141,6 +141,18 @@ impl FeedMetrics {
         self.sync_failures.get_or_create(feed).inc();
     }
 
+    /// Drops every feed series of a SecurityGuard (it was deleted).
+    pub fn forget_guard(&self, guard: &GuardLabels) {
+        for feed in self.names_of(guard) {
+            self.forget_feed(&FeedLabels {
+                namespace: guard.namespace.clone(),
+                securityguard: guard.securityguard.clone(),
+                feed,
+            });
+        }
+        self.schedule_interval.remove(guard);
+    }
+
     /// Drops the series of a feed no longer synced.
     pub fn forget_feed(&self, feed: &FeedLabels) {
         if let Some(names) = self
@@ -545,5 +557,29 @@ mod tests {
         m.guards.forget(&a);
         let s = samples(&m);
         assert!(!s.iter().any(|l| l.contains("securityguard=")), "{s:#?}");
+    }
+
+    #[test]
+    fn feed_series_go_with_their_feed_and_their_guard() {
+        let m = Metrics::default();
+        let guard = GuardLabels::new("shop", "a");
+        let feed = |name: &str| FeedLabels { namespace: "shop".into(), securityguard: "a".into(), feed: name.into() };
+        m.feeds.set_feed(&feed("community"), Some((1.7e9, 12)), false);
+        m.feeds.set_feed(&feed("broken"), None, true);
+        m.feeds.failed(&feed("broken"));
+        m.feeds.set_interval(&guard, Some(3600.0));
+        let text = m.encode().expect("encodes");
+        assert!(text.contains(
+            "securityguard_operator_threat_feed_entries{namespace=\"shop\",securityguard=\"a\",feed=\"community\"} 12"
+        ), "{text}");
+        assert!(text.contains(
+            "securityguard_operator_threat_feed_sync_failures_total{namespace=\"shop\",securityguard=\"a\",feed=\"broken\"} 1"
+        ), "{text}");
+        assert_eq!(m.feeds.names_of(&guard), ["broken", "community"]);
+        m.feeds.forget_feed(&feed("broken"));
+        assert_eq!(m.feeds.names_of(&guard), ["community"]);
+        m.feeds.forget_guard(&guard);
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains("securityguard=\"a\""), "{text}");
     }
 }
