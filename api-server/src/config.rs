@@ -131,6 +131,20 @@ pub struct Config {
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
 
+    /// File of the machine tokens that may write threat feeds (`PUT /v1/feeds/{name}`), one a
+    /// line, mounted from the Secret the operator generates. Read again when it changes, so
+    /// tokens rotate without a restart. Unset: the feed routes refuse every request.
+    #[arg(long, env = "FEED_TOKENS_FILE")]
+    pub feed_tokens_file: Option<std::path::PathBuf>,
+
+    /// Largest accepted body of a feed sync (`PUT /v1/feeds/{name}`), in bytes.
+    #[arg(long, env = "FEED_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub feed_max_body_bytes: usize,
+
+    /// Most entries one feed may hold.
+    #[arg(long, env = "FEED_MAX_ENTRIES", default_value_t = 200_000)]
+    pub feed_max_entries: usize,
+
     /// Seconds a cached scan result is kept in Redis.
     #[arg(long, env = "SCAN_CACHE_TTL_SECONDS", default_value_t = 3600)]
     pub scan_cache_ttl_seconds: u64,
@@ -171,6 +185,12 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err(err("MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        if self.feed_max_body_bytes < 1024 {
+            return Err(err("FEED_MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        if self.feed_max_entries == 0 {
+            return Err(err("FEED_MAX_ENTRIES", "must be positive"));
         }
         if self.rate_limit_per_ip == 0 || self.rate_limit_per_wallet == 0 {
             return Err(err("RATE_LIMIT_PER_IP/RATE_LIMIT_PER_WALLET", "must be positive"));

@@ -11,6 +11,9 @@ use serde_json::json;
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// A 400 whose body lists what was wrong, item by item (`error.details`).
+    #[error("{message}")]
+    BadRequestWithDetails { code: &'static str, message: String, details: serde_json::Value },
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{0}")]
@@ -50,7 +53,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } | Self::BadRequestWithDetails { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -67,7 +70,9 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } | Self::Unauthorized { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::BadRequestWithDetails { code, .. }
+            | Self::Unauthorized { code, .. } => code,
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
@@ -107,6 +112,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        if let Self::BadRequestWithDetails { details, .. } = &self {
+            let body = json!({"error": {"code": self.code(), "message": message, "details": details}});
+            return (status, Json(body)).into_response();
+        }
         let mut response = error_response(status, self.code(), &message);
         if let Self::RateLimited { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));

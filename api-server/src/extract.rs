@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::auth::machine::Refused;
 use crate::auth::{Role, bearer_token, jwt};
 use crate::error::ApiError;
 use crate::ratelimit::TokenCheck;
@@ -83,5 +84,27 @@ impl FromRequestParts<AppState> for AdminUser {
             return Err(ApiError::Forbidden("this action needs the admin role".into()));
         }
         Ok(Self(user))
+    }
+}
+
+/// A machine client holding one of the tokens of FEED_TOKENS_FILE (`Authorization: Bearer`).
+/// Not a wallet: it may only do what the routes taking it allow (sync threat feeds).
+#[derive(Clone, Copy, Debug)]
+pub struct MachineClient;
+
+impl FromRequestParts<AppState> for MachineClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers)?;
+        match state.machine_tokens.check(token) {
+            Ok(()) => Ok(Self),
+            Err(Refused::Invalid) => Err(ApiError::unauthorized("invalid_token", "invalid machine token")),
+            Err(e @ Refused::NotConfigured) => Err(ApiError::Unavailable(e.to_string())),
+            Err(e @ Refused::Unusable(_)) => {
+                tracing::error!(error = %e, "machine token file");
+                Err(ApiError::Unavailable("machine tokens cannot be checked now".into()))
+            }
+        }
     }
 }

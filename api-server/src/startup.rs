@@ -38,7 +38,10 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::scan::transactions::router().route_layer(middleware::from_fn_with_state(
             state.clone(),
             ratelimit::limits_with::<routes::scan::transactions::CacheLookup>,
-        )));
+        )))
+        // Machine clients (the operator's feed sync): their own token, no wallet limits, and
+        // their own body limit (inside the global one, so it wins).
+        .merge(routes::feeds::router(state.config.feed_max_body_bytes));
 
     Router::new()
         .merge(routes::health::router())

@@ -9,6 +9,7 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 use crate::auth::jwt::VerifiedTokens;
+use crate::auth::machine::MachineTokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::scan::Detection;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub scans: ScanStore,
     /// Access tokens already verified (see [`VerifiedTokens`]).
     pub tokens: VerifiedTokens,
+    /// The machine tokens of the threat-feed sync (FEED_TOKENS_FILE).
+    pub machine_tokens: MachineTokens,
     shutting_down: Arc<AtomicBool>,
     migrated: AtomicBool,
 }
@@ -47,6 +50,7 @@ impl AppState {
         metrics.model.serving(detection.model.version());
         Self(Arc::new(Shared {
             scans,
+            machine_tokens: MachineTokens::new(config.feed_tokens_file.clone()),
             keys: Keys::new(config.redis_key_prefix.clone()),
             config: Arc::new(config),
             db,

@@ -53,6 +53,69 @@ pub enum Command {
     /// Archive the API pods' logs (read through the API server) into S3, gzip-compressed, then
     /// delete archives older than the S3 retention: what the weekly log archive Job runs.
     ArchiveLogs(ArchiveLogsArgs),
+    /// Threat feeds: `sync` downloads, checks and imports `spec.threatFeeds` into the API's
+    /// pattern library, each feed atomically: what the threat-feed CronJob runs.
+    Feeds(FeedsArgs),
+}
+
+/// Options of `feeds`.
+#[derive(Args, Debug, Clone)]
+pub struct FeedsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: FeedsCommand,
+}
+
+/// What `feeds` does.
+#[derive(Subcommand, Debug, Clone)]
+pub enum FeedsCommand {
+    /// Download, check and submit every feed (a failed feed changes nothing; the others still
+    /// sync); exits 1 when any feed failed.
+    Sync(FeedsSyncArgs),
+}
+
+/// Options of `feeds sync`.
+#[derive(Args, Debug, Clone)]
+pub struct FeedsSyncArgs {
+    /// Base URL of the SecurityGuard API, such as `http://sg-api.prod.svc:80`.
+    #[arg(long, env = "SG_API_URL")]
+    pub api_url: String,
+
+    /// File holding the machine token (one a line, the first is used), mounted from the
+    /// SecurityGuard's generated credentials Secret.
+    #[arg(long, env = "SG_FEED_TOKEN_FILE")]
+    pub token_file: PathBuf,
+
+    /// The feeds, as the JSON list of `spec.threatFeeds.feeds` (defaults applied).
+    #[arg(long, env = "SG_THREAT_FEEDS", value_parser = parse_feeds)]
+    pub feeds: FeedList,
+
+    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
+    #[arg(long, env = "SG_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
+
+    /// Plain-text logs instead of JSON.
+    #[arg(long, env = "SG_LOG_TEXT")]
+    pub log_text: bool,
+}
+
+/// The feeds of `--feeds`.
+#[derive(Debug, Clone)]
+pub struct FeedList(pub Vec<crate::crd::ThreatFeed>);
+
+fn parse_feeds(text: &str) -> Result<FeedList, String> {
+    serde_json::from_str(text).map(FeedList).map_err(|e| format!("not a JSON list of feeds: {e}"))
+}
+
+impl FeedsSyncArgs {
+    /// What the sync does.
+    pub fn options(&self) -> crate::feeds::Options {
+        crate::feeds::Options {
+            api_url: self.api_url.clone(),
+            token_file: self.token_file.clone(),
+            feeds: self.feeds.0.clone(),
+        }
+    }
 }
 
 /// Options of `run`.

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod feeds;
 pub mod http;
 pub mod metrics;
 pub mod monitoring;

@@ -7,8 +7,8 @@ use std::time::Instant;
 use clap::Parser;
 use securityguard_operator::backup::summary::Summary;
 use securityguard_operator::backup::{create, list, logs, restore};
-use securityguard_operator::cli::{BackupsCommand, Cli, Command, MonitoringCommand};
-use securityguard_operator::{crds_yaml, monitoring, run, telemetry};
+use securityguard_operator::cli::{BackupsCommand, Cli, Command, FeedsCommand, MonitoringCommand};
+use securityguard_operator::{crds_yaml, feeds, monitoring, run, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,6 +29,23 @@ async fn main() -> ExitCode {
             let work = summarised(args.termination_log.as_deref(), logs::run(&options), Summary::of_archive);
             logged(args.log_text, "log archive failed", work).await
         }
+        Command::Feeds(args) => match args.command {
+            FeedsCommand::Sync(args) => {
+                telemetry::init(!args.log_text);
+                let clock = Instant::now();
+                let (outcomes, result) = feeds::run(&args.options()).await;
+                if let Some(path) = &args.termination_log {
+                    feeds::Summary::new(outcomes, &result, clock.elapsed().as_secs_f64()).write(path);
+                }
+                match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        tracing::error!(%error, "threat feed sync failed");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        },
         Command::Restore(args) => {
             let options = args.options();
             let summary = |result: &_, seconds| Summary::of_restore(result, options.verify_only, seconds);

@@ -44,6 +44,132 @@ impl GuardLabels {
     }
 }
 
+/// Label set of the per-feed series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    /// Namespace of the SecurityGuard.
+    pub namespace: String,
+    /// Name of the SecurityGuard.
+    pub securityguard: String,
+    /// Name of the threat feed.
+    pub feed: String,
+}
+
+/// Per-feed series of the threat-feed syncs. Absent series mean "never": a feed that never
+/// synced has no last-success time.
+#[derive(Default)]
+pub struct FeedMetrics {
+    /// Unix time the feed was last imported successfully.
+    pub last_success: Family<FeedLabels, FloatGauge>,
+    /// Entries the feed held after its last successful sync.
+    pub entries: Family<FeedLabels, Gauge>,
+    /// 1 when the feed's last sync failed, 0 when it succeeded.
+    pub last_sync_failed: Family<FeedLabels, Gauge>,
+    /// Failed syncs of the feed seen by this process.
+    pub sync_failures: Family<FeedLabels, Counter>,
+    /// Seconds between two scheduled syncs of a SecurityGuard's feeds.
+    pub schedule_interval: Family<GuardLabels, FloatGauge>,
+    /// The feeds with series, per SecurityGuard (to drop those of a feed removed from the spec).
+    known: std::sync::Mutex<std::collections::HashMap<GuardLabels, std::collections::BTreeSet<String>>>,
+}
+
+impl FeedMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "threat_feed_last_success_timestamp_seconds",
+            "Unix time a threat feed of a SecurityGuard was last imported successfully",
+            self.last_success.clone(),
+        );
+        registry.register(
+            "threat_feed_entries",
+            "Entries a threat feed of a SecurityGuard held after its last successful sync",
+            self.entries.clone(),
+        );
+        registry.register(
+            "threat_feed_last_sync_failed",
+            "1 when the last sync of a threat feed of a SecurityGuard failed (nothing changed for it), 0 when it succeeded",
+            self.last_sync_failed.clone(),
+        );
+        registry.register(
+            "threat_feed_sync_failures",
+            "Failed syncs of a threat feed of a SecurityGuard seen by this operator process",
+            self.sync_failures.clone(),
+        );
+        registry.register(
+            "threat_feed_schedule_interval_seconds",
+            "Seconds between two scheduled syncs of the threat feeds of a SecurityGuard",
+            self.schedule_interval.clone(),
+        );
+    }
+
+    /// The feeds of a SecurityGuard are synced every `seconds`; `None` when suspended or off.
+    pub fn set_interval(&self, guard: &GuardLabels, seconds: Option<f64>) {
+        match seconds {
+            Some(seconds) => {
+                self.schedule_interval.get_or_create(guard).set(seconds);
+            }
+            None => {
+                self.schedule_interval.remove(guard);
+            }
+        }
+    }
+
+    /// A feed's last sync: when it last succeeded and with how many entries, and whether the
+    /// last one failed.
+    pub fn set_feed(&self, feed: &FeedLabels, last_success: Option<(f64, u64)>, last_failed: bool) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(GuardLabels::new(&feed.namespace, &feed.securityguard))
+            .or_default()
+            .insert(feed.feed.clone());
+        if let Some((at, entries)) = last_success {
+            self.last_success.get_or_create(feed).set(at);
+            self.entries.get_or_create(feed).set(i64::try_from(entries).unwrap_or(i64::MAX));
+        }
+        self.last_sync_failed.get_or_create(feed).set(i64::from(last_failed));
+    }
+
+    /// The feeds of a SecurityGuard that have series.
+    pub fn names_of(&self, guard: &GuardLabels) -> Vec<String> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(guard).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Counts one failed sync of a feed.
+    pub fn failed(&self, feed: &FeedLabels) {
+        self.sync_failures.get_or_create(feed).inc();
+    }
+
+    /// Drops every feed series of a SecurityGuard (it was deleted).
+    pub fn forget_guard(&self, guard: &GuardLabels) {
+        for feed in self.names_of(guard) {
+            self.forget_feed(&FeedLabels {
+                namespace: guard.namespace.clone(),
+                securityguard: guard.securityguard.clone(),
+                feed,
+            });
+        }
+        self.schedule_interval.remove(guard);
+    }
+
+    /// Drops the series of a feed no longer synced.
+    pub fn forget_feed(&self, feed: &FeedLabels) {
+        if let Some(names) = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&GuardLabels::new(&feed.namespace, &feed.securityguard))
+        {
+            names.remove(&feed.feed);
+        }
+        self.last_success.remove(feed);
+        self.entries.remove(feed);
+        self.last_sync_failed.remove(feed);
+        self.sync_failures.remove(feed);
+    }
+}
+
 /// Label set of the restore phase series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RestorePhaseLabels {
@@ -205,6 +331,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Backups, restores and drills of each SecurityGuard.
     pub guards: GuardMetrics,
+    /// Threat-feed syncs of each SecurityGuard.
+    pub feeds: FeedMetrics,
 }
 
 impl Default for Metrics {
@@ -228,7 +356,9 @@ impl Default for Metrics {
         registry.register("leader", "1 while this process holds the leader Lease and reconciles", leader.clone());
         let guards = GuardMetrics::default();
         guards.register(&mut registry);
-        Self { registry, reconciles, reconcile_duration, kube_requests, leader, guards }
+        let feeds = FeedMetrics::default();
+        feeds.register(&mut registry);
+        Self { registry, reconciles, reconcile_duration, kube_requests, leader, guards, feeds }
     }
 }
 
@@ -427,5 +557,29 @@ mod tests {
         m.guards.forget(&a);
         let s = samples(&m);
         assert!(!s.iter().any(|l| l.contains("securityguard=")), "{s:#?}");
+    }
+
+    #[test]
+    fn feed_series_go_with_their_feed_and_their_guard() {
+        let m = Metrics::default();
+        let guard = GuardLabels::new("shop", "a");
+        let feed = |name: &str| FeedLabels { namespace: "shop".into(), securityguard: "a".into(), feed: name.into() };
+        m.feeds.set_feed(&feed("community"), Some((1.7e9, 12)), false);
+        m.feeds.set_feed(&feed("broken"), None, true);
+        m.feeds.failed(&feed("broken"));
+        m.feeds.set_interval(&guard, Some(3600.0));
+        let text = m.encode().expect("encodes");
+        assert!(text.contains(
+            "securityguard_operator_threat_feed_entries{namespace=\"shop\",securityguard=\"a\",feed=\"community\"} 12"
+        ), "{text}");
+        assert!(text.contains(
+            "securityguard_operator_threat_feed_sync_failures_total{namespace=\"shop\",securityguard=\"a\",feed=\"broken\"} 1"
+        ), "{text}");
+        assert_eq!(m.feeds.names_of(&guard), ["broken", "community"]);
+        m.feeds.forget_feed(&feed("broken"));
+        assert_eq!(m.feeds.names_of(&guard), ["community"]);
+        m.feeds.forget_guard(&guard);
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains("securityguard=\"a\""), "{text}");
     }
 }

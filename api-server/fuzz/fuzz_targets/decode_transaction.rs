@@ -13,7 +13,7 @@ static SET: LazyLock<PatternSet> = LazyLock::new(|| {
     let mut set = PatternSet::default();
     set.protected_domains = vec!["phantom.app".into(), "jup.ag".into(), "solflare.com".into()];
     set.allowed_domains = vec!["solana.com".into()];
-    set.blocked_domains = vec!["drainer.xyz".into()];
+    set.blocked_domains = std::collections::HashSet::from(["drainer.xyz".into()]);
     set
 });
 

@@ -1,7 +1,9 @@
-//! Sign-In-With-Solana, access tokens (JWT) and refresh tokens. No HTTP state here: the
+//! Sign-In-With-Solana, access tokens (JWT), refresh tokens, and the machine tokens of the
+//! threat-feed sync. No HTTP state here: the
 //! extractors that turn a request into a signed-in wallet are in `crate::extract`.
 
 pub mod jwt;
+pub mod machine;
 pub mod refresh;
 pub mod siws;
 

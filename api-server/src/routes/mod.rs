@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod explain;
+pub mod feeds;
 pub mod health;
 pub mod metrics;
 pub mod patterns;

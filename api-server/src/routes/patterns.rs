@@ -89,7 +89,8 @@ impl From<store::ChangeError> for ApiError {
 }
 
 fn entry_json(p: &store::Pattern, version: Option<i64>) -> Value {
-    let mut v = json!({"id": p.id, "kind": p.kind, "value": p.value, "data": p.data, "note": p.note});
+    let mut v =
+        json!({"id": p.id, "kind": p.kind, "value": p.value, "data": p.data, "note": p.note, "source": p.source});
     if let Some(version) = version {
         v["version"] = json!(version);
     }
@@ -99,6 +100,8 @@ fn entry_json(p: &store::Pattern, version: Option<i64>) -> Value {
 #[derive(Deserialize)]
 struct ListQuery {
     kind: Option<String>,
+    /// `admin`, or `feed:<name>`.
+    source: Option<String>,
 }
 
 async fn list(
@@ -107,7 +110,7 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
-    let (version, rows) = store::list(&state.db, query.kind.as_deref()).await?;
+    let (version, rows) = store::list(&state.db, query.kind.as_deref(), query.source.as_deref()).await?;
     Ok(Json(json!({
         "version": version,
         "patterns": rows.iter().map(|p| entry_json(p, None)).collect::<Vec<_>>(),

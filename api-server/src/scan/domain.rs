@@ -44,6 +44,12 @@ pub fn normalize(input: &str) -> Result<String, &'static str> {
     Ok(lower)
 }
 
+/// `domain` and each domain it is under, longest first (`a.b.c`, `b.c`, `c`): the names
+/// [`matches_suffix`] would match it against.
+pub fn suffixes(domain: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(domain), |d| d.split_once('.').map(|(_, rest)| rest))
+}
+
 /// `domain` is `suffix` or a subdomain of it.
 pub fn matches_suffix(domain: &str, suffix: &str) -> bool {
     domain == suffix
@@ -135,7 +141,7 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Option<Vec<Warning>> {
     if set.allowed_domains.iter().any(|a| matches_suffix(domain, a)) {
         return None;
     }
-    if let Some(b) = set.blocked_domains.iter().find(|b| matches_suffix(domain, b)) {
+    if let Some(b) = suffixes(domain).find(|s| set.blocked_domains.contains(*s)) {
         return Some(vec![warning(
             "blocked_domain",
             Severity::Critical,
@@ -306,7 +312,7 @@ mod tests {
             s.protected_domains.push(b.into());
         }
         s.allowed_domains.push("solana.com".into());
-        s.blocked_domains.push("drainer.xyz".into());
+        s.blocked_domains.insert("drainer.xyz".into());
         s
     }
 
@@ -322,6 +328,20 @@ mod tests {
         assert!(normalize("a..b").is_err());
         assert!(normalize("-a.com").is_err());
         assert!(normalize("a b.com").is_err());
+    }
+
+    #[test]
+    fn suffixes_run_from_the_domain_to_its_last_label() {
+        assert_eq!(
+            suffixes("a.b.drainer.xyz").collect::<Vec<_>>(),
+            ["a.b.drainer.xyz", "b.drainer.xyz", "drainer.xyz", "xyz"]
+        );
+        let mut set = PatternSet::default();
+        for i in 0..50_000 {
+            set.add("blocked_domain", &format!("feed-{i}.xyz"), &serde_json::json!({})).unwrap();
+        }
+        assert!(analyze("login.feed-49999.xyz", &set).is_some_and(|w| w[0].kind == "blocked_domain"));
+        assert!(analyze("feed-49999.xyz.example", &set).is_some_and(|w| w.iter().all(|w| w.kind != "blocked_domain")));
     }
 
     #[test]

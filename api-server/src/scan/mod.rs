@@ -190,7 +190,7 @@ mod tests {
     fn set() -> PatternSet {
         let mut set = PatternSet::default();
         set.allowed_domains.push("solana.com".into());
-        set.blocked_domains.push("drainer.xyz".into());
+        set.blocked_domains.insert("drainer.xyz".into());
         set.protected_domains.push("phantom.app".into());
         set
     }

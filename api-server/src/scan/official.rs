@@ -61,6 +61,17 @@ impl OfficialDomains {
         }
     }
 
+    /// The official domain that blocking `domain` (normalized) would block: one it is, is under,
+    /// or is a parent of (its registrable domain, say), with its project.
+    pub fn blocked_by<'a>(&'a self, domain: &'a str) -> Option<(&'a str, &'a str)> {
+        self.covering(domain).or_else(|| {
+            self.projects
+                .iter()
+                .find(|(official, _)| super::domain::matches_suffix(official, domain))
+                .map(|(official, project)| (official.as_str(), project.as_str()))
+        })
+    }
+
     /// The official domains, in no particular order.
     pub fn domains(&self) -> impl Iterator<Item = &str> {
         self.projects.keys().map(String::as_str)
@@ -95,6 +106,18 @@ mod tests {
         assert_eq!(list.covering("fakejup.ag"), None);
         assert_eq!(list.covering("jup.ag.evil.io"), None);
         assert_eq!(list.covering("ag"), None);
+    }
+
+    #[test]
+    fn blocking_an_official_domain_its_subdomain_or_its_parent_is_seen() {
+        let list = OfficialDomains::parse("app.jup.ag | Jupiter | x\nphantom.app | Phantom | x\n").unwrap();
+        assert_eq!(list.blocked_by("phantom.app"), Some(("phantom.app", "Phantom")));
+        assert_eq!(list.blocked_by("login.phantom.app"), Some(("phantom.app", "Phantom")));
+        assert_eq!(list.blocked_by("jup.ag"), Some(("app.jup.ag", "Jupiter")));
+        assert_eq!(list.blocked_by("x.app.jup.ag"), Some(("app.jup.ag", "Jupiter")));
+        assert_eq!(list.blocked_by("phantom-app.com"), None);
+        assert_eq!(list.blocked_by("fakephantom.app"), None);
+        assert_eq!(list.blocked_by("station.jup.ag"), None);
     }
 
     #[test]

@@ -24,7 +24,8 @@ impl Default for RuleParams {
 #[derive(Clone, Debug, Default)]
 pub struct PatternSet {
     pub version: i64,
-    pub blocked_domains: Vec<String>,
+    /// A set: a scan looks up each suffix of the domain (a feed adds tens of thousands).
+    pub blocked_domains: HashSet<String>,
     pub allowed_domains: Vec<String>,
     pub protected_domains: Vec<String>,
     /// Addresses as keys, so that checking a transaction's accounts encodes nothing.
@@ -39,7 +40,9 @@ impl PatternSet {
     pub fn add(&mut self, kind: &str, value: &str, data: &serde_json::Value) -> Result<(), String> {
         let value = value.trim();
         match kind {
-            "blocked_domain" => self.blocked_domains.push(value.to_ascii_lowercase()),
+            "blocked_domain" => {
+                self.blocked_domains.insert(value.to_ascii_lowercase());
+            }
             "allowed_domain" => self.allowed_domains.push(value.to_ascii_lowercase()),
             "protected_domain" => self.protected_domains.push(value.to_ascii_lowercase()),
             "malicious_address" | "trusted_address" | "trusted_program" => {

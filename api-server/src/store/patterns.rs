@@ -1,5 +1,6 @@
 //! The pattern library in PostgreSQL, and a per-replica snapshot of its current version.
 
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,16 @@ pub struct Pattern {
     pub value: String,
     pub data: Value,
     pub note: Option<String>,
+    /// `admin`, or `feed:<name>` for an entry a threat feed owns.
+    pub source: String,
+}
+
+/// The source of the entries admins manage.
+pub const ADMIN_SOURCE: &str = "admin";
+
+/// The source of a threat feed's entries.
+pub fn feed_source(feed: &str) -> String {
+    format!("feed:{feed}")
 }
 
 /// A validated entry to write.
@@ -131,16 +142,17 @@ async fn bump(
     Ok(version)
 }
 
-/// The entries (of one kind, or all) and the version they belong to.
-pub async fn list(db: &PgPool, kind: Option<&str>) -> Result<(i64, Vec<Pattern>), sqlx::Error> {
+/// The entries (of one kind and source, or all) and the version they belong to.
+pub async fn list(db: &PgPool, kind: Option<&str>, source: Option<&str>) -> Result<(i64, Vec<Pattern>), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let version: i64 = sqlx::query_scalar("SELECT version FROM pattern_set").fetch_one(&mut *tx).await?;
     let rows = sqlx::query_as(
-        "SELECT id, kind, value, data, note FROM patterns
-         WHERE $1::text IS NULL OR kind = $1 ORDER BY kind, value",
+        "SELECT id, kind, value, data, note, source FROM patterns
+         WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR source = $2) ORDER BY kind, value, source",
     )
     .bind(kind)
+    .bind(source)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -148,7 +160,10 @@ pub async fn list(db: &PgPool, kind: Option<&str>) -> Result<(i64, Vec<Pattern>)
 }
 
 pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Pattern>, sqlx::Error> {
-    sqlx::query_as("SELECT id, kind, value, data, note FROM patterns WHERE id = $1").bind(id).fetch_optional(db).await
+    sqlx::query_as("SELECT id, kind, value, data, note, source FROM patterns WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 /// Adds an entry; returns it and the new version.
@@ -167,7 +182,7 @@ pub async fn create(db: &PgPool, new: NewPattern, actor: &str) -> Result<(Patter
     let version = bump(&mut tx, "create", &new.kind, &new.value, actor).await?;
     tx.commit().await?;
     let NewPattern { kind, value, data, note } = new;
-    Ok((Pattern { id, kind, value, data, note }, version))
+    Ok((Pattern { id, kind, value, data, note, source: ADMIN_SOURCE.to_owned() }, version))
 }
 
 fn duplicate_or(e: sqlx::Error, kind: &str, value: &str) -> ChangeError {
@@ -188,11 +203,12 @@ pub async fn update<E>(
 ) -> Result<Result<(Pattern, i64), E>, ChangeError> {
     let mut tx = db.begin().await?;
     let current: Option<Pattern> =
-        sqlx::query_as("SELECT id, kind, value, data, note FROM patterns WHERE id = $1 FOR UPDATE")
+        sqlx::query_as("SELECT id, kind, value, data, note, source FROM patterns WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
     let current = current.ok_or(ChangeError::NotFound)?;
+    let source = current.source.clone();
     let new = match change(current) {
         Ok(new) => new,
         Err(e) => return Ok(Err(e)),
@@ -208,7 +224,7 @@ pub async fn update<E>(
     let version = bump(&mut tx, "update", &new.kind, &new.value, actor).await?;
     tx.commit().await?;
     let NewPattern { kind, value, data, note } = new;
-    Ok(Ok((Pattern { id, kind, value, data, note }, version)))
+    Ok(Ok((Pattern { id, kind, value, data, note, source }, version)))
 }
 
 /// Deletes an entry; returns the new version.
@@ -231,7 +247,8 @@ pub struct Imported {
 }
 
 /// Adds many entries in one transaction and one version; existing ones are left as they are.
-/// With `replace`, every entry of the kinds present is removed first.
+/// With `replace`, every admin entry of the kinds present is removed first (the threat feeds'
+/// entries are theirs: each feed's next sync replaces them).
 pub async fn import(db: &PgPool, entries: &[NewPattern], replace: bool, actor: &str) -> Result<Imported, sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut removed = 0u64;
@@ -239,7 +256,7 @@ pub async fn import(db: &PgPool, entries: &[NewPattern], replace: bool, actor: &
         let mut kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
         kinds.sort_unstable();
         kinds.dedup();
-        removed = sqlx::query("DELETE FROM patterns WHERE kind = ANY($1)")
+        removed = sqlx::query("DELETE FROM patterns WHERE kind = ANY($1) AND source = 'admin'")
             .bind(&kinds)
             .execute(&mut *tx)
             .await?
@@ -249,7 +266,7 @@ pub async fn import(db: &PgPool, entries: &[NewPattern], replace: bool, actor: &
     for e in entries {
         added += sqlx::query(
             "INSERT INTO patterns (id, kind, value, data, note) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (kind, value) DO NOTHING",
+             ON CONFLICT (kind, value, source) DO NOTHING",
         )
         .bind(Uuid::new_v4())
         .bind(&e.kind)
@@ -264,4 +281,71 @@ pub async fn import(db: &PgPool, entries: &[NewPattern], replace: bool, actor: &
     let version = bump(&mut tx, action, "*", &format!("{added} added, {removed} removed"), actor).await?;
     tx.commit().await?;
     Ok(Imported { version, added, removed })
+}
+
+/// One entry of a threat feed, validated.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeedEntry {
+    pub kind: String,
+    pub value: String,
+}
+
+/// What a feed's sync changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSynced {
+    /// The pattern-set version after the sync (unchanged when the sync changed nothing).
+    pub version: i64,
+    /// Entries the feed holds now.
+    pub entries: u64,
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// Makes the entries of source `feed:<feed>` exactly `entries`, in one transaction and at most
+/// one version (none when nothing changed): entries the feed no longer lists are removed, new
+/// ones added; entries of admins and of other feeds are not touched. The change is recorded in
+/// `pattern_changes` with the feed as the actor.
+pub async fn sync_feed(db: &PgPool, feed: &str, entries: &[FeedEntry]) -> Result<FeedSynced, sqlx::Error> {
+    let source = feed_source(feed);
+    let mut tx = db.begin().await?;
+    // A request that times out drops this transaction, but PostgreSQL would finish a statement
+    // already running while it holds the library's lock: bound every statement.
+    sqlx::query("SET LOCAL statement_timeout = '15s'").execute(&mut *tx).await?;
+    // One writer of the library at a time: the version row is the lock.
+    let current: i64 = sqlx::query_scalar("SELECT version FROM pattern_set FOR UPDATE").fetch_one(&mut *tx).await?;
+    // The difference is computed here, with hash sets: a feed of 50,000 entries that shrinks by
+    // a tenth is a few indexed deletes, not a join PostgreSQL would plan on guessed row counts.
+    let held: Vec<(Uuid, String, String)> = sqlx::query_as("SELECT id, kind, value FROM patterns WHERE source = $1")
+        .bind(&source)
+        .fetch_all(&mut *tx)
+        .await?;
+    let wanted: HashSet<(&str, &str)> = entries.iter().map(|e| (e.kind.as_str(), e.value.as_str())).collect();
+    let have: HashSet<(&str, &str)> = held.iter().map(|(_, k, v)| (k.as_str(), v.as_str())).collect();
+    let dropped: Vec<Uuid> =
+        held.iter().filter(|(_, k, v)| !wanted.contains(&(k.as_str(), v.as_str()))).map(|(id, _, _)| *id).collect();
+    let new: Vec<&FeedEntry> =
+        entries.iter().filter(|e| !have.contains(&(e.kind.as_str(), e.value.as_str()))).collect();
+    let removed =
+        sqlx::query("DELETE FROM patterns WHERE id = ANY($1)").bind(&dropped).execute(&mut *tx).await?.rows_affected();
+    let kinds: Vec<&str> = new.iter().map(|e| e.kind.as_str()).collect();
+    let values: Vec<&str> = new.iter().map(|e| e.value.as_str()).collect();
+    let added = sqlx::query(
+        "INSERT INTO patterns (id, kind, value, source)
+         SELECT gen_random_uuid(), n.kind, n.value, $1 FROM UNNEST($2::text[], $3::text[]) AS n(kind, value)
+         ON CONFLICT (kind, value, source) DO NOTHING",
+    )
+    .bind(&source)
+    .bind(&kinds)
+    .bind(&values)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let version = if added + removed > 0 {
+        let summary = format!("{added} added, {removed} removed, {} listed", entries.len());
+        bump(&mut tx, "feed-sync", "*", &summary, &source).await?
+    } else {
+        current
+    };
+    tx.commit().await?;
+    Ok(FeedSynced { version, entries: entries.len() as u64, added, removed })
 }

@@ -88,7 +88,7 @@ pub fn pattern_set() -> PatternSet {
         set.allowed_domains.push(d.into());
     }
     for d in ["drainer.xyz", "claim-airdrop.xyz"] {
-        set.blocked_domains.push(d.into());
+        set.blocked_domains.insert(d.into());
     }
     set
 }

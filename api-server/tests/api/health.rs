@@ -34,7 +34,7 @@ async fn health_endpoints_report_up() {
     assert_eq!(c["redis"]["status"], "up");
     assert_eq!(c["patterns"]["version"], 1);
     assert_eq!(c["schema"]["version"], c["schema"]["expected"]);
-    assert_eq!(c["schema"]["version"], 20261125000002i64);
+    assert_eq!(c["schema"]["version"], 20261130000001i64);
     assert_eq!(c["claude"]["configured"], false);
     assert_eq!(c["solana_rpc"]["configured"], false);
 }

@@ -71,6 +71,9 @@ pub fn test_config(database_url: String, redis_url: String, prefix: String) -> C
         request_timeout_seconds: 20,
         trust_forwarded_for: false,
         scan_cache_ttl_seconds: 600,
+        feed_tokens_file: None,
+        feed_max_body_bytes: 1024 * 1024,
+        feed_max_entries: 1000,
     }
 }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod errors;
 mod explain;
+mod feeds;
 mod fixtures;
 mod health;
 mod helpers;

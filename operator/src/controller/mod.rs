@@ -231,6 +231,8 @@ async fn apply(
 async fn report(ctx: &Context, events: &Events<'_>, inputs: &status::Inputs<'_>) -> Result<(), kube::Error> {
     let guard = inputs.guard;
     events.finished_jobs(&inputs.observed.finished).await;
+    events.feed_syncs(&inputs.observed.feed_syncs).await;
+    write::metrics::count_feed_failures(&ctx.metrics, inputs.validated, &inputs.observed.feed_syncs);
     events.restore_phases(&inputs.decision.restore).await;
     let previous = guard.status.as_ref();
     let failing: Vec<String> = pods::newly_failing(

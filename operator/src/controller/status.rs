@@ -8,7 +8,7 @@ use super::build::api::ingress::public_url;
 use super::build::api::service::cluster_url;
 use super::build::{Applied, ChildResources, DatastoreObjects, MonitoringObjects};
 use super::decide::Decision;
-use super::read::jobs::Finished;
+use super::read::jobs::{FeedSync, Finished};
 use super::read::observe::Observations;
 use super::read::pods::{self, PodProblem};
 use super::read::readiness::{deployment_state, stateful_set_ready};
@@ -17,8 +17,9 @@ use super::vocabulary::{Component, JobKind, MonitoringApis, Scale};
 use crate::crd::schedule;
 use crate::crd::{
     BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
-    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, RestoreStatus, SecurityGuard,
-    SecurityGuardStatus,
+    CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY,
+    CONDITION_THREAT_FEEDS_SYNCED, FeedOutcome, RestoreStatus, SecurityGuard, SecurityGuardStatus, ThreatFeedStatus,
+    ThreatFeedsSpec, ThreatFeedsStatus,
 };
 
 /// One condition's new value.
@@ -86,7 +87,7 @@ pub fn shown_pod_problems<'a>(inputs: &Inputs<'a>) -> Vec<&'a PodProblem> {
             Component::Api => !api_ready,
             Component::Postgres => !datastore_ready(&applied.postgres),
             Component::Redis => !datastore_ready(&applied.redis),
-            Component::Backup | Component::Monitoring => false,
+            Component::Backup | Component::Monitoring | Component::ThreatFeeds => false,
         })
         .collect()
 }
@@ -104,6 +105,9 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
         )
     });
     let restore = inputs.decision.restore.status.clone();
+    let threat_feeds = validated.spec.threat_feeds.as_ref().map(|spec| {
+        threat_feeds_status(previous.and_then(|s| s.threat_feeds.as_ref()), spec, &inputs.observed.feed_syncs)
+    });
     let api = deployment_state(&applied.deployment, wanted_replicas(validated, inputs.decision.directives.scale));
     let mut observations = availability(inputs, restore.as_ref());
     if let (Some(spec), Some(backup)) = (&validated.spec.backup, &backup) {
@@ -112,9 +116,17 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
     if validated.spec.monitoring.enabled {
         observations.push(monitoring_condition(inputs.monitoring_apis, &applied.monitoring));
     }
+    if let (Some(spec), Some(feeds)) = (&validated.spec.threat_feeds, &threat_feeds) {
+        observations.push(threat_feeds_condition(spec, feeds, now));
+    }
     let mut conditions = conditions(guard, &observations, now);
     // Conditions of optional parts go when the part is turned off.
-    let optional = [CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_MONITORING_READY];
+    let optional = [
+        CONDITION_BACKUP_HEALTHY,
+        CONDITION_BACKUP_VERIFIED,
+        CONDITION_MONITORING_READY,
+        CONDITION_THREAT_FEEDS_SYNCED,
+    ];
     conditions.retain(|c| observations.iter().any(|o| o.type_ == c.type_) || !optional.contains(&c.type_.as_str()));
     SecurityGuardStatus {
         observed_generation: guard.meta().generation,
@@ -124,7 +136,121 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
         endpoint: Some(public_url(validated).unwrap_or_else(|| cluster_url(validated))),
         backup,
         restore,
+        threat_feeds,
     }
+}
+
+/// The feeds' status after recording the sync Jobs that finished (oldest first): each feed's
+/// last attempt, and its last success. A run that left no per-feed outcome (the token could not
+/// be read, say) counts as a failure of every feed. Feeds no longer in the spec are dropped.
+pub fn threat_feeds_status(
+    previous: Option<&ThreatFeedsStatus>,
+    spec: &ThreatFeedsSpec,
+    syncs: &[FeedSync],
+) -> ThreatFeedsStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    for sync in syncs {
+        status.last_job = Some(sync.job.clone());
+        status.last_sync_time = Some(Time(sync.at));
+        let no_outcome: Vec<FeedOutcome>;
+        let outcomes = if sync.feeds.is_empty() {
+            let error = sync.error.clone().unwrap_or_else(|| "the sync reported no feed".to_owned());
+            no_outcome = spec
+                .feeds
+                .iter()
+                .map(|f| FeedOutcome { name: f.name.clone(), error: Some(error.clone()), ..FeedOutcome::default() })
+                .collect();
+            &no_outcome
+        } else {
+            &sync.feeds
+        };
+        for FeedOutcome { name, error, entries, version, skipped, .. } in outcomes {
+            let index = match status.feeds.iter().position(|f| &f.name == name) {
+                Some(index) => index,
+                None => {
+                    status.feeds.push(ThreatFeedStatus {
+                        name: name.clone(),
+                        last_attempt_time: Time(sync.at),
+                        last_success_time: None,
+                        entries: None,
+                        version: None,
+                        skipped: None,
+                        error: None,
+                    });
+                    status.feeds.len() - 1
+                }
+            };
+            let feed = &mut status.feeds[index];
+            feed.last_attempt_time = Time(sync.at);
+            if error.is_none() {
+                feed.last_success_time = Some(Time(sync.at));
+                feed.entries = *entries;
+                feed.version = *version;
+                feed.skipped = skipped.clone();
+            }
+            feed.error = error.clone();
+        }
+    }
+    status.feeds.retain(|f| spec.feeds.iter().any(|s| s.name == f.name));
+    status.feeds.sort_by(|a, b| a.name.cmp(&b.name));
+    status
+}
+
+/// ThreatFeedsSynced: every feed's last sync succeeded and none is older than twice the
+/// schedule.
+pub fn threat_feeds_condition(spec: &ThreatFeedsSpec, status: &ThreatFeedsStatus, now: Timestamp) -> Observation {
+    let failed: Vec<String> =
+        status.feeds.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.name))).collect();
+    if !failed.is_empty() {
+        let message = format!(
+            "{} of {} feeds failed their last sync (their previous entries stay): {}",
+            failed.len(),
+            spec.feeds.len(),
+            failed.join("; ")
+        );
+        return Observation::new(CONDITION_THREAT_FEEDS_SYNCED, false, "SyncFailed", message);
+    }
+    let never: Vec<&str> = spec
+        .feeds
+        .iter()
+        .filter(|s| !status.feeds.iter().any(|f| f.name == s.name && f.last_success_time.is_some()))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !never.is_empty() {
+        return Observation::new(
+            CONDITION_THREAT_FEEDS_SYNCED,
+            false,
+            if spec.suspend { "Suspended" } else { "NotSyncedYet" },
+            format!("not synced yet: {} (schedule {:?})", never.join(", "), spec.schedule),
+        );
+    }
+    let interval = schedule::interval(&spec.schedule, now);
+    let stale: Vec<&str> = status
+        .feeds
+        .iter()
+        .filter(|f| {
+            let Some(ok) = &f.last_success_time else { return false };
+            interval.is_some_and(|i| now.duration_since(ok.0) > i.checked_mul(2).unwrap_or(i))
+        })
+        .map(|f| f.name.as_str())
+        .collect();
+    if !stale.is_empty() && !spec.suspend {
+        return Observation::new(
+            CONDITION_THREAT_FEEDS_SYNCED,
+            false,
+            "SyncOverdue",
+            format!("last synced longer ago than twice the schedule {:?}: {}", spec.schedule, stale.join(", ")),
+        );
+    }
+    let feeds: Vec<String> =
+        status.feeds.iter().map(|f| format!("{} ({} entries)", f.name, f.entries.unwrap_or(0))).collect();
+    let version = status.feeds.iter().filter_map(|f| f.version).max().unwrap_or(0);
+    Observation::new(
+        CONDITION_THREAT_FEEDS_SYNCED,
+        true,
+        "Synced",
+        format!("every feed synced: {}; pattern version {version}", feeds.join(", ")),
+    )
 }
 
 /// Ready, Progressing, Degraded and Paused: what is still awaited (a restore in progress, the
@@ -403,6 +529,7 @@ fn order(type_: &str) -> usize {
         CONDITION_BACKUP_HEALTHY,
         CONDITION_BACKUP_VERIFIED,
         CONDITION_MONITORING_READY,
+        CONDITION_THREAT_FEEDS_SYNCED,
     ]
     .iter()
     .position(|t| *t == type_)
@@ -491,6 +618,7 @@ mod tests {
             ingress,
             backup,
             monitoring,
+            threat_feeds,
             state: _,
         } = crate::controller::build::build(&g, &Default::default(), &Default::default());
         let rollout = deployment(1, 1, None, 3, if api_rolled_out { 3 } else { 2 });
@@ -525,6 +653,7 @@ mod tests {
             ingress,
             backup,
             monitoring,
+            threat_feeds,
             state: std::marker::PhantomData,
         };
         (g, applied)
@@ -606,5 +735,99 @@ mod tests {
             Some("True"),
             "other conditions are kept"
         );
+    }
+
+    fn feeds_spec() -> ThreatFeedsSpec {
+        serde_json::from_value(serde_json::json!({
+            "schedule": "0 * * * *",
+            "feeds": [
+                {"name": "community", "url": "https://f.example/a.txt", "format": "Plain"},
+                {"name": "polkadot", "url": "https://f.example/all.json", "format": "PolkadotJs"},
+            ],
+        }))
+        .expect("spec parses")
+    }
+
+    fn sync(job: &str, at: i64, feeds: Vec<crate::crd::FeedOutcome>, error: Option<&str>) -> FeedSync {
+        FeedSync {
+            job: job.into(),
+            at: Timestamp::from_second(at).expect("time"),
+            succeeded: error.is_none(),
+            feeds,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    fn ok(name: &str, entries: u64, version: i64) -> crate::crd::FeedOutcome {
+        crate::crd::FeedOutcome {
+            name: name.into(),
+            entries: Some(entries),
+            version: Some(version),
+            added: Some(entries),
+            removed: Some(0),
+            skipped: None,
+            error: None,
+        }
+    }
+
+    fn failed(name: &str, error: &str) -> crate::crd::FeedOutcome {
+        crate::crd::FeedOutcome { name: name.into(), error: Some(error.into()), ..Default::default() }
+    }
+
+    #[test]
+    fn a_failed_feed_keeps_its_last_success_and_fails_the_condition() {
+        let spec = feeds_spec();
+        let now = Timestamp::from_second(3_600 * 10).expect("time");
+        let first = threat_feeds_status(
+            None,
+            &spec,
+            &[sync("sync-1", 3_600 * 9, vec![ok("community", 3, 7), ok("polkadot", 50_000, 8)], None)],
+        );
+        let synced = threat_feeds_condition(&spec, &first, now);
+        assert_eq!((synced.status, synced.reason), (true, "Synced"));
+        assert_eq!(
+            synced.message,
+            "every feed synced: community (3 entries), polkadot (50000 entries); pattern version 8"
+        );
+
+        let broken = "line 4: \"not a domain\" is not a domain: invalid character";
+        let second = threat_feeds_status(
+            Some(&first),
+            &spec,
+            &[sync("sync-2", 3_600 * 10, vec![failed("community", broken), ok("polkadot", 50_001, 9)], Some("1 of 2"))],
+        );
+        let community = &second.feeds[0];
+        assert_eq!(community.name, "community");
+        assert_eq!(community.entries, Some(3), "the last good import stays");
+        assert_eq!(community.last_success_time.as_ref().map(|t| t.0.as_second()), Some(3_600 * 9));
+        assert_eq!(community.last_attempt_time.0.as_second(), 3_600 * 10);
+        assert_eq!(second.last_job.as_deref(), Some("sync-2"));
+        let condition = threat_feeds_condition(&spec, &second, now);
+        assert_eq!((condition.status, condition.reason), (false, "SyncFailed"));
+        assert_eq!(
+            condition.message,
+            format!("1 of 2 feeds failed their last sync (their previous entries stay): community: {broken}")
+        );
+    }
+
+    #[test]
+    fn a_run_without_outcomes_fails_every_feed_and_stale_feeds_are_overdue() {
+        let spec = feeds_spec();
+        let status =
+            threat_feeds_status(None, &spec, &[sync("sync-1", 100, vec![], Some("reading the machine token"))]);
+        assert!(status.feeds.iter().all(|f| f.error.as_deref() == Some("reading the machine token")));
+        assert_eq!(status.feeds.len(), 2);
+        let never = threat_feeds_condition(&spec, &ThreatFeedsStatus::default(), Timestamp::UNIX_EPOCH);
+        assert_eq!((never.status, never.reason), (false, "NotSyncedYet"));
+
+        let synced =
+            threat_feeds_status(None, &spec, &[sync("s", 0, vec![ok("community", 1, 2), ok("polkadot", 1, 2)], None)]);
+        let later = Timestamp::from_second(3 * 3_600).expect("time");
+        let overdue = threat_feeds_condition(&spec, &synced, later);
+        assert_eq!((overdue.status, overdue.reason), (false, "SyncOverdue"));
+        // A feed removed from the spec leaves the status.
+        let mut one = spec.clone();
+        one.feeds.truncate(1);
+        assert_eq!(threat_feeds_status(Some(&synced), &one, &[]).feeds.len(), 1);
     }
 }

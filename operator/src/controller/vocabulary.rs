@@ -85,6 +85,8 @@ pub enum Component {
     Backup,
     /// The ServiceMonitor, PrometheusRule and dashboards.
     Monitoring,
+    /// The threat-feed sync CronJob.
+    ThreatFeeds,
 }
 
 impl Component {
@@ -96,6 +98,7 @@ impl Component {
             Self::Redis => "redis",
             Self::Backup => "backup",
             Self::Monitoring => "monitoring",
+            Self::ThreatFeeds => "threat-feeds",
         }
     }
 }
@@ -371,6 +374,11 @@ pub fn pod_selector() -> String {
     format!("{},{} in ({components})", managed_selector(), COMPONENT_LABEL)
 }
 
+/// The in-cluster URL of a SecurityGuard's API Service.
+pub fn api_cluster_url(guard: &str, namespace: &str) -> String {
+    format!("http://{}.{namespace}.svc:{SERVICE_PORT}", object_name(guard, Component::Api))
+}
+
 /// Port the API listens on inside the pod.
 pub const API_PORT: i32 = 8080;
 /// Port of the API Service.
@@ -384,6 +392,22 @@ pub const REDIS_PORT: i32 = 6379;
 pub const POSTGRES_PASSWORD_KEY: &str = "postgres-password";
 /// Key of the Redis password in the generated credentials Secret.
 pub const REDIS_PASSWORD_KEY: &str = "redis-password";
+
+/// Key of the machine tokens of the threat-feed sync in the generated credentials Secret: one
+/// token a line; the sync uses the first, the API accepts each (rotation: put the new token
+/// first, remove the old one after the next sync).
+pub const FEED_TOKENS_KEY: &str = "feed-tokens";
+/// Where the API and the sync pods see the feed tokens (a Secret volume: updated in place).
+pub const FEED_TOKENS_DIR: &str = "/var/run/securityguard/feed-tokens";
+/// The file in [`FEED_TOKENS_DIR`].
+pub const FEED_TOKENS_FILE: &str = "tokens";
+/// Value of [`JOB_KIND_LABEL`] on the threat-feed sync Jobs.
+pub const FEED_SYNC_JOB: &str = "feed-sync";
+
+/// Name of the threat-feed sync CronJob (its Jobs get an 11-character suffix).
+pub fn feed_sync_name(guard: &str) -> String {
+    bounded_name(guard, FEED_SYNC_JOB, 52)
+}
 
 /// Name of the Secret holding the generated passwords of a SecurityGuard's managed datastores.
 pub fn credentials_secret_name(guard: &str) -> String {

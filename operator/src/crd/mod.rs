@@ -5,6 +5,7 @@
 
 pub mod backup;
 mod datastore;
+pub mod feeds;
 pub mod formats;
 mod ingress;
 mod monitoring;
@@ -22,11 +23,12 @@ pub use backup::{
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,
 };
+pub use feeds::{EntryKind, FeedFormat, FeedOutcome, ThreatFeed, ThreatFeedStatus, ThreatFeedsSpec, ThreatFeedsStatus};
 pub use ingress::{IngressSpec, RateLimitSpec};
 pub use monitoring::MonitoringSpec;
 pub use status::{
     CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED, CONDITION_MONITORING_READY,
-    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, SecurityGuardStatus,
+    CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_THREAT_FEEDS_SYNCED, SecurityGuardStatus,
 };
 pub use workload::{
     ApiConfig, AutoscalingSpec, Environment, ImagePullPolicy, LogLevel, ScaleDownPolicy, ScaleUpPolicy,
@@ -84,13 +86,13 @@ pub struct SecurityGuardSpec {
 
     /// Extra environment variables for the API container. Variables the operator sets itself
     /// (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT,
-    /// LISTEN_ADDR) cannot be overridden here. RUST_LOG set here replaces config.logLevel (for
+    /// LISTEN_ADDR, FEED_TOKENS_FILE) cannot be overridden here. RUST_LOG set here replaces config.logLevel (for
     /// example `info,securityguard_api::access=warn` turns the access log off). Names are
     /// printable ASCII characters other than `=`, at most 256 of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), transform = formats::bounded_env_names)]
-    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LISTEN_ADDR']))")
-        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LISTEN_ADDR)"))]
+    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'CLAUDE_API_KEY', 'SOLANA_RPC_URL', 'ENVIRONMENT', 'LISTEN_ADDR', 'FEED_TOKENS_FILE']))")
+        .message("env must not set a variable the operator manages (DATABASE_URL, REDIS_URL, JWT_SECRET, CLAUDE_API_KEY, SOLANA_RPC_URL, ENVIRONMENT, LISTEN_ADDR, FEED_TOKENS_FILE)"))]
     #[x_kube(validation = Rule::new(formats::ENV_NAMES_RULE)
         .message("env names must be printable ASCII characters other than '=', such as ADMIN_WALLETS"))]
     pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
@@ -132,6 +134,11 @@ pub struct SecurityGuardSpec {
     /// Restore the database from a backup by setting a new `requestId` (needs `backup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSpec>,
+
+    /// Threat feeds (public blocklists) the operator keeps in sync with the API's pattern
+    /// library through a CronJob (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_feeds: Option<ThreatFeedsSpec>,
 
     /// Prometheus monitoring through prometheus-operator: a ServiceMonitor for the API, a
     /// PrometheusRule with the alerts, and optionally the Grafana dashboards.

@@ -21,6 +21,10 @@ pub const CONDITION_BACKUP_VERIFIED: &str = "BackupVerified";
 /// (False with reason `PrometheusOperatorMissing` while its CustomResourceDefinitions do not).
 pub const CONDITION_MONITORING_READY: &str = "MonitoringReady";
 
+/// Condition type: with `spec.threatFeeds`, every feed's last sync succeeded and none is older
+/// than twice the schedule (False with reason `SyncFailed`, `SyncOverdue` or `NotSyncedYet`).
+pub const CONDITION_THREAT_FEEDS_SYNCED: &str = "ThreatFeedsSynced";
+
 /// Observed state of a SecurityGuard, written only by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -29,8 +33,8 @@ pub struct SecurityGuardStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Conditions: Ready, Progressing, Degraded, ReconciliationPaused, with backups
-    /// BackupHealthy and BackupVerified, and with monitoring MonitoringReady, each with a reason
-    /// and a message.
+    /// BackupHealthy and BackupVerified, with monitoring MonitoringReady, and with threat feeds
+    /// ThreatFeedsSynced, each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -49,6 +53,9 @@ pub struct SecurityGuardStatus {
     /// The restore in progress, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<super::backup::RestoreStatus>,
+    /// The threat feeds' last syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_feeds: Option<super::feeds::ThreatFeedsStatus>,
 }
 
 impl SecurityGuardStatus {

@@ -250,6 +250,32 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
         },
     ];
 
+    let by_feed = "max by (namespace, securityguard, feed)";
+    let feed_rules = vec![
+        AlertSpec {
+            name: "SecurityGuardThreatFeedSyncFailing",
+            expr: format!("{by_feed} (securityguard_operator_threat_feed_last_sync_failed{{{guard}}}) == 1"),
+            for_: "0m",
+            severity: Severity::Warning,
+            summary: format!("The threat feed {{{{ $labels.feed }}}} of {who} failed its last sync"),
+            description: format!(
+                "The last sync of threat feed {{{{ $labels.feed }}}} of {who} failed; its previous entries stay in the pattern library. The ThreatFeedsSynced condition and the ThreatFeedSyncFailed Event say why."
+            ),
+        },
+        AlertSpec {
+            name: "SecurityGuardThreatFeedStale",
+            expr: format!(
+                "time() - {by_feed} (securityguard_operator_threat_feed_last_success_timestamp_seconds{{{guard}}})\n> on (namespace, securityguard) group_left {by_guard} (2 * securityguard_operator_threat_feed_schedule_interval_seconds{{{guard}}})"
+            ),
+            for_: "15m",
+            severity: Severity::Warning,
+            summary: format!("The threat feed {{{{ $labels.feed }}}} of {who} is stale"),
+            description: format!(
+                "Threat feed {{{{ $labels.feed }}}} of {who} was last imported {{{{ $value | humanizeDuration }}}} ago, more than twice its schedule: new phishing domains it lists are not blocked."
+            ),
+        },
+    ];
+
     vec![
         RuleGroup {
             name: format!("securityguard-api/{namespace}/{name}"),
@@ -260,6 +286,11 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
             name: format!("securityguard-backups/{namespace}/{name}"),
             interval: None,
             rules: backup_rules.into_iter().map(|a| alert(a, &labels)).collect(),
+        },
+        RuleGroup {
+            name: format!("securityguard-feeds/{namespace}/{name}"),
+            interval: None,
+            rules: feed_rules.into_iter().map(|a| alert(a, &labels)).collect(),
         },
     ]
 }
@@ -382,7 +413,7 @@ mod tests {
     fn every_guard_alert_is_scoped_to_its_guard() {
         let groups = guard_rule_groups("shop", "guard");
         let rules = rules(&groups);
-        assert_eq!(rules.len(), 12);
+        assert_eq!(rules.len(), 14);
         for rule in rules {
             let name = rule.alert.as_deref().expect("alerting rule");
             // Every selector in the expression names the guard's namespace.

@@ -53,6 +53,8 @@ pub struct ChildResources<State> {
     pub backup: BackupObjects,
     /// Monitoring: the ServiceMonitor, the PrometheusRule and the dashboards.
     pub monitoring: MonitoringObjects,
+    /// The threat-feed sync CronJob, with `spec.threatFeeds`.
+    pub threat_feeds: Option<CronJob>,
     /// Build or apply stage.
     pub state: PhantomData<State>,
 }

@@ -1,7 +1,7 @@
 //! Build: every object a validated SecurityGuard asks for, as typed k8s-openapi structs.
 //!
 //! Pure functions only: no I/O, no clock, no randomness. One file per kind of child, grouped by
-//! what they serve (`api/`, `datastore/`, `backup/`, `monitoring/`); the fragments several
+//! what they serve (`api/`, `datastore/`, `backup/`, `monitoring/`, `feeds/`); the fragments several
 //! builders share (`meta`, `pod`) are apart from the whole objects, and no builder imports
 //! another.
 
@@ -9,6 +9,7 @@ pub mod api;
 pub mod backup;
 pub mod children;
 pub mod datastore;
+pub mod feeds;
 pub mod meta;
 pub mod monitoring;
 pub mod pod;
@@ -39,6 +40,7 @@ pub fn build(guard: &ValidatedGuard, directives: &Directives, platform: &Platfor
         ingress: api::ingress::build(guard),
         backup: backup::build(guard, directives, &platform.job_image),
         monitoring: monitoring::build(guard, platform.monitoring_apis),
+        threat_feeds: feeds::cron_job::build(guard, &platform.job_image),
         config_map,
         state: PhantomData,
     }

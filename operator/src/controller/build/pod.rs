@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath, Probe, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::controller::vocabulary::{
-    Component, Datastore, POSTGRES_PASSWORD_KEY, POSTGRES_PORT, ValidatedGuard, credentials_secret_name, object_name,
+    Component, Datastore, FEED_TOKENS_DIR, FEED_TOKENS_FILE, FEED_TOKENS_KEY, POSTGRES_PASSWORD_KEY, POSTGRES_PORT,
+    ValidatedGuard, credentials_secret_name, object_name,
 };
 use crate::crd::SecretKeyReference;
 
@@ -115,4 +116,26 @@ pub fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequire
 /// A scratch volume.
 pub fn empty_dir(name: &str) -> Volume {
     Volume { name: name.to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
+}
+
+/// The feed tokens of the generated credentials Secret as a read-only volume (not a subPath:
+/// the kubelet updates it in place when the Secret changes, so tokens rotate without a restart),
+/// its mount, and the path of the file.
+pub fn feed_tokens_volume(guard: &ValidatedGuard) -> (Volume, VolumeMount, String) {
+    let volume = Volume {
+        name: "feed-tokens".to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(credentials_secret_name(&guard.name)),
+            items: Some(vec![KeyToPath {
+                key: FEED_TOKENS_KEY.to_owned(),
+                path: FEED_TOKENS_FILE.to_owned(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            optional: None,
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount { read_only: Some(true), ..mount("feed-tokens", FEED_TOKENS_DIR) };
+    (volume, mount, format!("{FEED_TOKENS_DIR}/{FEED_TOKENS_FILE}"))
 }

@@ -104,6 +104,15 @@ pub fn validate(guard: &SecurityGuard, refs: &References) -> Result<ValidatedGua
     if let Some(backup) = &spec.backup {
         check_backup(backup, refs, &mut problems);
     }
+    if let Some(feeds) = &spec.threat_feeds
+        && let Err(reason) = crate::crd::schedule::parse(&feeds.schedule)
+    {
+        problems.push(Problem::Schedule {
+            field: "spec.threatFeeds.schedule",
+            schedule: feeds.schedule.clone(),
+            reason,
+        });
+    }
 
     let name = guard.metadata.name.clone();
     let namespace = guard.namespace();
@@ -278,6 +287,15 @@ mod tests {
         assert!(text.contains("spec.postgres.external.connectionSecret"), "{text}");
         assert!(text.contains("spec.redis.external.connectionSecret"), "{text}");
         assert!(!text.contains("hunter2"), "secret value leaked: {text}");
+    }
+
+    #[test]
+    fn a_bad_threat_feed_schedule_names_its_field() {
+        let refs = References::from_secrets([secret("jwt", "k", JWT)]);
+        let extra = "  threatFeeds:\n    schedule: '61 * * * *'\n    feeds: [{name: f, url: 'https://x.example/f', format: Plain}]\n";
+        let err = validate(&guard(extra), &refs).unwrap_err();
+        assert!(matches!(&err.0[..], [Problem::Schedule { field: "spec.threatFeeds.schedule", .. }]), "{err}");
+        assert!(err.to_string().starts_with("spec.threatFeeds.schedule: \"61 * * * *\" is not a valid cron schedule"));
     }
 
     #[test]

@@ -16,8 +16,9 @@ use serde::Deserialize;
 use super::cached::Remembered;
 
 use crate::controller::vocabulary::{
-    FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
+    FEED_SYNC_JOB, FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
 };
+use crate::crd::FeedOutcome;
 
 /// Reading a Job's pod failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub struct Summary {
     /// The error, when failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// Threat-feed sync only: every feed's outcome.
+    #[serde(default)]
+    pub feeds: Vec<FeedOutcome>,
 }
 
 /// A finished Job.
@@ -98,19 +102,23 @@ pub enum JobState {
     Finished(Finished),
 }
 
+/// Whether a cached Job is one of the guard's.
+fn of_guard(job: &Job, namespace: &str, guard: &str) -> bool {
+    job.namespace().as_deref() == Some(namespace)
+        && job.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(guard)
+        && job.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(FIELD_MANAGER)
+}
+
 /// The Jobs of one SecurityGuard in the cache, with their kind and request.
 pub fn jobs_of(store: &Store<Remembered<Job>>, namespace: &str, guard: &str) -> Vec<(JobKind, Option<String>, Job)> {
     store
         .state()
         .iter()
-        .filter(|j| {
-            j.namespace().as_deref() == Some(namespace)
-                && j.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(guard)
-                && j.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(FIELD_MANAGER)
-        })
+        .map(|j| j.object())
+        .filter(|j| of_guard(j, namespace, guard))
         .filter_map(|j| {
             let kind = JobKind::from_label(j.labels().get(JOB_KIND_LABEL)?)?;
-            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j.object()))
+            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j))
         })
         .collect()
 }
@@ -149,13 +157,66 @@ pub async fn report(
     at: Timestamp,
 ) -> Result<Finished, Error> {
     let name = job.name_any();
+    let summary = pod_summary(client, namespace, &name).await?;
+    Ok(Finished { job: name, kind, request: job.labels().get(REQUEST_LABEL).cloned(), at, succeeded, summary })
+}
+
+/// The summary the newest pod of a Job left.
+async fn pod_summary(client: &Client, namespace: &str, job: &str) -> Result<Option<Summary>, Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
         .await
-        .map_err(|source| Error::Pods { namespace: namespace.to_owned(), job: name.clone(), source })?;
-    let summary = newest_summary(&list.items);
-    Ok(Finished { job: name, kind, request: job.labels().get(REQUEST_LABEL).cloned(), at, succeeded, summary })
+        .map_err(|source| Error::Pods { namespace: namespace.to_owned(), job: job.to_owned(), source })?;
+    Ok(newest_summary(&list.items))
+}
+
+/// A finished threat-feed sync Job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedSync {
+    /// The Job's name.
+    pub job: String,
+    /// When it finished.
+    pub at: Timestamp,
+    /// Whether every feed synced.
+    pub succeeded: bool,
+    /// Every feed's outcome (empty when the pod left no summary).
+    pub feeds: Vec<FeedOutcome>,
+    /// The error of the whole run, when it failed.
+    pub error: Option<String>,
+}
+
+/// The threat-feed sync Jobs of one SecurityGuard that finished after `since`, oldest first,
+/// with their pods' summaries.
+pub async fn feed_syncs_since(
+    client: &Client,
+    store: &Store<Remembered<Job>>,
+    namespace: &str,
+    guard: &str,
+    since: Timestamp,
+) -> Result<Vec<FeedSync>, Error> {
+    let mut finished: Vec<(Timestamp, bool, String)> = store
+        .state()
+        .iter()
+        .map(|j| j.object())
+        .filter(|j| of_guard(j, namespace, guard))
+        .filter(|j| j.labels().get(JOB_KIND_LABEL).map(String::as_str) == Some(FEED_SYNC_JOB))
+        .filter_map(|j| finish(&j).map(|(ok, at)| (at, ok, j.name_any())))
+        .filter(|(at, _, _)| *at > since)
+        .collect();
+    finished.sort();
+    let mut syncs = Vec::with_capacity(finished.len());
+    for (at, succeeded, job) in finished {
+        let summary = pod_summary(client, namespace, &job).await?;
+        let error = match (&summary, succeeded) {
+            (_, true) => None,
+            (Some(s), false) => Some(s.error.clone().unwrap_or_else(|| "the sync failed without saying why".into())),
+            (None, false) => Some(format!("Job {job} failed and its pod left no summary (see its events and logs)")),
+        };
+        let feeds = summary.map(|s| s.feeds).unwrap_or_default();
+        syncs.push(FeedSync { job, at, succeeded, feeds, error });
+    }
+    Ok(syncs)
 }
 
 /// The summary in the termination message of the newest pod that has one.
@@ -242,5 +303,18 @@ mod tests {
         assert_eq!(summary.database_changed, Some(false));
         assert_eq!(summary.seconds, Some(2.5));
         assert_eq!(newest_summary(&[pod("not json", 1)]), None);
+    }
+
+    #[test]
+    fn reads_the_feed_outcomes_of_a_sync_summary() {
+        let message = r#"{"command":"feeds-sync","result":"failed","seconds":3.2,"feeds":[
+            {"name":"community","entries":2,"version":7,"added":2,"removed":0},
+            {"name":"broken","error":"1 malformed entries: line 3: \"x\" is not a domain"}],
+            "error":"1 of 2 feeds failed: broken"}"#;
+        let summary = newest_summary(&[pod(message, 10)]).expect("a summary");
+        assert_eq!(summary.feeds.len(), 2);
+        assert_eq!((summary.feeds[0].entries, summary.feeds[0].version), (Some(2), Some(7)));
+        assert!(summary.feeds[1].error.as_deref().is_some_and(|e| e.contains("line 3")));
+        assert_eq!(summary.error.as_deref(), Some("1 of 2 feeds failed: broken"));
     }
 }

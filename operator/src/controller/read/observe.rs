@@ -89,6 +89,8 @@ pub struct Observations {
     pub restore: Observed,
     /// Backup and drill Jobs that finished since the status last recorded one, oldest first.
     pub finished: Vec<Finished>,
+    /// Threat-feed sync Jobs that finished since the status last recorded one, oldest first.
+    pub feed_syncs: Vec<jobs::FeedSync>,
     /// Pods of the API, PostgreSQL or Redis that cannot start or keep running.
     pub pods: Vec<PodProblem>,
     /// When to look at the pods again although nothing changes (a pod unschedulable for less
@@ -123,6 +125,17 @@ pub async fn observe(
     let (api_pods, [safety_backup, restore, rollback]) =
         restore_in_progress(client, guard, validated, &all_jobs).await?;
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
+    let feed_syncs = match &validated.spec.threat_feeds {
+        Some(_) => {
+            let since = guard
+                .status
+                .as_ref()
+                .and_then(|s| s.threat_feeds.as_ref()?.last_sync_time.as_ref())
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
+            jobs::feed_syncs_since(client, &stores.jobs, namespace, &validated.name, since).await?
+        }
+        None => Vec::new(),
+    };
     let (pods, recheck_pods) = pod_problems(client, stores, validated, deployment.as_ref(), now).await?;
     Ok(Observations {
         restore: Observed {
@@ -137,6 +150,7 @@ pub async fn observe(
             rollback,
         },
         finished,
+        feed_syncs,
         pods,
         recheck_pods,
     })

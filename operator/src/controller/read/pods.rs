@@ -187,6 +187,7 @@ fn rank(component: Component) -> u8 {
         Component::Redis => 2,
         Component::Backup => 3,
         Component::Monitoring => 4,
+        Component::ThreatFeeds => 5,
     }
 }
 

@@ -37,7 +37,9 @@ pub fn watch_guards(
         .reflect(writer)
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(guard) = event {
-                metrics.guards.forget(&GuardLabels::new(&guard.namespace().unwrap_or_default(), &guard.name_any()));
+                let labels = GuardLabels::new(&guard.namespace().unwrap_or_default(), &guard.name_any());
+                metrics.guards.forget(&labels);
+                metrics.feeds.forget_guard(&labels);
                 ledger.forget_guard(&guard.uid().unwrap_or_default());
             }
         })

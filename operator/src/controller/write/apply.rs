@@ -66,6 +66,7 @@ impl<'a> Applier<'a> {
             ingress,
             backup,
             monitoring,
+            threat_feeds,
             state: PhantomData,
         } = prepared;
         let stores = self.stores;
@@ -86,6 +87,8 @@ impl<'a> Applier<'a> {
         let pdb = self.apply_one(&stores.pdbs, pdb).await?;
         let ingress = self.apply_optional(&stores.ingresses, ingress).await?;
         let backup = self.apply_backup(backup).await?;
+        // After the Deployment: the sync's first run should find the API serving the tokens.
+        let threat_feeds = self.apply_optional(&stores.cron_jobs, threat_feeds).await?;
         // Monitoring last: it observes what the objects above serve, and nothing waits on it.
         let monitoring = self.apply_monitoring(monitoring).await?;
 
@@ -103,6 +106,7 @@ impl<'a> Applier<'a> {
             ingress,
             backup,
             monitoring,
+            threat_feeds,
             state: PhantomData,
         };
         super::orphans::delete(self.client, self.stores, &self.changes, guard, &applied).await?;

@@ -6,6 +6,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 
 use super::changes::Change;
 use crate::controller::decide::restore::Plan;
+use crate::controller::read::jobs::FeedSync;
 use crate::controller::read::jobs::Finished;
 use crate::controller::vocabulary::JobKind;
 use crate::crd::RestorePhase;
@@ -64,6 +65,37 @@ impl Events<'_> {
                 (EventType::Warning, reason, format!("{what} failed (Job {}): {}", f.job, f.error()))
             };
             self.publish(kind, reason, "Backup", note).await;
+        }
+    }
+
+    /// Per threat-feed sync that finished: a Warning for each feed that failed (nothing changed
+    /// for it), or a Normal Event naming what every feed holds now.
+    pub async fn feed_syncs(&self, syncs: &[FeedSync]) {
+        for sync in syncs {
+            let failed: Vec<String> =
+                sync.feeds.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.name))).collect();
+            if failed.is_empty() && sync.error.is_none() {
+                let feeds: Vec<String> = sync
+                    .feeds
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} ({} entries, +{} -{})",
+                            f.name,
+                            f.entries.unwrap_or(0),
+                            f.added.unwrap_or(0),
+                            f.removed.unwrap_or(0)
+                        )
+                    })
+                    .collect();
+                let note = format!("Threat feeds synced (Job {}): {}", sync.job, feeds.join(", "));
+                self.publish(EventType::Normal, "ThreatFeedsSynced", "FeedSync", clip(note)).await;
+                continue;
+            }
+            let what = if failed.is_empty() { sync.error.clone().unwrap_or_default() } else { failed.join("; ") };
+            let note =
+                format!("Threat feed sync failed (Job {}); nothing changed for the failed feeds: {what}", sync.job);
+            self.publish(EventType::Warning, "ThreatFeedSyncFailed", "FeedSync", clip(note)).await;
         }
     }
 

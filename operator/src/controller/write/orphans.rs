@@ -71,6 +71,7 @@ impl Kept {
             ingress,
             backup,
             monitoring,
+            threat_feeds,
             state: _,
         } = applied;
         // Jobs finish and expire (ttlSecondsAfterFinished); the local tier's claim outlives
@@ -89,7 +90,7 @@ impl Kept {
             pdbs: names([pdb]),
             ingresses: names(ingress),
             role_bindings: names(role_bindings),
-            cron_jobs: names(cron_jobs),
+            cron_jobs: names(cron_jobs.iter().chain(threat_feeds)),
             service_monitors: names(service_monitor),
             prometheus_rules: names(prometheus_rule),
         }

@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::build::meta::{client_labels, labels, metadata};
 use crate::controller::build::pod::{
-    database_env, key_ref, plain_env, restricted_container_security_context, restricted_pod_security_context,
-    secret_env,
+    database_env, feed_tokens_volume, key_ref, plain_env, restricted_container_security_context,
+    restricted_pod_security_context, secret_env,
 };
 use crate::controller::vocabulary::{
     API_PORT, CONFIG_HASH_ANNOTATION, Component, Datastore, REDIS_PASSWORD_KEY, REDIS_PORT, Scale, ValidatedGuard,
@@ -62,11 +62,7 @@ pub fn build(guard: &ValidatedGuard, scale: Scale, config_map: &ConfigMap) -> De
                     termination_grace_period_seconds: Some(30),
                     topology_spread_constraints: Some(spread(&selector)),
                     containers: vec![container(guard, &name)],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".to_owned(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(volumes(guard)),
                     ..PodSpec::default()
                 }),
             },
@@ -101,12 +97,29 @@ fn spread(selector: &BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> 
         .collect()
 }
 
+/// Scratch space, and with threat feeds the machine tokens the feed sync presents.
+fn volumes(guard: &ValidatedGuard) -> Vec<Volume> {
+    let mut volumes =
+        vec![Volume { name: "tmp".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }];
+    if guard.spec.threat_feeds.is_some() {
+        volumes.push(feed_tokens_volume(guard).0);
+    }
+    volumes
+}
+
 fn container(guard: &ValidatedGuard, config_map_name: &str) -> Container {
     let spec = &guard.spec;
     let mut env = datastore_env(guard);
     env.push(secret_env("JWT_SECRET", &spec.secrets.jwt_secret));
     if let Some(key) = &spec.secrets.claude_api_key {
         env.push(secret_env("CLAUDE_API_KEY", key));
+    }
+    let mut mounts =
+        vec![VolumeMount { name: "tmp".to_owned(), mount_path: "/tmp".to_owned(), ..VolumeMount::default() }];
+    if spec.threat_feeds.is_some() {
+        let (_, mount, file) = feed_tokens_volume(guard);
+        env.push(plain_env("FEED_TOKENS_FILE", file));
+        mounts.push(mount);
     }
     env.extend(spec.env.iter().cloned());
 
@@ -142,11 +155,7 @@ fn container(guard: &ValidatedGuard, config_map_name: &str) -> Container {
         liveness_probe: Some(http_probe("/health/live", 10, 3)),
         readiness_probe: Some(http_probe("/health/ready", 5, 3)),
         security_context: Some(restricted_container_security_context()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     }
 }
@@ -215,6 +224,33 @@ mod tests {
         assert_eq!(c["ports"][0], serde_json::json!({"name": "http", "containerPort": 8080, "protocol": "TCP"}));
         assert_eq!(pod["topologySpreadConstraints"].as_array().map(Vec::len), Some(2));
         assert_eq!(spec["template"]["metadata"]["labels"]["securityguard.io/datastore-client"], "true");
+    }
+
+    #[test]
+    fn with_threat_feeds_the_api_reads_the_feed_tokens_from_a_secret_volume() {
+        let plain = deployment(MINIMAL);
+        let env = plain["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env").clone();
+        assert!(!env.iter().any(|e| e["name"] == "FEED_TOKENS_FILE"), "no feed tokens without feeds");
+        assert_eq!(plain["spec"]["template"]["spec"]["volumes"].as_array().map(Vec::len), Some(1));
+
+        let d = deployment(&format!(
+            "{MINIMAL}  threatFeeds:\n    feeds: [{{name: f, url: 'https://x.example/f.txt', format: Plain}}]\n"
+        ));
+        let pod = &d["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let env = c["env"].as_array().expect("env");
+        let file = env.iter().find(|e| e["name"] == "FEED_TOKENS_FILE").expect("FEED_TOKENS_FILE");
+        assert_eq!(file["value"], "/var/run/securityguard/feed-tokens/tokens");
+        assert_eq!(
+            pod["volumes"][1],
+            serde_json::json!({"name": "feed-tokens", "secret": {"secretName": "sg-credentials", "defaultMode": 0o440,
+                "items": [{"key": "feed-tokens", "path": "tokens"}]}})
+        );
+        // A Secret volume without subPath: the kubelet updates it in place (rotation).
+        assert_eq!(
+            c["volumeMounts"][1],
+            serde_json::json!({"name": "feed-tokens", "mountPath": "/var/run/securityguard/feed-tokens", "readOnly": true})
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::controller::build::meta::metadata;
-use crate::controller::vocabulary::{Component, SERVICE_PORT, ValidatedGuard, object_name, selector_labels};
+use crate::controller::vocabulary::{
+    Component, SERVICE_PORT, ValidatedGuard, api_cluster_url, object_name, selector_labels,
+};
 
 /// The API's ClusterIP Service (port 80 to the pods' `http` port).
 pub fn build(guard: &ValidatedGuard) -> Service {
@@ -28,5 +30,5 @@ pub fn build(guard: &ValidatedGuard) -> Service {
 
 /// The in-cluster URL of the API.
 pub fn cluster_url(guard: &ValidatedGuard) -> String {
-    format!("http://{}.{}.svc:{SERVICE_PORT}", object_name(&guard.name, Component::Api), guard.namespace)
+    api_cluster_url(&guard.name, &guard.namespace)
 }

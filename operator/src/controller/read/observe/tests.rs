@@ -306,3 +306,60 @@ async fn failed_reads_name_what_they_read() {
     .await;
     assert!(matches!(&observed, Err(Error::ReplicaSets { namespace, .. }) if namespace == "prod"), "{observed:?}");
 }
+
+/// A threat-feed sync Job of the SecurityGuard, finished at `at` (successfully or not).
+fn feed_job(name: &str, at: &str, succeeded: bool) -> Job {
+    let condition = if succeeded { "Complete" } else { "Failed" };
+    object(json!({
+        "metadata": {"name": name, "namespace": "prod", "labels": {
+            "app.kubernetes.io/instance": "sg", "app.kubernetes.io/managed-by": "securityguard-operator",
+            "securityguard.io/job": "feed-sync"}},
+        "spec": {"template": {}},
+        "status": {"conditions": [{"type": condition, "status": "True", "lastTransitionTime": at}]},
+    }))
+}
+
+#[tokio::test]
+async fn feed_syncs_finished_after_the_status_last_record_are_read_once_each() {
+    let stores = Stores {
+        jobs: cache([
+            feed_job("sg-feed-sync-1", "2026-03-01T10:00:00Z", true),
+            feed_job("sg-feed-sync-2", "2026-03-01T11:00:00Z", false),
+            feed_job("sg-feed-sync-3", "2026-03-01T11:30:00Z", false),
+        ]),
+        ..caches(true, true, true)
+    };
+    let feeds = "  threatFeeds:\n    feeds: [{name: community, url: 'https://f.example/a.txt', format: Plain}]\n";
+    let status = "status:\n  threatFeeds: {lastJob: sg-feed-sync-1, lastSyncTime: '2026-03-01T10:00:00Z'}\n";
+    let summary = r#"{"command":"feeds-sync","result":"failed","seconds":1.0,"feeds":[{"name":"community","error":"1 malformed entries: line 3: \"x\" is not a domain"}],"error":"1 of 1 feeds failed: community"}"#;
+    let (observed, _) = observe_with(
+        &format!("{feeds}{status}"),
+        &stores,
+        vec![
+            expect(
+                "GET /api/v1/namespaces/prod/pods?labelSelector=batch.kubernetes.io/job-name=sg-feed-sync-2",
+                Reply::Json(list([job_pod("sg-feed-sync-2", summary)])),
+            ),
+            // A pod already gone: the failure is still reported, without per-feed outcomes.
+            expect(
+                "GET /api/v1/namespaces/prod/pods?labelSelector=batch.kubernetes.io/job-name=sg-feed-sync-3",
+                Reply::Json(list([])),
+            ),
+        ],
+    )
+    .await;
+    let syncs = observed.expect("observes").feed_syncs;
+    let jobs: Vec<(&str, bool, usize)> = syncs.iter().map(|s| (s.job.as_str(), s.succeeded, s.feeds.len())).collect();
+    assert_eq!(jobs, [("sg-feed-sync-2", false, 1), ("sg-feed-sync-3", false, 0)]);
+    assert!(syncs[0].feeds[0].error.as_deref().is_some_and(|e| e.contains("line 3")));
+    assert_eq!(syncs[0].error.as_deref(), Some("1 of 1 feeds failed: community"));
+    assert!(syncs[1].error.as_deref().is_some_and(|e| e.contains("left no summary")), "{:?}", syncs[1]);
+}
+
+#[tokio::test]
+async fn without_threat_feeds_no_feed_job_is_read() {
+    let stores =
+        Stores { jobs: cache([feed_job("sg-feed-sync-1", "2026-03-01T10:00:00Z", false)]), ..caches(true, true, true) };
+    let (observed, _) = observe_with("", &stores, vec![]).await;
+    assert!(observed.expect("observes").feed_syncs.is_empty());
+}

@@ -1,0 +1,295 @@
+//! The threat-feed sync Job's data path (`securityguard-operator feeds sync`): download each
+//! feed of `spec.threatFeeds`, parse and check every entry, and submit the feed to the API
+//! (`PUT /v1/feeds/{name}` with the machine token), which replaces the feed's entries in one
+//! transaction and one pattern version. A feed that fails at any step changes nothing for that
+//! feed; the others are still synced. The outcome of every feed goes to the termination message,
+//! where the controller reads it.
+
+pub mod fetch;
+pub mod formats;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crd::{FeedOutcome, ThreatFeed};
+
+/// Largest termination message the kubelet keeps.
+pub const MAX_SUMMARY_BYTES: usize = 4096;
+/// Seconds the API may take to import one feed.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest error kept per feed in the summary before it is shortened further to fit.
+const MAX_ERROR_CHARS: usize = 600;
+
+/// What `feeds sync` does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Base URL of the API, such as `http://sg-api.prod.svc:80`.
+    pub api_url: String,
+    /// The machine token file (its first token is used).
+    pub token_file: PathBuf,
+    /// The feeds.
+    pub feeds: Vec<ThreatFeed>,
+}
+
+/// Why the sync as a whole failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The machine token cannot be read.
+    #[error("reading the machine token from {path}: {reason}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// Why (never the token).
+        reason: String,
+    },
+    /// The HTTP client cannot be built.
+    #[error("building the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// Some feeds failed (each one's error is in the report).
+    #[error("{failed} of {total} feeds failed: {names}")]
+    Feeds {
+        /// How many failed.
+        failed: usize,
+        /// How many there were.
+        total: usize,
+        /// Their names.
+        names: String,
+    },
+}
+
+/// Why one feed failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// Downloading it.
+    #[error(transparent)]
+    Download(#[from] fetch::Error),
+    /// Parsing it.
+    #[error(transparent)]
+    Parse(#[from] formats::Error),
+    /// The API could not be reached.
+    #[error("submitting to the API: {0}")]
+    Submit(#[source] reqwest::Error),
+    /// The API refused the feed.
+    #[error("the API refused the feed: HTTP {status}: {message}")]
+    Refused {
+        /// The status.
+        status: reqwest::StatusCode,
+        /// The API's error message.
+        message: String,
+    },
+}
+
+/// Runs the sync; the report lists every feed's outcome, also when some failed.
+pub async fn run(options: &Options) -> (Vec<FeedOutcome>, Result<(), Error>) {
+    let token = match read_token(&options.token_file) {
+        Ok(token) => token,
+        Err(e) => return (Vec::new(), Err(e)),
+    };
+    let client = match fetch::client() {
+        Ok(client) => client,
+        Err(e) => return (Vec::new(), Err(Error::Client(e))),
+    };
+    let mut outcomes = Vec::with_capacity(options.feeds.len());
+    for feed in &options.feeds {
+        let started = Instant::now();
+        let outcome = match sync_one(&client, options, &token, feed).await {
+            Ok(accepted) => {
+                tracing::info!(
+                    feed = %feed.name,
+                    entries = accepted.entries,
+                    added = accepted.added,
+                    removed = accepted.removed,
+                    version = accepted.version,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "feed synced"
+                );
+                FeedOutcome {
+                    name: feed.name.clone(),
+                    entries: Some(accepted.entries),
+                    version: Some(accepted.version),
+                    added: Some(accepted.added),
+                    removed: Some(accepted.removed),
+                    skipped: accepted.skipped,
+                    error: None,
+                }
+            }
+            Err(error) => {
+                tracing::error!(feed = %feed.name, url = %feed.url, %error, "feed not synced; nothing changed for it");
+                FeedOutcome { name: feed.name.clone(), error: Some(error.to_string()), ..FeedOutcome::default() }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    let failed: Vec<&str> = outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.name.as_str()).collect();
+    let result = if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Feeds { failed: failed.len(), total: outcomes.len(), names: failed.join(", ") })
+    };
+    (outcomes, result)
+}
+
+/// The first token of the token file (one a line, `#` comments): during a rotation the file
+/// holds the new token first and the old one after it.
+pub fn read_token(path: &Path) -> Result<String, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Token { path: path.to_owned(), reason: e.to_string() })?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Token { path: path.to_owned(), reason: "the file holds no token".to_owned() })
+}
+
+/// What the API answered to an accepted feed.
+#[derive(Debug, Clone, Deserialize)]
+struct Accepted {
+    version: i64,
+    entries: u64,
+    added: u64,
+    removed: u64,
+    /// Filled in by the sync (not the API): the malformed entries left out.
+    #[serde(skip)]
+    skipped: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Submission<'a> {
+    entries: &'a [formats::Entry],
+    url: &'a str,
+}
+
+async fn sync_one(
+    client: &reqwest::Client,
+    options: &Options,
+    token: &str,
+    feed: &ThreatFeed,
+) -> Result<Accepted, FeedError> {
+    let timeout = Duration::from_secs(u64::from(feed.timeout_seconds));
+    let text = fetch::download(client, &feed.url, feed.max_bytes, timeout).await?;
+    let formats::Parsed { entries, skipped } = formats::parse_tolerant(
+        &text,
+        feed.format,
+        feed.entries.unwrap_or_default(),
+        feed.max_entries,
+        feed.max_invalid_entries,
+    )?;
+    let skipped = (!skipped.is_empty()).then(|| formats::describe_skipped(&skipped));
+    if let Some(skipped) = &skipped {
+        tracing::warn!(feed = %feed.name, %skipped, "malformed entries left out (maxInvalidEntries)");
+    }
+    let url = format!("{}/v1/feeds/{}", options.api_url.trim_end_matches('/'), feed.name);
+    let response = client
+        .put(&url)
+        .bearer_auth(token)
+        .timeout(SUBMIT_TIMEOUT)
+        .json(&Submission { entries: &entries, url: &feed.url })
+        .send()
+        .await
+        .map_err(FeedError::Submit)?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+        return Err(FeedError::Refused { status, message });
+    }
+    let accepted = response.json::<Accepted>().await.map_err(FeedError::Submit)?;
+    Ok(Accepted { skipped, ..accepted })
+}
+
+/// The summary written to the termination message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Always `feeds-sync`.
+    pub command: &'static str,
+    /// `succeeded` or `failed`.
+    pub result: &'static str,
+    /// Seconds the sync ran.
+    pub seconds: f64,
+    /// Every feed's outcome.
+    pub feeds: Vec<FeedOutcome>,
+    /// The error, when some feed (or the whole sync) failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Summary {
+    /// The summary of a sync.
+    pub fn new(feeds: Vec<FeedOutcome>, result: &Result<(), Error>, seconds: f64) -> Self {
+        Self {
+            command: "feeds-sync",
+            result: if result.is_ok() { "succeeded" } else { "failed" },
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            feeds,
+            error: result.as_ref().err().map(ToString::to_string),
+        }
+    }
+
+    /// The JSON text, at most [`MAX_SUMMARY_BYTES`]: errors are shortened until it fits.
+    pub fn to_json(&self) -> String {
+        let mut limit = MAX_ERROR_CHARS;
+        loop {
+            let mut shorter = self.clone();
+            let feed_texts = shorter.feeds.iter_mut().flat_map(|f| [f.error.as_mut(), f.skipped.as_mut()]).flatten();
+            for error in feed_texts.chain(shorter.error.as_mut()) {
+                shorten(error, limit);
+            }
+            let text = serde_json::to_string(&shorter).unwrap_or_default();
+            if text.len() <= MAX_SUMMARY_BYTES || limit == 0 {
+                return text;
+            }
+            limit /= 2;
+        }
+    }
+
+    /// Writes the summary to `path`; a failure is logged, never fatal.
+    pub fn write(&self, path: &Path) {
+        if let Err(error) = std::fs::write(path, self.to_json()) {
+            tracing::warn!(path = %path.display(), %error, "cannot write the termination message");
+        }
+    }
+}
+
+fn shorten(text: &mut String, chars: usize) {
+    if text.chars().count() > chars {
+        *text = text.chars().take(chars).chain(std::iter::once('…')).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_fits_the_termination_message_with_ten_long_errors() {
+        let feeds = (0..10)
+            .map(|i| FeedOutcome {
+                name: format!("feed-{i}"),
+                error: Some(format!("line {i}: {}", "x".repeat(2000))),
+                ..FeedOutcome::default()
+            })
+            .collect();
+        let result = Err(Error::Feeds { failed: 10, total: 10, names: "all".into() });
+        let text = Summary::new(feeds, &result, 1.23456).to_json();
+        assert!(text.len() <= MAX_SUMMARY_BYTES, "{}", text.len());
+        let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(back["feeds"].as_array().map(Vec::len), Some(10));
+        assert!(back["feeds"][9]["error"].as_str().is_some_and(|e| e.starts_with("line 9: xx")));
+        assert_eq!(back["result"], "failed");
+        assert_eq!(back["seconds"], 1.235);
+    }
+
+    #[test]
+    fn the_first_token_is_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# rotation in progress\n\nnew-token\nold-token\n").expect("write");
+        assert_eq!(read_token(&file).expect("token"), "new-token");
+        std::fs::write(&file, "# none\n").expect("write");
+        let err = read_token(&file).unwrap_err().to_string();
+        assert!(err.ends_with("the file holds no token"), "{err}");
+    }
+}
