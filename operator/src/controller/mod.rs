@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::{Client, Resource, ResourceExt};
 
 use self::build::{Applied, ChildResources, Prepared};
@@ -42,6 +42,7 @@ use self::vocabulary::{FIELD_MANAGER, MonitoringApis, Platform, describe};
 use self::write::apply::Applier;
 use self::write::events::Events;
 use self::write::ledger::Ledger;
+use self::write::recorder::Recorder;
 use crate::crd::{CONDITION_DEGRADED, CONDITION_READY, SecurityGuard};
 use crate::metrics::Metrics;
 
@@ -293,7 +294,7 @@ pub async fn run(
 ) {
     let runtime::Wired { controller, stores, discovery, ledger } =
         runtime::wire(&client, settings.namespace.as_deref(), settings.concurrency, metrics.clone());
-    let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
+    let recorder = Recorder::new(client.clone(), FIELD_MANAGER);
     let ctx = Arc::new(Context {
         client,
         stores,

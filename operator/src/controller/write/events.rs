@@ -2,9 +2,10 @@
 //! restore phases entered, pods failing, readiness. A failure to publish is logged, never fatal.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 
 use super::changes::Change;
+use super::recorder::Recorder;
 use crate::controller::decide::restore::Plan;
 use crate::controller::read::jobs::FeedSync;
 use crate::controller::read::jobs::Finished;
