@@ -207,9 +207,14 @@ async fn prometheus_evaluates_every_dashboard_query_and_alert_against_the_real_s
 
     // Prometheus evaluated every rule without error; the service is up, so neither "down" alert
     // is even pending.
+    let loaded = alerts::guard_rule_groups(ns, GUARD)
+        .into_iter()
+        .chain(alerts::operator_rule_groups(OPERATOR_JOB))
+        .map(|g| g.rules.len())
+        .sum::<usize>();
     let rules = eventually("every alert rule evaluated", Duration::from_secs(30), || async {
         let rules = prom.rules().await;
-        (rules.len() == 15
+        (rules.len() == loaded
             && rules.iter().all(|r| r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001"))))
         .then_some(rules)
     })
