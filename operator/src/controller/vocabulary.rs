@@ -134,12 +134,6 @@ pub const CREDENTIAL_KEYS_ANNOTATION: &str = "securityguard.io/credential-keys";
 /// Annotation of a Deployment and its ReplicaSets: the revision of each template.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
-/// The labels a reconcile reads from cached children (`read::cached` keeps only these): which
-/// SecurityGuard, which component and which Job.
-pub const READ_LABELS: &[&str] = &[INSTANCE_LABEL, MANAGED_BY_LABEL, COMPONENT_LABEL, JOB_KIND_LABEL, REQUEST_LABEL];
-/// The annotations a reconcile reads from cached children: the Deployment's revision.
-pub const READ_ANNOTATIONS: &[&str] = &[REVISION_ANNOTATION];
-
 /// What a backup pod does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobKind {

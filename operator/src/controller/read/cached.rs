@@ -23,7 +23,9 @@ use kube::api::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::watcher;
 use serde::Serialize;
 
-use crate::controller::vocabulary::{CREDENTIAL_KEYS_ANNOTATION, READ_ANNOTATIONS, READ_LABELS, REVISION_ANNOTATION};
+use crate::controller::vocabulary::{
+    CREDENTIAL_KEYS_ANNOTATION, INSTANCE_LABEL, JOB_KIND_LABEL, MANAGED_BY_LABEL, REQUEST_LABEL, REVISION_ANNOTATION,
+};
 use crate::crd::SecurityGuard;
 use crate::monitoring::prometheus_operator::{PrometheusRule, ServiceMonitor};
 
@@ -45,6 +47,14 @@ pub trait Cached: Resource<DynamicType = ()> + Sized {
     /// What tells a change of this kind.
     const BASIS: Basis;
 
+    /// The labels a reconcile reads from a cached child of this kind. Most kinds: none (they
+    /// are found through their owner reference, and drift is told by the metadata
+    /// fingerprint), which spares a map per object.
+    const LABELS: &'static [&'static str] = &[];
+
+    /// The annotations a reconcile reads from a cached child of this kind.
+    const ANNOTATIONS: &'static [&'static str] = &[];
+
     /// The fields of spec and status a reconcile reads.
     type Fields: Clone + Debug + Default + Send + Sync + 'static;
 
@@ -59,8 +69,8 @@ pub trait Cached: Resource<DynamicType = ()> + Sized {
 #[derive(Clone, Debug)]
 pub struct Remembered<K: Cached> {
     /// Identity (name, namespace, uid, resourceVersion, generation, timestamps), the labels
-    /// and annotations a reconcile reads (`vocabulary::READ_LABELS`, `READ_ANNOTATIONS`) and
-    /// the controller's owner reference.
+    /// and annotations a reconcile reads ([`Cached::LABELS`], [`Cached::ANNOTATIONS`]) and the
+    /// controller's owner reference.
     pub metadata: ObjectMeta,
     /// [`metadata_fingerprint`] of the whole object's metadata.
     pub fingerprint: u64,
@@ -73,7 +83,7 @@ impl<K: Cached> Remembered<K> {
     pub fn of(mut object: K) -> Self {
         let metadata = std::mem::take(object.meta_mut());
         let fingerprint = metadata_fingerprint(&metadata);
-        Self { metadata: slim(metadata), fingerprint, fields: object.fields() }
+        Self { metadata: slim::<K>(metadata), fingerprint, fields: object.fields() }
     }
 
     /// The object as remembered: the kept metadata and fields, nothing else.
@@ -179,7 +189,7 @@ pub fn fingerprint<T: Serialize + ?Sized>(value: &T) -> u64 {
 
 /// The metadata a reconcile reads: identity, the labels and annotations it names, the
 /// controller's owner reference.
-fn slim(metadata: ObjectMeta) -> ObjectMeta {
+fn slim<K: Cached>(metadata: ObjectMeta) -> ObjectMeta {
     let keep = |map: Option<std::collections::BTreeMap<String, String>>, keys: &[&str]| {
         let kept: std::collections::BTreeMap<_, _> =
             map.into_iter().flatten().filter(|(k, _)| keys.contains(&k.as_str())).collect();
@@ -195,8 +205,8 @@ fn slim(metadata: ObjectMeta) -> ObjectMeta {
         generation: metadata.generation,
         creation_timestamp: metadata.creation_timestamp,
         deletion_timestamp: metadata.deletion_timestamp,
-        labels: keep(metadata.labels, READ_LABELS),
-        annotations: keep(metadata.annotations, READ_ANNOTATIONS),
+        labels: keep(metadata.labels, K::LABELS),
+        annotations: keep(metadata.annotations, K::ANNOTATIONS),
         owner_references: (!owners.is_empty()).then_some(owners),
         ..ObjectMeta::default()
     }
@@ -215,6 +225,7 @@ pub struct Scaled<S> {
 /// readiness).
 impl Cached for Deployment {
     const BASIS: Basis = Basis::Generation;
+    const ANNOTATIONS: &'static [&'static str] = &[REVISION_ANNOTATION];
     type Fields = Scaled<DeploymentStatus>;
     fn fields(self) -> Self::Fields {
         let status = self.status.map(|s| DeploymentStatus { conditions: None, ..s });
@@ -266,9 +277,11 @@ impl Cached for HorizontalPodAutoscaler {
     }
 }
 
-/// Jobs: labels and status (whether and when they finished). Created once, never compared.
+/// Jobs: labels (whose, and which Job) and status (whether and when they finished). Created
+/// once, never compared.
 impl Cached for Job {
     const BASIS: Basis = Basis::Generation;
+    const LABELS: &'static [&'static str] = &[INSTANCE_LABEL, MANAGED_BY_LABEL, JOB_KIND_LABEL, REQUEST_LABEL];
     type Fields = Option<JobStatus>;
     fn fields(self) -> Self::Fields {
         self.status
@@ -302,9 +315,19 @@ identity_only! {
     NetworkPolicy => ResourceVersion, |metadata| NetworkPolicy { metadata, ..NetworkPolicy::default() };
     Ingress => ResourceVersion, |metadata| Ingress { metadata, ..Ingress::default() };
     RoleBinding => ResourceVersion, |metadata| RoleBinding { metadata, ..RoleBinding::default() };
-    PersistentVolumeClaim => ResourceVersion, |metadata| PersistentVolumeClaim { metadata, ..PersistentVolumeClaim::default() };
     ServiceMonitor => Generation, |metadata| ServiceMonitor { metadata, spec: Default::default() };
     PrometheusRule => Generation, |metadata| PrometheusRule { metadata, spec: Default::default() };
+}
+
+/// Volume claims (the local backup tier's): identity and whose they are (claims have no owner).
+impl Cached for PersistentVolumeClaim {
+    const BASIS: Basis = Basis::ResourceVersion;
+    const LABELS: &'static [&'static str] = &[INSTANCE_LABEL];
+    type Fields = ();
+    fn fields(self) {}
+    fn assemble(metadata: ObjectMeta, (): ()) -> Self {
+        PersistentVolumeClaim { metadata, ..PersistentVolumeClaim::default() }
+    }
 }
 
 /// SecurityGuards are cached whole, but for managedFields and kubectl's copy of the spec.
@@ -390,9 +413,30 @@ mod tests {
         assert_eq!(seen.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
         assert!(seen.metadata.managed_fields.is_none());
         assert_eq!(seen.annotations().keys().collect::<Vec<_>>(), [REVISION_ANNOTATION]);
-        assert_eq!(seen.labels().keys().collect::<Vec<_>>(), ["app.kubernetes.io/instance"]);
+        assert!(seen.labels().is_empty(), "a Deployment is found by its owner: no label kept");
         assert_eq!(seen.owner_references().iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(), ["guard"]);
         assert_eq!(remembered.version(), Some(Version::Generation(4)), "a Deployment changes by generation");
+    }
+
+    #[test]
+    fn a_remembered_job_keeps_whose_and_which_job_it_is() {
+        let job = Job {
+            metadata: ObjectMeta {
+                name: Some("sg-backup-1".into()),
+                labels: Some(
+                    [
+                        (INSTANCE_LABEL.into(), "sg".into()),
+                        (JOB_KIND_LABEL.into(), "backup".into()),
+                        ("batch.kubernetes.io/job-name".into(), "sg-backup-1".into()),
+                    ]
+                    .into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Job::default()
+        };
+        let seen = Remembered::of(job).object();
+        assert_eq!(seen.labels().keys().collect::<Vec<_>>(), [INSTANCE_LABEL, JOB_KIND_LABEL]);
     }
 
     #[test]
