@@ -103,7 +103,7 @@ pub enum JobState {
 }
 
 /// Whether a cached Job is one of the guard's.
-fn of_guard(job: &Job, namespace: &str, guard: &str) -> bool {
+fn of_guard(job: &impl ResourceExt, namespace: &str, guard: &str) -> bool {
     job.namespace().as_deref() == Some(namespace)
         && job.labels().get(INSTANCE_LABEL).map(String::as_str) == Some(guard)
         && job.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(FIELD_MANAGER)
@@ -114,11 +114,10 @@ pub fn jobs_of(store: &Store<Remembered<Job>>, namespace: &str, guard: &str) -> 
     store
         .state()
         .iter()
-        .map(|j| j.object())
-        .filter(|j| of_guard(j, namespace, guard))
+        .filter(|j| of_guard(j.as_ref(), namespace, guard))
         .filter_map(|j| {
             let kind = JobKind::from_label(j.labels().get(JOB_KIND_LABEL)?)?;
-            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j))
+            Some((kind, j.labels().get(REQUEST_LABEL).cloned(), j.object()))
         })
         .collect()
 }
@@ -198,10 +197,9 @@ pub async fn feed_syncs_since(
     let mut finished: Vec<(Timestamp, bool, String)> = store
         .state()
         .iter()
-        .map(|j| j.object())
-        .filter(|j| of_guard(j, namespace, guard))
+        .filter(|j| of_guard(j.as_ref(), namespace, guard))
         .filter(|j| j.labels().get(JOB_KIND_LABEL).map(String::as_str) == Some(FEED_SYNC_JOB))
-        .filter_map(|j| finish(&j).map(|(ok, at)| (at, ok, j.name_any())))
+        .filter_map(|j| finish(&j.object()).map(|(ok, at)| (at, ok, j.name_any())))
         .filter(|(at, _, _)| *at > since)
         .collect();
     finished.sort();
