@@ -19,6 +19,12 @@ use crate::crd::{FeedOutcome, ThreatFeed};
 pub const MAX_SUMMARY_BYTES: usize = 4096;
 /// Seconds the API may take to import one feed.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a feed's submission keeps being retried while the API cannot be reached or
+/// answers that it is unavailable (it may be rolling, or its Service not ready yet).
+const SUBMIT_PATIENCE: Duration = Duration::from_secs(90);
+/// The first pause between submissions; it doubles up to [`MAX_SUBMIT_PAUSE`].
+const FIRST_SUBMIT_PAUSE: Duration = Duration::from_secs(1);
+const MAX_SUBMIT_PAUSE: Duration = Duration::from_secs(15);
 /// Longest error kept per feed in the summary before it is shortened further to fit.
 const MAX_ERROR_CHARS: usize = 600;
 
@@ -181,14 +187,8 @@ async fn sync_one(
         tracing::warn!(feed = %feed.name, %skipped, "malformed entries left out (maxInvalidEntries)");
     }
     let url = format!("{}/v1/feeds/{}", options.api_url.trim_end_matches('/'), feed.name);
-    let response = client
-        .put(&url)
-        .bearer_auth(token)
-        .timeout(SUBMIT_TIMEOUT)
-        .json(&Submission { entries: &entries, url: &feed.url })
-        .send()
-        .await
-        .map_err(FeedError::Submit)?;
+    let submission = Submission { entries: &entries, url: &feed.url };
+    let response = submit(client, &url, token, &submission).await?;
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -197,6 +197,42 @@ async fn sync_one(
     }
     let accepted = response.json::<Accepted>().await.map_err(FeedError::Submit)?;
     Ok(Accepted { skipped, ..accepted })
+}
+
+/// Submits a feed: `PUT` replaces the feed whole, so repeating it is harmless. A transport
+/// error or a 502/503/504 is retried with a doubling pause for [`SUBMIT_PATIENCE`]; any other
+/// answer is returned as it is.
+async fn submit(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    submission: &Submission<'_>,
+) -> Result<reqwest::Response, FeedError> {
+    let give_up = Instant::now() + SUBMIT_PATIENCE;
+    let mut pause = FIRST_SUBMIT_PAUSE;
+    loop {
+        let sent = client.put(url).bearer_auth(token).timeout(SUBMIT_TIMEOUT).json(submission).send().await;
+        let retry = match &sent {
+            Ok(response) => unavailable(response.status()).then(|| format!("HTTP {}", response.status())),
+            Err(error) => Some(error.to_string()),
+        };
+        match retry {
+            Some(why) if Instant::now() + pause < give_up => {
+                tracing::warn!(%url, error = %why, pause_seconds = pause.as_secs(), "the API is not reachable yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_SUBMIT_PAUSE);
+            }
+            _ => return sent.map_err(FeedError::Submit),
+        }
+    }
+}
+
+/// Answers that say the API is not there right now, rather than anything about the feed.
+fn unavailable(status: reqwest::StatusCode) -> bool {
+    matches!(
+        status,
+        reqwest::StatusCode::BAD_GATEWAY | reqwest::StatusCode::SERVICE_UNAVAILABLE | reqwest::StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 /// The summary written to the termination message.
@@ -280,6 +316,52 @@ mod tests {
         assert!(back["feeds"][9]["error"].as_str().is_some_and(|e| e.starts_with("line 9: xx")));
         assert_eq!(back["result"], "failed");
         assert_eq!(back["seconds"], 1.235);
+    }
+
+    /// Answers each connection with the next of `replies` (the last one repeated) and counts
+    /// the requests.
+    async fn api(replies: Vec<(&'static str, &'static str)>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = replies[n.min(replies.len() - 1)];
+                let mut buf = vec![0u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+            }
+        });
+        (format!("http://{addr}/v1/feeds/community"), count)
+    }
+
+    const ACCEPTED: &str = r#"{"version":7,"entries":2,"added":2,"removed":0}"#;
+
+    #[tokio::test]
+    async fn an_unavailable_api_is_retried_and_a_refusal_is_not() {
+        use std::sync::atomic::Ordering;
+        let client = reqwest::Client::new();
+        let entries = Vec::new();
+        let submission = Submission { entries: &entries, url: "https://feeds.example/list.txt" };
+
+        let (url, count) = api(vec![("503 Service Unavailable", "{}"), ("200 OK", ACCEPTED)]).await;
+        let response = submit(&client, &url, "t", &submission).await.expect("answered");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Accepted>().await.expect("accepted").version, 7);
+        assert_eq!(count.load(Ordering::SeqCst), 2, "retried once after the 503");
+
+        let (url, count) = api(vec![("400 Bad Request", r#"{"error":{"message":"line 3"}}"#)]).await;
+        let response = submit(&client, &url, "t", &submission).await.expect("answered");
+        assert_eq!(response.status(), 400);
+        assert_eq!(count.load(Ordering::SeqCst), 1, "a refusal is the answer, not a reason to retry");
     }
 
     #[test]

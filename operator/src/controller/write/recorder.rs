@@ -1,6 +1,8 @@
 //! Publishes Events (`events.k8s.io/v1`) the way kube's `Recorder` does: an Event repeated
-//! within six minutes (same type, reason, action, reporter, object and related object) is
-//! counted in the first one's `series` instead of being created again.
+//! within six minutes (same type, reason, action, note, reporter, object and related object) is
+//! counted in the first one's `series` instead of being created again. The note is part of the
+//! key, as in client-go: a Warning whose message changed (another Job failed, another line is
+//! wrong) is a new Event, never a count on an older one that says something else.
 //!
 //! kube's recorder keeps every Event it published whole for those six minutes, about 2 KiB each
 //! with its note and object references: with 1000 SecurityGuards converging at once that is
@@ -53,7 +55,14 @@ impl Recorder {
     /// the same Event published within the window.
     pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
         let now = Timestamp::now();
-        let key = fingerprint(&(type_name(event.type_), &event.reason, &event.action, regarding, &event.secondary));
+        let key = fingerprint(&(
+            type_name(event.type_),
+            &event.reason,
+            &event.action,
+            &event.note,
+            regarding,
+            &event.secondary,
+        ));
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
         if let Some(repeat) = self.repeat(key, now) {
@@ -165,6 +174,7 @@ mod tests {
             expect(&format!("PATCH {path}/shop.1"), Reply::Status(404)),
             expect(&format!("POST {path}"), Reply::Json(json!({"metadata": {"name": "shop.2"}}))),
             expect(&format!("POST {path}"), Reply::Json(json!({"metadata": {"name": "shop.3"}}))),
+            expect(&format!("POST {path}"), Reply::Json(json!({"metadata": {"name": "shop.4"}}))),
         ];
         let (client, server) = api_server(script);
         let recorder = Recorder::new(client, "securityguard-operator");
@@ -176,6 +186,8 @@ mod tests {
                 // The first Event was deleted meanwhile: published anew.
                 recorder.publish(&ready("every object is available"), &guard()).await.expect("created again");
                 recorder.publish(&warning, &guard()).await.expect("another Event");
+                // Same reason, another message: a new Event that says it.
+                recorder.publish(&ready("every object is available again"), &guard()).await.expect("new note");
             })
             .await;
         assert_eq!(received[0].body["regarding"]["name"], "shop");
@@ -184,6 +196,7 @@ mod tests {
         assert_eq!(received[1].body["series"]["count"], 2);
         assert_eq!(received[2].body["series"]["count"], 3);
         assert_eq!(received[4].body["type"], "Warning");
-        assert_eq!(recorder.len(), 2, "one entry per Event, not per publication");
+        assert_eq!(received[5].body["note"], "every object is available again");
+        assert_eq!(recorder.len(), 3, "one entry per Event, not per publication");
     }
 }
