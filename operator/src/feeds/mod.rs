@@ -231,7 +231,9 @@ async fn submit(
 fn unavailable(status: reqwest::StatusCode) -> bool {
     matches!(
         status,
-        reqwest::StatusCode::BAD_GATEWAY | reqwest::StatusCode::SERVICE_UNAVAILABLE | reqwest::StatusCode::GATEWAY_TIMEOUT
+        reqwest::StatusCode::BAD_GATEWAY
+            | reqwest::StatusCode::SERVICE_UNAVAILABLE
+            | reqwest::StatusCode::GATEWAY_TIMEOUT
     )
 }
 
@@ -320,7 +322,9 @@ mod tests {
 
     /// Answers each connection with the next of `replies` (the last one repeated) and counts
     /// the requests.
-    async fn api(replies: Vec<(&'static str, &'static str)>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    async fn api(
+        replies: Vec<(&'static str, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use std::sync::atomic::Ordering;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
