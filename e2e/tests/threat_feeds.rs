@@ -4,7 +4,7 @@
 //! the machine token the operator generated. A good feed is imported (a listed domain scans as
 //! BLOCK); a broken feed and a feed listing an official domain change nothing and are reported
 //! (ThreatFeedsSynced=False with the reason, a Warning Event, the metrics); a feed that shrinks
-//! unblocks what it dropped.
+//! unblocks what it dropped; a feed taken off the list has its entries removed.
 //!
 //! Needs `SG_NODE_CLUSTER_DIR` (`e2e/controlplane/up.sh DIR && e2e/controlplane/node-up.sh DIR`).
 
@@ -219,6 +219,39 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
     wait_verdict(&api, &user, "drainer-alpha.xyz", false).await;
     wait_verdict(&api, &user, "lure-beta.xyz", true).await;
     wait_verdict(&api, &user, "phantom-wallet-gift.xyz", true).await;
+
+    // A feed taken off the list: the next sync removes its entries, and says so.
+    let one_feed = with_feeds(&site, &server).with(|g| {
+        if let Some(feeds) = g.spec.threat_feeds.as_mut() {
+            feeds.feeds.retain(|f| f.name == "community");
+        }
+    });
+    site.apply(&one_feed);
+    wait_verdict(&api, &user, "phantom-wallet-gift.xyz", false).await;
+    wait_verdict(&api, &user, "lure-beta.xyz", true).await;
+    securityguard_e2e::eventually("an Event naming the removed feed", Duration::from_secs(60), || async {
+        let (ok, events, _) = kubectl(
+            &[
+                "-n",
+                &ns,
+                "get",
+                "events",
+                "--field-selector",
+                "reason=ThreatFeedsSynced",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+            None,
+        );
+        (ok && events.contains("no longer listed removed: phantom (1 entries)")).then_some(())
+    })
+    .await;
+    let guard = site
+        .wait("only the listed feed in the status", SYNC_TIMEOUT, |g| {
+            g.status.as_ref().and_then(|s| s.threat_feeds.as_ref()).is_some_and(|t| t.feeds.len() == 1)
+        })
+        .await;
+    assert!(feed(&guard, "phantom").is_none());
 
     // Turning the feeds off deletes the CronJob (its entries stay in the library).
     site.apply(&site.guard(1));

@@ -33,9 +33,9 @@ async fn main() -> ExitCode {
             FeedsCommand::Sync(args) => {
                 telemetry::init(!args.log_text);
                 let clock = Instant::now();
-                let (outcomes, result) = feeds::run(&args.options()).await;
+                let (report, result) = feeds::run(&args.options()).await;
                 if let Some(path) = &args.termination_log {
-                    feeds::Summary::new(outcomes, &result, clock.elapsed().as_secs_f64()).write(path);
+                    feeds::Summary::new(report, &result, clock.elapsed().as_secs_f64()).write(path);
                 }
                 match result {
                     Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! `/v1/feeds/{name}`: threat feeds, written by the operator's sync Job with a machine token
-//! (`MachineClient`), never by a wallet. A `PUT` makes the feed's entries exactly those sent, in
+//! `/v1/feeds`: threat feeds, written by the operator's sync Job with a machine token
+//! (`MachineClient`), never by a wallet. `GET /v1/feeds` lists the feeds the library holds
+//! entries of (the sync removes those no longer configured with `DELETE /v1/feeds/{name}`). A `PUT` makes the feed's entries exactly those sent, in
 //! one transaction and at most one pattern version; entries of admins and of other feeds are not
 //! touched. The whole feed is refused (and nothing changes) when any entry is malformed, is of a
 //! kind a feed may not write, or would block an official domain (one it is, is under, or is a
@@ -7,7 +8,7 @@
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::put;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,7 +29,10 @@ pub const FEED_KINDS: &[&str] = &["blocked_domain", "malicious_address"];
 
 /// The feed routes, with their own body limit (a feed is larger than any other request).
 pub fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new().route("/feeds/{name}", put(sync).delete(remove)).layer(DefaultBodyLimit::max(max_body_bytes))
+    Router::new()
+        .route("/feeds", get(held))
+        .route("/feeds/{name}", put(sync).delete(remove))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
 #[derive(Deserialize)]
@@ -177,6 +181,12 @@ async fn sync(
         "removed": synced.removed,
         "changed": synced.added + synced.removed > 0,
     })))
+}
+
+/// The feeds the library holds entries of, with their counts.
+async fn held(State(state): State<AppState>, _client: MachineClient) -> Result<Json<Value>, ApiError> {
+    let feeds = store::held_feeds(&state.db).await?;
+    Ok(Json(json!({ "feeds": feeds })))
 }
 
 /// Removes every entry of a feed (a feed no longer synced), in one version.

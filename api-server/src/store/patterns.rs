@@ -301,6 +301,25 @@ pub struct FeedSynced {
     pub removed: u64,
 }
 
+/// A threat feed the library holds entries of.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct HeldFeed {
+    /// The feed's name (its source without `feed:`).
+    pub name: String,
+    /// How many entries it holds.
+    pub entries: i64,
+}
+
+/// Every threat feed the library holds entries of, by name.
+pub async fn held_feeds(db: &PgPool) -> Result<Vec<HeldFeed>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT substr(source, 6) AS name, count(*) AS entries FROM patterns
+         WHERE source LIKE 'feed:%' GROUP BY source ORDER BY source",
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Makes the entries of source `feed:<feed>` exactly `entries`, in one transaction and at most
 /// one version (none when nothing changed): entries the feed no longer lists are removed, new
 /// ones added; entries of admins and of other feeds are not touched. The change is recorded in

@@ -169,9 +169,24 @@ async fn a_sync_replaces_its_feed_atomically_in_one_version() {
         ]
     );
 
+    // The feeds held, by name, with their counts: what the sync compares with its list.
+    let held = |app: &TestApp| {
+        let req = app.client.get(app.url("/v1/feeds")).bearer_auth(TOKEN);
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let listed = held(&app).await;
+    let names: Vec<&str> = listed["feeds"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["community", "other"], "{listed}");
+    assert!(listed["feeds"][0]["entries"].as_i64().unwrap() > 0);
+    let resp = app.client.get(app.url("/v1/feeds")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "only a machine token lists the feeds");
+
     // A feed removed from the spec: its entries go, in one version.
     let resp = app.client.delete(app.url("/v1/feeds/community")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    let listed = held(&app).await;
+    assert_eq!(listed["feeds"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["feeds"][0]["name"], "other");
     assert_eq!(scan(&app, &user, "drainer-two.xyz").await, "BLOCK", "the other feed still lists it");
     assert_eq!(version(&app).await, before + 3);
 }

@@ -754,6 +754,7 @@ mod tests {
             at: Timestamp::from_second(at).expect("time"),
             succeeded: error.is_none(),
             feeds,
+            removed: Vec::new(),
             error: error.map(str::to_owned),
         }
     }

@@ -28,7 +28,8 @@ pub const MAX_FEEDS: usize = 10;
 /// dropped are removed; entries added by admins or by other feeds are never touched. A feed that
 /// cannot be downloaded or parsed, or that lists an entry the API refuses (an official domain,
 /// say), changes nothing and is reported in the `ThreatFeedsSynced` condition, an Event and the
-/// operator's metrics.
+/// operator's metrics. A feed taken off the list has its entries removed at the next sync;
+/// removing `threatFeeds` altogether stops the syncs and leaves the entries of the last one.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.feeds.all(f, self.feeds.exists_one(g, g.name == f.name))")
@@ -171,6 +172,17 @@ pub struct FeedOutcome {
     /// Why the feed was not imported (nothing changed for it then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A feed the pattern library held entries of although the list no longer names it: the sync
+/// removed them.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedFeed {
+    /// The feed's name.
+    pub name: String,
+    /// How many entries it held.
+    pub entries: u64,
 }
 
 /// The last syncs of the threat feeds.

@@ -23,7 +23,9 @@ pub use backup::{
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,
 };
-pub use feeds::{EntryKind, FeedFormat, FeedOutcome, ThreatFeed, ThreatFeedStatus, ThreatFeedsSpec, ThreatFeedsStatus};
+pub use feeds::{
+    EntryKind, FeedFormat, FeedOutcome, RemovedFeed, ThreatFeed, ThreatFeedStatus, ThreatFeedsSpec, ThreatFeedsStatus,
+};
 pub use ingress::{IngressSpec, RateLimitSpec};
 pub use monitoring::MonitoringSpec;
 pub use status::{

@@ -2,8 +2,9 @@
 //! feed of `spec.threatFeeds`, parse and check every entry, and submit the feed to the API
 //! (`PUT /v1/feeds/{name}` with the machine token), which replaces the feed's entries in one
 //! transaction and one pattern version. A feed that fails at any step changes nothing for that
-//! feed; the others are still synced. The outcome of every feed goes to the termination message,
-//! where the controller reads it.
+//! feed; the others are still synced. Then the entries of feeds the library holds but the list
+//! no longer names are removed (`GET /v1/feeds`, `DELETE /v1/feeds/{name}`). The outcome of
+//! every feed goes to the termination message, where the controller reads it.
 
 pub mod fetch;
 pub mod formats;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::{FeedOutcome, ThreatFeed};
+use crate::crd::{FeedOutcome, RemovedFeed, ThreatFeed};
 
 /// Largest termination message the kubelet keeps.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
@@ -53,6 +54,9 @@ pub enum Error {
     /// The HTTP client cannot be built.
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The entries of feeds no longer listed could not be removed.
+    #[error("removing the entries of feeds no longer listed: {0}")]
+    Prune(#[source] FeedError),
     /// Some feeds failed (each one's error is in the report).
     #[error("{failed} of {total} feeds failed: {names}")]
     Feeds {
@@ -87,15 +91,24 @@ pub enum FeedError {
     },
 }
 
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Every listed feed's outcome.
+    pub feeds: Vec<FeedOutcome>,
+    /// The feeds no longer listed whose entries were removed.
+    pub removed: Vec<RemovedFeed>,
+}
+
 /// Runs the sync; the report lists every feed's outcome, also when some failed.
-pub async fn run(options: &Options) -> (Vec<FeedOutcome>, Result<(), Error>) {
+pub async fn run(options: &Options) -> (Report, Result<(), Error>) {
     let token = match read_token(&options.token_file) {
         Ok(token) => token,
-        Err(e) => return (Vec::new(), Err(e)),
+        Err(e) => return (Report::default(), Err(e)),
     };
     let client = match fetch::client() {
         Ok(client) => client,
-        Err(e) => return (Vec::new(), Err(Error::Client(e))),
+        Err(e) => return (Report::default(), Err(Error::Client(e))),
     };
     let mut outcomes = Vec::with_capacity(options.feeds.len());
     for feed in &options.feeds {
@@ -128,13 +141,70 @@ pub async fn run(options: &Options) -> (Vec<FeedOutcome>, Result<(), Error>) {
         };
         outcomes.push(outcome);
     }
-    let failed: Vec<&str> = outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.name.as_str()).collect();
-    let result = if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Feeds { failed: failed.len(), total: outcomes.len(), names: failed.join(", ") })
+    let base = options.api_url.trim_end_matches('/');
+    let listed: Vec<&str> = options.feeds.iter().map(|f| f.name.as_str()).collect();
+    let pruned = prune(&client, base, &token, &listed).await;
+    let (removed, prune_error) = match pruned {
+        Ok(removed) => (removed, None),
+        Err((removed, error)) => {
+            tracing::error!(%error, "the entries of feeds no longer listed were not all removed");
+            (removed, Some(error))
+        }
     };
-    (outcomes, result)
+    let failed: Vec<&str> = outcomes.iter().filter(|o| o.error.is_some()).map(|o| o.name.as_str()).collect();
+    let result = match prune_error {
+        _ if !failed.is_empty() => {
+            Err(Error::Feeds { failed: failed.len(), total: outcomes.len(), names: failed.join(", ") })
+        }
+        Some(error) => Err(Error::Prune(error)),
+        None => Ok(()),
+    };
+    (Report { feeds: outcomes, removed }, result)
+}
+
+/// The feeds the library holds entries of (`GET /v1/feeds`).
+#[derive(Debug, Deserialize)]
+struct Held {
+    feeds: Vec<RemovedFeed>,
+}
+
+/// Removes the entries of every feed the library holds that `listed` does not name, one
+/// `DELETE` each; returns those removed (and, on a failure, those removed before it).
+async fn prune(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    listed: &[&str],
+) -> Result<Vec<RemovedFeed>, (Vec<RemovedFeed>, FeedError)> {
+    let url = format!("{base}/v1/feeds");
+    let response = retried(|| client.get(&url).bearer_auth(token).timeout(SUBMIT_TIMEOUT)).await;
+    let held: Held = match answered(response).await {
+        Ok(response) => response.json().await.map_err(|e| (Vec::new(), FeedError::Submit(e)))?,
+        Err(error) => return Err((Vec::new(), error)),
+    };
+    let mut removed = Vec::new();
+    for feed in held.feeds.into_iter().filter(|f| !listed.contains(&f.name.as_str())) {
+        let url = format!("{base}/v1/feeds/{}", feed.name);
+        let response = retried(|| client.delete(&url).bearer_auth(token).timeout(SUBMIT_TIMEOUT)).await;
+        if let Err(error) = answered(response).await {
+            return Err((removed, error));
+        }
+        tracing::info!(feed = %feed.name, entries = feed.entries, "feed no longer listed: its entries were removed");
+        removed.push(feed);
+    }
+    Ok(removed)
+}
+
+/// A response that says the request was done, or the API's refusal as an error.
+async fn answered(response: Result<reqwest::Response, FeedError>) -> Result<reqwest::Response, FeedError> {
+    let response = response?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+    Err(FeedError::Refused { status, message })
 }
 
 /// The first token of the token file (one a line, `#` comments): during a rotation the file
@@ -188,37 +258,28 @@ async fn sync_one(
     }
     let url = format!("{}/v1/feeds/{}", options.api_url.trim_end_matches('/'), feed.name);
     let submission = Submission { entries: &entries, url: &feed.url };
-    let response = submit(client, &url, token, &submission).await?;
-    let status = response.status();
-    if !status.is_success() {
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
-        return Err(FeedError::Refused { status, message });
-    }
+    let request = || client.put(&url).bearer_auth(token).timeout(SUBMIT_TIMEOUT).json(&submission);
+    let response = answered(retried(request).await).await?;
     let accepted = response.json::<Accepted>().await.map_err(FeedError::Submit)?;
     Ok(Accepted { skipped, ..accepted })
 }
 
-/// Submits a feed: `PUT` replaces the feed whole, so repeating it is harmless. A transport
-/// error or a 502/503/504 is retried with a doubling pause for [`SUBMIT_PATIENCE`]; any other
-/// answer is returned as it is.
-async fn submit(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    submission: &Submission<'_>,
-) -> Result<reqwest::Response, FeedError> {
+/// Sends a request to the API (every one the sync makes is idempotent: `PUT` replaces a feed
+/// whole, `GET` reads, `DELETE` empties a feed). A transport error or a 502/503/504 is retried
+/// with a doubling pause for [`SUBMIT_PATIENCE`] (the API may be rolling, or its Service not
+/// ready yet); any other answer is returned as it is.
+async fn retried(request: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, FeedError> {
     let give_up = Instant::now() + SUBMIT_PATIENCE;
     let mut pause = FIRST_SUBMIT_PAUSE;
     loop {
-        let sent = client.put(url).bearer_auth(token).timeout(SUBMIT_TIMEOUT).json(submission).send().await;
+        let sent = request().send().await;
         let retry = match &sent {
             Ok(response) => unavailable(response.status()).then(|| format!("HTTP {}", response.status())),
             Err(error) => Some(error.to_string()),
         };
         match retry {
             Some(why) if Instant::now() + pause < give_up => {
-                tracing::warn!(%url, error = %why, pause_seconds = pause.as_secs(), "the API is not reachable yet; retrying");
+                tracing::warn!(error = %why, pause_seconds = pause.as_secs(), "the API is not reachable yet; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_SUBMIT_PAUSE);
             }
@@ -249,6 +310,9 @@ pub struct Summary {
     pub seconds: f64,
     /// Every feed's outcome.
     pub feeds: Vec<FeedOutcome>,
+    /// The feeds no longer listed whose entries were removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed_feeds: Vec<RemovedFeed>,
     /// The error, when some feed (or the whole sync) failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -256,12 +320,13 @@ pub struct Summary {
 
 impl Summary {
     /// The summary of a sync.
-    pub fn new(feeds: Vec<FeedOutcome>, result: &Result<(), Error>, seconds: f64) -> Self {
+    pub fn new(report: Report, result: &Result<(), Error>, seconds: f64) -> Self {
         Self {
             command: "feeds-sync",
             result: if result.is_ok() { "succeeded" } else { "failed" },
             seconds: (seconds * 1000.0).round() / 1000.0,
-            feeds,
+            feeds: report.feeds,
+            removed_feeds: report.removed,
             error: result.as_ref().err().map(ToString::to_string),
         }
     }
@@ -311,13 +376,15 @@ mod tests {
             })
             .collect();
         let result = Err(Error::Feeds { failed: 10, total: 10, names: "all".into() });
-        let text = Summary::new(feeds, &result, 1.23456).to_json();
+        let removed = vec![RemovedFeed { name: "retired".into(), entries: 12 }];
+        let text = Summary::new(Report { feeds, removed }, &result, 1.23456).to_json();
         assert!(text.len() <= MAX_SUMMARY_BYTES, "{}", text.len());
         let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
         assert_eq!(back["feeds"].as_array().map(Vec::len), Some(10));
         assert!(back["feeds"][9]["error"].as_str().is_some_and(|e| e.starts_with("line 9: xx")));
         assert_eq!(back["result"], "failed");
         assert_eq!(back["seconds"], 1.235);
+        assert_eq!(back["removedFeeds"][0]["name"], "retired");
     }
 
     /// Answers each connection with the next of `replies` (the last one repeated) and counts
@@ -357,15 +424,35 @@ mod tests {
         let submission = Submission { entries: &entries, url: "https://feeds.example/list.txt" };
 
         let (url, count) = api(vec![("503 Service Unavailable", "{}"), ("200 OK", ACCEPTED)]).await;
-        let response = submit(&client, &url, "t", &submission).await.expect("answered");
+        let request = || client.put(&url).bearer_auth("t").json(&submission);
+        let response = retried(request).await.expect("answered");
         assert_eq!(response.status(), 200);
         assert_eq!(response.json::<Accepted>().await.expect("accepted").version, 7);
         assert_eq!(count.load(Ordering::SeqCst), 2, "retried once after the 503");
 
         let (url, count) = api(vec![("400 Bad Request", r#"{"error":{"message":"line 3"}}"#)]).await;
-        let response = submit(&client, &url, "t", &submission).await.expect("answered");
+        let request = || client.put(&url).bearer_auth("t").json(&submission);
+        let response = retried(request).await.expect("answered");
         assert_eq!(response.status(), 400);
         assert_eq!(count.load(Ordering::SeqCst), 1, "a refusal is the answer, not a reason to retry");
+    }
+
+    #[tokio::test]
+    async fn feeds_no_longer_listed_are_emptied_and_the_listed_kept() {
+        use std::sync::atomic::Ordering;
+        let client = reqwest::Client::new();
+        let held = r#"{"feeds":[{"name":"community","entries":2},{"name":"retired","entries":12}]}"#;
+        let (url, count) = api(vec![("200 OK", held), ("200 OK", r#"{"feed":"retired","removed":12}"#)]).await;
+        let base = url.trim_end_matches("/v1/feeds/community");
+        let removed = prune(&client, base, "t", &["community", "phantom"]).await.expect("pruned");
+        assert_eq!(removed, [RemovedFeed { name: "retired".into(), entries: 12 }]);
+        assert_eq!(count.load(Ordering::SeqCst), 2, "one GET, one DELETE");
+
+        let (url, _) = api(vec![("200 OK", held), ("401 Unauthorized", r#"{"error":{"message":"bad token"}}"#)]).await;
+        let base = url.trim_end_matches("/v1/feeds/community");
+        let (removed, error) = prune(&client, base, "t", &["community"]).await.expect_err("refused");
+        assert!(removed.is_empty());
+        assert!(error.to_string().contains("HTTP 401 Unauthorized: bad token"), "{error}");
     }
 
     #[test]

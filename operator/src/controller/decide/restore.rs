@@ -303,7 +303,7 @@ mod tests {
             request: Some("r1".into()),
             at: Timestamp::from_second(2_000).expect("time"),
             succeeded,
-            summary: Some(summary),
+            summary: Some(Box::new(summary)),
         })
     }
 

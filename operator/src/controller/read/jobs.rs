@@ -18,7 +18,7 @@ use super::cached::Remembered;
 use crate::controller::vocabulary::{
     FEED_SYNC_JOB, FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
 };
-use crate::crd::FeedOutcome;
+use crate::crd::{FeedOutcome, RemovedFeed};
 
 /// Reading a Job's pod failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,9 @@ pub struct Summary {
     /// Threat-feed sync only: every feed's outcome.
     #[serde(default)]
     pub feeds: Vec<FeedOutcome>,
+    /// Threat-feed sync only: the feeds no longer listed whose entries were removed.
+    #[serde(default)]
+    pub removed_feeds: Vec<RemovedFeed>,
 }
 
 /// A finished Job.
@@ -73,8 +76,9 @@ pub struct Finished {
     pub at: Timestamp,
     /// Whether it succeeded.
     pub succeeded: bool,
-    /// Its pod's summary, when the pod is still there and wrote one.
-    pub summary: Option<Summary>,
+    /// Its pod's summary, when the pod is still there and wrote one (boxed: a `JobState` is
+    /// mostly not finished).
+    pub summary: Option<Box<Summary>>,
 }
 
 impl Finished {
@@ -156,7 +160,7 @@ pub async fn report(
     at: Timestamp,
 ) -> Result<Finished, Error> {
     let name = job.name_any();
-    let summary = pod_summary(client, namespace, &name).await?;
+    let summary = pod_summary(client, namespace, &name).await?.map(Box::new);
     Ok(Finished { job: name, kind, request: job.labels().get(REQUEST_LABEL).cloned(), at, succeeded, summary })
 }
 
@@ -181,6 +185,8 @@ pub struct FeedSync {
     pub succeeded: bool,
     /// Every feed's outcome (empty when the pod left no summary).
     pub feeds: Vec<FeedOutcome>,
+    /// The feeds no longer listed whose entries the sync removed.
+    pub removed: Vec<RemovedFeed>,
     /// The error of the whole run, when it failed.
     pub error: Option<String>,
 }
@@ -211,8 +217,8 @@ pub async fn feed_syncs_since(
             (Some(s), false) => Some(s.error.clone().unwrap_or_else(|| "the sync failed without saying why".into())),
             (None, false) => Some(format!("Job {job} failed and its pod left no summary (see its events and logs)")),
         };
-        let feeds = summary.map(|s| s.feeds).unwrap_or_default();
-        syncs.push(FeedSync { job, at, succeeded, feeds, error });
+        let (feeds, removed) = summary.map(|s| (s.feeds, s.removed_feeds)).unwrap_or_default();
+        syncs.push(FeedSync { job, at, succeeded, feeds, removed, error });
     }
     Ok(syncs)
 }

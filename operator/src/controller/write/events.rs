@@ -89,7 +89,14 @@ impl Events<'_> {
                         )
                     })
                     .collect();
-                let note = format!("Threat feeds synced (Job {}): {}", sync.job, feeds.join(", "));
+                let removed: Vec<String> =
+                    sync.removed.iter().map(|f| format!("{} ({} entries)", f.name, f.entries)).collect();
+                let removed = if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; entries of feeds no longer listed removed: {}", removed.join(", "))
+                };
+                let note = format!("Threat feeds synced (Job {}): {}{removed}", sync.job, feeds.join(", "));
                 self.publish(EventType::Normal, "ThreatFeedsSynced", "FeedSync", clip(note)).await;
                 continue;
             }

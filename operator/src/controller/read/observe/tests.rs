@@ -222,12 +222,12 @@ async fn a_backup_job_finished_after_the_status_last_record_is_read_once() {
             request: Some("q1".into()),
             at: time("2026-03-01T11:00:00Z"),
             succeeded: true,
-            summary: Some(Summary {
+            summary: Some(Box::new(Summary {
                 key: Some("prod/sg/b.pgdump".into()),
                 size: Some(42),
                 seconds: Some(3.5),
                 ..Summary::default()
-            }),
+            })),
         }]
     );
 }
