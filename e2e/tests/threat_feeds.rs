@@ -227,9 +227,7 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
         }
     });
     site.apply(&one_feed);
-    wait_verdict(&api, &user, "phantom-wallet-gift.xyz", false).await;
-    wait_verdict(&api, &user, "lure-beta.xyz", true).await;
-    securityguard_e2e::eventually("an Event naming the removed feed", Duration::from_secs(60), || async {
+    securityguard_e2e::eventually("an Event naming the removed feed", SYNC_TIMEOUT, || async {
         let (ok, events, _) = kubectl(
             &[
                 "-n",
@@ -246,6 +244,8 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
         (ok && events.contains("no longer listed removed: phantom (1 entries)")).then_some(())
     })
     .await;
+    wait_verdict(&api, &user, "phantom-wallet-gift.xyz", false).await;
+    wait_verdict(&api, &user, "lure-beta.xyz", true).await;
     let guard = site
         .wait("only the listed feed in the status", SYNC_TIMEOUT, |g| {
             g.status.as_ref().and_then(|s| s.threat_feeds.as_ref()).is_some_and(|t| t.feeds.len() == 1)
