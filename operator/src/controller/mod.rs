@@ -77,6 +77,8 @@ pub struct Context {
     pub discovery: Discovery,
     /// What was last written to each child.
     pub ledger: Arc<Ledger>,
+    /// The referenced Secrets as last read.
+    pub secret_reads: read::dereference::SecretReads,
 }
 
 /// A reconcile that failed, naming the SecurityGuard and the step.
@@ -164,7 +166,7 @@ async fn reconcile_steps(guard: &SecurityGuard, ctx: &Context, events: &Events<'
     if guard.spec.paused {
         return pause(ctx, events, guard).await.map_err(|source| Error::Status { guard: key, source });
     }
-    let refs = read::dereference::dereference(&ctx.client, guard)
+    let refs = read::dereference::dereference(&ctx.client, guard, &ctx.stores.secrets, &ctx.secret_reads)
         .await
         .map_err(|source| Error::Dereference { guard: key.clone(), source })?;
     let validated = match decide::validate::validate(guard, &refs) {
@@ -280,6 +282,9 @@ async fn report_degraded(
     }
 }
 
+/// How often the Secrets read and since deleted are forgotten.
+const SECRET_SWEEP: Duration = Duration::from_secs(600);
+
 /// Retries a failed reconcile after a pause (never at once: no hot loop).
 pub fn error_policy(_guard: Arc<SecurityGuard>, _error: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(10))
@@ -304,6 +309,15 @@ pub async fn run(
         job_image: settings.job_image,
         discovery,
         ledger,
+        secret_reads: read::dereference::SecretReads::default(),
+    });
+    let sweeper = ctx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SECRET_SWEEP);
+        loop {
+            every.tick().await;
+            sweeper.secret_reads.forget_deleted(&sweeper.stores.secrets);
+        }
     });
     controller
         .graceful_shutdown_on(shutdown)

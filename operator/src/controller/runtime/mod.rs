@@ -10,6 +10,7 @@ mod monitoring;
 mod watches;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -31,6 +32,11 @@ use super::read::cached::Remembered;
 use super::read::dereference::referenced_secrets;
 use super::read::monitoring_apis::Discovery;
 use super::vocabulary::{INSTANCE_LABEL, backup_claim_selector};
+
+/// How long a SecurityGuard's reconcile waits for more changes of its children (kube's
+/// trailing-edge debounce): a guard's pods starting change a dozen times within seconds, and
+/// one reconcile after the burst sees what a dozen would have.
+const DEBOUNCE: Duration = Duration::from_secs(1);
 use super::write::ledger::Ledger;
 use crate::crd::SecurityGuard;
 use crate::metrics::Metrics;
@@ -90,7 +96,7 @@ fn controller(
     let secret_guards = guards.clone();
     let monitoring_guards = guards.clone();
     Controller::for_stream(guard_stream, guards)
-        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .with_config(ControllerConfig::default().concurrency(concurrency).debounce(DEBOUNCE))
         .owns_stream(streams.service_accounts)
         .owns_stream(streams.config_maps)
         .owns_stream(streams.stateful_sets)
