@@ -1,5 +1,5 @@
-//! The restore state machine at exact moments, on the kwok control plane: the Jobs' pods are
-//! played by `securityguard_e2e::kubelet`, which runs each pod's own command, arguments and
+//! The restore state machine at exact moments, on the kwok control plane: the Jobs' pods (the
+//! claim in the restore ledger included) are played by `securityguard_e2e::kubelet`, which runs each pod's own command, arguments and
 //! environment as a local process against the local PostgreSQL and S3-compatible server, and
 //! can make a restore pod die at a chosen point (after it started changing the database) or
 //! restart the operator between two phases. Backups, drills, log archives and restore by edit
@@ -209,8 +209,16 @@ async fn restore_by_edit_and_rollback_after_a_failed_restore() {
         g.status.as_ref().and_then(|s| s.restore.as_ref()).is_some_and(|r| r.request_id == "r1")
     })
     .await;
+    let uid = guard.metadata.uid.clone().expect("uid");
     let restore = guard.status.and_then(|s| s.restore).expect("restore status");
     assert_eq!(restore.recorded_replicas, 2, "the size is recorded first");
+    // The request is claimed in the restore ledger while the API still runs.
+    let claim = f.one_job("claim-restore", "r1").await;
+    f.deployment_replicas(2).await;
+    let run = run_job_pod(&f.client, &ns, &claim).await;
+    assert_eq!(run.exit_code, 0, "claim: {}", run.stderr);
+    assert_eq!(run.env.get("SG_RESTORE_CLAIMANT"), Some(&uid), "the SecurityGuard object claims");
+    assert!(run.message.contains(r#""verdict":"claimed""#), "{}", run.message);
     f.deployment_replicas(0).await;
     f.cron_jobs_suspended(true).await;
     let api_pods: Api<Pod> = Api::namespaced(f.client.clone(), &ns);
@@ -259,6 +267,8 @@ async fn restore_by_edit_and_rollback_after_a_failed_restore() {
     psql(&f.database_url, "INSERT INTO items SELECT g, 'again ' || g FROM generate_series(101, 120) g");
     let before = psql(&f.database_url, "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items");
     apply(&f.guard().backup_request("b1").restore("r2", &backup_key));
+    let claim = f.one_job("claim-restore", "r2").await;
+    assert_eq!(run_job_pod(&f.client, &ns, &claim).await.exit_code, 0);
     let safety = f.one_job("safety-backup", "r2").await;
     assert_eq!(run_job_pod(&f.client, &ns, &safety).await.exit_code, 0);
     let restore_job = f.one_job("restore", "r2").await;

@@ -2,22 +2,25 @@
 //! image (its own `pg_dump`/`pg_restore`) against the managed PostgreSQL container, and the
 //! backups land in an S3-compatible server; the restore really stops the API pods and brings
 //! them back with the data of the backup, also when the operator's leader pod is deleted in
-//! the middle.
+//! the middle; and a SecurityGuard deleted and re-created with the same `spec.restore` does not
+//! restore again (the restore ledger in the bucket refuses it before anything scales down).
 //!
 //! Needs `SG_NODE_CLUSTER_DIR` (`e2e/controlplane/up.sh DIR && e2e/controlplane/node-up.sh DIR`)
 //! and moto (`scripts/services/s3.sh start` installs it).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
 use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
-use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials};
+use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials, wait_deleted};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 use serde_json::json;
 
@@ -230,7 +233,8 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     site.ready(TIMEOUT).await;
     let api = site.api().await;
     api.wait_ready(Duration::from_secs(60)).await;
-    let token = api.sign_in(&new_wallet()).await;
+    let wallet = new_wallet();
+    let token = api.sign_in(&wallet).await;
 
     // Data written through the API, then a backup.
     let kept = scan(&api, &token, "phantom.app").await;
@@ -292,7 +296,79 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     assert_ne!(new_leader, old_leader, "another operator pod leads");
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(history(&api, &token).await, [kept], "{again} is gone again");
+    assert_eq!(history(&api, &token).await, std::slice::from_ref(&kept), "{again} is gone again");
+
+    // The cluster rebuilt from Git: the SecurityGuard deleted (its data volume and password
+    // stay) and re-created from the same manifest, spec.restore r2 included. The ledger in the
+    // bucket refuses r2 before anything scales down: the API keeps its pods and the data
+    // written since r2 stays.
+    let since = scan(&api, &token, "phantom-wallet.app").await;
+    let manifest = with_backups(&site, &bucket).backup_request("b1").restore("r2", &backup_key);
+    site.guards().delete(GUARD, &DeleteParams::foreground()).await.expect("delete the SecurityGuard");
+    wait_deleted(site.guards(), GUARD, TIMEOUT).await;
+    eventually("the old API pods gone", TIMEOUT, || async {
+        node::api_pods(&site.client, &ns, GUARD).await.is_empty().then_some(())
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(site.client.clone(), &ns);
+    let replicas = Arc::new(Mutex::new(Vec::new()));
+    let watching = tokio::spawn(replicas_seen(deployments, format!("{GUARD}-api"), replicas.clone()));
+    site.apply(&manifest);
+    let guard =
+        site.wait("restore r2 Skipped", TIMEOUT, |g| restore_phase(g, "r2") == Some(RestorePhase::Skipped)).await;
+    let restore = guard.status.and_then(|s| s.restore).expect("restore status");
+    assert!(
+        restore.message.starts_with("request r2 was already handled at ")
+            && restore.message.contains(&format!("restored {backup_key} at "))
+            && restore.message.contains("for an earlier SecurityGuard of this name")
+            && restore.message.contains("set a new requestId to restore again"),
+        "{}",
+        restore.message
+    );
+    assert!(restore.error.is_none() && restore.finished_at.is_some(), "{restore:?}");
+    for job in job_names(&site, "claim-restore", "r2").await {
+        assert_eq!(exit_code(&finished_job_pod(&site, &job).await), Some(0), "the claim ran in the operator image");
+    }
+    for kind in ["safety-backup", "restore", "rollback"] {
+        assert!(job_names(&site, kind, "r2").await.is_empty(), "no {kind} Job for the refused r2");
+    }
+    let record = format!("securityguard/{ns}/{GUARD}/restores/r2.restore.json");
+    let record: serde_json::Value = serde_json::from_slice(&bucket.get(&record).await).expect("the ledger record");
+    assert_eq!(record["restoredKey"], backup_key.as_str(), "{record}");
+    assert_ne!(record["claimedBy"].as_str(), guard.metadata.uid.as_deref(), "claimed by the deleted object");
+
+    site.ready(TIMEOUT).await;
+    watching.abort();
+    let seen = replicas.lock().expect("replicas").clone();
+    assert!(!seen.is_empty() && seen.iter().all(|r| *r == 2), "the API was never scaled down: {seen:?}");
+    let events: Api<Event> = Api::namespaced(site.client.clone(), &ns);
+    let skipped = eventually("a RestoreSkipped Event", TIMEOUT, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("RestoreSkipped") && e.involved_object.uid == guard.metadata.uid)
+    })
+    .await;
+    assert_eq!(skipped.type_.as_deref(), Some("Warning"), "{skipped:?}");
+    let api = site.api().await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    let token = api.sign_in(&wallet).await;
+    assert_eq!(history(&api, &token).await, [since, kept], "nothing was restored again");
+}
+
+/// Watches a Deployment and records the replicas its spec asks for, every version seen.
+async fn replicas_seen(deployments: Api<Deployment>, name: String, seen: Arc<Mutex<Vec<i32>>>) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let stream = watcher(deployments, config);
+    futures::pin_mut!(stream);
+    while let Ok(Some(event)) = stream.try_next().await {
+        if let watcher::Event::Apply(d) | watcher::Event::InitApply(d) = event
+            && let Some(replicas) = d.spec.and_then(|s| s.replicas)
+            && let Ok(mut list) = seen.lock()
+        {
+            list.push(replicas);
+        }
+    }
 }
 
 /// Watches the API pods until none is left, and returns every pod seen deleted.

@@ -1,4 +1,5 @@
-//! Command line: `run` the operator, print the `crd`s, `backup`, list `backups`, `restore`,
+//! Command line: `run` the operator, print the `crd`s, `backup`, list `backups` (and claim a
+//! restore request in the ledger), `restore`,
 //! print the `monitoring` rules. The kubectl plugin's command line is in [`plugin`].
 //!
 //! Clap only: each command's arguments become the plain options of the library function that
@@ -14,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backup::catalog::Source;
 use crate::backup::config::GuardRef;
 use crate::backup::store::{S3Options, SourceStore};
-use crate::backup::{create, list, logs, restore};
+use crate::backup::{create, ledger, list, logs, restore};
 use crate::crd::RetentionSpec;
 use crate::crd::backup as backup_defaults;
 use crate::run;
@@ -394,6 +395,58 @@ pub struct BackupsArgs {
 pub enum BackupsCommand {
     /// List the backups, newest first, with their verified state.
     List(ListArgs),
+    /// Claim a restore request in the restore ledger (`<prefix>/<guard>/restores/`) before
+    /// anything changes: what the first Job of a restore runs. Logs and reports the verdict:
+    /// `claimed` (new), `resumed` (this claimant's unfinished claim) or `refused` (claimed by an
+    /// earlier SecurityGuard of this name, or restored already). Exits 0 on a verdict, 1 when
+    /// the ledger cannot be read or written.
+    ClaimRestore(ClaimRestoreArgs),
+}
+
+/// Options of `backups claim-restore`.
+#[derive(Args, Debug, Clone)]
+pub struct ClaimRestoreArgs {
+    /// S3 bucket of the backups (the ledger lives beside them).
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard (`--guard` is required).
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// The `spec.restore.requestId` to claim.
+    #[arg(long, env = "SG_RESTORE_REQUEST_ID")]
+    pub request_id: String,
+
+    /// Who claims: the UID of the SecurityGuard object.
+    #[arg(long, env = "SG_RESTORE_CLAIMANT")]
+    pub claimant: String,
+
+    /// The source asked for, recorded with the claim.
+    #[arg(long, env = "SG_RESTORE_SOURCE", default_value = backup_defaults::DEFAULT_SOURCE)]
+    pub source: String,
+
+    /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
+    #[arg(long, env = "SG_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
+
+    /// Plain-text logs instead of JSON.
+    #[arg(long, env = "SG_LOG_TEXT")]
+    pub log_text: bool,
+}
+
+impl ClaimRestoreArgs {
+    /// What the claim does.
+    pub fn options(&self) -> ledger::ClaimOptions {
+        ledger::ClaimOptions {
+            s3: self.s3.options(&self.bucket),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone(),
+            claimant: self.claimant.clone(),
+            request_id: self.request_id.clone(),
+            source: self.source.clone(),
+        }
+    }
 }
 
 /// Options of `backups list`.
@@ -457,6 +510,15 @@ pub struct RestoreArgs {
     #[arg(long, env = "SG_RESTORE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 
+    /// The restore request this restore serves, claimed with `backups claim-restore`: once
+    /// the database holds the backup, its key is added to the request's record in the ledger.
+    #[arg(long, env = "SG_RESTORE_REQUEST_ID", requires = "claimant")]
+    pub request_id: Option<String>,
+
+    /// The UID that claimed --request-id.
+    #[arg(long, env = "SG_RESTORE_CLAIMANT", requires = "request_id")]
+    pub claimant: Option<String>,
+
     /// How the Job runs.
     #[command(flatten)]
     pub job: JobArgs,
@@ -475,6 +537,12 @@ impl RestoreArgs {
             scratch_database: self.scratch_database.clone(),
             work_dir: self.work_dir.clone(),
             pg_bin: self.job.pg_bin.clone(),
+            ledger: match (&self.request_id, &self.claimant) {
+                (Some(request_id), Some(claimant)) => {
+                    Some(ledger::Holder { request_id: request_id.clone(), claimant: claimant.clone() })
+                }
+                _ => None,
+            },
         }
     }
 }

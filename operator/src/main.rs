@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use securityguard_operator::backup::summary::Summary;
-use securityguard_operator::backup::{create, list, logs, restore};
+use securityguard_operator::backup::{create, ledger, list, logs, restore};
 use securityguard_operator::cli::{BackupsCommand, Cli, Command, FeedsCommand, MonitoringCommand};
 use securityguard_operator::{crds_yaml, feeds, monitoring, run, telemetry};
 
@@ -22,6 +22,14 @@ async fn main() -> ExitCode {
         }
         Command::Backups(args) => match args.command {
             BackupsCommand::List(args) => print(list::run(&args.options()).await, "cannot list the backups"),
+            BackupsCommand::ClaimRestore(args) => {
+                let options = args.options();
+                let key =
+                    ledger::record_key(&options.prefix, options.guard.as_deref().unwrap_or(""), &options.request_id);
+                let summary = |result: &_, seconds| Summary::of_claim(result, key, seconds);
+                let work = summarised(args.termination_log.as_deref(), claim(&options), summary);
+                logged(args.log_text, "claiming the restore request failed", work).await
+            }
         },
         Command::Monitoring(args) => print(monitoring_yaml(&args.command), "cannot render the monitoring rules"),
         Command::ArchiveLogs(args) => {
@@ -53,6 +61,21 @@ async fn main() -> ExitCode {
             logged(args.job.log_text, "restore failed", work).await
         }
     }
+}
+
+/// Claims a restore request and logs the verdict.
+async fn claim(options: &ledger::ClaimOptions) -> Result<ledger::Claim, ledger::Error> {
+    let claim = ledger::claim(options, jiff::Timestamp::now()).await?;
+    let record = &claim.record;
+    tracing::info!(
+        request = %record.request_id,
+        verdict = ?claim.verdict,
+        claimed_by = %record.claimed_by,
+        claimed_at = %record.claimed_at,
+        restored = record.restored_key.as_deref().unwrap_or("-"),
+        "restore request judged"
+    );
+    Ok(claim)
 }
 
 /// Prints what a command rendered; or says on stderr what it `cannot` do, and exits 1.

@@ -183,8 +183,18 @@ pub struct RestorePhaseLabels {
 
 /// Every phase of a restore, in order; `securityguard_operator_restore_phase` has one series per
 /// phase, 1 for the current one.
-pub const RESTORE_PHASES: [&str; 8] =
-    ["Pending", "ScalingDown", "SafetyBackup", "Restoring", "RollingBack", "ScalingUp", "Completed", "Failed"];
+pub const RESTORE_PHASES: [&str; 10] = [
+    "Pending",
+    "Claiming",
+    "ScalingDown",
+    "SafetyBackup",
+    "Restoring",
+    "RollingBack",
+    "ScalingUp",
+    "Completed",
+    "Failed",
+    "Skipped",
+];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -470,6 +480,11 @@ pub fn classify(method: &http::Method, uri: &http::Uri) -> RequestLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_restore_phase_has_its_series() {
+        assert_eq!(RESTORE_PHASES, crate::crd::RestorePhase::ALL.map(|p| p.as_str()));
+    }
 
     fn c(method: http::Method, uri: &str) -> (String, String) {
         let l = classify(&method, &uri.parse().expect("uri"));

@@ -18,6 +18,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
+use securityguard_operator::backup::ledger;
 use securityguard_operator::backup::manifest::{self, Manifest};
 use securityguard_operator::backup::pg::{self, DbUrl};
 use securityguard_operator::backup::store::{self, S3Store, Store};
@@ -866,5 +867,110 @@ async fn the_local_tier_has_its_own_retention() {
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed.iter().all(|b| b["state"] == "good"), "{listed:?}");
     assert_eq!(walk(&local).len(), 4, "two dumps and two manifests, no partial file");
+    fx.cleanup().await;
+}
+
+/// The environment of the claim Job of request `r1` by the SecurityGuard object `claimant`.
+fn claim_env(fx: &Fixture, claimant: &str) -> Vec<(&'static str, String)> {
+    let mut env: Vec<_> =
+        fx.job_env(&fx.servers.s3_endpoint).into_iter().filter(|(n, _)| *n != "DATABASE_URL").collect();
+    env.push(("SG_RESTORE_REQUEST_ID", "r1".to_owned()));
+    env.push(("SG_RESTORE_CLAIMANT", claimant.to_owned()));
+    env.push(("SG_RESTORE_SOURCE", "latest".to_owned()));
+    env
+}
+
+/// Runs `backups claim-restore` as `claimant` and returns its termination message.
+async fn claim(fx: &Fixture, claimant: &str) -> serde_json::Value {
+    let output = fx.run(&["backups", "claim-restore"], &claim_env(fx, claimant)).await;
+    assert!(output.status.success(), "a claim reaches a verdict: {}", stderr(&output));
+    let summary = fx.termination();
+    assert_eq!(summary["command"], "claim-restore");
+    assert_eq!(summary["result"], "succeeded");
+    summary
+}
+
+#[tokio::test]
+async fn the_restore_ledger_lets_a_request_run_once_across_re_created_guards() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "backup failed: {}", stderr(&output));
+    let dump = fx.termination()["key"].as_str().expect("dump key").to_owned();
+    let record_key = ledger::record_key(PREFIX, GUARD, "r1");
+    assert_eq!(record_key, "backups/prod/restores/r1.restore.json");
+
+    // The first claim creates the record.
+    let first = claim(&fx, "uid-1").await;
+    assert_eq!(first["key"], record_key.as_str());
+    assert_eq!(first["claim"]["verdict"], "claimed");
+    assert_eq!(first["claim"]["sameGuard"], true);
+    let claimed_at = first["claim"]["claimedAt"].clone();
+    let stored = fx.get(&record_key).await;
+    let record: serde_json::Value = serde_json::from_slice(&stored).expect("record JSON");
+    assert_eq!(
+        (&record["requestId"], &record["claimedBy"], &record["source"], &record["guard"]),
+        (&"r1".into(), &"uid-1".into(), &"latest".into(), &GUARD.into())
+    );
+    assert_eq!(record["claimedAt"], claimed_at);
+
+    // A SecurityGuard of the same name re-created (another UID) is refused, with the first
+    // claim's time; the record is left as it was.
+    let second = claim(&fx, "uid-2").await;
+    assert_eq!(second["claim"]["verdict"], "refused");
+    assert_eq!(second["claim"]["sameGuard"], false);
+    assert_eq!(second["claim"]["claimedBy"], "uid-1");
+    assert_eq!(second["claim"]["claimedAt"], claimed_at);
+    assert_eq!(fx.get(&record_key).await, stored);
+
+    // The same object again (an operator restarted, a status lost mid-restore) resumes.
+    let again = claim(&fx, "uid-1").await;
+    assert_eq!(again["claim"]["verdict"], "resumed");
+    assert_eq!(again["claim"]["claimedAt"], claimed_at);
+
+    // The create is conditional on the server: a second create of the key loses.
+    let created = ledger::create_if_absent(&fx.s3, &record_key, b"{}".to_vec()).await.expect("conditional create");
+    assert!(!created, "If-None-Match: * refuses an existing record");
+    assert_eq!(fx.get(&record_key).await, stored);
+    let fresh = ledger::record_key(PREFIX, GUARD, "r9");
+    assert!(ledger::create_if_absent(&fx.s3, &fresh, b"{}".to_vec()).await.expect("create"));
+
+    // The restore of the holder adds what it restored; from then on the request is refused
+    // to everyone, the holder included.
+    fx.sql("UPDATE users SET name = 'changed'").await;
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    env.push(("SG_RESTORE_REQUEST_ID", "r1".to_owned()));
+    env.push(("SG_RESTORE_CLAIMANT", "uid-1".to_owned()));
+    let output = fx.run(&["restore", "--source", "latest"], &env).await;
+    assert!(output.status.success(), "restore failed: {}", stderr(&output));
+    assert!(stderr(&output).contains("restore recorded in the restore ledger"), "{}", stderr(&output));
+    let record: serde_json::Value = serde_json::from_slice(&fx.get(&record_key).await).expect("record JSON");
+    assert_eq!(record["restoredKey"], dump.as_str());
+    let restored_at: Timestamp = record["restoredAt"].as_str().expect("restoredAt").parse().expect("time");
+    assert!(restored_at > claimed_at.as_str().expect("time").parse::<Timestamp>().expect("time"));
+    assert_eq!(record["claimedBy"], "uid-1");
+
+    let later = claim(&fx, "uid-3").await;
+    assert_eq!(later["claim"]["verdict"], "refused");
+    assert_eq!(later["claim"]["restoredKey"], dump.as_str());
+    let holder = claim(&fx, "uid-1").await;
+    assert_eq!((&holder["claim"]["verdict"], &holder["claim"]["sameGuard"]), (&"refused".into(), &true.into()));
+
+    // The records stay out of the backup listing.
+    let listed = fx.list_json(&[]).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["key"], dump.as_str());
+
+    // A claim that cannot reach the ledger fails and says why.
+    let mut unreachable = claim_env(&fx, "uid-4");
+    unreachable.retain(|(n, _)| *n != "SG_BACKUP_ENDPOINT");
+    unreachable.push(("SG_BACKUP_ENDPOINT", "http://127.0.0.1:9".to_owned()));
+    let output = fx.run(&["backups", "claim-restore"], &unreachable).await;
+    assert!(!output.status.success());
+    let summary = fx.termination();
+    assert_eq!(summary["result"], "failed");
+    assert!(summary["error"].as_str().is_some_and(|e| e.contains("restore ledger")), "{summary}");
+    assert!(summary.get("claim").is_none());
+
     fx.cleanup().await;
 }

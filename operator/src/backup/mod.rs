@@ -7,6 +7,10 @@
 //!   YAML, never Secrets; its size and SHA-256 are in the manifest;
 //! - `<that key>.manifest.json`: written LAST, with size, SHA-256 and row counts per table.
 //!
+//! Beside them, `<prefix>/<guard>/restores/<requestId>.restore.json`: the restore ledger
+//! ([`ledger`]), one record per restore request handled, so that a request runs once even
+//! across a SecurityGuard deleted and re-created.
+//!
 //! A dump without its manifest is never a good backup. Restores verify the dump against the
 //! manifest before touching any database.
 //!
@@ -20,6 +24,7 @@
 pub mod catalog;
 pub mod config;
 pub mod create;
+pub mod ledger;
 pub mod list;
 pub mod logs;
 pub mod manifest;

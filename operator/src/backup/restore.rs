@@ -12,9 +12,10 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::catalog::{self, ResolveError, Source};
+use super::ledger::{self, Holder};
 use super::manifest::{self, Manifest};
 use super::pg::{self, DbUrl};
-use super::store::{self, SourceStore};
+use super::store::{self, SourceStore, Store};
 use super::tools;
 
 /// Table count mismatches shown in an error.
@@ -42,6 +43,9 @@ pub struct Options {
     pub work_dir: Option<PathBuf>,
     /// Directory of pg_restore (default: found on PATH).
     pub pg_bin: Option<PathBuf>,
+    /// The restore request this restore serves, claimed in the restore ledger: once the
+    /// database holds the backup, its key and the time are added to the request's record.
+    pub ledger: Option<Holder>,
 }
 
 /// A failed restore, saying whether the database was touched.
@@ -192,7 +196,26 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         peak_rss_mib = tools::peak_rss_mib(),
         "restore verified: row counts match the manifest"
     );
+    if !options.verify_only
+        && let Some(holder) = &options.ledger
+    {
+        record_in_ledger(&store, options, holder, &key).await;
+    }
     Ok(Report { manifest, database, seconds })
+}
+
+/// Adds the restored key to the request's record in the ledger. The database holds the backup
+/// by now, so a failure here is logged and does not fail the restore (which would roll it
+/// back): the claim alone already keeps the request from running again.
+async fn record_in_ledger(store: &Store, options: &Options, holder: &Holder, key: &str) {
+    let (Store::S3(s3), Some(guard)) = (store, options.guard.as_deref()) else {
+        tracing::warn!(request = %holder.request_id, "the restore ledger is kept in S3 with --guard only; not recorded");
+        return;
+    };
+    match ledger::record_restored(s3, &options.prefix, guard, holder, key, jiff::Timestamp::now()).await {
+        Ok(record) => tracing::info!(request = %record.request_id, %key, "restore recorded in the restore ledger"),
+        Err(error) => tracing::warn!(%error, request = %holder.request_id, "cannot record the restore in the ledger"),
+    }
 }
 
 /// Restores into a scratch database on the server of `url`, checks it, drops it.

@@ -9,7 +9,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{create, logs, restore};
+use super::{create, ledger, logs, restore};
 
 /// Largest termination message the kubelet keeps.
 pub const MAX_BYTES: usize = 4096;
@@ -28,7 +28,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// `backup`, `restore` or `archive-logs`.
+    /// `backup`, `restore`, `archive-logs` or `claim-restore`.
     pub command: &'static str,
     /// Outcome.
     pub result: Outcome,
@@ -58,6 +58,9 @@ pub struct Summary {
     /// Restore only: whether the target database may have changed (false: it is as before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_changed: Option<bool>,
+    /// claim-restore only: the verdict and the record that holds the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ledger::Claim>,
     /// The error, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -122,6 +125,21 @@ impl Summary {
         summary
     }
 
+    /// The summary of a claim in the restore ledger (key: the record's). A refused claim is a
+    /// success: the command found out what it was asked to.
+    pub fn of_claim(result: &Result<ledger::Claim, ledger::Error>, key: String, seconds: f64) -> Self {
+        let mut summary = Summary::empty("claim-restore", seconds);
+        summary.key = Some(key);
+        match result {
+            Ok(claim) => summary.claim = Some(claim.clone()),
+            Err(error) => {
+                summary.result = Outcome::Failed;
+                summary.error = Some(error.to_string());
+            }
+        }
+        summary
+    }
+
     fn empty(command: &'static str, seconds: f64) -> Self {
         Summary {
             command,
@@ -135,6 +153,7 @@ impl Summary {
             seconds: (seconds * 1000.0).round() / 1000.0,
             deleted: BTreeMap::new(),
             database_changed: None,
+            claim: None,
             error: None,
         }
     }
@@ -195,5 +214,30 @@ mod tests {
             serde_json::json!({"command": "backup", "result": "succeeded", "key": "k", "seconds": 2.0,
                                "deleted": {"local": 0, "s3": 2}})
         );
+    }
+
+    #[test]
+    fn a_refused_claim_is_a_success_that_names_the_earlier_claim() {
+        let record = ledger::Record {
+            format_version: ledger::FORMAT_VERSION,
+            request_id: "r1".into(),
+            guard: "prod/sg".into(),
+            claimed_by: "uid-1".into(),
+            claimed_at: "2026-11-25T09:00:00Z".parse().expect("time"),
+            source: "latest".into(),
+            restored_key: None,
+            restored_at: None,
+        };
+        let claim = ledger::Claim { verdict: ledger::Verdict::Refused, same_guard: false, record };
+        let value: serde_json::Value =
+            serde_json::from_str(&Summary::of_claim(&Ok(claim), "k".into(), 0.5).to_json()).expect("json");
+        assert_eq!(value["command"], "claim-restore");
+        assert_eq!(value["result"], "succeeded");
+        assert_eq!(value["key"], "k");
+        assert_eq!(value["claim"]["verdict"], "refused");
+        assert_eq!(value["claim"]["claimedBy"], "uid-1");
+        assert_eq!(value["claim"]["claimedAt"], "2026-11-25T09:00:00Z");
+        let failed = Summary::of_claim(&Err(ledger::Error::NoGuard), "k".into(), 0.5);
+        assert_eq!((failed.result, failed.claim.is_none()), (Outcome::Failed, true));
     }
 }

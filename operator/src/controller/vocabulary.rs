@@ -123,8 +123,8 @@ pub fn short_hash(bytes: &[u8]) -> String {
     hex::encode(&sha2::Sha256::digest(bytes)[..8])
 }
 
-/// Label naming what a backup pod does (`backup`, `verify`, `log-archive`, `safety-backup`,
-/// `restore`, `rollback`).
+/// Label naming what a backup pod does (`backup`, `verify`, `log-archive`, `claim-restore`,
+/// `safety-backup`, `restore`, `rollback`).
 pub const JOB_KIND_LABEL: &str = "securityguard.io/job";
 /// Label carrying the `requestId` a Job was created for.
 pub const REQUEST_LABEL: &str = "securityguard.io/request";
@@ -143,6 +143,8 @@ pub enum JobKind {
     Verify,
     /// The weekly archive of the API's logs.
     LogArchive,
+    /// Claiming a restore request in the restore ledger, before anything changes.
+    ClaimRestore,
     /// The backup taken before a restore.
     SafetyBackup,
     /// The restore.
@@ -153,8 +155,15 @@ pub enum JobKind {
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 6] =
-        [Self::Backup, Self::Verify, Self::LogArchive, Self::SafetyBackup, Self::Restore, Self::Rollback];
+    pub const ALL: [JobKind; 7] = [
+        Self::Backup,
+        Self::Verify,
+        Self::LogArchive,
+        Self::ClaimRestore,
+        Self::SafetyBackup,
+        Self::Restore,
+        Self::Rollback,
+    ];
 
     /// Value of [`JOB_KIND_LABEL`].
     pub fn as_str(self) -> &'static str {
@@ -162,6 +171,7 @@ impl JobKind {
             Self::Backup => "backup",
             Self::Verify => "verify",
             Self::LogArchive => "log-archive",
+            Self::ClaimRestore => "claim-restore",
             Self::SafetyBackup => "safety-backup",
             Self::Restore => "restore",
             Self::Rollback => "rollback",
@@ -181,6 +191,13 @@ pub enum JobRequest {
     Backup {
         /// The request.
         request_id: String,
+    },
+    /// Claiming a restore's request in the restore ledger (the claimant is the guard's UID).
+    ClaimRestore {
+        /// The restore's request.
+        request_id: String,
+        /// `latest`, `before:<time>` or a key, recorded with the claim.
+        source: String,
     },
     /// The safety backup of a restore.
     SafetyBackup {
@@ -208,6 +225,7 @@ impl JobRequest {
     pub fn kind(&self) -> JobKind {
         match self {
             Self::Backup { .. } => JobKind::Backup,
+            Self::ClaimRestore { .. } => JobKind::ClaimRestore,
             Self::SafetyBackup { .. } => JobKind::SafetyBackup,
             Self::Restore { .. } => JobKind::Restore,
             Self::Rollback { .. } => JobKind::Rollback,
@@ -218,6 +236,7 @@ impl JobRequest {
     pub fn request_id(&self) -> &str {
         match self {
             Self::Backup { request_id }
+            | Self::ClaimRestore { request_id, .. }
             | Self::SafetyBackup { request_id }
             | Self::Restore { request_id, .. }
             | Self::Rollback { request_id, .. } => request_id,
@@ -230,6 +249,7 @@ impl JobRequest {
         let hash = &short_hash(self.request_id().as_bytes())[..8];
         let suffix = match self {
             Self::Backup { .. } => format!("backup-{hash}"),
+            Self::ClaimRestore { .. } => format!("restore-{hash}-claim"),
             Self::SafetyBackup { .. } => format!("restore-{hash}-safety"),
             Self::Restore { .. } => format!("restore-{hash}"),
             Self::Rollback { .. } => format!("restore-{hash}-rollback"),
@@ -298,6 +318,7 @@ pub struct Directives {
 /// The kind of Job a phase waits for.
 pub fn awaited_job(phase: RestorePhase) -> Option<JobKind> {
     match phase {
+        RestorePhase::Claiming => Some(JobKind::ClaimRestore),
         RestorePhase::SafetyBackup => Some(JobKind::SafetyBackup),
         RestorePhase::Restoring => Some(JobKind::Restore),
         RestorePhase::RollingBack => Some(JobKind::Rollback),

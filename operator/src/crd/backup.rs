@@ -169,16 +169,20 @@ impl Default for LogArchiveSpec {
     }
 }
 
-/// A restore of the database, carried out once per `requestId`: the API is scaled to zero and
-/// the scheduled backups suspended, a safety backup is taken, the backup is downloaded and
-/// verified before the database is touched, restored and checked, and the API scaled back. If
-/// anything fails after the database was touched, the safety backup is restored. Progress is
-/// in `status.restore`.
+/// A restore of the database, carried out once per `requestId`: the request is claimed in the
+/// restore ledger beside the backups, the API is scaled to zero and the scheduled backups
+/// suspended, a safety backup is taken, the backup is downloaded and verified before the
+/// database is touched, restored and checked, and the API scaled back. If anything fails after
+/// the database was touched, the safety backup is restored. Progress is in `status.restore`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreSpec {
     /// Identifies this restore. A restore runs once per value: set a new value to restore
-    /// again; re-applying the same value does nothing.
+    /// again; re-applying the same value does nothing. Each value is recorded in the restore
+    /// ledger in the bucket (`<prefix>/<namespace>/<name>/restores/<requestId>.restore.json`)
+    /// before anything is scaled down, so a value already handled is not repeated even by a
+    /// SecurityGuard deleted and re-created with the same spec: that restore ends `Skipped`,
+    /// untouched, with a message saying when the value was handled.
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
     pub request_id: String,
 
@@ -293,6 +297,9 @@ pub struct BackupRun {
 pub enum RestorePhase {
     /// Seen; the replicas and autoscaler bounds are recorded.
     Pending,
+    /// Claiming the `requestId` in the restore ledger beside the backups; nothing is scaled
+    /// down until the claim is granted.
+    Claiming,
     /// The API is scaled to zero and the scheduled backups suspended; waiting for the API pods
     /// to be gone.
     ScalingDown,
@@ -308,12 +315,18 @@ pub enum RestorePhase {
     Completed,
     /// Not done: see the message. The database is as before unless the message says otherwise.
     Failed,
+    /// Not done, on purpose: the restore ledger shows this `requestId` handled already (by an
+    /// earlier SecurityGuard of this name, re-created from the same spec). Nothing was scaled
+    /// down or restored; the message says when it was handled. Set a new `requestId` to restore
+    /// again.
+    Skipped,
 }
 
 impl RestorePhase {
     /// Every phase, in order.
-    pub const ALL: [RestorePhase; 8] = [
+    pub const ALL: [RestorePhase; 10] = [
         Self::Pending,
+        Self::Claiming,
         Self::ScalingDown,
         Self::SafetyBackup,
         Self::Restoring,
@@ -321,12 +334,14 @@ impl RestorePhase {
         Self::ScalingUp,
         Self::Completed,
         Self::Failed,
+        Self::Skipped,
     ];
 
     /// Name as in the status.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "Pending",
+            Self::Claiming => "Claiming",
             Self::ScalingDown => "ScalingDown",
             Self::SafetyBackup => "SafetyBackup",
             Self::Restoring => "Restoring",
@@ -334,12 +349,13 @@ impl RestorePhase {
             Self::ScalingUp => "ScalingUp",
             Self::Completed => "Completed",
             Self::Failed => "Failed",
+            Self::Skipped => "Skipped",
         }
     }
 
-    /// Completed or Failed.
+    /// Completed, Failed or Skipped.
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Skipped)
     }
 }
 

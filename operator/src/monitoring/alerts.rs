@@ -32,6 +32,9 @@ pub const MODEL_PRECISION_DROP: f64 = 0.10;
 /// A restore drill must have passed within this many days.
 pub const DRILL_MAX_AGE_DAYS: u32 = 8;
 /// Restore phases during which the API is scaled down on purpose (no "API down" page then).
+/// Not `Pending` nor `Claiming`: the API runs as the spec says until the ledger grants the
+/// claim; not `Skipped`, a refused repeat, which touches nothing (and pages no one either: only
+/// `Failed` does).
 pub const RESTORE_DOWNTIME_PHASES: &str = "ScalingDown|SafetyBackup|Restoring|RollingBack|ScalingUp";
 
 /// How urgent an alert is; the `severity` label.

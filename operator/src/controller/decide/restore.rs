@@ -6,15 +6,21 @@
 //! must exist. Everything needed to resume is in the status and in the Jobs' stable names, so
 //! an operator restarted in any phase picks up where it was.
 //!
-//! Pending (replicas and autoscaler bounds recorded, before anything changes) → ScalingDown
-//! (API at 0, schedules suspended, until no API pod is left) → SafetyBackup → Restoring
-//! (download, verify, restore, check) → ScalingUp (back to the recorded size) → Completed.
-//! A restore that failed after touching the database goes through RollingBack (the safety
-//! backup restored) before ScalingUp; every failure ends in Failed with the reason.
+//! Pending (replicas and autoscaler bounds recorded, before anything changes) → Claiming (the
+//! `requestId` claimed in the restore ledger beside the backups, still before anything changes)
+//! → ScalingDown (API at 0, schedules suspended, until no API pod is left) → SafetyBackup →
+//! Restoring (download, verify, restore, check) → ScalingUp (back to the recorded size) →
+//! Completed. A restore that failed after touching the database goes through RollingBack (the
+//! safety backup restored) before ScalingUp; every failure ends in Failed with the reason.
+//!
+//! A claim refused by the ledger (the request was handled already, by an earlier SecurityGuard
+//! of this name re-created from the same spec) ends in Skipped: not a failure, nothing was
+//! touched, and the message says when the request was handled. A claim that could not be made
+//! ends in Failed, equally untouched.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::controller::read::jobs::{Finished, JobState};
+use crate::controller::read::jobs::{ClaimReport, ClaimVerdict, Finished, JobState};
 use crate::controller::read::observe::Observed;
 use crate::controller::vocabulary::{Directives, JobRequest, Scale};
 use crate::crd::{RecordedAutoscaling, RestorePhase, RestoreSpec, RestoreStatus, SecurityGuardSpec};
@@ -75,7 +81,7 @@ fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) ->
         request_id: asked.request_id.clone(),
         source: asked.source.clone(),
         phase: RestorePhase::Pending,
-        message: format!("recorded {replicas} API replicas{bounds}; scaling the API to 0 next"),
+        message: format!("recorded {replicas} API replicas{bounds}; claiming the request in the restore ledger next"),
         started_at: Time(observed.now),
         finished_at: None,
         recorded_replicas: replicas,
@@ -93,10 +99,14 @@ fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<Restore
     loop {
         let moved = match s.phase {
             RestorePhase::Pending => {
-                let message = "scaling the API to 0 and suspending the scheduled backups".to_owned();
-                enter(entered, s, RestorePhase::ScalingDown, message);
+                let message = format!(
+                    "claiming request {} in the restore ledger beside the backups; nothing changes before it is granted",
+                    s.request_id
+                );
+                enter(entered, s, RestorePhase::Claiming, message);
                 false
             }
+            RestorePhase::Claiming => claimed(s, observed, entered),
             RestorePhase::ScalingDown => scaled_down(s, observed, entered),
             RestorePhase::SafetyBackup => safety_backup_taken(s, &observed.safety_backup, entered),
             RestorePhase::Restoring => restored(s, &observed.restore, entered),
@@ -105,12 +115,66 @@ fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<Restore
                 scaled_up(s, observed, entered);
                 false
             }
-            RestorePhase::Completed | RestorePhase::Failed => false,
+            RestorePhase::Completed | RestorePhase::Failed | RestorePhase::Skipped => false,
         };
         if !moved {
             return;
         }
     }
+}
+
+/// Claiming → ScalingDown once the ledger granted the claim (new, or this object's own
+/// unfinished one); → Skipped when it refused; → Failed when the claim could not be made. Nothing
+/// has changed yet in any of these cases.
+fn claimed(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) -> bool {
+    let JobState::Finished(f) = &observed.claim else { return false };
+    let claim = f.summary.as_ref().and_then(|r| r.claim.as_ref()).filter(|_| f.succeeded);
+    match claim.map(|c| (c.verdict, c)) {
+        Some((ClaimVerdict::Claimed | ClaimVerdict::Resumed, c)) => {
+            let how = if c.verdict == ClaimVerdict::Resumed {
+                "resumed (claimed by this SecurityGuard before)"
+            } else {
+                "claimed"
+            };
+            let message = format!(
+                "request {} {how} in the restore ledger; scaling the API to 0 and suspending the scheduled backups",
+                s.request_id
+            );
+            enter(entered, s, RestorePhase::ScalingDown, message);
+            true
+        }
+        Some((ClaimVerdict::Refused, c)) => {
+            let message = refusal(&s.request_id, c);
+            s.finished_at = Some(Time(observed.now));
+            enter(entered, s, RestorePhase::Skipped, message);
+            false
+        }
+        None => {
+            let cause = if f.succeeded { "the claim Job reported no verdict".to_owned() } else { f.error() };
+            let message = format!(
+                "claiming request {} in the restore ledger failed: {cause}; nothing was changed. Set a new requestId to try again",
+                s.request_id
+            );
+            s.error = Some(message.clone());
+            s.outcome = Some(RestorePhase::Failed);
+            s.finished_at = Some(Time(observed.now));
+            enter(entered, s, RestorePhase::Failed, message);
+            false
+        }
+    }
+}
+
+/// Why a request is not repeated: when it was handled, what it restored, for whom.
+fn refusal(request_id: &str, c: &ClaimReport) -> String {
+    let whose = if c.same_guard { "by this SecurityGuard" } else { "for an earlier SecurityGuard of this name" };
+    let what = match (&c.restored_key, c.restored_at) {
+        (Some(key), Some(at)) => format!("restored {key} at {at}, {whose}"),
+        _ => format!("claimed {whose}, which recorded no restored backup: it failed or was interrupted"),
+    };
+    format!(
+        "request {request_id} was already handled at {} ({what}); not repeated: set a new requestId to restore again",
+        c.claimed_at
+    )
 }
 
 /// ScalingDown → SafetyBackup once no API pod is left and PostgreSQL is ready.
@@ -240,7 +304,14 @@ fn directives(status: Option<&RestoreStatus>) -> Directives {
     let Some(s) = status else { return Directives::default() };
     let request_id = s.request_id.clone();
     match s.phase {
-        RestorePhase::Pending | RestorePhase::Completed | RestorePhase::Failed => Directives::default(),
+        RestorePhase::Pending | RestorePhase::Completed | RestorePhase::Failed | RestorePhase::Skipped => {
+            Directives::default()
+        }
+        // The API keeps running as the spec says while the ledger is asked.
+        RestorePhase::Claiming => Directives {
+            jobs: vec![JobRequest::ClaimRestore { request_id, source: s.source.clone() }],
+            ..Directives::default()
+        },
         RestorePhase::ScalingDown => Directives { scale: Scale::Zero, suspend_backups: true, ..Directives::default() },
         RestorePhase::SafetyBackup => Directives {
             scale: Scale::Zero,
@@ -290,6 +361,7 @@ mod tests {
             autoscaler: Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }),
             api_pods: None,
             postgres_ready: true,
+            claim: JobState::Absent,
             safety_backup: JobState::Absent,
             restore: JobState::Absent,
             rollback: JobState::Absent,
@@ -323,10 +395,21 @@ mod tests {
         assert_eq!(s.recorded_autoscaling, Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }));
         assert_eq!(p.directives.scale, Scale::Spec, "nothing scales before the recording is persisted");
 
+        // The claim in the ledger comes first, with the API as the spec says.
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Claiming);
+        assert_eq!((p.directives.scale, p.directives.suspend_backups), (Scale::Spec, false));
+        assert_eq!(p.directives.jobs, [JobRequest::ClaimRestore { request_id: "r1".into(), source: "latest".into() }]);
+        o.claim = JobState::Running;
+        assert_eq!(step(&spec, Some(&s), &o).status.as_ref(), Some(&s), "waits for the verdict");
+
+        o.claim = claim(ClaimVerdict::Claimed, true, None);
         let p = step(&spec, Some(&s), &o);
         let s = p.status.clone().expect("status");
         assert_eq!(s.phase, RestorePhase::ScalingDown);
         assert_eq!((p.directives.scale, p.directives.suspend_backups), (Scale::Zero, true));
+        assert!(p.directives.jobs.is_empty());
 
         o.api_pods = Some(2);
         let s = step(&spec, Some(&s), &o).status.expect("status");
@@ -373,6 +456,92 @@ mod tests {
         assert_eq!(step(&spec, Some(&s), &o).status.as_ref(), Some(&s));
         let again = step(&self::spec(Some(("r2", "latest"))), Some(&s), &o).status.expect("status");
         assert_eq!((again.request_id.as_str(), again.phase), ("r2", RestorePhase::Pending));
+    }
+
+    /// A finished claim Job with its verdict; `restored`: the record's restored key.
+    fn claim(verdict: ClaimVerdict, same_guard: bool, restored: Option<&str>) -> JobState {
+        let report = ClaimReport {
+            verdict,
+            same_guard,
+            claimed_at: Timestamp::from_second(1_764_061_200).expect("time"),
+            claimed_by: if same_guard { "uid-1".into() } else { "uid-0".into() },
+            restored_key: restored.map(str::to_owned),
+            restored_at: restored.map(|_| Timestamp::from_second(1_764_061_500).expect("time")),
+        };
+        finished(JobKind::ClaimRestore, true, Summary { claim: Some(Box::new(report)), ..Summary::default() })
+    }
+
+    #[test]
+    fn a_refused_claim_ends_skipped_without_touching_anything() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = observed();
+        o.claim = claim(ClaimVerdict::Refused, false, Some("b/prod/sg/20261125T080000.000Z.pgdump"));
+        let p = step(&spec, Some(&in_phase(RestorePhase::Claiming)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Skipped);
+        assert_eq!(p.entered, [RestorePhase::Skipped]);
+        assert_eq!(p.directives, Directives::default(), "nothing scaled, nothing suspended, no Job");
+        assert!(!p.active());
+        assert_eq!(s.finished_at, Some(Time(o.now)));
+        assert_eq!(s.error, None, "not a failure");
+        assert_eq!(
+            s.message,
+            "request r1 was already handled at 2025-11-25T09:00:00Z (restored \
+             b/prod/sg/20261125T080000.000Z.pgdump at 2025-11-25T09:05:00Z, for an earlier SecurityGuard of \
+             this name); not repeated: set a new requestId to restore again"
+        );
+        // Re-applying the same spec changes nothing; a new requestId starts over.
+        assert_eq!(step(&spec, Some(&s), &o).status.as_ref(), Some(&s));
+        let again = step(&self::spec(Some(("r2", "latest"))), Some(&s), &o).status.expect("status");
+        assert_eq!((again.request_id.as_str(), again.phase), ("r2", RestorePhase::Pending));
+    }
+
+    #[test]
+    fn a_claim_without_a_restored_backup_says_so() {
+        let mut o = observed();
+        o.claim = claim(ClaimVerdict::Refused, false, None);
+        let s = step(&spec(Some(("r1", "latest"))), Some(&in_phase(RestorePhase::Claiming)), &o).status.expect("s");
+        assert_eq!(s.phase, RestorePhase::Skipped);
+        assert!(
+            s.message.contains("claimed for an earlier SecurityGuard of this name, which recorded no restored backup"),
+            "{}",
+            s.message
+        );
+    }
+
+    #[test]
+    fn the_same_object_holding_the_claim_resumes() {
+        let mut o = observed();
+        o.claim = claim(ClaimVerdict::Resumed, true, None);
+        let p = step(&spec(Some(("r1", "latest"))), Some(&in_phase(RestorePhase::Claiming)), &o);
+        let s = p.status.expect("status");
+        assert_eq!(s.phase, RestorePhase::ScalingDown);
+        assert!(s.message.contains("resumed"), "{}", s.message);
+        assert_eq!(p.directives.scale, Scale::Zero);
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_made_fails_before_anything_changes() {
+        let spec = spec(Some(("r1", "latest")));
+        let mut o = observed();
+        o.claim = finished(
+            JobKind::ClaimRestore,
+            false,
+            Summary { error: Some("restore ledger: S3 GetObject failed: AccessDenied".into()), ..Summary::default() },
+        );
+        let p = step(&spec, Some(&in_phase(RestorePhase::Claiming)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::Failed, Some(RestorePhase::Failed)));
+        assert_eq!(p.entered, [RestorePhase::Failed], "straight to Failed: nothing to scale back");
+        assert_eq!(p.directives, Directives::default());
+        assert!(s.message.contains("AccessDenied") && s.message.contains("nothing was changed"), "{}", s.message);
+        assert!(s.finished_at.is_some());
+
+        // A Job that succeeded without a verdict is no claim either.
+        o.claim = finished(JobKind::ClaimRestore, true, Summary::default());
+        let s = step(&spec, Some(&in_phase(RestorePhase::Claiming)), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+        assert!(s.message.contains("no verdict"), "{}", s.message);
     }
 
     /// What is seen while the API is at zero.

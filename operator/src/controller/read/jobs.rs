@@ -61,6 +61,43 @@ pub struct Summary {
     /// Threat-feed sync only: the feeds no longer listed whose entries were removed.
     #[serde(default)]
     pub removed_feeds: Vec<RemovedFeed>,
+    /// Claim of a restore request only: the verdict and the record holding the request (boxed:
+    /// every other summary goes without).
+    #[serde(default)]
+    pub claim: Option<Box<ClaimReport>>,
+}
+
+/// What a restore's claim in the restore ledger found (see `backup::ledger`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimReport {
+    /// `claimed`, `resumed` or `refused`.
+    pub verdict: ClaimVerdict,
+    /// Whether the record is this SecurityGuard object's (false: an earlier one of this name).
+    #[serde(default)]
+    pub same_guard: bool,
+    /// When the request was claimed.
+    pub claimed_at: Timestamp,
+    /// UID of the object that claimed it.
+    pub claimed_by: String,
+    /// The backup restored, when the record says.
+    #[serde(default)]
+    pub restored_key: Option<String>,
+    /// When that restore finished.
+    #[serde(default)]
+    pub restored_at: Option<Timestamp>,
+}
+
+/// The verdict of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClaimVerdict {
+    /// Newly claimed by this SecurityGuard.
+    Claimed,
+    /// Claimed by this SecurityGuard before, unfinished: carry on.
+    Resumed,
+    /// Handled already: not repeated.
+    Refused,
 }
 
 /// A finished Job.
@@ -320,5 +357,18 @@ mod tests {
         assert_eq!((summary.feeds[0].entries, summary.feeds[0].version), (Some(2), Some(7)));
         assert!(summary.feeds[1].error.as_deref().is_some_and(|e| e.contains("line 3")));
         assert_eq!(summary.error.as_deref(), Some("1 of 2 feeds failed: broken"));
+    }
+
+    #[test]
+    fn reads_the_verdict_of_a_claim() {
+        let message = r#"{"command":"claim-restore","result":"succeeded","key":"b/prod/sg/restores/r1.restore.json",
+            "seconds":0.2,"claim":{"verdict":"refused","sameGuard":false,"formatVersion":1,"requestId":"r1",
+            "guard":"prod/sg","claimedBy":"uid-0","claimedAt":"2026-11-25T09:00:00Z","source":"latest",
+            "restoredKey":"b/prod/sg/20261125T080000.000Z.pgdump","restoredAt":"2026-11-25T09:05:00Z"}}"#;
+        let claim = newest_summary(&[pod(message, 10)]).and_then(|s| s.claim).expect("a claim");
+        assert_eq!((claim.verdict, claim.same_guard), (ClaimVerdict::Refused, false));
+        assert_eq!(claim.claimed_by, "uid-0");
+        assert_eq!(claim.claimed_at, "2026-11-25T09:00:00Z".parse::<Timestamp>().expect("time"));
+        assert_eq!(claim.restored_key.as_deref(), Some("b/prod/sg/20261125T080000.000Z.pgdump"));
     }
 }

@@ -74,7 +74,9 @@ pub struct Observed {
     pub api_pods: Option<usize>,
     /// The managed PostgreSQL is ready (always true for an external one).
     pub postgres_ready: bool,
-    /// The Jobs of the restore in progress.
+    /// The Jobs of the restore in progress: the claim in the restore ledger.
+    pub claim: JobState,
+    /// The safety backup.
     pub safety_backup: JobState,
     /// The restore Job.
     pub restore: JobState,
@@ -122,7 +124,7 @@ pub async fn observe(
     };
 
     let all_jobs = jobs::jobs_of(&stores.jobs, namespace, &validated.name);
-    let (api_pods, [safety_backup, restore, rollback]) =
+    let (api_pods, [claim, safety_backup, restore, rollback]) =
         restore_in_progress(client, guard, validated, &all_jobs).await?;
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
     let feed_syncs = match &validated.spec.threat_feeds {
@@ -145,6 +147,7 @@ pub async fn observe(
             autoscaler,
             api_pods,
             postgres_ready,
+            claim,
             safety_backup,
             restore,
             rollback,
@@ -157,14 +160,15 @@ pub async fn observe(
 }
 
 /// What a restore in progress waits for: the API pods still there while it scales down, and the
-/// state of the Job its phase awaits (safety backup, restore, rollback; the others absent).
+/// state of the Job its phase awaits (claim, safety backup, restore, rollback; the others
+/// absent).
 async fn restore_in_progress(
     client: &Client,
     guard: &SecurityGuard,
     validated: &ValidatedGuard,
     all_jobs: &[(JobKind, Option<String>, Job)],
-) -> Result<(Option<usize>, [JobState; 3]), Error> {
-    let mut states = [JobState::Absent, JobState::Absent, JobState::Absent];
+) -> Result<(Option<usize>, [JobState; 4]), Error> {
+    let mut states = [JobState::Absent, JobState::Absent, JobState::Absent, JobState::Absent];
     let previous = guard.status.as_ref().and_then(|s| s.restore.as_ref());
     let Some(current) = previous.filter(|s| !s.phase.is_finished()) else { return Ok((None, states)) };
     let api_pods = match current.phase {
@@ -172,14 +176,23 @@ async fn restore_in_progress(
         _ => None,
     };
     if let Some(kind) = awaited_job(current.phase) {
+        // Only this object's Jobs: one of a deleted SecurityGuard of the same name may linger
+        // until the garbage collector removes it, and its outcome (a claim granted to the old
+        // object) is not this one's.
+        let owner = validated.owner.uid.as_str();
         let job = all_jobs
             .iter()
-            .find(|(k, request, _)| *k == kind && request.as_deref() == Some(current.request_id.as_str()))
+            .find(|(k, request, job)| {
+                *k == kind
+                    && request.as_deref() == Some(current.request_id.as_str())
+                    && job.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == owner)
+            })
             .map(|(_, _, job)| job);
         let slot = match kind {
-            JobKind::SafetyBackup => 0,
-            JobKind::Restore => 1,
-            _ => 2,
+            JobKind::ClaimRestore => 0,
+            JobKind::SafetyBackup => 1,
+            JobKind::Restore => 2,
+            _ => 3,
         };
         states[slot] = jobs::state(client, &validated.namespace, kind, job).await?;
     }

@@ -111,7 +111,11 @@ impl Events<'_> {
     pub async fn restore_phases(&self, plan: &Plan) {
         let Some(status) = &plan.status else { return };
         for phase in &plan.entered {
-            let kind = if *phase == RestorePhase::Failed { EventType::Warning } else { EventType::Normal };
+            // Skipped is no failure, but a restore asked for did not happen: shown as a warning.
+            let kind = match phase {
+                RestorePhase::Failed | RestorePhase::Skipped => EventType::Warning,
+                _ => EventType::Normal,
+            };
             let note = if phase == &status.phase {
                 format!("restore {}: {}", status.request_id, status.message)
             } else {

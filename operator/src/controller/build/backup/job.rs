@@ -1,5 +1,5 @@
-//! The one-off Jobs a request or a restore asks for (on-demand backup, safety backup, restore,
-//! rollback), created once and never changed.
+//! The one-off Jobs a request or a restore asks for (on-demand backup, the restore's claim in
+//! the ledger, safety backup, restore, rollback), created once and never changed.
 
 use k8s_openapi::api::batch::v1::Job;
 
@@ -12,9 +12,21 @@ use crate::crd::BackupSpec;
 /// A one-off Job for a request, owned by the SecurityGuard.
 pub fn build(guard: &ValidatedGuard, backup: &BackupSpec, request: &JobRequest, image: &str) -> Job {
     let kind = request.kind();
+    // The claimant in the restore ledger is this SecurityGuard object: a re-created one of the
+    // same name has another UID.
+    let ledger = |request_id: &str| {
+        [
+            plain_env("SG_RESTORE_REQUEST_ID", request_id.to_owned()),
+            plain_env("SG_RESTORE_CLAIMANT", guard.owner.uid.clone()),
+        ]
+    };
     let extra = match request {
         JobRequest::Backup { .. } | JobRequest::SafetyBackup { .. } => Vec::new(),
-        JobRequest::Restore { source, .. } => vec![plain_env("SG_RESTORE_SOURCE", source.clone())],
+        JobRequest::ClaimRestore { request_id, source } | JobRequest::Restore { request_id, source } => {
+            let mut env = vec![plain_env("SG_RESTORE_SOURCE", source.clone())];
+            env.extend(ledger(request_id));
+            env
+        }
         JobRequest::Rollback { key, .. } => vec![plain_env("SG_RESTORE_SOURCE", key.clone())],
     };
     let mut meta = metadata(guard, Component::Backup, request.job_name(&guard.name));
@@ -57,6 +69,8 @@ mod tests {
         let env = container["env"].as_array().expect("env");
         let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned().unwrap_or_default();
         assert_eq!(value("SG_RESTORE_SOURCE")["value"], "latest");
+        assert_eq!(value("SG_RESTORE_REQUEST_ID")["value"], "r1", "the restore records itself in the ledger");
+        assert_eq!(value("SG_RESTORE_CLAIMANT")["value"], "uid-1");
         assert_eq!(value("SG_GUARD")["value"], "prod/sg");
         assert_eq!(value("SG_BACKUP_ENDPOINT")["value"], "http://s3.local:9000");
         assert_eq!(value("SG_BACKUP_PATH_STYLE")["value"], "true");
@@ -78,5 +92,36 @@ mod tests {
         }
         assert_ne!(safety["metadata"]["name"], rollback["metadata"]["name"]);
         assert_eq!(safety["spec"]["template"]["spec"]["containers"][0]["args"], serde_json::json!(["backup"]));
+    }
+
+    #[test]
+    fn the_claim_job_is_restricted_and_reaches_s3_only() {
+        let job = restore_job(&JobRequest::ClaimRestore { request_id: "r1".into(), source: "latest".into() });
+        assert_eq!(job["metadata"]["name"], format!("sg-restore-{}-claim", &short_hash(b"r1")[..8]));
+        assert_eq!(job["metadata"]["labels"][JOB_KIND_LABEL], "claim-restore");
+        assert_eq!(job["metadata"]["labels"][REQUEST_LABEL], "r1");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(job["spec"]["backoffLimit"], 0);
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "sg-backup");
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        let container = &pod["containers"][0];
+        assert_eq!(container["command"], serde_json::json!(["securityguard-operator"]));
+        assert_eq!(container["args"], serde_json::json!(["backups", "claim-restore"]));
+        assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(container["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(container["terminationMessagePath"], "/dev/termination-log");
+        let env = container["env"].as_array().expect("env");
+        let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+        assert_eq!(value("SG_RESTORE_REQUEST_ID"), Some("r1".into()));
+        assert_eq!(value("SG_RESTORE_CLAIMANT"), Some("uid-1".into()), "the guard's UID claims");
+        assert_eq!(value("SG_RESTORE_SOURCE"), Some("latest".into()));
+        assert_eq!(value("SG_GUARD"), Some("prod/sg".into()), "the ledger is in the guard's own folder");
+        assert!(env.iter().all(|e| !e["name"].as_str().is_some_and(|n| n.starts_with("DATABASE"))), "{env:?}");
+        let labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert!(labels.get("securityguard.io/datastore-client").is_none(), "no access to the datastores");
+        assert_eq!(labels[REQUEST_LABEL], "r1");
     }
 }

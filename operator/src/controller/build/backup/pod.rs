@@ -1,6 +1,6 @@
 //! The backup pod shared by the CronJobs and the one-off Jobs: the operator's own image running
-//! `securityguard-operator backup|restore|archive-logs`, restricted, tokenless, reporting its
-//! outcome as JSON in its termination message.
+//! `securityguard-operator backup|restore|archive-logs|backups claim-restore`, restricted,
+//! tokenless, reporting its outcome as JSON in its termination message.
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
@@ -81,13 +81,17 @@ pub fn pod_template(
     extra_env: Vec<EnvVar>,
 ) -> PodTemplateSpec {
     let mut pod_labels = job_labels(guard, kind, None);
-    pod_labels.extend(client_labels(guard));
+    // The claim reaches S3 only: it is no datastore client.
+    if kind != JobKind::ClaimRestore {
+        pod_labels.extend(client_labels(guard));
+    }
     let (args, service_account, api_access) = match kind {
         JobKind::Backup => (vec!["backup"], backup_service_account(&guard.name), true),
         JobKind::SafetyBackup => (vec!["backup"], backup_service_account(&guard.name), false),
         JobKind::Verify => (vec!["restore", "--verify-only"], backup_service_account(&guard.name), false),
         JobKind::Restore | JobKind::Rollback => (vec!["restore"], backup_service_account(&guard.name), false),
         JobKind::LogArchive => (vec!["archive-logs"], log_archive_service_account(&guard.name), true),
+        JobKind::ClaimRestore => (vec!["backups", "claim-restore"], backup_service_account(&guard.name), false),
     };
     let local = backup.local.is_some() && kind == JobKind::Backup;
     let (volumes, mounts) = volumes(guard, kind, local);
@@ -144,7 +148,7 @@ fn volumes(guard: &ValidatedGuard, kind: JobKind, local: bool) -> (Vec<Volume>, 
 /// The environment of the backup pod doing `kind` (the request's own variables come after).
 fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) -> Vec<EnvVar> {
     let mut env = Vec::new();
-    if kind != JobKind::LogArchive {
+    if !matches!(kind, JobKind::LogArchive | JobKind::ClaimRestore) {
         env.extend(database_env(guard));
     }
     env.extend(s3_env(guard, backup, kind));
@@ -165,6 +169,7 @@ fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) 
         JobKind::LogArchive => {
             env.push(plain_env("SG_BACKUP_RETENTION_DAYS_S3", backup.retention.s3_days.to_string()));
         }
+        JobKind::ClaimRestore => {}
     }
     env.push(plain_env("SG_TERMINATION_LOG", TERMINATION_LOG.to_owned()));
     env

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::controller::build::test_support::{self, MINIMAL};
-use crate::controller::read::jobs::Summary;
+use crate::controller::read::jobs::{ClaimVerdict, Summary};
 use crate::controller::test_api::{Received, Reply, api_server, cache, empty_caches, expect, list, object};
 
 const NOW: &str = "2026-03-01T12:00:00Z";
@@ -83,8 +83,15 @@ fn job(name: &str, kind: JobKind, request: Option<&str>, finished: Option<&str>)
         json!({"completionTime": at, "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at}]})
     });
     object(
-        json!({"metadata": {"name": name, "namespace": "prod", "labels": labels}, "spec": {"template": {}}, "status": status}),
+        json!({"metadata": {"name": name, "namespace": "prod", "labels": labels, "ownerReferences": [owner("uid-1")]},
+               "spec": {"template": {}}, "status": status}),
     )
+}
+
+/// The controller owner reference of the SecurityGuard object `uid` (`sg`).
+fn owner(uid: &str) -> Value {
+    json!({"apiVersion": "securityguard.io/v1alpha1", "kind": "SecurityGuard", "name": "sg", "uid": uid,
+           "controller": true, "blockOwnerDeletion": true})
 }
 
 /// A pod of a component: waiting for `reason` in its container `main`.
@@ -269,6 +276,45 @@ async fn a_restore_reads_the_outcome_of_its_own_job() {
         (observed.safety_backup, observed.rollback, observed.api_pods),
         (JobState::Absent, JobState::Absent, None)
     );
+}
+
+#[tokio::test]
+async fn a_claim_reads_the_verdict_of_its_own_job_and_counts_no_pod() {
+    let stores = Stores {
+        jobs: cache([
+            job("sg-restore-r0-claim", JobKind::ClaimRestore, Some("r0"), Some("2026-03-01T11:10:00Z")),
+            job("sg-restore-r1-claim", JobKind::ClaimRestore, Some("r1"), Some("2026-03-01T11:30:00Z")),
+        ]),
+        ..empty_caches()
+    };
+    let summary = r#"{"command":"claim-restore","result":"succeeded","claim":{"verdict":"refused",
+        "sameGuard":false,"claimedBy":"uid-0","claimedAt":"2026-02-01T10:00:00Z","requestId":"r1"}}"#;
+    let (observed, _) = observe_with(
+        &restore_status("Claiming"),
+        &stores,
+        vec![expect(
+            "GET /api/v1/namespaces/prod/pods?labelSelector=batch.kubernetes.io/job-name=sg-restore-r1-claim",
+            Reply::Json(list([job_pod("sg-restore-r1-claim", summary)])),
+        )],
+    )
+    .await;
+    let observed = observed.expect("observes").restore;
+    let JobState::Finished(finished) = observed.claim else { panic!("the claim Job finished: {observed:?}") };
+    assert_eq!(finished.kind, JobKind::ClaimRestore);
+    let claim = finished.summary.and_then(|s| s.claim).expect("the verdict");
+    assert_eq!((claim.verdict, claim.claimed_by.as_str()), (ClaimVerdict::Refused, "uid-0"));
+    assert_eq!((observed.restore, observed.api_pods), (JobState::Absent, None), "the API is not looked at");
+}
+
+#[tokio::test]
+async fn a_job_left_by_a_deleted_guard_of_the_same_name_is_not_read() {
+    // The SecurityGuard deleted and re-created: the garbage collector has not removed the old
+    // object's claim Job yet. Its verdict was the old object's, not this one's.
+    let mut old = job("sg-restore-r1-claim", JobKind::ClaimRestore, Some("r1"), Some("2026-03-01T11:30:00Z"));
+    old.metadata.owner_references = Some(vec![serde_json::from_value(owner("uid-0")).expect("owner")]);
+    let stores = Stores { jobs: cache([old]), ..empty_caches() };
+    let (observed, _) = observe_with(&restore_status("Claiming"), &stores, vec![]).await;
+    assert_eq!(observed.expect("observes").restore.claim, JobState::Absent);
 }
 
 #[tokio::test]
