@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use securityguard_operator::backup::summary::Summary;
-use securityguard_operator::backup::{create, list, logs, restore};
+use securityguard_operator::backup::{create, decrypt, list, logs, restore};
 use securityguard_operator::cli::{BackupsCommand, Cli, Command, FeedsCommand, MonitoringCommand};
 use securityguard_operator::{crds_yaml, feeds, monitoring, run, telemetry};
 
@@ -22,6 +22,13 @@ async fn main() -> ExitCode {
         }
         Command::Backups(args) => match args.command {
             BackupsCommand::List(args) => print(list::run(&args.options()).await, "cannot list the backups"),
+            BackupsCommand::Decrypt(args) => {
+                let options = args.options();
+                let decrypted = decrypt::run(&options)
+                    .await
+                    .map(|size| format!("decrypted {size} bytes into {}\n", options.output.display()));
+                print(decrypted, "cannot decrypt")
+            }
         },
         Command::Monitoring(args) => print(monitoring_yaml(&args.command), "cannot render the monitoring rules"),
         Command::ArchiveLogs(args) => {

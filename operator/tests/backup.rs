@@ -286,7 +286,7 @@ fn s3_store(servers: &Servers, endpoint: &str, bucket: &str) -> S3Store {
         .credentials_provider(credentials)
         .http_client(store::https_client())
         .build();
-    S3Store { client: aws_sdk_s3::Client::from_conf(config), bucket: bucket.to_owned() }
+    S3Store { client: aws_sdk_s3::Client::from_conf(config), bucket: bucket.to_owned(), server_side_encryption: None }
 }
 
 /// The test server trusts loopback connections and ignores passwords: one in the URL proves that
