@@ -59,7 +59,11 @@ impl Bucket {
             .credentials_provider(credentials)
             .http_client(store::https_client())
             .build();
-        let s3 = S3Store { client: aws_sdk_s3::Client::from_conf(config), bucket: name.clone() };
+        let s3 = S3Store {
+            client: aws_sdk_s3::Client::from_conf(config),
+            bucket: name.clone(),
+            server_side_encryption: None,
+        };
         s3.client.create_bucket().bucket(&name).send().await.expect("create bucket");
         Bucket { name, s3, endpoint, access_key, secret_key }
     }

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMapKeySelector, EnvVar, EnvVarSource, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use securityguard_operator::crd::{
-    BackupSpec, ExternalDatastore, LocalTierSpec, PostgresSpec, RedisSpec, RestoreSpec, S3Spec, SecretKeyReference,
-    SecurityGuard, SecurityGuardSpec,
+    BackupSpec, EncryptionSpec, ExternalDatastore, LocalTierSpec, PostgresSpec, RedisSpec, RestoreSpec, S3Spec,
+    SecretKeyReference, SecurityGuard, SecurityGuardSpec,
 };
 use serde_json::json;
 
@@ -133,6 +133,13 @@ pub trait GuardFixture: Sized {
     fn local_backup(self, size: &str) -> Self {
         let local = LocalTierSpec { size: Quantity(size.to_owned()), storage_class_name: None };
         self.with(|g| backup_of(g).local = Some(local))
+    }
+
+    /// Client-side encryption of the backups with the keys in this Secret key (after
+    /// [`backup`](Self::backup)).
+    fn backup_encryption(self, secret: &str, key: &str) -> Self {
+        let encryption = EncryptionSpec { key_secret: key_of(secret, key) };
+        self.with(|g| backup_of(g).encryption = Some(encryption))
     }
 
     /// The restore drills' schedule (after [`backup`](Self::backup)).

@@ -14,6 +14,7 @@ use securityguard_e2e::backups::{
 use securityguard_e2e::{
     JWT, Operator, OperatorOptions, TempNamespace, admin, eventually, kubectl_ok, repo_root, secret,
 };
+use securityguard_operator::backup::envelope::{self, Keyring};
 use securityguard_operator::backup::logs::Index;
 use sha2::{Digest, Sha256};
 
@@ -110,6 +111,27 @@ async fn the_api_pods_logs_are_archived_gzipped_with_an_index_and_old_archives_e
         // With its timestamp, as `kubectl logs --timestamps` shows it.
         assert!(marked[0].split(' ').next().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()), "{}", marked[0]);
         assert!(!text.contains("a line from ten days ago"), "only the last 7 days: {text}");
+    }
+
+    // Encrypted (spec.backup.encryption): each object sealed after compression, the index
+    // naming the key by its fingerprint and covering the sealed bytes.
+    let key = "5a".repeat(32);
+    let key_file = dir.join("keys");
+    std::fs::write(&key_file, format!("{key}\n")).expect("key file");
+    let keyring = Keyring::parse(key.as_bytes(), "key").expect("a key");
+    let mut env = job_env(&bucket, PREFIX, ns, "minimal", &kubeconfig, &dir);
+    env.push(("SG_BACKUP_ENCRYPTION_KEY_FILE".to_owned(), key_file.display().to_string()));
+    let output = run_operator(&["archive-logs"], &env, &dir).await;
+    assert!(output.status.success(), "encrypted archive-logs failed");
+    let index: Index = serde_json::from_slice(&bucket.get(&index_key).await).expect("index");
+    assert_eq!(index.encryption.map(|e| e.key_fingerprint), Some(keyring.current().fingerprint().to_string()));
+    assert_eq!(index.objects.len(), 3);
+    for object in &index.objects {
+        let sealed = bucket.get(&object.key).await;
+        assert_eq!(object.sha256, hex::encode(Sha256::digest(&sealed)), "the index covers the sealed bytes");
+        assert!(envelope::is_sealed(&sealed) && !sealed.starts_with(&[0x1f, 0x8b]), "no gzip stream in the clear");
+        let text = gunzip(&envelope::open(&keyring, &sealed).expect("opens with the key"));
+        assert!(text.lines().any(|l| l.ends_with(&marker)), "{text}");
     }
 }
 

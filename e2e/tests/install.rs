@@ -325,6 +325,27 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  env: [{name: 'A=B', value: x}]\n",
         &["spec.env", "printable ASCII characters other than '='"],
     ),
+    // Server-side encryption: a KMS key with SSE-KMS, and only then.
+    (
+        "SSE-KMS without a KMS key",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3, serverSideEncryption: {type: SSE-KMS}}}\n",
+        &["spec.backup.s3.serverSideEncryption.kmsKeyId", "kmsKeyId is required with type SSE-KMS"],
+    ),
+    (
+        "SSE-S3 with a KMS key",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3, serverSideEncryption: {type: SSE-S3, kmsKeyId: alias/x}}}\n",
+        &["spec.backup.s3.serverSideEncryption.kmsKeyId", "only allowed with it"],
+    ),
+    (
+        "server-side encryption named as the header value",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3, serverSideEncryption: {type: AES256}}}\n",
+        &["spec.backup.s3.serverSideEncryption.type", "Unsupported value"],
+    ),
+    (
+        "client-side encryption without its key Secret",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, encryption: {}}\n",
+        &["spec.backup.encryption.keySecret", "Required value"],
+    ),
     (
         "S3 credentials Secret not a DNS name",
         "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: S3_Creds}}\n",
@@ -385,6 +406,11 @@ const VALID: &[(&str, &str)] = &[
         "restore of a key",
         "  backup: {s3: {bucket: bkt, credentialsSecret: s3}}\n  restore: {requestId: r1, source: 'securityguard/ns/sg/2026/11/25/090000.pgdump'}\n",
     ),
+    (
+        "SSE-KMS with a key alias, and client-side encryption",
+        "  backup: {s3: {bucket: bkt, credentialsSecret: s3, serverSideEncryption: {type: SSE-KMS, kmsKeyId: alias/backups}}, encryption: {keySecret: {name: backup-key, key: keys}}}\n",
+    ),
+    ("SSE-S3", "  backup: {s3: {bucket: bkt, credentialsSecret: s3, serverSideEncryption: {type: SSE-S3}}}\n"),
     (
         "annotation keys with a prefix",
         "  ingress: {className: nginx, annotations: {cert-manager.io/cluster-issuer: letsencrypt, custom: x}}\n",

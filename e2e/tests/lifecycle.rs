@@ -55,6 +55,7 @@ async fn example_securityguard_lifecycle() {
     secret(ns, "securityguard-jwt", "secret", JWT);
     secret(ns, "securityguard-claude", "api-key", "sk-ant-e2e");
     s3_credentials(ns, "securityguard-backup-s3", "e2e", "e2e-secret");
+    secret(ns, "securityguard-backup-key", "keys", "ZTJlLWJhY2t1cC1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=");
     volumes_for_guard(ns, "full");
     securityguard_e2e::volume_for_claim(ns, "full-backups");
     kubectl_ok(&["-n", ns, "apply", "-f", repo_root().join("examples/full.yaml").to_str().expect("utf-8")], None);

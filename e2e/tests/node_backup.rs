@@ -20,7 +20,9 @@ use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
 use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
-use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials, wait_deleted};
+use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials, secret_with, wait_deleted};
+use securityguard_operator::backup::envelope::{self, Keyring};
+use securityguard_operator::backup::manifest::{self, Manifest};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
 use serde_json::json;
 
@@ -369,6 +371,86 @@ async fn replicas_seen(deployments: Api<Deployment>, name: String, seen: Arc<Mut
             list.push(replicas);
         }
     }
+}
+
+/// A new backup key, as a line of the key Secret: 32 random bytes, hex.
+fn random_key() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    hex::encode(bytes)
+}
+
+/// The fingerprint of the key line `key`, as manifests and errors name it.
+fn fingerprint(key: &str) -> String {
+    Keyring::parse(key.as_bytes(), "key").expect("a key").current().fingerprint().to_string()
+}
+
+/// The key Secret `backup-key` holding `keys` (one a line), replacing any before.
+fn key_secret(ns: &str, keys: &[&str]) {
+    let _ = kubectl(&["-n", ns, "delete", "secret", "backup-key", "--ignore-not-found"], None);
+    let keys = keys.join("\n");
+    secret_with(ns, "backup-key", &[("keys", keys.as_str())]);
+}
+
+/// Encrypted backups in the operator's image on the real node: the key Secret is mounted into
+/// the Job pods and never appears in their spec, the dump in the bucket is sealed; a restore by
+/// edit whose Secret no longer holds the backup's key fails before the database is touched,
+/// naming both fingerprints, and completes once the old key is kept below the new one.
+#[tokio::test]
+async fn encrypted_backups_restore_only_with_their_key() {
+    let _node = node::exclusive().await;
+    let (site, bucket, _s3) = site("node-crypt").await;
+    let ns = site.ns.name.clone();
+    let (old, new) = (random_key(), random_key());
+    key_secret(&ns, &[old.as_str()]);
+    let encrypted = |guard: SecurityGuard| guard.backup_encryption("backup-key", "keys");
+    site.apply(&encrypted(with_backups(&site, &bucket)));
+    site.ready(TIMEOUT).await;
+    let api = site.api().await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    let token = api.sign_in(&new_wallet()).await;
+    let kept = scan(&api, &token, "phantom.app").await;
+
+    site.apply(&encrypted(with_backups(&site, &bucket).backup_request("b1")));
+    let guard = site.wait("the encrypted backup of request b1", TIMEOUT, |g| last_successful_key(g).is_some()).await;
+    let good = guard.status.as_ref().and_then(|s| s.backup.clone()).and_then(|b| b.last_successful).expect("good");
+    let key = good.key.clone().expect("backup key");
+    let pod = finished_job_pod(&site, &good.job).await;
+    assert_eq!(exit_code(&pod), Some(0));
+    let pod_spec = serde_json::to_string(&pod.spec).expect("json");
+    assert!(!pod_spec.contains(&old), "the key reaches the pod as a mounted file only");
+    let stored = bucket.get(&key).await;
+    assert!(envelope::is_sealed(&stored), "the dump in the bucket is sealed");
+    assert!(!stored.windows(5).any(|w| w == b"PGDMP"), "no pg_dump magic in the bucket");
+    let manifest_key = manifest::manifest_key(&key);
+    let manifest = Manifest::parse(&manifest_key, &bucket.get(&manifest_key).await).expect("manifest");
+    assert_eq!(manifest.encryption.map(|e| e.key_fingerprint), Some(fingerprint(&old)));
+    let status = serde_json::to_string(&guard.status).expect("json");
+    assert!(!status.contains(&old), "no key in the status");
+
+    // The key rotated the wrong way: the Secret holds the new key only.
+    key_secret(&ns, &[new.as_str()]);
+    let lost = scan(&api, &token, "phant0m.app").await;
+    site.apply(&encrypted(with_backups(&site, &bucket).backup_request("b1")).restore("r1", &key));
+    let guard = site.wait("restore r1 Failed", TIMEOUT, |g| restore_phase(g, "r1") == Some(RestorePhase::Failed)).await;
+    let restore = guard.status.and_then(|s| s.restore).expect("restore status");
+    let said = format!("{} {}", restore.message, restore.error.clone().unwrap_or_default());
+    assert!(
+        said.contains(&format!("encrypted with key {}, the key file holds {}", fingerprint(&old), fingerprint(&new))),
+        "{restore:?}"
+    );
+    assert!(!said.contains(&old) && !said.contains(&new), "fingerprints only");
+    site.ready(TIMEOUT).await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(history(&api, &token).await, [lost.clone(), kept.clone()], "the database was not touched");
+
+    // The rotation done right: the new key first, the old one below it.
+    key_secret(&ns, &[new.as_str(), old.as_str()]);
+    site.apply(&encrypted(with_backups(&site, &bucket).backup_request("b1")).restore("r2", &key));
+    site.wait("restore r2 Completed", TIMEOUT, |g| restore_phase(g, "r2") == Some(RestorePhase::Completed)).await;
+    site.ready(TIMEOUT).await;
+    api.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(history(&api, &token).await, [kept], "{lost} is gone: the backup was restored");
 }
 
 /// Watches the API pods until none is left, and returns every pod seen deleted.

@@ -14,8 +14,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backup::catalog::Source;
 use crate::backup::config::GuardRef;
-use crate::backup::store::{S3Options, SourceStore};
-use crate::backup::{create, ledger, list, logs, restore};
+use crate::backup::store::{S3Options, ServerSideEncryption, SourceStore};
+use crate::backup::{create, decrypt, ledger, list, logs, restore};
 use crate::crd::RetentionSpec;
 use crate::crd::backup as backup_defaults;
 use crate::run;
@@ -204,18 +204,45 @@ pub struct S3Args {
     /// The SecurityGuard whose backups these are: a folder under the prefix.
     #[arg(long, env = "SG_GUARD")]
     pub guard: Option<String>,
+
+    /// Ask S3 to encrypt every object written with keys it manages (SSE-S3,
+    /// `x-amz-server-side-encryption: AES256`).
+    #[arg(long, env = "SG_BACKUP_SSE_S3", conflicts_with = "sse_kms_key_id")]
+    pub sse_s3: bool,
+
+    /// Ask S3 to encrypt every object written with this AWS KMS key (SSE-KMS: a key id, ARN or
+    /// alias). The credentials need `kms:GenerateDataKey` to write and `kms:Decrypt` to read.
+    #[arg(long, env = "SG_BACKUP_SSE_KMS_KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
 }
 
 impl S3Args {
     /// How to reach `bucket` with these settings.
     pub fn options(&self, bucket: &str) -> S3Options {
+        let server_side_encryption = match (&self.sse_kms_key_id, self.sse_s3) {
+            (Some(key_id), _) => Some(ServerSideEncryption::Kms { key_id: key_id.clone() }),
+            (None, true) => Some(ServerSideEncryption::S3),
+            (None, false) => None,
+        };
         S3Options {
             bucket: bucket.to_owned(),
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
             path_style: self.path_style,
+            server_side_encryption,
         }
     }
+}
+
+/// The key file of client-side encryption.
+#[derive(Args, Debug, Clone)]
+pub struct EncryptionArgs {
+    /// File holding the encryption keys, one a line: 32 random bytes as 64 hex digits or as
+    /// base64 (`openssl rand -base64 32`); `#` comments and blank lines are skipped. The first
+    /// key encrypts what is written; any key decrypts what is read (keep retired keys below the
+    /// current one). In a Job, the Secret of `spec.backup.encryption.keySecret`, mounted.
+    #[arg(long, env = "SG_BACKUP_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Options of `backup`. S3 credentials come from `AWS_ACCESS_KEY_ID` and
@@ -268,6 +295,10 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub guard_ref: GuardRefArgs,
 
+    /// Client-side encryption of the dump and the config backup.
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+
     /// How the Job runs.
     #[command(flatten)]
     pub job: JobArgs,
@@ -291,6 +322,7 @@ impl BackupArgs {
             config_backup: self.config_backup,
             guard_ref: self.guard_ref.resolve(self.s3.guard.as_deref()),
             pg_bin: self.job.pg_bin.clone(),
+            encryption_key_file: self.encryption.encryption_key_file.clone(),
         }
     }
 }
@@ -319,6 +351,10 @@ pub struct ArchiveLogsArgs {
     #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value_t = backup_defaults::DEFAULT_S3_DAYS)]
     pub retention_days_s3: u32,
 
+    /// Client-side encryption of the archived logs.
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+
     /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
     #[arg(long, env = "SG_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
@@ -338,6 +374,7 @@ impl ArchiveLogsArgs {
             guard_ref: self.guard_ref.resolve(self.s3.guard.as_deref()),
             since: self.since,
             retention_days_s3: self.retention_days_s3,
+            encryption_key_file: self.encryption.encryption_key_file.clone(),
         }
     }
 }
@@ -401,6 +438,9 @@ pub enum BackupsCommand {
     /// earlier SecurityGuard of this name, or restored already). Exits 0 on a verdict, 1 when
     /// the ledger cannot be read or written.
     ClaimRestore(ClaimRestoreArgs),
+    /// Decrypt one object of an encrypted backup (dump, config backup, log archive) copied out of
+    /// the bucket, with the key file; the output is removed unless every chunk authenticates.
+    Decrypt(DecryptArgs),
 }
 
 /// Options of `backups claim-restore`.
@@ -445,6 +485,32 @@ impl ClaimRestoreArgs {
             claimant: self.claimant.clone(),
             request_id: self.request_id.clone(),
             source: self.source.clone(),
+        }
+    }
+}
+
+/// Options of `backups decrypt`.
+#[derive(Args, Debug, Clone)]
+pub struct DecryptArgs {
+    /// The encrypted object.
+    pub input: PathBuf,
+
+    /// Where the decrypted content goes.
+    #[arg(long, short)]
+    pub output: PathBuf,
+
+    /// File holding the keys, one a line (the Secret of `spec.backup.encryption.keySecret`).
+    #[arg(long, env = "SG_BACKUP_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: PathBuf,
+}
+
+impl DecryptArgs {
+    /// What the decryption does.
+    pub fn options(&self) -> decrypt::Options {
+        decrypt::Options {
+            key_file: self.encryption_key_file.clone(),
+            input: self.input.clone(),
+            output: self.output.clone(),
         }
     }
 }
@@ -518,6 +584,9 @@ pub struct RestoreArgs {
     /// The UID that claimed --request-id.
     #[arg(long, env = "SG_RESTORE_CLAIMANT", requires = "request_id")]
     pub claimant: Option<String>,
+    /// The keys of encrypted backups (an unencrypted backup needs none).
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 
     /// How the Job runs.
     #[command(flatten)]
@@ -543,6 +612,7 @@ impl RestoreArgs {
                 }
                 _ => None,
             },
+            encryption_key_file: self.encryption.encryption_key_file.clone(),
         }
     }
 }
@@ -611,5 +681,26 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    fn s3(args: &[&str]) -> Result<Option<ServerSideEncryption>, clap::Error> {
+        let mut line = vec!["securityguard-operator", "backups", "list", "--bucket", "b"];
+        line.extend_from_slice(args);
+        let cli = Cli::try_parse_from(line)?;
+        let Command::Backups(BackupsArgs { command: BackupsCommand::List(list) }) = cli.command else {
+            panic!("not a listing")
+        };
+        Ok(list.s3.options("b").server_side_encryption)
+    }
+
+    #[test]
+    fn server_side_encryption_is_one_of_sse_s3_or_sse_kms() {
+        assert_eq!(s3(&[]).expect("none"), None);
+        assert_eq!(s3(&["--sse-s3"]).expect("SSE-S3"), Some(ServerSideEncryption::S3));
+        assert_eq!(
+            s3(&["--sse-kms-key-id", "alias/backups"]).expect("SSE-KMS"),
+            Some(ServerSideEncryption::Kms { key_id: "alias/backups".into() })
+        );
+        assert!(s3(&["--sse-s3", "--sse-kms-key-id", "k"]).is_err(), "not both");
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use securityguard_operator::backup::summary::Summary;
-use securityguard_operator::backup::{create, ledger, list, logs, restore};
+use securityguard_operator::backup::{create, decrypt, ledger, list, logs, restore};
 use securityguard_operator::cli::{BackupsCommand, Cli, Command, FeedsCommand, MonitoringCommand};
 use securityguard_operator::{crds_yaml, feeds, monitoring, run, telemetry};
 
@@ -29,6 +29,13 @@ async fn main() -> ExitCode {
                 let summary = |result: &_, seconds| Summary::of_claim(result, key, seconds);
                 let work = summarised(args.termination_log.as_deref(), claim(&options), summary);
                 logged(args.log_text, "claiming the restore request failed", work).await
+            }
+            BackupsCommand::Decrypt(args) => {
+                let options = args.options();
+                let decrypted = decrypt::run(&options)
+                    .await
+                    .map(|size| format!("decrypted {size} bytes into {}\n", options.output.display()));
+                print(decrypted, "cannot decrypt")
             }
         },
         Command::Monitoring(args) => print(monitoring_yaml(&args.command), "cannot render the monitoring rules"),

@@ -134,6 +134,8 @@ pub fn backup_location(guard: &Value) -> Result<BackupLocation, String> {
             endpoint: text("endpoint"),
             region: text("region").unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             path_style: s3.get("pathStyle").and_then(Value::as_bool).unwrap_or(false),
+            // The plugin only reads: server-side encryption is S3's business on reads.
+            server_side_encryption: None,
         },
         prefix: text("prefix").unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
         credentials_secret: text("credentialsSecret"),
@@ -202,8 +204,11 @@ pub async fn listing(
         Some(secret) => Some(read_credentials(client, namespace, secret).await?),
         None => None,
     };
-    let s3 =
-        S3Store { client: store::s3_client_with(&location.s3, credentials).await, bucket: location.s3.bucket.clone() };
+    let s3 = S3Store {
+        client: store::s3_client_with(&location.s3, credentials).await,
+        bucket: location.s3.bucket.clone(),
+        server_side_encryption: None,
+    };
     let folder = manifest::folder(&location.prefix, Some(&format!("{namespace}/{name}")));
     let backups = catalog::load(&Store::S3(s3), &folder).await?;
     Ok(list::render(&backups, format))
@@ -270,7 +275,8 @@ mod tests {
                     bucket: "b".into(),
                     endpoint: Some("http://s3:9000".into()),
                     region: "us-east-1".into(),
-                    path_style: true
+                    path_style: true,
+                    server_side_encryption: None,
                 },
                 prefix: "securityguard".into(),
                 credentials_secret: Some("creds".into()),

@@ -19,6 +19,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use securityguard_operator::backup::ledger;
+use securityguard_operator::backup::envelope::{self, Keyring};
 use securityguard_operator::backup::manifest::{self, Manifest};
 use securityguard_operator::backup::pg::{self, DbUrl};
 use securityguard_operator::backup::store::{self, S3Store, Store};
@@ -63,6 +64,11 @@ fn servers() -> Servers {
         secret_key: std::env::var("SG_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "testing".into()),
         pg_bin: std::env::var("SG_PG_BIN").ok(),
     }
+}
+
+/// A new key as a key file line: 32 random bytes, hex.
+fn new_key() -> String {
+    hex::encode(rand::rng().random::<[u8; 32]>())
 }
 
 fn random_suffix() -> String {
@@ -237,6 +243,14 @@ impl Fixture {
         Manifest::parse(&key, &self.get(&key).await).expect("manifest")
     }
 
+    /// A key file named `name` holding `keys` (one a line), and the keys' fingerprints.
+    fn key_file(&self, name: &str, keys: &[&str]) -> (String, Vec<String>) {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, format!("# test keys\n{}\n", keys.join("\n"))).expect("key file");
+        let keyring = Keyring::parse(keys.join("\n").as_bytes(), name).expect("keys");
+        (path.display().to_string(), keyring.fingerprints().iter().map(ToString::to_string).collect())
+    }
+
     async fn database_exists(&self, name: &str) -> bool {
         let mut conn = PgConnection::connect(self.servers.database_url.full()).await.expect("connect");
         sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -287,7 +301,7 @@ fn s3_store(servers: &Servers, endpoint: &str, bucket: &str) -> S3Store {
         .credentials_provider(credentials)
         .http_client(store::https_client())
         .build();
-    S3Store { client: aws_sdk_s3::Client::from_conf(config), bucket: bucket.to_owned() }
+    S3Store { client: aws_sdk_s3::Client::from_conf(config), bucket: bucket.to_owned(), server_side_encryption: None }
 }
 
 /// The test server trusts loopback connections and ignores passwords: one in the URL proves that
@@ -736,9 +750,12 @@ async fn backup_memory_does_not_grow_with_the_dump() {
            FROM generate_series(1, 40000) i;",
     )
     .await;
-    let output = fx.backup(&["--part-size-mib", "5"]).await;
+    // Encrypted: the sealing adds a chunk of 64 KiB on each side, not a copy of the dump.
+    let (key_file, fingerprints) = fx.key_file("keys", &[new_key().as_str()]);
+    let output = fx.backup(&["--part-size-mib", "5", "--encryption-key-file", &key_file]).await;
     assert!(output.status.success(), "{}", stderr(&output));
     let done = log_line(&output, "backup complete");
+    assert_eq!(done["key_fingerprint"], fingerprints[0].as_str(), "the dump was encrypted");
     let size_mib = done["size"].as_f64().expect("size") / (1024.0 * 1024.0);
     let peak_mib = done["peak_rss_mib"].as_f64().expect("peak_rss_mib");
     eprintln!("dump {size_mib:.1} MiB in {} parts, peak RSS {peak_mib} MiB", done["parts"]);
@@ -972,5 +989,217 @@ async fn the_restore_ledger_lets_a_request_run_once_across_re_created_guards() {
     assert!(summary["error"].as_str().is_some_and(|e| e.contains("restore ledger")), "{summary}");
     assert!(summary.get("claim").is_none());
 
+    fx.cleanup().await;
+}
+
+/// Client-side encryption: what lands in S3 and in the local tier is sealed (no `PGDMP` magic,
+/// no row of the data), the manifest names the key by its fingerprint and covers the sealed
+/// bytes, and the backup restores, drills and decrypts by hand with the key.
+#[tokio::test]
+async fn an_encrypted_backup_stores_no_plaintext_and_restores_with_its_key() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let before = fx.contents().await;
+    let key = new_key();
+    let (key_file, fingerprints) = fx.key_file("keys", &[key.as_str()]);
+    let local = fx.local_dir();
+    let local_arg = local.display().to_string();
+
+    let output = fx.backup(&["--encryption-key-file", &key_file, "--local-dir", &local_arg]).await;
+    assert!(output.status.success(), "encrypted backup failed: {}", stderr(&output));
+    let summary = fx.termination();
+    assert!(!stderr(&output).contains(&key) && !summary.to_string().contains(&key), "the key is never logged");
+    let key_name = summary["key"].as_str().expect("key").to_owned();
+
+    let stored = fx.get(&key_name).await;
+    assert!(envelope::is_sealed(&stored), "the object starts with the envelope header");
+    assert!(!stored.windows(5).any(|w| w == b"PGDMP"), "no pg_dump magic anywhere in the object");
+    let manifest = fx.manifest(&key_name).await;
+    assert_eq!(manifest.format_version, 2, "older operators refuse an encrypted backup");
+    let encryption = manifest.encryption.clone().expect("encryption recorded");
+    assert_eq!(encryption.algorithm, envelope::ALGORITHM);
+    assert_eq!(encryption.key_fingerprint, fingerprints[0]);
+    assert_eq!(envelope::sealed_len(encryption.plaintext_size), stored.len() as u64);
+    // The checksums cover what is stored: the sealed bytes.
+    assert_eq!((manifest.size, manifest.sha256.as_str()), (stored.len() as u64, sha256(&stored).as_str()));
+    let manifest_text = String::from_utf8(fx.get(&manifest::manifest_key(&key_name)).await).expect("utf-8");
+    assert!(!manifest_text.contains(&key), "the manifest never holds the key");
+    // The local tier holds the same sealed bytes.
+    assert!(std::fs::read(local.join(&key_name)).expect("local dump") == stored);
+    let listed = fx.list_json(&[]).await;
+    assert_eq!(listed[0]["keyFingerprint"], fingerprints[0].as_str());
+
+    // Restore with the key: the data of the backup.
+    fx.sql("UPDATE users SET name = 'changed'; DELETE FROM audit.events WHERE id % 3 = 0;").await;
+    let output = fx.restore(&["--source", "latest", "--encryption-key-file", &key_file]).await;
+    assert!(output.status.success(), "restore failed: {}", stderr(&output));
+    assert_eq!(fx.contents().await, before);
+    assert_eq!(log_line(&output, "restoring")["key_fingerprint"], fingerprints[0].as_str());
+
+    // A drill with the key passes and drops its scratch database.
+    let scratch = format!("{}_drill", fx.database);
+    let output =
+        fx.restore(&["--verify-only", "--scratch-database", &scratch, "--encryption-key-file", &key_file]).await;
+    assert!(output.status.success(), "drill failed: {}", stderr(&output));
+    assert!(!fx.database_exists(&scratch).await);
+
+    // By hand, without the operator's restore: decrypt the object, which pg_restore reads.
+    let sealed_path = fx.dir.path().join("copied.pgdump");
+    std::fs::write(&sealed_path, &stored).expect("copy");
+    let plain_path = fx.dir.path().join("plain.pgdump");
+    let (sealed_arg, plain_arg) = (sealed_path.display().to_string(), plain_path.display().to_string());
+    let output = fx
+        .run(&["backups", "decrypt", &sealed_arg, "--output", &plain_arg, "--encryption-key-file", &key_file], &[])
+        .await;
+    assert!(output.status.success(), "decrypt failed: {}", stderr(&output));
+    let plain = std::fs::read(&plain_path).expect("decrypted");
+    assert!(plain.starts_with(b"PGDMP"), "the decrypted object is the custom-format dump");
+    assert_eq!(plain.len() as u64, encryption.plaintext_size);
+    fx.cleanup().await;
+}
+
+/// A restore or a drill whose key file lacks the key of the backup is refused before anything
+/// is downloaded, naming the fingerprints; the database is as before. A key file holding the
+/// new key and the old one (a rotation) restores both old encrypted and unencrypted backups.
+#[tokio::test]
+async fn the_wrong_or_no_key_is_refused_before_the_database_is_touched() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let plain_backup = fx.backup(&[]).await;
+    assert!(plain_backup.status.success(), "{}", stderr(&plain_backup));
+    let plain_key = fx.termination()["key"].as_str().expect("key").to_owned();
+    let plain_data = fx.contents().await;
+
+    fx.sql("INSERT INTO users (name) VALUES ('second backup')").await;
+    let encrypted_data = fx.contents().await;
+    let (old, new) = (new_key(), new_key());
+    let (old_file, old_fingerprints) = fx.key_file("old-keys", &[old.as_str()]);
+    let (new_file, new_fingerprints) = fx.key_file("new-keys", &[new.as_str()]);
+    let (rotated_file, _) = fx.key_file("rotated-keys", &[new.as_str(), old.as_str()]);
+    let output = fx.backup(&["--encryption-key-file", &old_file]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let encrypted_key = fx.termination()["key"].as_str().expect("key").to_owned();
+
+    fx.sql("INSERT INTO users (name) VALUES ('after the backups')").await;
+    let current = fx.contents().await;
+    let scratch = format!("{}_drill", fx.database);
+    for verify in [false, true] {
+        let mut args = vec!["--source", encrypted_key.as_str(), "--encryption-key-file", new_file.as_str()];
+        if verify {
+            args.extend(["--verify-only", "--scratch-database", scratch.as_str()]);
+        }
+        let output = fx.restore(&args).await;
+        assert!(!output.status.success(), "the wrong key must be refused");
+        let error = fx.termination()["error"].as_str().expect("error").to_owned();
+        assert_eq!(
+            error,
+            format!(
+                "restore refused, the database was not touched: backup {encrypted_key} is encrypted with key {}, \
+                 the key file holds {}",
+                old_fingerprints[0], new_fingerprints[0]
+            )
+        );
+        assert!(!stderr(&output).contains("download verified"), "nothing was downloaded");
+        assert_eq!(fx.termination()["databaseChanged"], false);
+        assert!(!fx.database_exists(&scratch).await, "no scratch database either");
+        assert_eq!(fx.contents().await, current, "the database is unchanged");
+    }
+    let output = fx.restore(&["--source", &encrypted_key]).await;
+    assert!(!output.status.success(), "no key: refused");
+    let error = fx.termination()["error"].as_str().expect("error").to_owned();
+    assert!(error.contains(&format!("is encrypted with key {}, and no key was given", old_fingerprints[0])), "{error}");
+    assert_eq!(fx.contents().await, current);
+
+    // After a rotation the key file holds the new key first and the old one below it.
+    let output = fx.restore(&["--source", &encrypted_key, "--encryption-key-file", &rotated_file]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(fx.contents().await, encrypted_data);
+    // An unencrypted backup restores whether a key file is given or not.
+    let output = fx.restore(&["--source", &plain_key, "--encryption-key-file", &rotated_file]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(fx.contents().await, plain_data);
+    // New backups use the first key of the file.
+    let output = fx.backup(&["--encryption-key-file", &rotated_file]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let newest = fx.termination()["key"].as_str().expect("key").to_owned();
+    let encryption = fx.manifest(&newest).await.encryption.expect("encrypted");
+    assert_eq!(encryption.key_fingerprint, new_fingerprints[0]);
+    fx.cleanup().await;
+}
+
+/// Someone who may write to the bucket replaces a chunk of an encrypted dump and updates the
+/// manifest's checksum to match: the download verifies, the chunk does not authenticate, and
+/// the database is not touched.
+#[tokio::test]
+async fn an_altered_encrypted_dump_with_a_matching_manifest_does_not_decrypt() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let key = new_key();
+    let (key_file, _) = fx.key_file("keys", &[key.as_str()]);
+    let output = fx.backup(&["--encryption-key-file", &key_file]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dump_key = fx.termination()["key"].as_str().expect("key").to_owned();
+    let mut stored = fx.get(&dump_key).await;
+    let last = stored.len() - 1;
+    stored[last] ^= 0x01;
+    fx.put(&dump_key, stored.clone()).await;
+    let mut manifest = fx.manifest(&dump_key).await;
+    manifest.sha256 = sha256(&stored);
+    fx.put(&manifest::manifest_key(&dump_key), manifest.to_json()).await;
+
+    fx.sql("INSERT INTO users (name) VALUES ('after the backup')").await;
+    let before = fx.contents().await;
+    let output = fx.restore(&["--source", "latest", "--encryption-key-file", &key_file]).await;
+    assert!(!output.status.success());
+    let error = fx.termination()["error"].as_str().expect("error").to_owned();
+    assert!(
+        error.starts_with("restore refused, the database was not touched: ")
+            && error.contains("cannot be decrypted: chunk ")
+            && error.ends_with("does not authenticate: the object was altered or cut short"),
+        "{error}"
+    );
+    assert!(!stderr(&output).contains("pg_restore"), "pg_restore never ran");
+    assert_eq!(fx.termination()["databaseChanged"], false);
+    assert_eq!(fx.contents().await, before);
+    fx.cleanup().await;
+}
+
+/// Server-side encryption: the headers reach S3 on the multipart upload of the dump and on the
+/// single PUT of the manifest (moto records and returns them like S3).
+#[tokio::test]
+async fn server_side_encryption_is_asked_on_every_object_written() {
+    use aws_sdk_s3::types::ServerSideEncryption as Sse;
+
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let sse = |key: String| {
+        let s3 = fx.s3.clone();
+        async move {
+            let head = s3.client.head_object().bucket(&s3.bucket).key(&key).send().await.expect("head");
+            (head.server_side_encryption().cloned(), head.ssekms_key_id().map(str::to_owned))
+        }
+    };
+
+    let output = fx.backup(&["--sse-kms-key-id", "alias/sg-backups"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dump_key = fx.termination()["key"].as_str().expect("key").to_owned();
+    for key in [dump_key.clone(), manifest::manifest_key(&dump_key)] {
+        assert_eq!(sse(key).await, (Some(Sse::AwsKms), Some("alias/sg-backups".to_owned())));
+    }
+
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    env.push(("SG_BACKUP_SSE_S3", "true".to_owned()));
+    let output = fx.run(&["backup"], &env).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dump_key = fx.termination()["key"].as_str().expect("key").to_owned();
+    for key in [dump_key.clone(), manifest::manifest_key(&dump_key)] {
+        assert_eq!(sse(key).await, (Some(Sse::Aes256), None));
+    }
+    // Reads need nothing: the backup restores as any other.
+    let output = fx.restore(&["--source", &dump_key]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = fx.backup(&["--sse-s3", "--sse-kms-key-id", "k"]).await;
+    assert!(!output.status.success(), "SSE-S3 and SSE-KMS together are refused");
     fx.cleanup().await;
 }

@@ -303,11 +303,11 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::backup::manifest::{FORMAT_VERSION, Status};
+    use crate::backup::manifest::{PLAIN_FORMAT_VERSION, Status};
 
     pub(crate) fn manifest(key: &str, size: u64, started_at: &str) -> Manifest {
         Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: PLAIN_FORMAT_VERSION,
             status: Status::Completed,
             guard: None,
             database: "db".into(),
@@ -321,6 +321,7 @@ pub(crate) mod tests {
             started_at: started_at.parse().expect("time"),
             finished_at: started_at.parse().expect("time"),
             config: None,
+            encryption: None,
         }
     }
 

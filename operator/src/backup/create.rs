@@ -5,6 +5,10 @@
 //! The config is read first: a backup that cannot read it (RBAC, API server) fails in seconds,
 //! before anything is dumped.
 //!
+//! With an encryption key file, the dump and the config backup are sealed before they leave the
+//! process ([`super::envelope`]), in both tiers; the manifest records the algorithm and the key's
+//! fingerprint, and the size and SHA-256 of the sealed objects.
+//!
 //! On any failure before the manifests: the multipart upload is aborted, the local partial file
 //! removed, nothing deleted, and the error names what failed.
 
@@ -18,7 +22,8 @@ use sha2::{Digest, Sha256};
 
 use super::catalog;
 use super::config::{self, ConfigBackup, GuardRef};
-use super::manifest::{self, ConfigFile, FORMAT_VERSION, Manifest, Status};
+use super::envelope::{self, Keyring, Sealer};
+use super::manifest::{self, ConfigFile, Encryption, Manifest, Status};
 use super::pg::{self, DbUrl, Snapshot};
 use super::retention::{self, Policy};
 use super::store::{self, S3Options, S3Store, Store};
@@ -82,6 +87,9 @@ pub enum Error {
     /// The SecurityGuard or its ConfigMaps could not be read (nothing was dumped).
     #[error("config backup failed, nothing was dumped: {0}")]
     Config(#[source] config::Error),
+    /// The encryption key file cannot be used (nothing was dumped).
+    #[error("backup failed, nothing was dumped: {0}")]
+    Key(#[source] envelope::KeyError),
     /// The backup is good, but deleting old backups failed.
     #[error("backup {key} succeeded, but retention in the {tier} tier failed: {source}")]
     Retention {
@@ -119,6 +127,8 @@ pub struct Options {
     pub guard_ref: Option<GuardRef>,
     /// Directory of pg_dump (default: found on PATH).
     pub pg_bin: Option<PathBuf>,
+    /// Encrypt the dump and the config backup with the first key of this key file.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// A completed backup.
@@ -141,6 +151,11 @@ struct Dumped {
 /// Runs a backup as `options` say.
 pub async fn run(options: &Options) -> Result<Report, Error> {
     let url = DbUrl::parse(&options.database_url).map_err(Error::Url)?;
+    let keyring = match &options.encryption_key_file {
+        Some(path) => Some(Keyring::read(path).await.map_err(Error::Key)?),
+        None => None,
+    };
+    let sealing = keyring.as_ref().map(Keyring::current);
     let s3 = S3Store::connect(&options.s3).await;
     let local = options.local_dir.as_ref().map(|dir| store::LocalStore { root: dir.clone() });
     let bin = options.pg_bin.as_deref();
@@ -148,16 +163,18 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     let clock = Instant::now();
 
     let started_at = Timestamp::now();
-    let key = manifest::new_dump_key(&options.prefix, guard, started_at);
+    let dump_key = manifest::new_dump_key(&options.prefix, guard, started_at);
     let pg_dump_version =
-        tools::version(bin, "pg_dump").await.map_err(|source| Error::Dump { key: key.clone(), source })?;
+        tools::version(bin, "pg_dump").await.map_err(|source| Error::Dump { key: dump_key.clone(), source })?;
     let local_dir = options.local_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+    let key_fingerprint = sealing.map(|k| k.fingerprint().to_string()).unwrap_or_default();
     tracing::info!(
         database = %url.redacted(),
         bucket = %s3.bucket,
-        %key,
+        key = %dump_key,
         %local_dir,
         %pg_dump_version,
+        %key_fingerprint,
         "backup starting"
     );
 
@@ -167,22 +184,27 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     } else {
         None
     };
-    let dumped = dump(&s3, local.as_ref(), &key, &url, options).await?;
+    let dumped = dump(&s3, local.as_ref(), &dump_key, &url, options, sealing.map(Sealer::new)).await?;
 
     let s3_store = Store::S3(s3);
     let local_store = local.map(Store::Local);
     let stores: Vec<&Store> = std::iter::once(&s3_store).chain(local_store.as_ref()).collect();
     // Before the manifest: a backup whose config backup is not stored is never good.
     let config = match config {
-        Some((backup, guard)) => Some(store_config(&stores, &key, &backup, &guard).await?),
+        Some((backup, guard)) => Some(store_config(&stores, &dump_key, &backup, &guard, sealing).await?),
         None => None,
     };
+    let encryption = sealing.map(|key| Encryption {
+        algorithm: envelope::ALGORITHM.to_owned(),
+        key_fingerprint: key.fingerprint().to_string(),
+        plaintext_size: dumped.streamed.plaintext_size,
+    });
     let manifest = Manifest {
-        format_version: FORMAT_VERSION,
+        format_version: manifest::format_version(encryption.as_ref()),
         status: Status::Completed,
         guard: guard.map(str::to_owned),
         database: dumped.database,
-        key: key.clone(),
+        key: dump_key.clone(),
         size: dumped.streamed.size,
         sha256: dumped.streamed.sha256.clone(),
         row_counts: dumped.row_counts,
@@ -192,9 +214,10 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         started_at,
         finished_at: Timestamp::now(),
         config,
+        encryption,
     };
     write_manifest(&stores, &manifest, dumped.streamed.parts, clock).await?;
-    let deleted = apply_retention(options, &s3_store, local_store.as_ref(), &key).await?;
+    let deleted = apply_retention(options, &s3_store, local_store.as_ref(), &dump_key).await?;
     Ok(Report { manifest, deleted })
 }
 
@@ -205,13 +228,14 @@ async fn dump(
     key: &str,
     url: &DbUrl,
     options: &Options,
+    sealer: Option<Sealer>,
 ) -> Result<Dumped, Error> {
     let snapshot = Snapshot::take(url).await.map_err(|source| Error::Database { database: url.redacted(), source })?;
     tracing::info!(snapshot = %snapshot.id, tables = snapshot.row_counts.len(), "snapshot exported, rows counted");
 
     let part_size = options.part_size_mib as usize * 1024 * 1024;
     let bin = options.pg_bin.as_deref();
-    let streamed = transfer(s3, local, key, url, bin, &snapshot.id, part_size).await?;
+    let streamed = transfer(s3, local, key, url, bin, (snapshot.id.as_str(), part_size), sealer).await?;
     let (database, postgres_version, row_counts) =
         (snapshot.database.clone(), snapshot.server_version.clone(), snapshot.row_counts.clone());
     if let Err(error) = snapshot.release(url).await {
@@ -232,17 +256,26 @@ async fn dump(
     Ok(Dumped { streamed, database, postgres_version, row_counts })
 }
 
-/// Stores the config backup of the dump at `key` in every tier.
+/// Stores the config backup of the dump at `key` in every tier, sealed with `sealing` when given.
 async fn store_config(
     stores: &[&Store],
     key: &str,
     backup: &ConfigBackup,
     guard: &GuardRef,
+    sealing: Option<&envelope::Key>,
 ) -> Result<ConfigFile, Error> {
-    let file = config_file(key, backup);
+    let (bytes, content_type) = match sealing {
+        Some(sealing) => (
+            envelope::seal(sealing, backup.yaml.as_bytes())
+                .map_err(|e| Error::Store { key: manifest::config_key(key), source: upload::StreamError::Seal(e) })?,
+            "application/octet-stream",
+        ),
+        None => (backup.yaml.clone().into_bytes(), "application/yaml"),
+    };
+    let file = config_file(key, backup, &bytes);
     for store in stores {
         store
-            .put_small(&file.key, backup.yaml.clone().into_bytes(), "application/yaml")
+            .put_small(&file.key, bytes.clone(), content_type)
             .await
             .map_err(|e| Error::Store { key: file.key.clone(), source: e.into() })?;
     }
@@ -264,6 +297,7 @@ async fn write_manifest(stores: &[&Store], manifest: &Manifest, parts: u32, cloc
         %key,
         size = manifest.size,
         sha256 = %manifest.sha256,
+        key_fingerprint = %manifest.encryption.as_ref().map(|e| e.key_fingerprint.as_str()).unwrap_or_default(),
         parts,
         seconds = clock.elapsed().as_secs_f64(),
         peak_rss_mib = tools::peak_rss_mib(),
@@ -303,25 +337,26 @@ async fn read_config(guard: &GuardRef) -> Result<ConfigBackup, config::Error> {
     Ok(backup)
 }
 
-/// What the manifest records of the config backup of the dump at `dump_key`.
-fn config_file(dump_key: &str, backup: &ConfigBackup) -> ConfigFile {
+/// What the manifest records of the config backup of the dump at `dump_key`, stored as `stored`.
+fn config_file(dump_key: &str, backup: &ConfigBackup, stored: &[u8]) -> ConfigFile {
     ConfigFile {
         key: manifest::config_key(dump_key),
-        size: backup.yaml.len() as u64,
-        sha256: hex::encode(Sha256::digest(backup.yaml.as_bytes())),
+        size: stored.len() as u64,
+        sha256: hex::encode(Sha256::digest(stored)),
         objects: backup.objects.clone(),
     }
 }
 
-/// Streams the dump into the sinks and completes them; aborts them on failure.
+/// Streams the dump (of `snapshot`, in parts of `part_size`, sealed by `sealer` when given) into
+/// the sinks and completes them; aborts them on failure.
 async fn transfer(
     s3: &S3Store,
     local: Option<&store::LocalStore>,
     key: &str,
     url: &DbUrl,
     bin: Option<&std::path::Path>,
-    snapshot: &str,
-    part_size: usize,
+    (snapshot, part_size): (&str, usize),
+    sealer: Option<Sealer>,
 ) -> Result<Streamed, Error> {
     let store_error = |source: store::Error| Error::Store { key: key.to_owned(), source: source.into() };
     let upload = MultipartUpload::start(s3, key).await.map_err(store_error)?;
@@ -333,7 +368,7 @@ async fn transfer(
         let (dump, stdout) =
             Dump::start(bin, url, snapshot).map_err(|source| Error::Dump { key: key.to_owned(), source })?;
         // On an early return `dump` is dropped, which kills pg_dump.
-        let streamed = upload::stream(stdout, part_size, &mut sinks)
+        let streamed = upload::stream(stdout, part_size, &mut sinks, sealer)
             .await
             .map_err(|source| Error::Store { key: key.to_owned(), source })?;
         // pg_dump must have succeeded before anything becomes visible.

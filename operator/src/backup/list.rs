@@ -50,6 +50,9 @@ struct Line<'a> {
     /// Key of the config backup covered by the manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<&'a str>,
+    /// Fingerprint of the key that encrypted the backup (absent: not encrypted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_fingerprint: Option<&'a str>,
 }
 
 impl<'a> From<&'a Backup> for Line<'a> {
@@ -70,6 +73,7 @@ impl<'a> From<&'a Backup> for Line<'a> {
             database: manifest.map(|m| m.database.as_str()),
             finished_at: manifest.map(|m| m.finished_at.to_string()),
             config: manifest.and_then(|m| m.config.as_ref()).map(|c| c.key.as_str()),
+            key_fingerprint: manifest.and_then(|m| m.encryption.as_ref()).map(|e| e.key_fingerprint.as_str()),
         }
     }
 }

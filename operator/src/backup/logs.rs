@@ -8,9 +8,15 @@
 //!
 //! Then the archives older than the S3 retention period are deleted, index first.
 //!
+//! With an encryption key file, each `.log.gz` is sealed after compression
+//! ([`super::envelope`]; the name stays, the content starts with the envelope's header): the
+//! index records the algorithm and the key's fingerprint, and the size and SHA-256 of the sealed
+//! objects. `securityguard-operator backups decrypt` opens them.
+//!
 //! What it needs from the API server, in the SecurityGuard's namespace: `list` on `pods` and
 //! `get` on `pods/log`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_compression::tokio::bufread::GzipEncoder;
@@ -22,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::config::GuardRef;
+use super::envelope::{self, Keyring, Sealer};
 use super::manifest;
 use super::store::{self, S3Options, S3Store, Store};
 use super::upload::{self, MultipartUpload, Sinks, StreamError};
@@ -54,6 +61,8 @@ pub struct Options {
     pub since: Duration,
     /// Archives older than this many days are deleted after a complete archive.
     pub retention_days_s3: u32,
+    /// Encrypt the archived logs with the first key of this key file.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// The archive could not be made, naming what failed.
@@ -68,6 +77,9 @@ pub enum Error {
     /// No Kubernetes client configuration (no kubeconfig, not in a pod).
     #[error("cannot reach the Kubernetes API: {0}")]
     Client(#[source] kube::Error),
+    /// The encryption key file cannot be used (nothing was archived).
+    #[error("nothing was archived: {0}")]
+    Key(#[source] envelope::KeyError),
     /// Listing the API pods failed.
     #[error("cannot list the pods ({selector}) in namespace {namespace}: {source}")]
     ListPods {
@@ -118,6 +130,8 @@ enum ContainerError {
     Read { pod: String, container: String, source: std::io::Error },
     #[error("storing the log of {pod}/{container} failed: {source}")]
     Store { pod: String, container: String, source: store::Error },
+    #[error("encrypting the log of {pod}/{container} failed: {source}")]
+    Seal { pod: String, container: String, source: envelope::SealError },
 }
 
 /// The index of one archive.
@@ -140,8 +154,21 @@ pub struct Index {
     /// Containers whose log could not be archived, with the error: the run failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<Skipped>,
+    /// How the archived logs are encrypted; absent: they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ArchiveEncryption>,
     /// Version of the operator that wrote it.
     pub operator_version: String,
+}
+
+/// The client-side encryption of an archive's logs (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveEncryption {
+    /// The envelope's algorithm ([`envelope::ALGORITHM`]).
+    pub algorithm: String,
+    /// Fingerprint of the key that sealed them: `sha256:` and 16 hex digits.
+    pub key_fingerprint: String,
 }
 
 /// One archived container log.
@@ -154,9 +181,9 @@ pub struct ArchivedLog {
     pub pod: String,
     /// The container.
     pub container: String,
-    /// Compressed size in bytes.
+    /// Size in bytes of the object as stored (compressed, and sealed when encrypted).
     pub size: u64,
-    /// SHA-256 of the compressed object, lowercase hex.
+    /// SHA-256 of the object as stored, lowercase hex.
     pub sha256: String,
 }
 
@@ -201,6 +228,11 @@ pub fn log_key(folder: &str, pod: &str, container: &str) -> String {
 /// Archives the logs as `options` say.
 pub async fn run(options: &Options) -> Result<Report, Error> {
     let guard = options.guard_ref.clone().ok_or(Error::NoGuard)?;
+    let keyring = match &options.encryption_key_file {
+        Some(path) => Some(Keyring::read(path).await.map_err(Error::Key)?),
+        None => None,
+    };
+    let sealing = keyring.as_ref().map(Keyring::current);
     // The folder of the backups: SG_GUARD when given (the Jobs set it), else `<namespace>/<name>`.
     let folder_guard = options.guard.clone().unwrap_or_else(|| guard.to_string());
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
@@ -229,9 +261,13 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         objects: Vec::new(),
         skipped: Vec::new(),
         failed: Vec::new(),
+        encryption: sealing.map(|key| ArchiveEncryption {
+            algorithm: envelope::ALGORITHM.to_owned(),
+            key_fingerprint: key.fingerprint().to_string(),
+        }),
         operator_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let total = archive_pods(&pods, &listed.items, &s3, &folder, since_seconds, &mut index).await;
+    let total = archive_pods(&pods, &listed.items, (&s3, sealing), &folder, since_seconds, &mut index).await;
 
     // LAST: the index lists what is complete, and what failed.
     let index_key = format!("{folder}{INDEX_NAME}");
@@ -255,12 +291,13 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     Ok(Report { index_key, index, deleted })
 }
 
-/// Archives the log of every container of `pods` into `folder`, recording each in `index` as
-/// archived, skipped or failed. Returns how many containers there were.
+/// Archives the log of every container of `pods` into `folder` of `s3` (sealed with `sealing`
+/// when given), recording each in `index` as archived, skipped or failed. Returns how many
+/// containers there were.
 async fn archive_pods(
     api: &Api<Pod>,
     pods: &[Pod],
-    s3: &S3Store,
+    (s3, sealing): (&S3Store, Option<&envelope::Key>),
     folder: &str,
     since_seconds: i64,
     index: &mut Index,
@@ -276,7 +313,7 @@ async fn archive_pods(
                 index.skipped.push(Skipped { pod: name.clone(), container, reason: "pod pending".into() });
                 continue;
             }
-            match archive_one(api, s3, folder, &name, &container, since_seconds).await {
+            match archive_one(api, (s3, sealing), folder, &name, &container, since_seconds).await {
                 Ok(archived) => {
                     tracing::info!(pod = %name, container = %archived.container, key = %archived.key, size = archived.size, "log archived");
                     index.objects.push(archived);
@@ -294,10 +331,11 @@ async fn archive_pods(
     total
 }
 
-/// Streams one container's log, gzip-compressed, into `<folder><pod>-<container>.log.gz`.
+/// Streams one container's log, gzip-compressed (then sealed with `sealing` when given), into
+/// `<folder><pod>-<container>.log.gz`.
 async fn archive_one(
     pods: &Api<Pod>,
-    s3: &S3Store,
+    (s3, sealing): (&S3Store, Option<&envelope::Key>),
     folder: &str,
     pod: &str,
     container: &str,
@@ -320,13 +358,14 @@ async fn archive_one(
     let upload = MultipartUpload::start(s3, &key).await.map_err(store_error)?;
     let mut sinks = Sinks { s3: upload, local: None };
     let gzip = GzipEncoder::new(tokio::io::BufReader::new(reader.compat()));
-    let streamed = match upload::stream(gzip, PART_SIZE, &mut sinks).await {
+    let streamed = match upload::stream(gzip, PART_SIZE, &mut sinks, sealing.map(Sealer::new)).await {
         Ok(streamed) => streamed,
         Err(error) => {
             sinks.s3.abort().await;
             return Err(match error {
                 StreamError::Read(source) => ContainerError::Read { pod: p, container: c, source },
                 StreamError::Store(source) => store_error(source),
+                StreamError::Seal(source) => ContainerError::Seal { pod: p, container: c, source },
             });
         }
     };

@@ -2,14 +2,32 @@
 //!
 //! A dump without its manifest is never a good backup: the manifest is the proof that the upload
 //! finished, and carries what a restore checks (size, SHA-256, row count per table).
+//!
+//! Encrypted backups: `size` and `sha256` (of the dump and of the config backup) are those of the
+//! objects as stored, that is sealed. A restore checks them on the download, before anything is
+//! decrypted; the envelope then authenticates every chunk of the plaintext
+//! ([`super::envelope`]), so the plaintext needs no checksum of its own, and the manifest says
+//! nothing about it that the bucket could not (equal dumps do not show as equal hashes).
+//! `encryption` names the algorithm and the key's fingerprint, never the key. Such a manifest has
+//! format version [`FORMAT_VERSION`] (2): an older operator refuses it instead of handing
+//! ciphertext to `pg_restore`. Unencrypted backups keep version 1, which every operator reads.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// Version of the manifest format; a reader refuses a newer one.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the manifest format this operator reads (and writes for encrypted backups); a
+/// reader refuses a newer one.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Version written for unencrypted backups, which operators before encryption read too.
+pub const PLAIN_FORMAT_VERSION: u32 = 1;
+
+/// The format version of a manifest with or without `encryption`.
+pub fn format_version(encryption: Option<&Encryption>) -> u32 {
+    if encryption.is_some() { FORMAT_VERSION } else { PLAIN_FORMAT_VERSION }
+}
 
 /// File name suffix of a dump (`pg_dump --format=custom`).
 pub const DUMP_SUFFIX: &str = ".pgdump";
@@ -39,9 +57,9 @@ pub struct Manifest {
     pub database: String,
     /// Key of the dump in the store that holds this manifest.
     pub key: String,
-    /// Size of the dump in bytes.
+    /// Size of the dump in bytes, as stored (sealed, when encrypted).
     pub size: u64,
-    /// SHA-256 of the dump, lowercase hex.
+    /// SHA-256 of the dump as stored (sealed, when encrypted), lowercase hex.
     pub sha256: String,
     /// Rows per table (`schema.table`), counted in the snapshot that `pg_dump` dumped.
     pub row_counts: BTreeMap<String, u64>,
@@ -58,6 +76,21 @@ pub struct Manifest {
     /// The config backup stored with the dump, when one was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigFile>,
+    /// How the dump and the config backup are encrypted; absent: they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// The client-side encryption of a backup's objects (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Encryption {
+    /// The envelope's algorithm ([`super::envelope::ALGORITHM`]).
+    pub algorithm: String,
+    /// Fingerprint of the key that sealed them: `sha256:` and 16 hex digits.
+    pub key_fingerprint: String,
+    /// Size of the dump before encryption, in bytes.
+    pub plaintext_size: u64,
 }
 
 /// A config backup covered by a manifest: the backup is good only if this object is stored
@@ -67,9 +100,9 @@ pub struct Manifest {
 pub struct ConfigFile {
     /// Its key ([`config_key`] of the dump's key).
     pub key: String,
-    /// Its size in bytes.
+    /// Its size in bytes, as stored (sealed, when encrypted).
     pub size: u64,
-    /// Its SHA-256, lowercase hex.
+    /// Its SHA-256 as stored (sealed, when encrypted), lowercase hex.
     pub sha256: String,
     /// `Kind/name` of each object in it.
     pub objects: Vec<String>,
@@ -175,7 +208,7 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: PLAIN_FORMAT_VERSION,
             status: Status::Completed,
             guard: Some("prod".into()),
             database: "securityguard".into(),
@@ -189,6 +222,7 @@ mod tests {
             started_at: "2026-11-25T09:00:00.123Z".parse().expect("time"),
             finished_at: "2026-11-25T09:00:05Z".parse().expect("time"),
             config: None,
+            encryption: None,
         }
     }
 
@@ -202,6 +236,27 @@ mod tests {
         assert_eq!(value["rowCounts"]["public.users"], 3);
         assert_eq!(value["startedAt"], "2026-11-25T09:00:00.123Z");
         assert!(value.get("config").is_none(), "no config key without a config backup");
+        assert!(value.get("encryption").is_none(), "no encryption key for a plain backup");
+    }
+
+    #[test]
+    fn an_encrypted_backup_names_its_key_by_fingerprint_and_is_version_2() {
+        let mut manifest = sample();
+        manifest.encryption = Some(Encryption {
+            algorithm: "chacha20poly1305-stream-64k".into(),
+            key_fingerprint: "sha256:0123456789abcdef".into(),
+            plaintext_size: 10,
+        });
+        manifest.format_version = format_version(manifest.encryption.as_ref());
+        let value: serde_json::Value = serde_json::from_slice(&manifest.to_json()).expect("json");
+        assert_eq!(value["formatVersion"], 2);
+        assert_eq!(
+            value["encryption"],
+            serde_json::json!({"algorithm": "chacha20poly1305-stream-64k",
+                               "keyFingerprint": "sha256:0123456789abcdef", "plaintextSize": 10})
+        );
+        assert_eq!(Manifest::parse("k", &manifest.to_json()).expect("parse"), manifest);
+        assert_eq!(format_version(None), 1, "plain backups stay readable by older operators");
     }
 
     #[test]
@@ -227,7 +282,7 @@ mod tests {
         let mut manifest = sample();
         manifest.format_version = FORMAT_VERSION + 1;
         let error = Manifest::parse("k.manifest.json", &manifest.to_json()).expect_err("newer");
-        assert!(error.to_string().contains("k.manifest.json has format version 2"), "{error}");
+        assert!(error.to_string().contains("k.manifest.json has format version 3"), "{error}");
         let error = Manifest::parse("k", b"{\"size\": 1}").expect_err("garbage");
         assert!(error.to_string().starts_with("manifest k is not valid"), "{error}");
     }

@@ -2,6 +2,13 @@
 //! against the manifest BEFORE touching any database → `pg_restore` in one transaction → compare
 //! row counts with the manifest.
 //!
+//! An encrypted backup (its manifest has `encryption`) needs a key file holding the key whose
+//! fingerprint the manifest records: without it, or with other keys only, the restore is refused
+//! before anything is downloaded, naming the fingerprint expected and those given. The download
+//! is decrypted as it arrives, every chunk authenticated, into the work file; `pg_restore` starts
+//! only once the whole object matched the manifest's SHA-256 and its final chunk opened. An
+//! unencrypted backup restores as before, with or without a key file.
+//!
 //! `--verify-only` is the restore drill: the same, into a scratch database that is dropped at
 //! the end whatever happened.
 
@@ -13,6 +20,7 @@ use rand::Rng;
 
 use super::catalog::{self, ResolveError, Source};
 use super::ledger::{self, Holder};
+use super::envelope::{self, Keyring, OpenError, Opener};
 use super::manifest::{self, Manifest};
 use super::pg::{self, DbUrl};
 use super::store::{self, SourceStore, Store};
@@ -46,6 +54,8 @@ pub struct Options {
     /// The restore request this restore serves, claimed in the restore ledger: once the
     /// database holds the backup, its key and the time are added to the request's record.
     pub ledger: Option<Holder>,
+    /// The key file of encrypted backups: every key in it may open one.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// A failed restore, saying whether the database was touched.
@@ -85,6 +95,53 @@ pub enum Error {
         expected_size: u64,
         /// SHA-256 in the manifest.
         expected_sha256: String,
+    },
+    /// The backup is encrypted and no key file was given.
+    #[error(
+        "restore refused, the database was not touched: backup {key} is encrypted with key {expected}, \
+         and no key was given (--encryption-key-file, spec.backup.encryption.keySecret)"
+    )]
+    NoKey {
+        /// The backup.
+        key: String,
+        /// Fingerprint of the key that encrypted it.
+        expected: String,
+    },
+    /// The key file does not hold the key that encrypted the backup.
+    #[error(
+        "restore refused, the database was not touched: backup {key} is encrypted with key {expected}, \
+         the key file holds {given}"
+    )]
+    WrongKey {
+        /// The backup.
+        key: String,
+        /// Fingerprint of the key that encrypted it.
+        expected: String,
+        /// Fingerprints of the keys given.
+        given: String,
+    },
+    /// The backup is encrypted in a way this operator does not know.
+    #[error(
+        "restore refused, the database was not touched: backup {key} is encrypted with {algorithm}, this operator knows {}",
+        envelope::ALGORITHM
+    )]
+    Algorithm {
+        /// The backup.
+        key: String,
+        /// The manifest's algorithm.
+        algorithm: String,
+    },
+    /// The key file cannot be used.
+    #[error("restore refused, the database was not touched: {0}")]
+    Key(#[source] envelope::KeyError),
+    /// The download matches the manifest but does not decrypt.
+    #[error("restore refused, the database was not touched: {location} cannot be decrypted: {source}")]
+    Decrypt {
+        /// The dump.
+        location: String,
+        /// Why.
+        #[source]
+        source: OpenError,
     },
     /// The database could not be reached, or a scratch database created or dropped.
     #[error("restore of {key}: {source}")]
@@ -129,6 +186,11 @@ impl Error {
             | Error::Source(_)
             | Error::TempFile { .. }
             | Error::Corrupt { .. }
+            | Error::NoKey { .. }
+            | Error::WrongKey { .. }
+            | Error::Algorithm { .. }
+            | Error::Key(_)
+            | Error::Decrypt { .. }
             | Error::Restore { .. } => false,
             Error::Database { .. } | Error::RowCounts { .. } => true,
         }
@@ -160,7 +222,16 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         return Err(Error::Source(ResolveError::NotGood { key: backup.key.clone(), state: backup.state.clone() }));
     };
     let key = manifest.key.clone();
-    tracing::info!(source = %options.source, %key, taken = %manifest.started_at, size = manifest.size, "restoring");
+    let keyring = opening_keys(&manifest, options.encryption_key_file.as_deref()).await?;
+    let key_fingerprint = manifest.encryption.as_ref().map(|e| e.key_fingerprint.as_str()).unwrap_or_default();
+    tracing::info!(
+        source = %options.source,
+        %key,
+        taken = %manifest.started_at,
+        size = manifest.size,
+        %key_fingerprint,
+        "restoring"
+    );
 
     let dir = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let temp = tempfile::Builder::new()
@@ -168,7 +239,20 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         .suffix(manifest::DUMP_SUFFIX)
         .tempfile_in(&dir)
         .map_err(|source| Error::TempFile { dir: dir.display().to_string(), source })?;
-    let (size, sha256) = store.download(&key, temp.path()).await.map_err(Error::Store)?;
+    // Decrypted on the way when encrypted; a failure sticks and is reported once the checksum of
+    // the whole object is known (a corrupt object is reported as corrupt).
+    let mut opener = keyring.as_ref().map(Opener::new);
+    let mut opened = None;
+    let (size, sha256) = store
+        .download_with(&key, temp.path(), |chunk, out| match (opener.as_mut(), chunk) {
+            (None, chunk) => out.extend_from_slice(chunk.unwrap_or_default()),
+            (Some(opener), Some(chunk)) => {
+                let _ = opener.push(chunk, out);
+            }
+            (Some(opener), None) => opened = Some(opener.finish(out)),
+        })
+        .await
+        .map_err(Error::Store)?;
     if size != manifest.size || sha256 != manifest.sha256 {
         return Err(Error::Corrupt {
             location: store.location(&key),
@@ -177,6 +261,9 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
             expected_size: manifest.size,
             expected_sha256: manifest.sha256.clone(),
         });
+    }
+    if let Some(Err(source)) = opened {
+        return Err(Error::Decrypt { location: store.location(&key), source });
     }
     tracing::info!(%key, size, %sha256, "download verified against the manifest");
 
@@ -216,6 +303,22 @@ async fn record_in_ledger(store: &Store, options: &Options, holder: &Holder, key
         Ok(record) => tracing::info!(request = %record.request_id, %key, "restore recorded in the restore ledger"),
         Err(error) => tracing::warn!(%error, request = %holder.request_id, "cannot record the restore in the ledger"),
     }
+}
+
+/// The keys that open the backup of `manifest`, from `key_file`: `None` for an unencrypted
+/// backup; an error, before anything is downloaded, when the key that encrypted it is not there.
+async fn opening_keys(manifest: &Manifest, key_file: Option<&Path>) -> Result<Option<Keyring>, Error> {
+    let Some(encryption) = &manifest.encryption else { return Ok(None) };
+    let (key, expected) = (manifest.key.clone(), encryption.key_fingerprint.clone());
+    if encryption.algorithm != envelope::ALGORITHM {
+        return Err(Error::Algorithm { key, algorithm: encryption.algorithm.clone() });
+    }
+    let Some(path) = key_file else { return Err(Error::NoKey { key, expected }) };
+    let keyring = Keyring::read(path).await.map_err(Error::Key)?;
+    if keyring.find_named(&expected).is_none() {
+        return Err(Error::WrongKey { key, expected, given: envelope::list(&keyring.fingerprints()) });
+    }
+    Ok(Some(keyring))
 }
 
 /// Restores into a scratch database on the server of `url`, checks it, drops it.
@@ -299,6 +402,50 @@ mod tests {
             vec!["public.b: expected 0, found 2".to_owned(), "public.c: expected 1, table missing".to_owned()]
         );
         assert!(compare_counts(&expected, &expected).is_empty());
+    }
+
+    fn encrypted(fingerprint: &str) -> Manifest {
+        let mut manifest = crate::backup::catalog::tests::manifest("b/1.pgdump", 1, "2026-11-01T00:00:00Z");
+        manifest.encryption = Some(manifest::Encryption {
+            algorithm: envelope::ALGORITHM.to_owned(),
+            key_fingerprint: fingerprint.to_owned(),
+            plaintext_size: 1,
+        });
+        manifest
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_backup_needs_the_key_that_encrypted_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (current, previous) = (envelope::Key::new([1; 32]), envelope::Key::new([2; 32]));
+        let file = dir.path().join("keys");
+        std::fs::write(&file, format!("{}\n{}\n", "01".repeat(32), "02".repeat(32))).expect("key file");
+
+        // A previous key in the file opens what it encrypted.
+        let found = opening_keys(&encrypted(&previous.fingerprint().to_string()), Some(&file)).await.expect("found");
+        assert_eq!(found.map(|k| k.fingerprints()), Some(vec![current.fingerprint(), previous.fingerprint()]));
+
+        let error = opening_keys(&encrypted("sha256:00000000000000aa"), Some(&file)).await.expect_err("wrong key");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "restore refused, the database was not touched: backup b/1.pgdump is encrypted with key \
+                 sha256:00000000000000aa, the key file holds {}, {}",
+                current.fingerprint(),
+                previous.fingerprint()
+            )
+        );
+        assert!(!error.database_changed());
+        let error = opening_keys(&encrypted("sha256:00000000000000aa"), None).await.expect_err("no key");
+        assert!(error.to_string().contains("no key was given"), "{error}");
+        let missing = dir.path().join("missing");
+        let error = opening_keys(&encrypted("sha256:00000000000000aa"), Some(&missing)).await.expect_err("no file");
+        assert!(error.to_string().contains("cannot read the encryption key file"), "{error}");
+
+        // An unencrypted backup needs no key, and ignores one given.
+        let plain = crate::backup::catalog::tests::manifest("b/0.pgdump", 1, "2026-10-01T00:00:00Z");
+        assert!(opening_keys(&plain, None).await.expect("plain").is_none());
+        assert!(opening_keys(&plain, Some(&missing)).await.expect("plain").is_none());
     }
 
     #[test]

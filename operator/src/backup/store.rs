@@ -12,6 +12,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption as SseHeader;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -31,6 +32,41 @@ pub struct S3Options {
     pub region: String,
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
     pub path_style: bool,
+    /// Server-side encryption asked for every object written.
+    pub server_side_encryption: Option<ServerSideEncryption>,
+}
+
+/// Server-side encryption asked of S3 for every object written (`PutObject`,
+/// `CreateMultipartUpload`); reads need nothing. It protects the objects at rest inside S3 from
+/// whoever reads its disks, not from whoever may read the bucket: that is what the client-side
+/// encryption of [`super::envelope`] is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3: keys managed by S3 (`x-amz-server-side-encryption: AES256`).
+    S3,
+    /// SSE-KMS with this AWS KMS key (id, ARN or alias; `aws:kms`).
+    Kms {
+        /// The key.
+        key_id: String,
+    },
+}
+
+impl ServerSideEncryption {
+    /// The `x-amz-server-side-encryption` header.
+    pub fn header(&self) -> SseHeader {
+        match self {
+            ServerSideEncryption::S3 => SseHeader::Aes256,
+            ServerSideEncryption::Kms { .. } => SseHeader::AwsKms,
+        }
+    }
+
+    /// The `x-amz-server-side-encryption-aws-kms-key-id` header.
+    pub fn kms_key_id(&self) -> Option<String> {
+        match self {
+            ServerSideEncryption::S3 => None,
+            ServerSideEncryption::Kms { key_id } => Some(key_id.clone()),
+        }
+    }
 }
 
 /// Where to read backups from: the bucket when one is named, else the local tier.
@@ -128,6 +164,8 @@ pub struct S3Store {
     pub client: Client,
     /// The bucket.
     pub bucket: String,
+    /// Server-side encryption of the objects written.
+    pub server_side_encryption: Option<ServerSideEncryption>,
 }
 
 /// A local directory.
@@ -267,6 +305,8 @@ impl Store {
                     .bucket(&s3.bucket)
                     .key(key)
                     .content_type(content_type)
+                    .set_server_side_encryption(s3.server_side_encryption.as_ref().map(ServerSideEncryption::header))
+                    .set_ssekms_key_id(s3.server_side_encryption.as_ref().and_then(ServerSideEncryption::kms_key_id))
                     .body(ByteStream::from(bytes))
                     .send()
                     .await
@@ -290,15 +330,38 @@ impl Store {
     /// Streams an object into the file at `path` (created or truncated), returning its size and
     /// SHA-256 (lowercase hex), in constant memory.
     pub async fn download(&self, key: &str, path: &Path) -> Result<(u64, String), Error> {
+        self.download_with(key, path, |chunk, out| out.extend_from_slice(chunk.unwrap_or_default())).await
+    }
+
+    /// Streams an object through `transform` into the file at `path` (created or truncated),
+    /// returning the size and SHA-256 (lowercase hex) of the object as stored, in constant memory.
+    /// `transform` gets each chunk read (`None` once at the end) and appends what to write.
+    pub async fn download_with(
+        &self,
+        key: &str,
+        path: &Path,
+        mut transform: impl FnMut(Option<&[u8]>, &mut Vec<u8>),
+    ) -> Result<(u64, String), Error> {
         let mut reader = self.open(key).await?;
         let mut file = tokio::fs::File::create(path).await.map_err(|e| Error::local("creating", path, e))?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut chunk = Vec::new();
-        while reader.next_chunk(&mut chunk).await? {
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(|e| Error::local("writing", path, e))?;
+        let mut out = Vec::new();
+        loop {
+            let more = reader.next_chunk(&mut chunk).await?;
+            out.clear();
+            if more {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                transform(Some(&chunk), &mut out);
+            } else {
+                transform(None, &mut out);
+            }
+            file.write_all(&out).await.map_err(|e| Error::local("writing", path, e))?;
+            if !more {
+                break;
+            }
         }
         file.flush().await.map_err(|e| Error::local("writing", path, e))?;
         Ok((size, hex::encode(hasher.finalize())))
@@ -374,7 +437,11 @@ impl Reader {
 impl S3Store {
     /// A client for the bucket of `options`.
     pub async fn connect(options: &S3Options) -> Self {
-        S3Store { client: s3_client(options).await, bucket: options.bucket.clone() }
+        S3Store {
+            client: s3_client(options).await,
+            bucket: options.bucket.clone(),
+            server_side_encryption: options.server_side_encryption.clone(),
+        }
     }
 
     /// Size of an object, from `HeadObject`.

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
-use super::store::{self, Error, LocalStore, S3Store};
+use super::envelope::{self, SealError, Sealer};
+use super::store::{self, Error, LocalStore, S3Store, ServerSideEncryption};
 
 /// Parts uploaded at the same time. Memory is bounded by `(PARTS_IN_FLIGHT + 1) * part size`:
 /// the parts in flight and the one being read.
@@ -22,6 +23,9 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// S3's largest number of parts in one upload.
 pub const MAX_PARTS: i32 = 10_000;
+
+/// Bytes read from the source at a time.
+const READ_SIZE: usize = 256 * 1024;
 
 /// A multipart upload under way.
 pub struct MultipartUpload {
@@ -35,7 +39,8 @@ pub struct MultipartUpload {
 }
 
 impl MultipartUpload {
-    /// Starts an upload to `key`.
+    /// Starts an upload to `key`, with the store's server-side encryption (the parts need no
+    /// header of their own).
     pub async fn start(s3: &S3Store, key: &str) -> Result<Self, Error> {
         let output = s3
             .client
@@ -43,6 +48,8 @@ impl MultipartUpload {
             .bucket(&s3.bucket)
             .key(key)
             .content_type("application/octet-stream")
+            .set_server_side_encryption(s3.server_side_encryption.as_ref().map(ServerSideEncryption::header))
+            .set_ssekms_key_id(s3.server_side_encryption.as_ref().and_then(ServerSideEncryption::kms_key_id))
             .send()
             .await
             .map_err(|e| Error::s3("CreateMultipartUpload", &s3.bucket, key, e))?;
@@ -200,12 +207,14 @@ pub struct Sinks {
 /// What was streamed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Streamed {
-    /// Bytes.
+    /// Bytes stored (sealed, when encrypted).
     pub size: u64,
-    /// SHA-256, lowercase hex.
+    /// SHA-256 of the bytes stored, lowercase hex.
     pub sha256: String,
     /// Parts sent to S3.
     pub parts: u32,
+    /// Bytes read from the source (before sealing).
+    pub plaintext_size: u64,
 }
 
 /// Reading the dump failed.
@@ -214,43 +223,76 @@ pub enum StreamError {
     /// Reading `pg_dump`'s output failed.
     #[error("reading the output of pg_dump failed: {0}")]
     Read(#[source] std::io::Error),
+    /// Encrypting failed.
+    #[error("encrypting failed: {0}")]
+    Seal(#[source] SealError),
     /// A store refused a part.
     #[error(transparent)]
     Store(#[from] Error),
 }
 
-/// Copies `reader` to the sinks in parts of `part_size` bytes, hashing on the way. Every part
-/// but the last is exactly `part_size` bytes.
+/// Copies `reader` to the sinks in parts of `part_size` bytes, sealed by `sealer` when given
+/// (encrypted), hashing what is stored on the way. Every part but the last is exactly
+/// `part_size` bytes.
 pub async fn stream(
     mut reader: impl AsyncRead + Unpin,
     part_size: usize,
     sinks: &mut Sinks,
+    mut sealer: Option<Sealer>,
 ) -> Result<Streamed, StreamError> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
+    let mut plaintext_size = 0u64;
     let mut parts = 0u32;
-    let mut chunk = vec![0u8; 256 * 1024];
+    let mut chunk = vec![0u8; READ_SIZE];
+    let mut sealed = Vec::with_capacity(READ_SIZE + envelope::HEADER_LEN + envelope::CHUNK + envelope::TAG);
     let mut part = Vec::with_capacity(part_size);
     loop {
-        let room = (part_size - part.len()).min(chunk.len());
-        let n = reader.read(&mut chunk[..room]).await.map_err(StreamError::Read)?;
-        if n > 0 {
-            hasher.update(&chunk[..n]);
-            part.extend_from_slice(&chunk[..n]);
-            size += n as u64;
-        }
+        let n = reader.read(&mut chunk).await.map_err(StreamError::Read)?;
         let eof = n == 0;
-        if part.len() == part_size || (eof && (!part.is_empty() || parts == 0)) {
-            if let Some(local) = &mut sinks.local {
-                local.push(&part).await?;
+        plaintext_size += n as u64;
+        let bytes: &[u8] = match &mut sealer {
+            None => &chunk[..n],
+            Some(sealer) => {
+                sealed.clear();
+                if eof {
+                    sealer.finish(&mut sealed).map_err(StreamError::Seal)?;
+                } else {
+                    sealer.push(&chunk[..n], &mut sealed).map_err(StreamError::Seal)?;
+                }
+                &sealed
             }
-            let full = std::mem::replace(&mut part, Vec::with_capacity(if eof { 0 } else { part_size }));
-            sinks.s3.push(full).await?;
-            parts += 1;
-            tracing::info!(bytes = size, parts, "dump progress");
+        };
+        hasher.update(bytes);
+        size += bytes.len() as u64;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let take = (part_size - part.len()).min(rest.len());
+            part.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if part.len() == part_size {
+                let full = std::mem::replace(&mut part, Vec::with_capacity(part_size));
+                send(sinks, full).await?;
+                parts += 1;
+                tracing::info!(bytes = size, parts, "dump progress");
+            }
         }
         if eof {
-            return Ok(Streamed { size, sha256: hex::encode(hasher.finalize()), parts });
+            if !part.is_empty() || parts == 0 {
+                send(sinks, std::mem::take(&mut part)).await?;
+                parts += 1;
+                tracing::info!(bytes = size, parts, "dump progress");
+            }
+            return Ok(Streamed { size, sha256: hex::encode(hasher.finalize()), parts, plaintext_size });
         }
     }
+}
+
+/// One part to every sink.
+async fn send(sinks: &mut Sinks, part: Vec<u8>) -> Result<(), StreamError> {
+    if let Some(local) = &mut sinks.local {
+        local.push(&part).await?;
+    }
+    sinks.s3.push(part).await?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::formats;
+use super::workload::SecretKeyReference;
 
 /// Scheduled and on-demand backups of the PostgreSQL database to S3, restore drills, and the
 /// weekly archive of the API's logs.
@@ -52,6 +53,29 @@ pub struct BackupSpec {
     /// The weekly archive of the API pods' logs to S3.
     #[serde(default)]
     pub log_archive: LogArchiveSpec,
+
+    /// Client-side encryption: the dumps, config backups and log archives are encrypted in the
+    /// backup pod, before they reach S3 or the local volume, with a key from a Secret (absent:
+    /// stored as they are, though S3 may still encrypt them at rest, see
+    /// `s3.serverSideEncryption`). Whoever can read the bucket then learns nothing of the data;
+    /// whoever loses every copy of the key loses the backups encrypted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
+}
+
+/// Client-side encryption of the backups (ChaCha20-Poly1305 in 64 KiB authenticated chunks, a
+/// fresh key per object derived from the backup key).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// The Secret key holding the encryption keys, mounted as a file into the backup, restore,
+    /// drill and log-archive pods (never an argument, an environment value or a log line). One
+    /// key a line: 32 random bytes as base64 (`openssl rand -base64 32`) or as 64 hex digits;
+    /// blank lines and `#` comments are skipped. The first key encrypts new backups; every key
+    /// decrypts, so to rotate, put the new key on the first line and keep the old ones below for
+    /// as long as backups encrypted with them are kept. Manifests, logs and errors name a key
+    /// by its fingerprint only (`sha256:` and 16 hex digits).
+    pub key_secret: SecretKeyReference,
 }
 
 /// The S3 bucket (AWS or any S3-compatible server) holding the backups.
@@ -88,6 +112,42 @@ pub struct S3Spec {
     /// `AWS_SECRET_ACCESS_KEY`.
     #[schemars(length(min = 1, max = 253), regex(pattern = formats::DNS_SUBDOMAIN_PATTERN))]
     pub credentials_secret: String,
+
+    /// Server-side encryption asked of S3 for every object written (dumps, manifests, config
+    /// backups, log archives): S3 encrypts them at rest and decrypts them for whoever may read
+    /// them (absent: the bucket's default encryption applies). Independent of, and combinable
+    /// with, the client-side `spec.backup.encryption`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_side_encryption: Option<ServerSideEncryptionSpec>,
+}
+
+/// Server-side encryption of the backup objects by S3.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == 'SSE-KMS' ? has(self.kmsKeyId) : !has(self.kmsKeyId)")
+    .message("kmsKeyId is required with type SSE-KMS, and only allowed with it")
+    .field_path(".kmsKeyId"))]
+pub struct ServerSideEncryptionSpec {
+    /// `SSE-S3`: keys managed by S3 (`AES256`); `SSE-KMS`: an AWS KMS key, `kmsKeyId` (`aws:kms`).
+    #[serde(rename = "type")]
+    pub type_: ServerSideEncryptionType,
+
+    /// The KMS key of `SSE-KMS`: a key id, key ARN, alias (`alias/backups`) or alias ARN. The
+    /// S3 credentials need `kms:GenerateDataKey` on it to write and `kms:Decrypt` to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub kms_key_id: Option<String>,
+}
+
+/// How S3 encrypts the objects at rest.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerSideEncryptionType {
+    /// Keys managed by S3 (`x-amz-server-side-encryption: AES256`).
+    #[serde(rename = "SSE-S3")]
+    SseS3,
+    /// A key of AWS KMS (`x-amz-server-side-encryption: aws:kms`).
+    #[serde(rename = "SSE-KMS")]
+    SseKms,
 }
 
 /// How long backups are kept. Retention runs after each successful backup only.

@@ -17,8 +17,9 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub use backup::{
-    BackupRun, BackupSpec, BackupStatus, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling, RestorePhase, RestoreSpec,
-    RestoreStatus, RetentionSpec, S3Spec, VerifySpec,
+    BackupRun, BackupSpec, BackupStatus, EncryptionSpec, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling,
+    RestorePhase, RestoreSpec, RestoreStatus, RetentionSpec, S3Spec, ServerSideEncryptionSpec,
+    ServerSideEncryptionType, VerifySpec,
 };
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,

@@ -70,6 +70,7 @@ pub(crate) mod test_support {
             secret("db", "url", "postgresql://u:p@db.example.com:5432/sg"),
             secret("cache", "url", "rediss://:p@cache.example.com:6379/0"),
             secret("claude", "key", "sk-test"),
+            secret("backup-key", "keys", &"0f".repeat(32)),
             Secret {
                 metadata: kube::api::ObjectMeta { name: Some("s3".to_owned()), ..Default::default() },
                 data: Some(

@@ -3,10 +3,11 @@
 
 use kube::{Resource, ResourceExt};
 
+use crate::backup::envelope::Keyring;
 use crate::controller::read::dereference::References;
 use crate::controller::vocabulary::{Datastore, ValidatedGuard};
 use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use crate::crd::{BackupSpec, SecretKeyReference, SecurityGuard, SecurityGuardSpec};
+use crate::crd::{BackupSpec, SecretKeyReference, SecurityGuard, SecurityGuardSpec, ServerSideEncryptionType};
 
 /// Shortest JWT signing key accepted (HS256 wants at least 256 bits).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -70,6 +71,22 @@ pub enum Problem {
         schedule: String,
         /// Why.
         reason: String,
+    },
+    /// The encryption keys cannot be used (the reason names the Secret and the line, never a key).
+    #[error("{field}: {reason}")]
+    EncryptionKey {
+        /// The spec field holding the reference.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Server-side encryption asked in a way S3 refuses (also refused at admission).
+    #[error("{field}: {reason}")]
+    ServerSideEncryption {
+        /// The spec field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
     },
     /// Metadata the API server always sets is missing.
     #[error("metadata.{0} is missing")]
@@ -151,11 +168,30 @@ fn check_api_secrets(spec: &SecurityGuardSpec, refs: &References, problems: &mut
     }
 }
 
-/// The S3 credentials and every schedule of `spec.backup`.
+/// The S3 credentials, the encryption keys and every schedule of `spec.backup`.
 fn check_backup(backup: &BackupSpec, refs: &References, problems: &mut Vec<Problem>) {
     for key in [ACCESS_KEY_ID, SECRET_ACCESS_KEY] {
         let reference = SecretKeyReference { name: backup.s3.credentials_secret.clone(), key: key.to_owned() };
         secret_value(refs, "spec.backup.s3.credentialsSecret", &reference, problems);
+    }
+    if let Some(encryption) = &backup.encryption {
+        let field = "spec.backup.encryption.keySecret";
+        if let Some(text) = secret_value(refs, field, &encryption.key_secret, problems)
+            && let Err(error) = Keyring::parse(text, &encryption.key_secret.to_string())
+        {
+            problems.push(Problem::EncryptionKey { field, reason: error.to_string() });
+        }
+    }
+    if let Some(sse) = &backup.s3.server_side_encryption {
+        let reason = match (sse.type_, &sse.kms_key_id) {
+            (ServerSideEncryptionType::SseKms, None) => Some("type SSE-KMS needs kmsKeyId"),
+            (ServerSideEncryptionType::SseS3, Some(_)) => Some("kmsKeyId is only allowed with type SSE-KMS"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            problems
+                .push(Problem::ServerSideEncryption { field: "spec.backup.s3.serverSideEncryption.kmsKeyId", reason });
+        }
     }
     let mut schedules = vec![("spec.backup.schedule", &backup.schedule)];
     if backup.verify.enabled {
@@ -296,6 +332,57 @@ mod tests {
         let err = validate(&guard(extra), &refs).unwrap_err();
         assert!(matches!(&err.0[..], [Problem::Schedule { field: "spec.threatFeeds.schedule", .. }]), "{err}");
         assert!(err.to_string().starts_with("spec.threatFeeds.schedule: \"61 * * * *\" is not a valid cron schedule"));
+    }
+
+    fn s3_secret() -> Secret {
+        let mut s3 = secret("s3", ACCESS_KEY_ID, "id");
+        s3.data.get_or_insert_default().insert(SECRET_ACCESS_KEY.to_owned(), ByteString(b"secret".to_vec()));
+        s3
+    }
+
+    fn backup_secrets(keys: &str) -> References {
+        References::from_secrets([secret("jwt", "k", JWT), s3_secret(), secret("backup-key", "keys", keys)])
+    }
+
+    const ENCRYPTED: &str = "  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n    encryption: {keySecret: {name: backup-key, key: keys}}\n";
+
+    #[test]
+    fn encryption_keys_are_checked_without_showing_them() {
+        let current = "q8Ni1eq7RR3Oh4LQ3UdQSJ0ZGh8n9dU4xSPRpSqTlYc=";
+        assert!(validate(&guard(ENCRYPTED), &backup_secrets(&format!("{current}\n{}\n", "0f".repeat(32)))).is_ok());
+
+        let err =
+            validate(&guard(ENCRYPTED), &backup_secrets(&format!("{current}\nhunter2-passphrase\n"))).unwrap_err();
+        assert!(matches!(&err.0[..], [Problem::EncryptionKey { field: "spec.backup.encryption.keySecret", .. }]));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("spec.backup.encryption.keySecret: Secret \"backup-key\" key \"keys\" line 2: not a key"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2") && !text.contains(current), "a key never shows: {text}");
+
+        let err = validate(&guard(ENCRYPTED), &backup_secrets("# no key yet\n")).unwrap_err();
+        assert!(err.to_string().contains("holds no key"), "{err}");
+        let refs = References::from_secrets([secret("jwt", "k", JWT), s3_secret()]);
+        let err = validate(&guard(ENCRYPTED), &refs).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![Problem::MissingSecret { field: "spec.backup.encryption.keySecret", name: "backup-key".into() }]
+        );
+    }
+
+    #[test]
+    fn sse_kms_needs_its_key_and_sse_s3_takes_none() {
+        let with = |sse: &str| {
+            guard(&format!("  backup:\n    s3: {{bucket: b, credentialsSecret: s3, serverSideEncryption: {sse}}}\n"))
+        };
+        let refs = backup_secrets("");
+        assert!(validate(&with("{type: SSE-KMS, kmsKeyId: alias/backups}"), &refs).is_ok());
+        assert!(validate(&with("{type: SSE-S3}"), &refs).is_ok());
+        let err = validate(&with("{type: SSE-KMS}"), &refs).unwrap_err();
+        assert_eq!(err.to_string(), "spec.backup.s3.serverSideEncryption.kmsKeyId: type SSE-KMS needs kmsKeyId");
+        let err = validate(&with("{type: SSE-S3, kmsKeyId: k}"), &refs).unwrap_err();
+        assert!(err.to_string().ends_with("kmsKeyId is only allowed with type SSE-KMS"), "{err}");
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub fn referenced_secrets(guard: &SecurityGuard) -> Vec<&str> {
     names.extend(spec.postgres.external.as_ref().map(|e| e.connection_secret.name.as_str()));
     names.extend(spec.redis.external.as_ref().map(|e| e.connection_secret.name.as_str()));
     names.extend(spec.backup.as_ref().map(|b| b.s3.credentials_secret.as_str()));
+    names.extend(spec.backup.as_ref().and_then(|b| b.encryption.as_ref()).map(|e| e.key_secret.name.as_str()));
     names.sort_unstable();
     names.dedup();
     names
@@ -203,6 +204,14 @@ mod tests {
         assert!(refs.secret("db").is_none());
         assert_eq!(refs.secret("jwt").and_then(|s| s.metadata.name.as_deref()), Some("jwt"));
         assert_eq!(refs.secret("s3").and_then(|s| s.metadata.name.as_deref()), Some("s3"));
+    }
+
+    #[test]
+    fn the_backup_encryption_keys_are_referenced() {
+        let guard = guard(
+            "  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n    encryption: {keySecret: {name: backup-key, key: keys}}\n",
+        );
+        assert_eq!(referenced_secrets(&guard), vec!["backup-key", "jwt", "s3"]);
     }
 
     #[tokio::test]

@@ -81,6 +81,76 @@ mod tests {
         assert_eq!(job["spec"]["template"]["metadata"]["labels"]["securityguard.io/datastore-client"], "true");
     }
 
+    const ENCRYPTED: &str = "  backup:\n    s3: {bucket: sg-backups, credentialsSecret: s3, serverSideEncryption: {type: SSE-KMS, kmsKeyId: alias/backups}}\n    encryption: {keySecret: {name: backup-key, key: keys}}\n";
+
+    #[test]
+    fn every_backup_pod_reads_the_encryption_keys_from_a_mounted_secret_never_from_args_or_env() {
+        let guard = guard(&format!("{MINIMAL}{ENCRYPTED}"));
+        let backup = guard.spec.backup.clone().expect("backup set");
+        let requests = [
+            JobRequest::Backup { request_id: "b1".into() },
+            JobRequest::SafetyBackup { request_id: "r1".into() },
+            JobRequest::Restore { request_id: "r1".into(), source: "latest".into() },
+            JobRequest::Rollback { request_id: "r1".into(), key: "k.pgdump".into() },
+        ];
+        let cron_jobs = super::super::cron_job::build(&guard, false, "operator:test");
+        let pods: Vec<serde_json::Value> = requests
+            .iter()
+            .map(|r| serde_json::to_value(build(&guard, &backup, r, "operator:test")).expect("job")["spec"]["template"]["spec"].clone())
+            .chain(cron_jobs.iter().map(|c| {
+                serde_json::to_value(c).expect("cron job")["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone()
+            }))
+            .collect();
+        assert_eq!(pods.len(), 7, "four one-off Jobs, backup, drill and log archive");
+        for pod in &pods {
+            let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == "encryption-key");
+            assert_eq!(
+                volume.cloned(),
+                Some(serde_json::json!({"name": "encryption-key", "secret": {
+                    "secretName": "backup-key", "items": [{"key": "keys", "path": "keys"}], "defaultMode": 0o440}})),
+                "{pod}"
+            );
+            let container = &pod["containers"][0];
+            let mount =
+                container["volumeMounts"].as_array().expect("mounts").iter().find(|m| m["name"] == "encryption-key");
+            assert_eq!(
+                mount.cloned(),
+                Some(
+                    serde_json::json!({"name": "encryption-key", "mountPath": "/var/run/securityguard/backup-encryption", "readOnly": true})
+                )
+            );
+            let env = container["env"].as_array().expect("env");
+            let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+            assert_eq!(
+                value("SG_BACKUP_ENCRYPTION_KEY_FILE"),
+                Some("/var/run/securityguard/backup-encryption/keys".into())
+            );
+            assert_eq!(value("SG_BACKUP_SSE_KMS_KEY_ID"), Some("alias/backups".into()));
+            assert_eq!(value("SG_BACKUP_SSE_S3"), None);
+            // The keys reach the pod only as that file: no variable reads the Secret, no argument names it.
+            assert!(!env.iter().any(|e| e["valueFrom"]["secretKeyRef"]["name"] == "backup-key"), "{env:?}");
+            let args = container["args"].as_array().expect("args");
+            assert!(args.iter().all(|a| a.as_str().is_some_and(|a| !a.contains("key"))), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn without_encryption_no_key_is_mounted_and_sse_s3_is_a_flag() {
+        let guard = guard(&format!(
+            "{MINIMAL}  backup:\n    s3: {{bucket: b, credentialsSecret: s3, serverSideEncryption: {{type: SSE-S3}}}}\n"
+        ));
+        let backup = guard.spec.backup.clone().expect("backup set");
+        let job = serde_json::to_value(build(&guard, &backup, &JobRequest::Backup { request_id: "b".into() }, "o:t"))
+            .expect("job");
+        let pod = &job["spec"]["template"]["spec"];
+        assert!(pod["volumes"].as_array().expect("volumes").iter().all(|v| v["name"] != "encryption-key"));
+        let env = pod["containers"][0]["env"].as_array().expect("env");
+        let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+        assert_eq!(value("SG_BACKUP_ENCRYPTION_KEY_FILE"), None);
+        assert_eq!(value("SG_BACKUP_SSE_S3"), Some("true".into()));
+        assert_eq!(value("SG_BACKUP_SSE_KMS_KEY_ID"), None);
+    }
+
     #[test]
     fn safety_backups_and_rollbacks_use_the_safety_folder() {
         let safety = restore_job(&JobRequest::SafetyBackup { request_id: "r1".into() });

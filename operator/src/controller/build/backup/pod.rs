@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+    Container, EnvVar, KeyToPath, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretVolumeSource,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -19,7 +20,7 @@ use crate::controller::vocabulary::{
     log_archive_service_account,
 };
 use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use crate::crd::{BackupSpec, SecretKeyReference};
+use crate::crd::{BackupSpec, EncryptionSpec, SecretKeyReference, ServerSideEncryptionType};
 
 /// User the operator image runs as.
 pub const JOB_UID: i64 = 65532;
@@ -35,6 +36,10 @@ pub const SAFETY_FOLDER: &str = ".safety";
 pub const LOCAL_DIR: &str = "/backups";
 /// Mount path of the restore's scratch space (the downloaded dump).
 pub const WORK_DIR: &str = "/work";
+/// Mount path of the encryption keys (`spec.backup.encryption.keySecret`).
+pub const ENCRYPTION_KEY_DIR: &str = "/var/run/securityguard/backup-encryption";
+/// The file of the keys in [`ENCRYPTION_KEY_DIR`].
+pub const ENCRYPTION_KEY_FILE: &str = "keys";
 
 /// The key folder of the guard's backups (`SG_GUARD`): `<namespace>/<name>`, or for safety
 /// backups `<namespace>/.safety/<name>`.
@@ -94,7 +99,7 @@ pub fn pod_template(
         JobKind::ClaimRestore => (vec!["backups", "claim-restore"], backup_service_account(&guard.name), false),
     };
     let local = backup.local.is_some() && kind == JobKind::Backup;
-    let (volumes, mounts) = volumes(guard, kind, local);
+    let (volumes, mounts) = volumes(guard, backup, kind, local);
     let mut env = env(guard, backup, kind, local);
     env.extend(extra_env);
     PodTemplateSpec {
@@ -123,8 +128,9 @@ pub fn pod_template(
     }
 }
 
-/// Scratch space, the restore's work directory, and the local tier's volume for a backup.
-fn volumes(guard: &ValidatedGuard, kind: JobKind, local: bool) -> (Vec<Volume>, Vec<VolumeMount>) {
+/// Scratch space, the restore's work directory, the local tier's volume for a backup, and the
+/// encryption keys.
+fn volumes(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![empty_dir("tmp")];
     let mut mounts = vec![mount("tmp", "/tmp")];
     if matches!(kind, JobKind::Verify | JobKind::Restore | JobKind::Rollback) {
@@ -142,7 +148,32 @@ fn volumes(guard: &ValidatedGuard, kind: JobKind, local: bool) -> (Vec<Volume>, 
         });
         mounts.push(mount("local", LOCAL_DIR));
     }
+    if let Some(encryption) = &backup.encryption {
+        let (volume, key_mount) = encryption_key_volume(encryption);
+        volumes.push(volume);
+        mounts.push(key_mount);
+    }
     (volumes, mounts)
+}
+
+/// The Secret key of the encryption keys as a read-only file (readable by the Job's group
+/// only), and its mount: every kind of backup pod reads or writes encrypted objects.
+fn encryption_key_volume(encryption: &EncryptionSpec) -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: "encryption-key".to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(encryption.key_secret.name.clone()),
+            items: Some(vec![KeyToPath {
+                key: encryption.key_secret.key.clone(),
+                path: ENCRYPTION_KEY_FILE.to_owned(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            optional: None,
+        }),
+        ..Volume::default()
+    };
+    (volume, VolumeMount { read_only: Some(true), ..mount("encryption-key", ENCRYPTION_KEY_DIR) })
 }
 
 /// The environment of the backup pod doing `kind` (the request's own variables come after).
@@ -171,6 +202,9 @@ fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) 
         }
         JobKind::ClaimRestore => {}
     }
+    if backup.encryption.is_some() {
+        env.push(plain_env("SG_BACKUP_ENCRYPTION_KEY_FILE", format!("{ENCRYPTION_KEY_DIR}/{ENCRYPTION_KEY_FILE}")));
+    }
     env.push(plain_env("SG_TERMINATION_LOG", TERMINATION_LOG.to_owned()));
     env
 }
@@ -195,6 +229,16 @@ pub fn s3_env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind) -> Vec
     }
     if s3.path_style {
         env.push(plain_env("SG_BACKUP_PATH_STYLE", "true".to_owned()));
+    }
+    if let Some(sse) = &s3.server_side_encryption {
+        match (sse.type_, &sse.kms_key_id) {
+            (ServerSideEncryptionType::SseKms, Some(key_id)) => {
+                env.push(plain_env("SG_BACKUP_SSE_KMS_KEY_ID", key_id.clone()));
+            }
+            (ServerSideEncryptionType::SseS3, _) => env.push(plain_env("SG_BACKUP_SSE_S3", "true".to_owned())),
+            // Refused at admission, and by validation: never built.
+            (ServerSideEncryptionType::SseKms, None) => {}
+        }
     }
     env
 }
