@@ -20,7 +20,9 @@ use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
 use securityguard_e2e::fixtures::GuardFixture;
 use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
-use securityguard_e2e::{OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials, secret_with, wait_deleted};
+use securityguard_e2e::{
+    OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials, secret_with, wait_deleted,
+};
 use securityguard_operator::backup::envelope::{self, Keyring};
 use securityguard_operator::backup::manifest::{self, Manifest};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};

@@ -29,9 +29,9 @@
 pub mod catalog;
 pub mod config;
 pub mod create;
-pub mod ledger;
 pub mod decrypt;
 pub mod envelope;
+pub mod ledger;
 pub mod list;
 pub mod logs;
 pub mod manifest;

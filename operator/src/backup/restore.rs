@@ -19,8 +19,8 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::catalog::{self, ResolveError, Source};
-use super::ledger::{self, Holder};
 use super::envelope::{self, Keyring, OpenError, Opener};
+use super::ledger::{self, Holder};
 use super::manifest::{self, Manifest};
 use super::pg::{self, DbUrl};
 use super::store::{self, SourceStore, Store};
