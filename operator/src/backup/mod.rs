@@ -20,6 +20,7 @@
 pub mod catalog;
 pub mod config;
 pub mod create;
+pub mod drill;
 pub mod list;
 pub mod logs;
 pub mod manifest;

@@ -5,6 +5,7 @@
 
 pub mod backup;
 mod datastore;
+pub mod duration;
 pub mod feeds;
 pub mod formats;
 mod ingress;
@@ -17,8 +18,9 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub use backup::{
-    BackupRun, BackupSpec, BackupStatus, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling, RestorePhase, RestoreSpec,
-    RestoreStatus, RetentionSpec, S3Spec, VerifySpec,
+    BackupRun, BackupSpec, BackupStatus, DrillRecovery, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling,
+    RecoverySteps, RecoveryTarget, RecoveryTargets, RestorePhase, RestoreSpec, RestoreStatus, RetentionSpec, S3Spec,
+    VerifySpec,
 };
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,
