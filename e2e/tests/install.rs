@@ -267,6 +267,22 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, local: {size: 0Gi}}\n",
         &["spec.backup.local.size", "positive quantity"],
     ),
+    // Recovery targets that are not durations.
+    (
+        "recovery time target without a unit",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, verify: {targets: {recoveryTime: '15'}}}\n",
+        &["spec.backup.verify.targets.recoveryTime", "must be a duration of at least 1s such as 15m, 1h or 1h30m"],
+    ),
+    (
+        "recovery point target with the units out of order",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, verify: {targets: {recoveryPoint: 30m1h}}}\n",
+        &["spec.backup.verify.targets.recoveryPoint", "(d, h, m, s), in that order"],
+    ),
+    (
+        "recovery point target of zero",
+        "  image: a:1\n  secrets: {jwtSecret: {name: j, key: k}}\n  backup: {s3: {bucket: bkt, credentialsSecret: s3}, verify: {targets: {recoveryPoint: 0h}}}\n",
+        &["spec.backup.verify.targets.recoveryPoint", "at least 1s"],
+    ),
     // Cron fields out of range (more in `cron_schedules_agree_with_the_cronjob_controller`).
     (
         "backup at minute 60",
@@ -363,6 +379,10 @@ const LONG_TAG: &str = concat!(
 /// Valid values next to the refused ones: each is accepted. YAML under `spec:`, after the
 /// image and the JWT secret.
 const VALID: &[(&str, &str)] = &[
+    (
+        "recovery targets in days, hours, minutes and seconds",
+        "  backup: {s3: {bucket: bkt, credentialsSecret: s3}, verify: {targets: {recoveryTime: 1h30m, recoveryPoint: 1d2h3m4s}}}\n",
+    ),
     ("official image with a tag", "  postgres: {managed: {image: 'postgres:15'}}\n"),
     (
         "image on a registry with a port and a digest",

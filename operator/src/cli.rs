@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backup::catalog::Source;
 use crate::backup::config::GuardRef;
 use crate::backup::store::{S3Options, ServerSideEncryption, SourceStore};
-use crate::backup::{create, decrypt, ledger, list, logs, restore};
+use crate::backup::{create, decrypt, drill, ledger, list, logs, restore};
 use crate::crd::RetentionSpec;
 use crate::crd::backup as backup_defaults;
 use crate::run;
@@ -572,6 +572,16 @@ pub struct RestoreArgs {
     #[arg(long, env = "SG_RESTORE_SCRATCH_DATABASE")]
     pub scratch_database: Option<String>,
 
+    /// With --verify-only: the drill fails when the restore, from its start until the restored
+    /// data is checked, takes longer than this (`15m`, `1h30m`: d, h, m, s). Measured anyway.
+    #[arg(long, env = "SG_DRILL_RECOVERY_TIME_TARGET", requires = "verify_only", value_parser = parse_duration)]
+    pub recovery_time_target: Option<Duration>,
+
+    /// With --verify-only and the source latest: the drill fails when the newest good backup's
+    /// snapshot is older than this when the drill starts (`1h`). Measured anyway.
+    #[arg(long, env = "SG_DRILL_RECOVERY_POINT_TARGET", requires = "verify_only", value_parser = parse_duration)]
+    pub recovery_point_target: Option<Duration>,
+
     /// Directory for the downloaded dump (default: the system temporary directory).
     #[arg(long, env = "SG_RESTORE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -614,6 +624,11 @@ impl RestoreArgs {
             },
             encryption_key_file: self.encryption.encryption_key_file.clone(),
         }
+    }
+
+    /// The recovery targets of a drill.
+    pub fn targets(&self) -> drill::Targets {
+        drill::Targets { recovery_time: self.recovery_time_target, recovery_point: self.recovery_point_target }
     }
 }
 
@@ -662,6 +677,10 @@ pub enum MonitoringCommand {
     },
     /// The operator's ServiceMonitor and PrometheusRule (config/prometheus/operator.yaml).
     OperatorManifests,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::crd::duration::parse(s)
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {

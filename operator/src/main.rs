@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use securityguard_operator::backup::summary::Summary;
-use securityguard_operator::backup::{create, decrypt, ledger, list, logs, restore};
+use securityguard_operator::backup::{create, decrypt, drill, ledger, list, logs, restore};
 use securityguard_operator::cli::{BackupsCommand, Cli, Command, FeedsCommand, MonitoringCommand};
 use securityguard_operator::{crds_yaml, feeds, monitoring, run, telemetry};
 
@@ -61,10 +61,15 @@ async fn main() -> ExitCode {
                 }
             }
         },
+        Command::Restore(args) if args.verify_only => {
+            let options = args.options();
+            let work = drill::run(&options, args.targets());
+            let work = summarised(args.job.termination_log.as_deref(), work, Summary::of_drill);
+            logged(args.job.log_text, "restore drill failed", work).await
+        }
         Command::Restore(args) => {
             let options = args.options();
-            let summary = |result: &_, seconds| Summary::of_restore(result, options.verify_only, seconds);
-            let work = summarised(args.job.termination_log.as_deref(), restore::run(&options), summary);
+            let work = summarised(args.job.termination_log.as_deref(), restore::run(&options), Summary::of_restore);
             logged(args.job.log_text, "restore failed", work).await
         }
     }

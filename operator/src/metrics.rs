@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::crd::DrillRecovery;
+
 /// Label set of a reconcile outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -170,6 +172,20 @@ impl FeedMetrics {
     }
 }
 
+/// Label set of the per-step recovery time of the newest drill.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DrillStepLabels {
+    /// Namespace of the SecurityGuard.
+    pub namespace: String,
+    /// Name of the SecurityGuard.
+    pub securityguard: String,
+    /// One of [`DRILL_STEPS`].
+    pub step: String,
+}
+
+/// The steps of a drill's recovery time, in order (`securityguard_operator_backup_verify_step_seconds`).
+pub const DRILL_STEPS: [&str; 4] = ["download", "verify", "restore", "checks"];
+
 /// Label set of the restore phase series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RestorePhaseLabels {
@@ -218,6 +234,16 @@ pub struct GuardMetrics {
     pub verify_last_success: Family<GuardLabels, FloatGauge>,
     /// 1 when the newest restore drill passed, 0 when it failed.
     pub verify_last_result: Family<GuardLabels, Gauge>,
+    /// Recovery time the newest drill achieved, in seconds.
+    pub verify_recovery_time: Family<GuardLabels, FloatGauge>,
+    /// The recovery time target the newest drill was held to, in seconds.
+    pub verify_recovery_time_target: Family<GuardLabels, FloatGauge>,
+    /// Recovery point the newest drill achieved (the age of the data it restored), in seconds.
+    pub verify_recovery_point: Family<GuardLabels, FloatGauge>,
+    /// The recovery point target the newest drill was held to, in seconds.
+    pub verify_recovery_point_target: Family<GuardLabels, FloatGauge>,
+    /// The newest drill's recovery time per step, in seconds.
+    pub verify_step: Family<DrillStepLabels, FloatGauge>,
 }
 
 impl GuardMetrics {
@@ -261,6 +287,31 @@ impl GuardMetrics {
             "backup_verify_last_result",
             "1 when the newest restore drill of a SecurityGuard passed, 0 when it failed",
             self.verify_last_result.clone(),
+        );
+        registry.register(
+            "backup_verify_recovery_time_seconds",
+            "Recovery time the newest restore drill of a SecurityGuard achieved: from its start until the restored data was checked",
+            self.verify_recovery_time.clone(),
+        );
+        registry.register(
+            "backup_verify_recovery_time_target_seconds",
+            "Recovery time target the newest restore drill of a SecurityGuard was held to (spec.backup.verify.targets.recoveryTime)",
+            self.verify_recovery_time_target.clone(),
+        );
+        registry.register(
+            "backup_verify_recovery_point_seconds",
+            "Recovery point the newest restore drill of a SecurityGuard achieved: the age of the data it restored when it started",
+            self.verify_recovery_point.clone(),
+        );
+        registry.register(
+            "backup_verify_recovery_point_target_seconds",
+            "Recovery point target the newest restore drill of a SecurityGuard was held to (spec.backup.verify.targets.recoveryPoint)",
+            self.verify_recovery_point_target.clone(),
+        );
+        registry.register(
+            "backup_verify_step_seconds",
+            "Recovery time of the newest restore drill of a SecurityGuard per step: download, verify, restore, checks",
+            self.verify_step.clone(),
         );
     }
 
@@ -309,8 +360,46 @@ impl GuardMetrics {
         self.verify_last_result.get_or_create(guard).set(i64::from(passed));
     }
 
+    /// The figures of the newest restore drill; `None` (it could not restore and check its
+    /// backup, or none ran) drops them, so that no older drill's figures stand for it.
+    pub fn drill_recovery(&self, guard: &GuardLabels, recovery: Option<&DrillRecovery>) {
+        let step = |name: &str| DrillStepLabels {
+            namespace: guard.namespace.clone(),
+            securityguard: guard.securityguard.clone(),
+            step: name.to_owned(),
+        };
+        let set = |family: &Family<GuardLabels, FloatGauge>, value: Option<f64>| match value {
+            Some(value) => {
+                family.get_or_create(guard).set(value);
+            }
+            None => {
+                family.remove(guard);
+            }
+        };
+        set(&self.verify_recovery_time, recovery.map(|r| r.recovery_time_seconds));
+        set(&self.verify_recovery_time_target, recovery.and_then(|r| r.recovery_time_target_seconds));
+        set(&self.verify_recovery_point, recovery.map(|r| r.recovery_point_seconds));
+        set(&self.verify_recovery_point_target, recovery.and_then(|r| r.recovery_point_target_seconds));
+        // In the order of DRILL_STEPS.
+        let steps = recovery.map(|r| {
+            let s = r.steps;
+            [s.download_seconds, s.verify_seconds, s.restore_seconds, s.checks_seconds]
+        });
+        for (i, name) in DRILL_STEPS.into_iter().enumerate() {
+            match steps {
+                Some(seconds) => {
+                    self.verify_step.get_or_create(&step(name)).set(seconds[i]);
+                }
+                None => {
+                    self.verify_step.remove(&step(name));
+                }
+            }
+        }
+    }
+
     /// Drops every series of a SecurityGuard (it was deleted).
     pub fn forget(&self, guard: &GuardLabels) {
+        self.drill_recovery(guard, None);
         self.backup_last_success.remove(guard);
         self.backup_last_failure.remove(guard);
         self.backup_last_duration.remove(guard);
@@ -572,6 +661,57 @@ mod tests {
         m.guards.forget(&a);
         let s = samples(&m);
         assert!(!s.iter().any(|l| l.contains("securityguard=")), "{s:#?}");
+    }
+
+    #[test]
+    fn the_newest_drill_figures_are_set_and_dropped_with_it() {
+        let m = Metrics::default();
+        let a = GuardLabels::new("shop", "a");
+        let time = |s: i64| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(s).expect("time"),
+            )
+        };
+        let recovery = DrillRecovery {
+            started_at: time(10_000),
+            backup_taken_at: time(2_020),
+            recovery_time_seconds: 73.5,
+            recovery_time_target_seconds: Some(900.0),
+            recovery_point_seconds: 7980.0,
+            recovery_point_target_seconds: Some(3600.0),
+            steps: crate::crd::RecoverySteps {
+                download_seconds: 10.0,
+                verify_seconds: 0.5,
+                restore_seconds: 61.0,
+                checks_seconds: 2.0,
+            },
+            missed: vec![crate::crd::RecoveryTarget::RecoveryPoint],
+        };
+        m.guards.drill_recovery(&a, Some(&recovery));
+        let s = samples(&m);
+        let has = |line: &str| s.iter().any(|l| l == line);
+        let labels = r#"namespace="shop",securityguard="a""#;
+        for line in [
+            format!("securityguard_operator_backup_verify_recovery_time_seconds{{{labels}}} 73.5"),
+            format!("securityguard_operator_backup_verify_recovery_time_target_seconds{{{labels}}} 900.0"),
+            format!("securityguard_operator_backup_verify_recovery_point_seconds{{{labels}}} 7980.0"),
+            format!("securityguard_operator_backup_verify_recovery_point_target_seconds{{{labels}}} 3600.0"),
+            format!(r#"securityguard_operator_backup_verify_step_seconds{{{labels},step="download"}} 10.0"#),
+            format!(r#"securityguard_operator_backup_verify_step_seconds{{{labels},step="restore"}} 61.0"#),
+            format!(r#"securityguard_operator_backup_verify_step_seconds{{{labels},step="checks"}} 2.0"#),
+        ] {
+            assert!(has(&line), "{line} not in {s:#?}");
+        }
+        // A drill without targets: no target series.
+        let untargeted = DrillRecovery { recovery_time_target_seconds: None, ..recovery.clone() };
+        m.guards.drill_recovery(&a, Some(&untargeted));
+        assert!(!samples(&m).iter().any(|l| l.contains("recovery_time_target_seconds{")));
+        // The newest drill measured nothing: no older figures stand for it.
+        m.guards.drill_recovery(&a, None);
+        assert!(!samples(&m).iter().any(|l| l.contains("backup_verify_")), "{:#?}", samples(&m));
+        m.guards.drill_recovery(&a, Some(&recovery));
+        m.guards.forget(&a);
+        assert!(!samples(&m).iter().any(|l| l.contains("securityguard=")));
     }
 
     #[test]

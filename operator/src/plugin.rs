@@ -27,6 +27,8 @@ use crate::backup::list::{self, Format};
 use crate::backup::manifest;
 use crate::backup::store::{self, S3Options, S3Store, StaticCredentials, Store};
 use crate::crd::backup::{ACCESS_KEY_ID, DEFAULT_PREFIX, DEFAULT_REGION, SECRET_ACCESS_KEY};
+use crate::crd::duration::human;
+use crate::crd::{BackupRun, RecoveryTarget};
 
 /// Which SecurityGuard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,11 +181,56 @@ pub async fn read_guard(client: &Client, target: &Target) -> Result<(String, Val
     Ok((namespace, value))
 }
 
-/// `kubectl securityguard backups`: the listing of the SecurityGuard's backups in `format`.
+/// `kubectl securityguard backups`: the listing of the SecurityGuard's backups in `format`; as
+/// a table, followed by the newest restore drill's figures from the status.
 pub async fn backups(target: &Target, format: Format) -> Result<String, Error> {
     let client = connect().await?;
     let (namespace, guard) = read_guard(&client, target).await?;
-    listing(&client, &namespace, &target.name, &guard, format).await
+    let mut text = listing(&client, &namespace, &target.name, &guard, format).await?;
+    if format == Format::Table
+        && let Some(drill) = newest_drill(&guard)
+    {
+        text.push('\n');
+        text.push_str(&drill);
+    }
+    Ok(text)
+}
+
+/// The newest restore drill of `status.backup.lastVerification`, for people (pure): when, which
+/// Job and backup, passed or why not, and the recovery it achieved against its targets.
+pub fn newest_drill(guard: &Value) -> Option<String> {
+    let run: BackupRun = serde_json::from_value(guard.pointer("/status/backup/lastVerification")?.clone()).ok()?;
+    let outcome = if run.error.is_none() { "passed" } else { "FAILED" };
+    let mut text = format!(
+        "Newest restore drill: {} at {} (Job {}), backup {}\n",
+        outcome,
+        run.finished_at.0,
+        run.job,
+        run.key.as_deref().unwrap_or("-")
+    );
+    if let Some(recovery) = &run.recovery {
+        let target = |t: Option<f64>| t.map(|t| format!("target {}", human(t))).unwrap_or_else(|| "no target".into());
+        let over = |t: RecoveryTarget| if recovery.missed.contains(&t) { ", OVER TARGET" } else { "" };
+        text.push_str(&format!(
+            "  recovery time   {} ({}{}): {}\n",
+            human(recovery.recovery_time_seconds),
+            target(recovery.recovery_time_target_seconds),
+            over(RecoveryTarget::RecoveryTime),
+            recovery.steps_text()
+        ));
+        text.push_str(&format!(
+            "  recovery point  {} ({}{}): backup taken at {}, drill started at {}\n",
+            human(recovery.recovery_point_seconds),
+            target(recovery.recovery_point_target_seconds),
+            over(RecoveryTarget::RecoveryPoint),
+            recovery.backup_taken_at.0,
+            recovery.started_at.0
+        ));
+    }
+    if let Some(error) = &run.error {
+        text.push_str(&format!("  error: {error}\n"));
+    }
+    Some(text)
 }
 
 /// The listing of the backups of the SecurityGuard `guard` (`namespace`/`name`, as read) in
@@ -300,6 +347,38 @@ mod tests {
             restore_patch("r1", &source),
             json!({"spec": {"restore": {"requestId": "r1", "source": "before:2026-11-25T09:00:00Z"}}})
         );
+    }
+
+    #[test]
+    fn the_newest_drill_is_shown_with_its_figures() {
+        let guard = json!({"status": {"backup": {"lastVerification": {
+            "job": "shop-verify-29391", "finishedAt": "2026-11-29T03:31:00Z", "key": "p/shop/k.pgdump",
+            "error": "recovery point 2h13m exceeds the target 1h: the newest good backup is from 2026-11-29T01:17:00Z (p/shop/k.pgdump)",
+            "recovery": {
+                "startedAt": "2026-11-29T03:30:00Z", "backupTakenAt": "2026-11-29T01:17:00Z",
+                "recoveryTimeSeconds": 41.2, "recoveryTimeTargetSeconds": 900.0,
+                "recoveryPointSeconds": 7980.0, "recoveryPointTargetSeconds": 3600.0,
+                "steps": {"downloadSeconds": 3.1, "verifySeconds": 0.4, "restoreSeconds": 35.3, "checksSeconds": 2.4},
+                "missed": ["RecoveryPoint"]}}}}});
+        assert_eq!(
+            newest_drill(&guard).as_deref(),
+            Some(
+                "Newest restore drill: FAILED at 2026-11-29T03:31:00Z (Job shop-verify-29391), backup p/shop/k.pgdump\n  \
+                 recovery time   41.2s (target 15m): download 3.1s, verify 0.4s, restore 35.3s, checks 2.4s\n  \
+                 recovery point  2h13m (target 1h, OVER TARGET): backup taken at 2026-11-29T01:17:00Z, drill started \
+                 at 2026-11-29T03:30:00Z\n  \
+                 error: recovery point 2h13m exceeds the target 1h: the newest good backup is from \
+                 2026-11-29T01:17:00Z (p/shop/k.pgdump)\n"
+            )
+        );
+        // A drill from before the figures, or none at all.
+        let old =
+            json!({"status": {"backup": {"lastVerification": {"job": "j", "finishedAt": "2026-11-29T03:31:00Z"}}}});
+        assert_eq!(
+            newest_drill(&old).as_deref(),
+            Some("Newest restore drill: passed at 2026-11-29T03:31:00Z (Job j), backup -\n")
+        );
+        assert_eq!(newest_drill(&json!({"status": {}})), None);
     }
 
     #[test]

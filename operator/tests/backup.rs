@@ -864,6 +864,116 @@ async fn a_drill_whose_row_counts_differ_fails_and_drops_its_scratch_database() 
     fx.cleanup().await;
 }
 
+/// A number of a JSON object, or a panic naming it.
+fn number(value: &serde_json::Value, name: &str) -> f64 {
+    value[name].as_f64().unwrap_or_else(|| panic!("no number {name} in {value}"))
+}
+
+#[tokio::test]
+async fn a_drill_measures_its_recovery_time_and_recovery_point() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let key = dump_keys(&fx.keys().await).pop().expect("dump");
+    let taken = fx.manifest(&key).await.started_at;
+
+    // As the drill CronJob runs it: the newest good backup, the spec's targets in the environment.
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    env.push(("SG_RESTORE_VERIFY_ONLY", "true".to_owned()));
+    env.push(("SG_DRILL_RECOVERY_TIME_TARGET", "15m".to_owned()));
+    env.push(("SG_DRILL_RECOVERY_POINT_TARGET", "1h".to_owned()));
+    let before = Timestamp::now();
+    let output = fx.run(&["restore"], &env).await;
+    let after = Timestamp::now();
+    assert!(output.status.success(), "drill failed: {}", stderr(&output));
+    let summary = fx.termination();
+    assert_eq!(summary["result"], "succeeded");
+    assert_eq!(summary["key"], key.as_str());
+    let drill = &summary["drill"];
+
+    // The recovery time: every step took time, and the steps fit in it.
+    let steps = &drill["steps"];
+    let step_seconds: Vec<f64> =
+        ["downloadSeconds", "verifySeconds", "restoreSeconds", "checksSeconds"].map(|s| number(steps, s)).to_vec();
+    assert!(step_seconds.iter().all(|s| *s > 0.0), "{steps}");
+    let recovery_time = number(drill, "recoveryTimeSeconds");
+    assert!(step_seconds.iter().sum::<f64>() <= recovery_time + 0.004, "steps {steps} within {recovery_time}");
+    assert!(recovery_time <= after.duration_since(before).as_secs_f64(), "{recovery_time} longer than the run");
+    assert!(recovery_time <= number(&summary, "seconds"), "the drop of the scratch database is not counted");
+
+    // The recovery point: when the drill started, the age of the backup's snapshot.
+    let recovery_point = number(drill, "recoveryPointSeconds");
+    let (youngest, oldest) = (before.duration_since(taken).as_secs_f64(), after.duration_since(taken).as_secs_f64());
+    assert!(
+        youngest - 0.001 <= recovery_point && recovery_point <= oldest + 0.001,
+        "recovery point {recovery_point} not between {youngest} and {oldest}"
+    );
+    assert_eq!(drill["backupTakenAt"], Timestamp::from_second(taken.as_second()).expect("time").to_string());
+    assert_eq!(
+        (number(drill, "recoveryTimeTargetSeconds"), number(drill, "recoveryPointTargetSeconds")),
+        (900.0, 3600.0)
+    );
+    assert!(drill.get("missed").is_none(), "{drill}");
+    let measured = log_line(&output, "restore drill measured");
+    assert!(measured["figures"].as_str().is_some_and(|f| f.starts_with("recovery time ")), "{measured}");
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_drill_whose_newest_backup_is_older_than_the_recovery_point_target_fails_saying_so() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let output = fx.backup(&[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let fresh = dump_keys(&fx.keys().await).pop().expect("dump");
+    // The newest good backup is 2h13m old: the fresh one is gone, an older copy stays.
+    let taken = Timestamp::now().checked_sub(SignedDuration::from_mins(133)).expect("time");
+    let old = plant_good(&fx, &fresh, taken).await;
+    let store = Store::S3(fx.s3.clone());
+    store.delete(&manifest::manifest_key(&fresh)).await.expect("delete the manifest");
+    store.delete(&fresh).await.expect("delete the dump");
+
+    let scratch = format!("{}_drill", fx.database);
+    let drill = ["--verify-only", "--scratch-database", scratch.as_str()];
+    let targets = ["--recovery-time-target", "15m", "--recovery-point-target", "1h"];
+    let output = fx.restore(&[&drill[..], &targets[..]].concat()).await;
+    assert!(!output.status.success(), "a drill over its recovery point target fails");
+    assert!(!fx.database_exists(&scratch).await, "the scratch database is dropped");
+    let summary = fx.termination();
+    assert_eq!(summary["result"], "failed");
+    assert_eq!(summary["key"], old.as_str(), "the backup restored is named");
+    let shown_taken = Timestamp::from_second(taken.as_second()).expect("time");
+    let error = summary["error"].as_str().expect("error").to_owned();
+    assert!(error.starts_with("recovery point 2h13m"), "{error}");
+    assert!(
+        error.ends_with(&format!("exceeds the target 1h: the newest good backup is from {shown_taken} ({old})")),
+        "{error}"
+    );
+    assert!(stderr(&output).contains(&error), "the reason is logged: {}", stderr(&output));
+    let drill_figures = &summary["drill"];
+    assert_eq!(drill_figures["missed"], serde_json::json!(["RecoveryPoint"]));
+    let recovery_point = number(drill_figures, "recoveryPointSeconds");
+    assert!((133.0 * 60.0..134.0 * 60.0).contains(&recovery_point), "{recovery_point}");
+    // The data restored and checked all the same: the recovery time was within its target.
+    assert!(number(drill_figures, "recoveryTimeSeconds") < 900.0);
+
+    // Only measured without targets, the same drill passes.
+    let output = fx.restore(&drill).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(fx.termination()["drill"]["recoveryPointTargetSeconds"], serde_json::Value::Null);
+
+    // A recovery point target is about the newest good backup only.
+    let output = fx.restore(&["--verify-only", "--source", &old, "--recovery-point-target", "1h"]).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("a recovery point target needs the source latest"), "{}", stderr(&output));
+    // And a target without --verify-only is refused by the command line.
+    let output = fx.restore(&["--recovery-time-target", "15m"]).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--verify-only"), "{}", stderr(&output));
+    fx.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_local_tier_has_its_own_retention() {
     let fx = Fixture::new().await;

@@ -30,6 +30,7 @@ pub mod catalog;
 pub mod config;
 pub mod create;
 pub mod decrypt;
+pub mod drill;
 pub mod envelope;
 pub mod ledger;
 pub mod list;

@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
 use rand::Rng;
 
 use super::catalog::{self, ResolveError, Source};
@@ -206,11 +207,75 @@ pub struct Report {
     pub database: String,
     /// Seconds from start to end.
     pub seconds: f64,
+    /// When the restore started.
+    pub started_at: Timestamp,
+    /// From the start until the restored data was checked (a drill's scratch database is
+    /// dropped afterwards, outside this time).
+    pub recovered_in: Duration,
+    /// Where that time went.
+    pub steps: Steps,
+}
+
+/// The time of each step of a restore, as measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Steps {
+    /// Downloading the dump (hashed while it streams).
+    pub download: Duration,
+    /// Listing the backups and reading their manifests to choose one; comparing the download
+    /// with its manifest.
+    pub verify: Duration,
+    /// Creating the scratch database (a drill) and `pg_restore`.
+    pub restore: Duration,
+    /// Comparing the row counts with the manifest.
+    pub checks: Duration,
+}
+
+/// Which step a lap of the [`Stopwatch`] belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Download,
+    Verify,
+    Restore,
+    Checks,
+}
+
+/// A stopwatch adding the time since its last lap to a step.
+struct Stopwatch {
+    start: Instant,
+    mark: Instant,
+    steps: Steps,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        let now = Instant::now();
+        Self { start: now, mark: now, steps: Steps::default() }
+    }
+
+    /// Adds the time since the previous lap (or the start) to `step`.
+    fn lap(&mut self, step: Step) {
+        let now = Instant::now();
+        let lap = now - self.mark;
+        self.mark = now;
+        let total = match step {
+            Step::Download => &mut self.steps.download,
+            Step::Verify => &mut self.steps.verify,
+            Step::Restore => &mut self.steps.restore,
+            Step::Checks => &mut self.steps.checks,
+        };
+        *total += lap;
+    }
+
+    /// The time since the start.
+    fn total(&self) -> Duration {
+        self.start.elapsed()
+    }
 }
 
 /// Runs a restore (or a drill) as `options` say.
 pub async fn run(options: &Options) -> Result<Report, Error> {
-    let clock = Instant::now();
+    let started_at = Timestamp::now();
+    let mut clock = Stopwatch::start();
     let url = DbUrl::parse(&options.database_url).map_err(Error::Url)?;
     let Some(store) = options.store.open().await else {
         return Err(Error::Store(store::Error::NotFound { location: "--bucket or --local-dir".into() }));
@@ -233,6 +298,8 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         "restoring"
     );
 
+    clock.lap(Step::Verify);
+
     let dir = options.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let temp = tempfile::Builder::new()
         .prefix("sg-restore-")
@@ -253,6 +320,7 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         })
         .await
         .map_err(Error::Store)?;
+    clock.lap(Step::Download);
     if size != manifest.size || sha256 != manifest.sha256 {
         return Err(Error::Corrupt {
             location: store.location(&key),
@@ -265,20 +333,27 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     if let Some(Err(source)) = opened {
         return Err(Error::Decrypt { location: store.location(&key), source });
     }
+    clock.lap(Step::Verify);
     tracing::info!(%key, size, %sha256, "download verified against the manifest");
 
     let bin = options.pg_bin.as_deref();
-    let database = if options.verify_only {
-        drill(&url, options.scratch_database.clone(), bin, temp.path(), &manifest).await?
+    let (database, recovered_in) = if options.verify_only {
+        drill(&url, options.scratch_database.clone(), bin, temp.path(), &manifest, &mut clock).await?
     } else {
-        restore_into(&url, bin, temp.path(), true, &manifest).await?;
-        url.redacted()
+        restore_into(&url, bin, temp.path(), true, &manifest, &mut clock).await?;
+        (url.redacted(), clock.total())
     };
-    let seconds = clock.elapsed().as_secs_f64();
+    let seconds = clock.total().as_secs_f64();
+    let steps = clock.steps;
     tracing::info!(
         %key,
         %database,
         seconds,
+        recovered_seconds = recovered_in.as_secs_f64(),
+        download_seconds = steps.download.as_secs_f64(),
+        verify_seconds = steps.verify.as_secs_f64(),
+        restore_seconds = steps.restore.as_secs_f64(),
+        checks_seconds = steps.checks.as_secs_f64(),
         tables = manifest.row_counts.len(),
         peak_rss_mib = tools::peak_rss_mib(),
         "restore verified: row counts match the manifest"
@@ -288,7 +363,7 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     {
         record_in_ledger(&store, options, holder, &key).await;
     }
-    Ok(Report { manifest, database, seconds })
+    Ok(Report { manifest, database, seconds, started_at, recovered_in, steps })
 }
 
 /// Adds the restored key to the request's record in the ledger. The database holds the backup
@@ -321,43 +396,50 @@ async fn opening_keys(manifest: &Manifest, key_file: Option<&Path>) -> Result<Op
     Ok(Some(keyring))
 }
 
-/// Restores into a scratch database on the server of `url`, checks it, drops it.
+/// Restores into a scratch database on the server of `url`, checks it, drops it. Returns the
+/// scratch database and the time from the start until the data was checked (before the drop).
 async fn drill(
     url: &DbUrl,
     scratch: Option<String>,
     bin: Option<&Path>,
     file: &Path,
     manifest: &Manifest,
-) -> Result<String, Error> {
+    clock: &mut Stopwatch,
+) -> Result<(String, Duration), Error> {
     let name = scratch.unwrap_or_else(|| format!("sg_restore_check_{:08x}", rand::rng().random::<u32>()));
     let db_error = |source| Error::Database { key: manifest.key.clone(), source };
     pg::create_database(url, &name).await.map_err(db_error)?;
     let scratch_url = url.with_database(&name);
     tracing::info!(database = %scratch_url.redacted(), "restore drill into a scratch database");
-    let result = restore_into(&scratch_url, bin, file, false, manifest).await;
+    let result = restore_into(&scratch_url, bin, file, false, manifest, clock).await;
+    let recovered_in = clock.total();
     let dropped = pg::drop_database(url, &name).await.map_err(db_error);
     result?;
     dropped?;
-    Ok(scratch_url.redacted())
+    Ok((scratch_url.redacted(), recovered_in))
 }
 
-/// `pg_restore` in one transaction, then the row counts.
+/// `pg_restore` in one transaction, then the row counts, each timed by `clock`.
 async fn restore_into(
     url: &DbUrl,
     bin: Option<&Path>,
     file: &Path,
     clean: bool,
     manifest: &Manifest,
+    clock: &mut Stopwatch,
 ) -> Result<(), Error> {
     tools::restore(bin, url, file, clean).await.map_err(|source| Error::Restore {
         key: manifest.key.clone(),
         database: url.redacted(),
         source,
     })?;
+    // A drill's scratch database was created since the last lap: part of the restore too.
+    clock.lap(Step::Restore);
     let db_error = |source| Error::Database { key: manifest.key.clone(), source };
     let mut conn = url.connect().await.map_err(db_error)?;
     let found = pg::row_counts(url, &mut conn).await.map_err(db_error)?;
     let mismatches = compare_counts(&manifest.row_counts, &found);
+    clock.lap(Step::Checks);
     if mismatches.is_empty() {
         Ok(())
     } else {

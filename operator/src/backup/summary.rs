@@ -9,7 +9,8 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{create, ledger, logs, restore};
+use super::{create, drill, ledger, logs, restore};
+use crate::crd::DrillRecovery;
 
 /// Largest termination message the kubelet keeps.
 pub const MAX_BYTES: usize = 4096;
@@ -61,6 +62,10 @@ pub struct Summary {
     /// claim-restore only: the verdict and the record that holds the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim: Option<ledger::Claim>,
+    /// Drill only: the recovery it achieved, against its targets (absent when it could not
+    /// restore and check the backup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillRecovery>,
     /// The error, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -87,8 +92,8 @@ impl Summary {
         summary
     }
 
-    /// The summary of a restore or drill.
-    pub fn of_restore(result: &Result<restore::Report, restore::Error>, verify_only: bool, seconds: f64) -> Self {
+    /// The summary of a restore (a drill's is [`Summary::of_drill`]).
+    pub fn of_restore(result: &Result<restore::Report, restore::Error>, seconds: f64) -> Self {
         let mut summary = Summary::empty("restore", seconds);
         match result {
             Ok(report) => {
@@ -96,13 +101,37 @@ impl Summary {
                 summary.size = Some(report.manifest.size);
                 summary.sha256 = Some(report.manifest.sha256.clone());
                 summary.taken_at = Some(report.manifest.started_at);
-                summary.database_changed = Some(!verify_only);
+                summary.database_changed = Some(true);
             }
             Err(error) => {
                 summary.result = Outcome::Failed;
                 summary.error = Some(error.to_string());
-                summary.database_changed = Some(!verify_only && error.database_changed());
+                summary.database_changed = Some(error.database_changed());
             }
+        }
+        summary
+    }
+
+    /// The summary of a restore drill: the restore's, with the recovery it achieved. A drill
+    /// that missed a target failed, with its figures.
+    pub fn of_drill(result: &Result<drill::Drill, drill::Error>, seconds: f64) -> Self {
+        let measured = match result {
+            Ok(drill) => Some(drill),
+            Err(error) => error.drill(),
+        };
+        let mut summary = Summary::empty("restore", seconds);
+        summary.database_changed = Some(false);
+        if let Some(drill) = measured {
+            let manifest = &drill.restore.manifest;
+            summary.key = Some(manifest.key.clone());
+            summary.size = Some(manifest.size);
+            summary.sha256 = Some(manifest.sha256.clone());
+            summary.taken_at = Some(manifest.started_at);
+            summary.drill = Some(drill.recovery.clone());
+        }
+        if let Err(error) = result {
+            summary.result = Outcome::Failed;
+            summary.error = Some(error.to_string());
         }
         summary
     }
@@ -154,6 +183,7 @@ impl Summary {
             deleted: BTreeMap::new(),
             database_changed: None,
             claim: None,
+            drill: None,
             error: None,
         }
     }
@@ -202,6 +232,69 @@ mod tests {
         assert_eq!(value["databaseChanged"], false);
         assert_eq!(value["seconds"], 1.235);
         assert!(value["error"].as_str().is_some_and(|e| e.ends_with('…')));
+    }
+
+    /// A drill that restored the backup of `taken` in 41 s, started at 03:30, against the
+    /// default targets.
+    fn measured_drill(taken: &str) -> drill::Drill {
+        let secs = std::time::Duration::from_secs_f64;
+        let report = restore::Report {
+            manifest: crate::backup::catalog::tests::manifest("p/backup.pgdump", 4096, taken),
+            database: "postgres://u:***@h/sg_restore_check_1".into(),
+            seconds: 41.5,
+            started_at: "2026-11-29T03:30:00Z".parse().expect("time"),
+            recovered_in: secs(41.0),
+            steps: restore::Steps { download: secs(3.0), verify: secs(0.5), restore: secs(35.0), checks: secs(2.5) },
+        };
+        let targets = drill::Targets {
+            recovery_time: Some(std::time::Duration::from_secs(900)),
+            recovery_point: Some(std::time::Duration::from_secs(3600)),
+        };
+        let recovery = drill::measure(&report, targets);
+        drill::Drill { restore: report, recovery }
+    }
+
+    #[test]
+    fn a_drill_reports_its_figures_and_fails_over_a_target() {
+        let passed = Summary::of_drill(&Ok(measured_drill("2026-11-29T03:00:00Z")), 41.5);
+        let value: serde_json::Value = serde_json::from_str(&passed.to_json()).expect("json");
+        assert_eq!(value["result"], "succeeded");
+        assert_eq!(value["databaseChanged"], false);
+        assert_eq!(value["key"], "p/backup.pgdump");
+        assert_eq!(
+            value["drill"],
+            serde_json::json!({
+                "startedAt": "2026-11-29T03:30:00Z", "backupTakenAt": "2026-11-29T03:00:00Z",
+                "recoveryTimeSeconds": 41.0, "recoveryTimeTargetSeconds": 900.0,
+                "recoveryPointSeconds": 1800.0, "recoveryPointTargetSeconds": 3600.0,
+                "steps": {"downloadSeconds": 3.0, "verifySeconds": 0.5, "restoreSeconds": 35.0, "checksSeconds": 2.5},
+            })
+        );
+
+        let late = measured_drill("2026-11-29T01:17:00Z");
+        let reason = drill::reason(&late.recovery, "p/backup.pgdump").expect("the recovery point is missed");
+        let failed = Summary::of_drill(&Err(drill::Error::TargetsMissed { reason, drill: Box::new(late) }), 41.5);
+        let value: serde_json::Value = serde_json::from_str(&failed.to_json()).expect("json");
+        assert_eq!(value["result"], "failed");
+        assert_eq!(value["key"], "p/backup.pgdump", "the backup restored is still named");
+        assert_eq!(value["drill"]["recoveryPointSeconds"], 7980.0);
+        assert_eq!(value["drill"]["missed"], serde_json::json!(["RecoveryPoint"]));
+        assert_eq!(
+            value["error"],
+            "recovery point 2h13m exceeds the target 1h: the newest good backup is from 2026-11-29T01:17:00Z \
+             (p/backup.pgdump)"
+        );
+
+        // A drill that could not restore: the restore's error, no figures.
+        let broken = restore::Error::RowCounts {
+            key: "p/backup.pgdump".into(),
+            database: "scratch".into(),
+            mismatches: vec!["public.users: expected 251, found 250".into()],
+        };
+        let failed = Summary::of_drill(&Err(drill::Error::Restore(broken)), 2.0);
+        assert_eq!(failed.drill, None);
+        assert!(failed.error.as_deref().is_some_and(|e| e.contains("public.users: expected 251, found 250")));
+        assert_eq!(failed.database_changed, Some(false));
     }
 
     #[test]

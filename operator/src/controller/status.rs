@@ -357,6 +357,10 @@ pub fn backup_status(
             size_bytes: f.summary.as_ref().and_then(|s| s.size),
             duration_seconds: f.summary.as_ref().and_then(|s| s.seconds),
             error: (!f.succeeded).then(|| f.error()),
+            recovery: match f.kind {
+                JobKind::Verify => f.summary.as_ref().and_then(|s| s.drill.as_deref().cloned()),
+                _ => None,
+            },
         };
         match (f.kind, f.succeeded) {
             (JobKind::Backup, true) => status.last_successful = Some(run),
@@ -442,16 +446,18 @@ fn backup_verified(spec: &BackupSpec, status: &BackupStatus) -> Observation {
             "NotVerifiedYet",
             format!("no restore drill has run yet (schedule {:?})", spec.verify.schedule),
         ),
-        Some(run) if run.error.is_none() => Observation::new(
-            CONDITION_BACKUP_VERIFIED,
-            true,
-            "DrillPassed",
-            format!("backup {} restored and checked at {}", run.key.as_deref().unwrap_or("?"), run.finished_at.0),
-        ),
+        Some(run) if run.error.is_none() => {
+            let mut message =
+                format!("backup {} restored and checked at {}", run.key.as_deref().unwrap_or("?"), run.finished_at.0);
+            if let Some(recovery) = &run.recovery {
+                message.push_str(&format!(": {}", recovery.describe()));
+            }
+            Observation::new(CONDITION_BACKUP_VERIFIED, true, "DrillPassed", message)
+        }
         Some(run) => Observation::new(
             CONDITION_BACKUP_VERIFIED,
             false,
-            "DrillFailed",
+            drill_failure_reason(run),
             format!(
                 "restore drill {} failed at {}: {}",
                 run.job,
@@ -459,6 +465,17 @@ fn backup_verified(spec: &BackupSpec, status: &BackupStatus) -> Observation {
                 run.error.as_deref().unwrap_or("")
             ),
         ),
+    }
+}
+
+/// Why a drill failed, as a reason: the target it missed (`RecoveryTimeOverTarget`,
+/// `RecoveryPointOverTarget`, or `RecoveryTargetsMissed` for both), else `DrillFailed` (it could
+/// not restore or check its backup).
+pub fn drill_failure_reason(run: &BackupRun) -> &'static str {
+    match run.recovery.as_ref().map(|r| r.missed.as_slice()) {
+        Some([one]) => one.reason(),
+        Some([_, _, ..]) => "RecoveryTargetsMissed",
+        _ => "DrillFailed",
     }
 }
 
@@ -735,6 +752,110 @@ mod tests {
             Some("True"),
             "other conditions are kept"
         );
+    }
+
+    /// A drill Job that finished at `at`, with the figures of its summary (`missed` as the
+    /// Job judged them) and its error.
+    fn drill_job(job: &str, at: i64, recovery: Option<crate::crd::DrillRecovery>, error: Option<&str>) -> Finished {
+        Finished {
+            job: job.into(),
+            kind: JobKind::Verify,
+            request: None,
+            at: Timestamp::from_second(at).expect("time"),
+            succeeded: error.is_none(),
+            summary: Some(Box::new(crate::controller::read::jobs::Summary {
+                key: Some("b/prod/20261129T030000.000Z.pgdump".into()),
+                size: Some(4096),
+                seconds: Some(42.0),
+                database_changed: Some(false),
+                error: error.map(str::to_owned),
+                drill: recovery.map(Box::new),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn recovery(time: f64, point: f64) -> crate::crd::DrillRecovery {
+        let mut recovery = crate::crd::DrillRecovery {
+            started_at: Time(Timestamp::from_second(1_764_387_000).expect("time")),
+            backup_taken_at: Time(Timestamp::from_second(1_764_387_000 - point as i64).expect("time")),
+            recovery_time_seconds: time,
+            recovery_time_target_seconds: Some(900.0),
+            recovery_point_seconds: point,
+            recovery_point_target_seconds: Some(3600.0),
+            steps: crate::crd::RecoverySteps {
+                download_seconds: time * 0.25,
+                verify_seconds: 0.5,
+                restore_seconds: time * 0.5,
+                checks_seconds: time * 0.25 - 0.5,
+            },
+            missed: Vec::new(),
+        };
+        recovery.missed = recovery.over_targets();
+        recovery
+    }
+
+    fn backup_spec() -> BackupSpec {
+        serde_json::from_value(serde_json::json!({"s3": {"bucket": "b", "credentialsSecret": "s3"}})).expect("spec")
+    }
+
+    #[test]
+    fn a_passing_drill_records_its_figures_and_says_them() {
+        let status = backup_status(None, &[drill_job("sg-verify-1", 100, Some(recovery(40.0, 1800.0)), None)], None);
+        let last = status.last_verification.clone().expect("the newest drill");
+        assert_eq!(status.last_verified, Some(last.clone()), "a passing drill is also the newest verified");
+        let figures = last.recovery.expect("figures");
+        assert_eq!((figures.recovery_time_seconds, figures.recovery_point_seconds), (40.0, 1800.0));
+        assert_eq!(figures.steps.restore_seconds, 20.0);
+
+        let verified = backup_verified(&backup_spec(), &status);
+        assert_eq!((verified.status, verified.reason), (true, "DrillPassed"));
+        assert!(
+            verified.message.ends_with(
+                "recovery time 40s (target 15m: download 10s, verify 0.5s, restore 20s, checks 9.5s), \
+                 recovery point 30m (target 1h, backup taken at 2025-11-29T03:00:00Z)"
+            ),
+            "{}",
+            verified.message
+        );
+    }
+
+    #[test]
+    fn a_drill_over_a_target_fails_and_names_the_target() {
+        let passed = drill_job("sg-verify-1", 100, Some(recovery(40.0, 1800.0)), None);
+        let late = recovery(40.0, 7980.0);
+        let reason = late.shortfall(crate::crd::RecoveryTarget::RecoveryPoint, "k");
+        let missed = drill_job("sg-verify-2", 200, Some(late), Some(&reason));
+        let status = backup_status(None, &[passed, missed], None);
+        assert_eq!(status.last_verified.as_ref().map(|r| r.job.as_str()), Some("sg-verify-1"));
+        let last = status.last_verification.as_ref().expect("the newest drill");
+        assert_eq!(last.job, "sg-verify-2");
+        assert_eq!(last.error.as_deref(), Some(reason.as_str()));
+        assert_eq!(last.recovery.as_ref().map(|r| r.recovery_point_seconds), Some(7980.0));
+
+        let verified = backup_verified(&backup_spec(), &status);
+        assert_eq!((verified.status, verified.reason), (false, "RecoveryPointOverTarget"));
+        assert!(verified.message.contains("recovery point 2h13m exceeds the target 1h"), "{}", verified.message);
+
+        // Slow and old: both targets; a drill that could not restore: no figures, DrillFailed.
+        let both = drill_job("sg-verify-3", 300, Some(recovery(1000.0, 7980.0)), Some("both"));
+        let status = backup_status(Some(&status), &[both], None);
+        assert_eq!(backup_verified(&backup_spec(), &status).reason, "RecoveryTargetsMissed");
+        let slow = drill_job("sg-verify-4", 400, Some(recovery(1000.0, 60.0)), Some("slow"));
+        let status = backup_status(Some(&status), &[slow], None);
+        assert_eq!(backup_verified(&backup_spec(), &status).reason, "RecoveryTimeOverTarget");
+        let broken = drill_job("sg-verify-5", 500, None, Some("row counts differ"));
+        let status = backup_status(Some(&status), &[broken], None);
+        assert_eq!(status.last_verification.as_ref().and_then(|r| r.recovery.as_ref()), None);
+        assert_eq!(backup_verified(&backup_spec(), &status).reason, "DrillFailed");
+    }
+
+    #[test]
+    fn a_backup_job_has_no_recovery_figures() {
+        let mut backup = drill_job("sg-backup-1", 100, Some(recovery(40.0, 1800.0)), None);
+        backup.kind = JobKind::Backup;
+        let status = backup_status(None, &[backup], None);
+        assert_eq!(status.last_successful.and_then(|r| r.recovery), None);
     }
 
     fn feeds_spec() -> ThreatFeedsSpec {

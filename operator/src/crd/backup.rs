@@ -6,6 +6,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::duration::human;
 use super::formats;
 use super::workload::SecretKeyReference;
 
@@ -189,7 +190,8 @@ pub struct LocalTierSpec {
     pub storage_class_name: Option<String>,
 }
 
-/// Restore drills.
+/// Restore drills. Each drill measures the recovery it achieved (how long the restore took, how
+/// old the restored data was) and fails when it misses a target.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifySpec {
@@ -201,11 +203,48 @@ pub struct VerifySpec {
     #[serde(default = "default_verify_schedule")]
     #[schemars(length(min = 1, max = 128), transform = formats::cron_schedule)]
     pub schedule: String,
+    /// The recovery objectives every drill is held to (defaults: the infrastructure guide's
+    /// database recovery time of 15 minutes and recovery point of 1 hour).
+    #[serde(default)]
+    pub targets: RecoveryTargets,
 }
 
 impl Default for VerifySpec {
     fn default() -> Self {
-        Self { enabled: true, schedule: default_verify_schedule() }
+        Self { enabled: true, schedule: default_verify_schedule(), targets: RecoveryTargets::default() }
+    }
+}
+
+/// The recovery objectives of the database. A drill that misses one fails, with the figure it
+/// achieved and the target in its error, the `BackupVerified` condition, a Warning Event and the
+/// operator's metrics.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryTargets {
+    /// Recovery time objective: the longest a restore of the newest good backup may take, from
+    /// the start of the drill until the restored data is checked (choosing and downloading the
+    /// backup, verifying it against its manifest, restoring it, comparing the row counts). A
+    /// duration such as `15m`, `1h` or `1h30m`: whole days, hours, minutes and seconds (`d`,
+    /// `h`, `m`, `s`) in that order (default `15m`). A real restore also scales the API down and
+    /// back up and takes a safety backup first, which a drill does not.
+    #[serde(default = "default_recovery_time")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(formats::duration_rule()).message(formats::DURATION_MESSAGE))]
+    pub recovery_time: String,
+    /// Recovery point objective: the oldest the restored data may be. When the drill starts,
+    /// the snapshot of the newest good backup must have been taken at most this long ago: a loss
+    /// of the database at that moment would lose at most this much data. A duration in the form
+    /// of `recoveryTime` (default `1h`). Keep it above the interval of `spec.backup.schedule`
+    /// plus the time a backup takes.
+    #[serde(default = "default_recovery_point")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(formats::duration_rule()).message(formats::DURATION_MESSAGE))]
+    pub recovery_point: String,
+}
+
+impl Default for RecoveryTargets {
+    fn default() -> Self {
+        Self { recovery_time: default_recovery_time(), recovery_point: default_recovery_point() }
     }
 }
 
@@ -271,6 +310,12 @@ pub const DEFAULT_LOCAL_DAYS: u32 = 30;
 /// Default number of newest good backups never deleted (`spec.backup.retention.keepLast`, and
 /// `--keep-last`).
 pub const DEFAULT_KEEP_LAST: u32 = 3;
+/// Default recovery time target of the drills (`spec.backup.verify.targets.recoveryTime`): the
+/// infrastructure guide's database recovery time objective.
+pub const DEFAULT_RECOVERY_TIME: &str = "15m";
+/// Default recovery point target of the drills (`spec.backup.verify.targets.recoveryPoint`): the
+/// infrastructure guide's largest data loss.
+pub const DEFAULT_RECOVERY_POINT: &str = "1h";
 /// Default backup a restore starts from (`spec.restore.source`, and `--source` of `restore`).
 pub const DEFAULT_SOURCE: &str = "latest";
 /// Key of the access key id in the credentials Secret (`spec.backup.s3.credentialsSecret`).
@@ -286,6 +331,12 @@ fn default_verify_schedule() -> String {
 }
 fn default_log_schedule() -> String {
     "0 4 * * 0".to_owned()
+}
+fn default_recovery_time() -> String {
+    DEFAULT_RECOVERY_TIME.to_owned()
+}
+fn default_recovery_point() -> String {
+    DEFAULT_RECOVERY_POINT.to_owned()
 }
 fn default_prefix() -> String {
     DEFAULT_PREFIX.to_owned()
@@ -350,6 +401,143 @@ pub struct BackupRun {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Drills: the recovery the drill achieved, against its targets (absent when it could not
+    /// restore and check the backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<DrillRecovery>,
+}
+
+/// What a restore drill achieved, measured by the drill Job around each of its steps.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillRecovery {
+    /// When the drill started: the moment of the simulated loss of the database.
+    pub started_at: Time,
+    /// When the snapshot of the backup restored was taken (its manifest's `startedAt`).
+    pub backup_taken_at: Time,
+    /// Recovery time achieved, in seconds: from the start of the drill until the restored data
+    /// was checked (the steps, and the moments between them).
+    pub recovery_time_seconds: f64,
+    /// The recovery time target the drill was held to, in seconds (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_time_target_seconds: Option<f64>,
+    /// Recovery point achieved, in seconds: how old the restored data was when the drill
+    /// started (`startedAt` minus `backupTakenAt`), the data a loss at that moment would lose.
+    pub recovery_point_seconds: f64,
+    /// The recovery point target the drill was held to, in seconds (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point_target_seconds: Option<f64>,
+    /// Where the recovery time went.
+    pub steps: RecoverySteps,
+    /// The targets the drill missed; a drill that missed one failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<RecoveryTarget>,
+}
+
+/// The recovery time of a drill, step by step, in seconds.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverySteps {
+    /// Downloading the dump (its SHA-256 is computed as it streams).
+    pub download_seconds: f64,
+    /// Choosing and verifying the backup: listing the backups and reading their manifests to
+    /// pick the newest good one, then comparing the download's size and SHA-256 with its
+    /// manifest.
+    pub verify_seconds: f64,
+    /// Restoring: creating the scratch database and `pg_restore` in one transaction.
+    pub restore_seconds: f64,
+    /// Checking the restored data: the row count of every table against the manifest.
+    pub checks_seconds: f64,
+}
+
+/// A recovery objective of `spec.backup.verify.targets`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RecoveryTarget {
+    /// `recoveryTime`: how long the restore took.
+    RecoveryTime,
+    /// `recoveryPoint`: how old the restored data was.
+    RecoveryPoint,
+}
+
+impl RecoveryTarget {
+    /// Name in messages: `recovery time`, `recovery point`.
+    pub fn as_words(self) -> &'static str {
+        match self {
+            Self::RecoveryTime => "recovery time",
+            Self::RecoveryPoint => "recovery point",
+        }
+    }
+
+    /// The Event and condition reason of a drill that missed this target.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::RecoveryTime => "RecoveryTimeOverTarget",
+            Self::RecoveryPoint => "RecoveryPointOverTarget",
+        }
+    }
+}
+
+impl DrillRecovery {
+    /// The figure achieved and the target of `target`, in seconds.
+    pub fn figures(&self, target: RecoveryTarget) -> (f64, Option<f64>) {
+        match target {
+            RecoveryTarget::RecoveryTime => (self.recovery_time_seconds, self.recovery_time_target_seconds),
+            RecoveryTarget::RecoveryPoint => (self.recovery_point_seconds, self.recovery_point_target_seconds),
+        }
+    }
+
+    /// The targets whose figure is above the target (the judgement the drill makes).
+    pub fn over_targets(&self) -> Vec<RecoveryTarget> {
+        [RecoveryTarget::RecoveryTime, RecoveryTarget::RecoveryPoint]
+            .into_iter()
+            .filter(|t| matches!(self.figures(*t), (achieved, Some(target)) if achieved > target))
+            .collect()
+    }
+
+    /// `download 3.1s, verify 0.4s, restore 7.5s, checks 1.3s`.
+    pub fn steps_text(&self) -> String {
+        let s = &self.steps;
+        format!(
+            "download {}, verify {}, restore {}, checks {}",
+            human(s.download_seconds),
+            human(s.verify_seconds),
+            human(s.restore_seconds),
+            human(s.checks_seconds)
+        )
+    }
+
+    /// Why the drill missed `target`, naming the figure, the target and where to look: the
+    /// steps for the recovery time, the backup `key` restored for the recovery point.
+    pub fn shortfall(&self, target: RecoveryTarget, key: &str) -> String {
+        let (achieved, limit) = self.figures(target);
+        let limit = limit.map(human).unwrap_or_else(|| "none".to_owned());
+        let what = target.as_words();
+        match target {
+            RecoveryTarget::RecoveryTime => {
+                format!("{what} {} exceeds the target {limit}: {}", human(achieved), self.steps_text())
+            }
+            RecoveryTarget::RecoveryPoint => format!(
+                "{what} {} exceeds the target {limit}: the newest good backup is from {} ({key})",
+                human(achieved),
+                self.backup_taken_at.0
+            ),
+        }
+    }
+
+    /// The figures in one line: `recovery time 12.3s (target 15m: download 3.1s, ...), recovery
+    /// point 30m4s (target 1h, backup taken at ...)`.
+    pub fn describe(&self) -> String {
+        let target = |t: Option<f64>| t.map(|t| format!("target {}", human(t))).unwrap_or_else(|| "no target".into());
+        format!(
+            "recovery time {} ({}: {}), recovery point {} ({}, backup taken at {})",
+            human(self.recovery_time_seconds),
+            target(self.recovery_time_target_seconds),
+            self.steps_text(),
+            human(self.recovery_point_seconds),
+            target(self.recovery_point_target_seconds),
+            self.backup_taken_at.0
+        )
+    }
 }
 
 /// Where a restore stands.

@@ -368,6 +368,18 @@ pub fn restore_source_rule() -> String {
     )
 }
 
+// ----- Durations ---------------------------------------------------------------------------------
+
+/// The rule of a recovery target: a duration of [`super::duration::PATTERN`] of at least a
+/// second (a digit other than 0 somewhere).
+pub fn duration_rule() -> String {
+    format!("{} && self.matches('[1-9]')", matches_rule(super::duration::PATTERN))
+}
+
+/// The message of every duration field.
+pub const DURATION_MESSAGE: &str = "must be a duration of at least 1s such as 15m, 1h or 1h30m: whole numbers of \
+                                    days, hours, minutes and seconds (d, h, m, s), in that order, each at most once";
+
 // ----- Names -------------------------------------------------------------------------------------
 
 /// Environment variable names as Kubernetes accepts them in a pod template: printable ASCII

@@ -5,6 +5,7 @@
 
 pub mod backup;
 mod datastore;
+pub mod duration;
 pub mod feeds;
 pub mod formats;
 mod ingress;
@@ -17,9 +18,9 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub use backup::{
-    BackupRun, BackupSpec, BackupStatus, EncryptionSpec, LocalTierSpec, LogArchiveSpec, RecordedAutoscaling,
-    RestorePhase, RestoreSpec, RestoreStatus, RetentionSpec, S3Spec, ServerSideEncryptionSpec,
-    ServerSideEncryptionType, VerifySpec,
+    BackupRun, BackupSpec, BackupStatus, DrillRecovery, EncryptionSpec, LocalTierSpec, LogArchiveSpec,
+    RecordedAutoscaling, RecoverySteps, RecoveryTarget, RecoveryTargets, RestorePhase, RestoreSpec, RestoreStatus,
+    RetentionSpec, S3Spec, ServerSideEncryptionSpec, ServerSideEncryptionType, VerifySpec,
 };
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,

@@ -245,11 +245,37 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
         },
         AlertSpec {
             name: "SecurityGuardRestoreDrillFailed",
-            expr: format!("{by_guard} (securityguard_operator_backup_verify_last_result{{{guard}}}) == 0"),
+            expr: format!(
+                "{by_guard} (securityguard_operator_backup_verify_last_result{{{guard}}}) == 0\nunless on (namespace, securityguard) (\n  {}\n  or {}\n)",
+                drill_over_target(&guard, "recovery_time"),
+                drill_over_target(&guard, "recovery_point"),
+            ),
             for_: "0m",
             severity: Severity::Warning,
             summary: format!("The latest restore drill of {who} failed"),
             description: format!("The newest restore drill of {who} could not restore or check its backup."),
+        },
+        AlertSpec {
+            name: "SecurityGuardRestoreDrillRecoveryTimeOverTarget",
+            expr: drill_over_target(&guard, "recovery_time"),
+            for_: "0m",
+            severity: Severity::Warning,
+            summary: format!("The latest restore drill of {who} took longer than its recovery time target"),
+            description: format!(
+                "The newest restore drill of {who} took {{{{ $value | humanizeDuration }}}} from its start until the restored data was checked, more than spec.backup.verify.targets.recoveryTime: a restore would take as long. status.backup.lastVerification.recovery.steps says where the time went."
+            ),
+        },
+        AlertSpec {
+            name: "SecurityGuardRestoreDrillRecoveryPointOverTarget",
+            expr: drill_over_target(&guard, "recovery_point"),
+            for_: "0m",
+            severity: Severity::Warning,
+            summary: format!(
+                "The data the latest restore drill of {who} restored was older than its recovery point target"
+            ),
+            description: format!(
+                "When the newest restore drill of {who} started, the newest good backup was {{{{ $value | humanizeDuration }}}} old, more than spec.backup.verify.targets.recoveryPoint: losing the database then would have lost that much data."
+            ),
         },
     ];
 
@@ -296,6 +322,15 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
             rules: feed_rules.into_iter().map(|a| alert(a, &labels)).collect(),
         },
     ]
+}
+
+/// The newest drill's figure `what` (`recovery_time`, `recovery_point`) where it is above the
+/// target the drill was held to, for the guard selected by `guard`.
+fn drill_over_target(guard: &str, what: &str) -> String {
+    let by_guard = "max by (namespace, securityguard)";
+    format!(
+        "{by_guard} (securityguard_operator_backup_verify_{what}_seconds{{{guard}}})\n  > {by_guard} (securityguard_operator_backup_verify_{what}_target_seconds{{{guard}}})"
+    )
 }
 
 /// The feedback on the domain model's flags of the API `api`, per model version, over the range
@@ -416,7 +451,7 @@ mod tests {
     fn every_guard_alert_is_scoped_to_its_guard() {
         let groups = guard_rule_groups("shop", "guard");
         let rules = rules(&groups);
-        assert_eq!(rules.len(), 14);
+        assert_eq!(rules.len(), 16);
         for rule in rules {
             let name = rule.alert.as_deref().expect("alerting rule");
             // Every selector in the expression names the guard's namespace.

@@ -88,6 +88,14 @@ pub enum Problem {
         /// Why.
         reason: &'static str,
     },
+    /// A duration the drill Job would refuse.
+    #[error("{field}: {reason}")]
+    Duration {
+        /// The spec field.
+        field: &'static str,
+        /// Why, quoting the value.
+        reason: String,
+    },
     /// Metadata the API server always sets is missing.
     #[error("metadata.{0} is missing")]
     Metadata(&'static str),
@@ -203,6 +211,17 @@ fn check_backup(backup: &BackupSpec, refs: &References, problems: &mut Vec<Probl
     for (field, schedule) in schedules {
         if let Err(reason) = crate::crd::schedule::parse(schedule) {
             problems.push(Problem::Schedule { field, schedule: schedule.clone(), reason });
+        }
+    }
+    if backup.verify.enabled {
+        let targets = &backup.verify.targets;
+        for (field, text) in [
+            ("spec.backup.verify.targets.recoveryTime", &targets.recovery_time),
+            ("spec.backup.verify.targets.recoveryPoint", &targets.recovery_point),
+        ] {
+            if let Err(reason) = crate::crd::duration::parse(text) {
+                problems.push(Problem::Duration { field, reason });
+            }
         }
     }
 }
@@ -383,6 +402,26 @@ mod tests {
         assert_eq!(err.to_string(), "spec.backup.s3.serverSideEncryption.kmsKeyId: type SSE-KMS needs kmsKeyId");
         let err = validate(&with("{type: SSE-S3, kmsKeyId: k}"), &refs).unwrap_err();
         assert!(err.to_string().ends_with("kmsKeyId is only allowed with type SSE-KMS"), "{err}");
+    }
+
+    #[test]
+    fn a_recovery_target_that_is_not_a_duration_names_its_field() {
+        let mut s3 = secret("s3", ACCESS_KEY_ID, "a");
+        s3.data.get_or_insert_default().insert(SECRET_ACCESS_KEY.to_owned(), ByteString(b"b".to_vec()));
+        let refs = References::from_secrets([secret("jwt", "k", JWT), s3]);
+        let extra =
+            "  backup:\n    s3: {bucket: bkt, credentialsSecret: s3}\n    verify: {targets: {recoveryPoint: 1m1h}}\n";
+        let err = validate(&guard(extra), &refs).unwrap_err();
+        assert!(
+            matches!(&err.0[..], [Problem::Duration { field: "spec.backup.verify.targets.recoveryPoint", .. }]),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"1m1h\" is not a duration"), "{err}");
+        // The defaults are valid, and targets of drills turned off are not looked at.
+        let defaults = "  backup:\n    s3: {bucket: bkt, credentialsSecret: s3}\n";
+        assert!(validate(&guard(defaults), &refs).is_ok());
+        let off = "  backup:\n    s3: {bucket: bkt, credentialsSecret: s3}\n    verify: {enabled: false, targets: {recoveryTime: x}}\n";
+        assert!(validate(&guard(off), &refs).is_ok());
     }
 
     #[test]

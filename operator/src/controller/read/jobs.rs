@@ -18,7 +18,7 @@ use super::cached::Remembered;
 use crate::controller::vocabulary::{
     FEED_SYNC_JOB, FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
 };
-use crate::crd::{FeedOutcome, RemovedFeed};
+use crate::crd::{DrillRecovery, FeedOutcome, RemovedFeed};
 
 /// Reading a Job's pod failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,9 @@ pub struct Summary {
     /// The error, when failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// Drill only: the recovery it achieved, against its targets (boxed: most Jobs have none).
+    #[serde(default)]
+    pub drill: Option<Box<DrillRecovery>>,
     /// Threat-feed sync only: every feed's outcome.
     #[serde(default)]
     pub feeds: Vec<FeedOutcome>,
@@ -344,6 +347,23 @@ mod tests {
         assert_eq!(summary.database_changed, Some(false));
         assert_eq!(summary.seconds, Some(2.5));
         assert_eq!(newest_summary(&[pod("not json", 1)]), None);
+    }
+
+    #[test]
+    fn reads_the_figures_of_a_drill_that_missed_its_recovery_point() {
+        let message = r#"{"command":"restore","result":"failed","key":"b/prod/k.pgdump","seconds":41.2,
+            "databaseChanged":false,"error":"recovery point 2h13m exceeds the target 1h: ...",
+            "drill":{"startedAt":"2026-11-29T03:30:00Z","backupTakenAt":"2026-11-29T01:17:00Z",
+                     "recoveryTimeSeconds":40.9,"recoveryTimeTargetSeconds":900.0,
+                     "recoveryPointSeconds":7980.0,"recoveryPointTargetSeconds":3600.0,
+                     "steps":{"downloadSeconds":3.1,"verifySeconds":0.4,"restoreSeconds":35.0,"checksSeconds":2.4},
+                     "missed":["RecoveryPoint"]}}"#;
+        let summary = newest_summary(&[pod(message, 10)]).expect("a summary");
+        let drill = summary.drill.expect("the drill's figures");
+        assert_eq!(drill.recovery_point_seconds, 7980.0);
+        assert_eq!(drill.steps.restore_seconds, 35.0);
+        assert_eq!(drill.missed, [crate::crd::RecoveryTarget::RecoveryPoint]);
+        assert_eq!(drill.backup_taken_at.0, "2026-11-29T01:17:00Z".parse::<Timestamp>().expect("time"));
     }
 
     #[test]

@@ -50,22 +50,13 @@ impl Events<'_> {
         }
     }
 
-    /// One Event per backup or drill that finished.
+    /// One Event per backup or drill that finished; a drill that missed recovery targets, one
+    /// Warning per target missed.
     pub async fn finished_jobs(&self, finished: &[Finished]) {
         for f in finished {
-            let what = match f.kind {
-                JobKind::Verify => "Restore drill",
-                _ => "Backup",
-            };
-            let key = f.summary.as_ref().and_then(|s| s.key.as_deref()).unwrap_or("-");
-            let (kind, reason, note) = if f.succeeded {
-                let reason = if f.kind == JobKind::Verify { "BackupVerified" } else { "BackupSucceeded" };
-                (EventType::Normal, reason, format!("{what} {key} succeeded (Job {})", f.job))
-            } else {
-                let reason = if f.kind == JobKind::Verify { "BackupVerifyFailed" } else { "BackupFailed" };
-                (EventType::Warning, reason, format!("{what} failed (Job {}): {}", f.job, f.error()))
-            };
-            self.publish(kind, reason, "Backup", note).await;
+            for (kind, reason, note) in finished_job_events(f) {
+                self.publish(kind, reason, "Backup", clip(note)).await;
+            }
         }
     }
 
@@ -126,6 +117,44 @@ impl Events<'_> {
     }
 }
 
+/// The Events of a backup or drill Job that finished (pure): `BackupSucceeded`/`BackupFailed`;
+/// for a drill `BackupVerified` with its figures, `BackupVerifyFailed` when it could not restore
+/// or check its backup, or `RecoveryTimeOverTarget`/`RecoveryPointOverTarget` for each target
+/// it missed.
+pub fn finished_job_events(f: &Finished) -> Vec<(EventType, &'static str, String)> {
+    let key = f.summary.as_ref().and_then(|s| s.key.as_deref()).unwrap_or("-");
+    if f.kind != JobKind::Verify {
+        return vec![if f.succeeded {
+            (EventType::Normal, "BackupSucceeded", format!("Backup {key} succeeded (Job {})", f.job))
+        } else {
+            (EventType::Warning, "BackupFailed", format!("Backup failed (Job {}): {}", f.job, f.error()))
+        }];
+    }
+    let recovery = f.summary.as_ref().and_then(|s| s.drill.as_deref());
+    match recovery {
+        Some(recovery) if !f.succeeded && !recovery.missed.is_empty() => recovery
+            .missed
+            .iter()
+            .map(|target| {
+                let note =
+                    format!("Restore drill of {key} failed (Job {}): {}", f.job, recovery.shortfall(*target, key));
+                (EventType::Warning, target.reason(), note)
+            })
+            .collect(),
+        _ if !f.succeeded => vec![(
+            EventType::Warning,
+            "BackupVerifyFailed",
+            format!("Restore drill failed (Job {}): {}", f.job, f.error()),
+        )],
+        Some(recovery) => vec![(
+            EventType::Normal,
+            "BackupVerified",
+            format!("Restore drill of {key} passed (Job {}): {}", f.job, recovery.describe()),
+        )],
+        None => vec![(EventType::Normal, "BackupVerified", format!("Restore drill {key} succeeded (Job {})", f.job))],
+    }
+}
+
 /// Cuts a note to what an Event keeps, marking the cut.
 fn clip(mut note: String) -> String {
     if note.len() > MAX_NOTE {
@@ -142,6 +171,75 @@ fn clip(mut note: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn drill(succeeded: bool, recovery: Option<crate::crd::DrillRecovery>) -> Finished {
+        Finished {
+            job: "sg-verify-1".into(),
+            kind: JobKind::Verify,
+            request: None,
+            at: k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            succeeded,
+            summary: Some(Box::new(crate::controller::read::jobs::Summary {
+                key: Some("k.pgdump".into()),
+                error: (!succeeded).then(|| "the Job's own error".to_owned()),
+                drill: recovery.map(Box::new),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn figures(time: f64, point: f64) -> crate::crd::DrillRecovery {
+        let t = |s: i64| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(s).expect("time"),
+            )
+        };
+        let mut recovery = crate::crd::DrillRecovery {
+            started_at: t(10_000),
+            backup_taken_at: t(10_000 - point as i64),
+            recovery_time_seconds: time,
+            recovery_time_target_seconds: Some(900.0),
+            recovery_point_seconds: point,
+            recovery_point_target_seconds: Some(3600.0),
+            steps: crate::crd::RecoverySteps {
+                download_seconds: 1.0,
+                verify_seconds: 1.0,
+                restore_seconds: time - 3.0,
+                checks_seconds: 1.0,
+            },
+            missed: Vec::new(),
+        };
+        recovery.missed = recovery.over_targets();
+        recovery
+    }
+
+    #[test]
+    fn a_passing_drill_says_its_figures() {
+        let events = finished_job_events(&drill(true, Some(figures(63.0, 1800.0))));
+        assert_eq!(events.len(), 1);
+        let (kind, reason, note) = &events[0];
+        assert_eq!((kind, *reason), (&EventType::Normal, "BackupVerified"));
+        assert_eq!(
+            note,
+            "Restore drill of k.pgdump passed (Job sg-verify-1): recovery time 1m3s (target 15m: download 1s, \
+             verify 1s, restore 1m, checks 1s), recovery point 30m (target 1h, backup taken at 1970-01-01T02:16:40Z)"
+        );
+    }
+
+    #[test]
+    fn a_drill_that_missed_targets_warns_once_per_target() {
+        let events = finished_job_events(&drill(false, Some(figures(1203.0, 7980.0))));
+        let reasons: Vec<&str> = events.iter().map(|(_, reason, _)| *reason).collect();
+        assert_eq!(reasons, ["RecoveryTimeOverTarget", "RecoveryPointOverTarget"]);
+        assert!(events.iter().all(|(kind, _, _)| *kind == EventType::Warning));
+        assert!(events[0].2.contains("recovery time 20m3s exceeds the target 15m: download 1s"), "{}", events[0].2);
+        assert!(events[1].2.contains("recovery point 2h13m exceeds the target 1h: the newest good backup is from"));
+        // A drill that could not restore or check its backup: the Job's own error.
+        let events = finished_job_events(&drill(false, None));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1, "BackupVerifyFailed");
+        assert!(events[0].2.ends_with("the Job's own error"), "{}", events[0].2);
+    }
 
     #[test]
     fn long_notes_are_cut_on_a_character_boundary() {

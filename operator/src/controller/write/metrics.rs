@@ -38,6 +38,8 @@ pub fn export(metrics: &Metrics, guard: &ValidatedGuard, status: &SecurityGuardS
             metrics.guards.restore_drill(&labels, seconds(&last.finished_at), last.error.is_none());
         }
     }
+    let newest_drill = status.backup.as_ref().and_then(|b| b.last_verification.as_ref());
+    metrics.guards.drill_recovery(&labels, newest_drill.and_then(|run| run.recovery.as_ref()));
     if let Some(restore) = &status.restore {
         metrics.guards.set_restore_phase(&labels, restore.phase.as_str());
     }

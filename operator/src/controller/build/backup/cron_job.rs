@@ -92,6 +92,34 @@ mod tests {
         assert_eq!(drill["containers"][0]["args"], serde_json::json!(["restore", "--verify-only"]));
     }
 
+    /// The value of `name` in the environment of the first container of a CronJob.
+    fn env_of(cron_job: &serde_json::Value, name: &str) -> Option<String> {
+        let container = &cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+        let env = container["env"].as_array()?;
+        env.iter().find(|e| e["name"] == name).and_then(|e| e["value"].as_str()).map(str::to_owned)
+    }
+
+    #[test]
+    fn drills_are_held_to_the_recovery_targets_of_the_spec() {
+        let render = |backup: &str| -> Vec<serde_json::Value> {
+            build(&guard(&format!("{MINIMAL}{backup}")), false, "operator:test")
+                .iter()
+                .map(|c| serde_json::to_value(c).expect("serializes"))
+                .collect()
+        };
+        let defaults = render("  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n");
+        assert_eq!(env_of(&defaults[1], "SG_DRILL_RECOVERY_TIME_TARGET").as_deref(), Some("15m"));
+        assert_eq!(env_of(&defaults[1], "SG_DRILL_RECOVERY_POINT_TARGET").as_deref(), Some("1h"));
+        assert_eq!(env_of(&defaults[0], "SG_DRILL_RECOVERY_TIME_TARGET"), None, "backups have no targets");
+        let set = render(
+            "  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n    verify: {targets: {recoveryTime: 1h30m, recoveryPoint: 2d}}\n",
+        );
+        assert_eq!(env_of(&set[1], "SG_DRILL_RECOVERY_TIME_TARGET").as_deref(), Some("1h30m"));
+        assert_eq!(env_of(&set[1], "SG_DRILL_RECOVERY_POINT_TARGET").as_deref(), Some("2d"));
+        // The drill restores the newest good backup: the one whose age is the recovery point.
+        assert_eq!(env_of(&set[1], "SG_RESTORE_SOURCE"), None);
+    }
+
     #[test]
     fn a_restore_suspends_every_schedule() {
         let guard = guard(&format!(

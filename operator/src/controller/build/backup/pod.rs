@@ -195,7 +195,12 @@ fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) 
                 env.push(plain_env("SG_BACKUP_CONFIG", "true".to_owned()));
             }
         }
-        JobKind::Verify => env.push(plain_env("SG_RESTORE_VERIFY_ONLY", "true".to_owned())),
+        JobKind::Verify => {
+            env.push(plain_env("SG_RESTORE_VERIFY_ONLY", "true".to_owned()));
+            let targets = &backup.verify.targets;
+            env.push(plain_env("SG_DRILL_RECOVERY_TIME_TARGET", targets.recovery_time.clone()));
+            env.push(plain_env("SG_DRILL_RECOVERY_POINT_TARGET", targets.recovery_point.clone()));
+        }
         JobKind::Restore | JobKind::Rollback => env.push(plain_env("SG_RESTORE_WORK_DIR", WORK_DIR.to_owned())),
         JobKind::LogArchive => {
             env.push(plain_env("SG_BACKUP_RETENTION_DAYS_S3", backup.retention.s3_days.to_string()));
