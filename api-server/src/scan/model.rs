@@ -74,6 +74,11 @@ pub struct Thresholds {
     pub warn: f64,
     /// Probability from which the model says BLOCK.
     pub block: f64,
+    /// Probability below which the model vouches for a name: the domain scan then ignores the
+    /// name rules' look-alike, keyword and character warnings (see `scan::scan_domain`). 0 (the
+    /// default) lets them always count.
+    #[serde(default)]
+    pub rules: f64,
 }
 
 #[derive(Deserialize)]
@@ -573,7 +578,7 @@ mod tests {
         let m = model();
         assert!(m.version().starts_with("dm1-"), "{}", m.version());
         let t = m.thresholds();
-        assert!(0.0 < t.warn && t.warn <= t.block && t.block < 1.0, "{t:?}");
+        assert!(0.0 <= t.rules && t.rules < t.warn && t.warn <= t.block && t.block < 1.0, "{t:?}");
     }
 
     /// The probabilities the training script computed from the same artifact, to 1e-6.
