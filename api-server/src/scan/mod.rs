@@ -108,13 +108,14 @@ pub struct DomainReport {
 pub const MODEL_WARNING: &str = "domain_model";
 
 /// The warnings of the name rules that hold whatever the model says: the pattern library's
-/// block list, and characters that make a protected brand's own domain.
-const CERTAIN_RULES: [&str; 2] = ["blocked_domain", "homoglyph_domain"];
+/// block list, and the look-alikes of a protected domain (its name under another top-level
+/// domain, a few edits from it, or its characters imitated).
+const CERTAIN_RULES: [&str; 4] = ["blocked_domain", "homoglyph_domain", "typosquat_domain", "brand_tld_swap"];
 
 /// A domain's verdict: the rules', raised to WARN or BLOCK when the model's calibrated
 /// probability reaches that threshold (a BLOCK of the rules stays). Below the model's `rules`
 /// threshold the model vouches for the name, and only the rules' certain warnings (block list,
-/// homoglyphs of a protected domain) count: the others (brand names in other names, edits,
+/// look-alikes of a protected domain) count: the others (a brand's name inside another name,
 /// keywords, top-level domains, non-ASCII) are heuristics that fire on legitimate names too.
 /// Official domains and allowlisted ones (and their subdomains) are neither warned nor scored.
 pub fn scan_domain(normalized: String, set: &PatternSet, detection: &Detection) -> DomainReport {
@@ -256,6 +257,11 @@ mod tests {
         assert_eq!((r.action, r.warnings[0].kind), (Action::Block, "blocked_domain"));
         let r = scan_domain("phant0m.app".into(), &set, &vouched);
         assert_eq!((r.action, r.warnings[0].kind), (Action::Block, "homoglyph_domain"));
+        // So do the protected domain's name under another top-level domain, and its typos.
+        for (lookalike, kind) in [("phantom.io", "brand_tld_swap"), ("phamtom.app", "typosquat_domain")] {
+            let r = scan_domain(lookalike.into(), &set, &vouched);
+            assert_eq!((r.action, r.warnings[0].kind), (Action::Warn, kind), "{lookalike}");
+        }
         // Nothing is vouched for below a threshold of 0.
         let none = detection_with(serde_json::json!({"warn": 2.0, "block": 2.0, "rules": 0.0}));
         assert_eq!(scan_domain("phantom-wallet.io".into(), &set, &none).action, Action::Warn);
