@@ -133,11 +133,12 @@ train-domain-model:
 # Evaluate the served domain model with the API's Rust scorer on the training pipeline's
 # time-split test set (re-derived from the pinned sources when missing): precision, recall,
 # false-positive rate and ROC-AUC, of the model alone and of the whole domain scan (BENCHMARKS.md).
-eval-detection:
+# SPLIT=validation evaluates the validation split instead, where the scan's settings are chosen.
+eval-detection SPLIT="test":
     #!/usr/bin/env bash
     set -euo pipefail
     if [ ! -f "$SG_CACHE/detection/dataset.tsv" ]; then nice -n 10 detection/train.sh --dataset-only; fi
-    nice -n 10 cargo run -q --release -p securityguard-api --example eval-detection -- "$SG_CACHE/detection/dataset.tsv"
+    nice -n 10 cargo run -q --release -p securityguard-api --example eval-detection -- "$SG_CACHE/detection/dataset.tsv" {{SPLIT}}
 
 # Every container image the cluster needs, built from Debian packages and our binaries without a
 # registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${SG_CACHE:-$HOME/.cache/securityguard}/detection
 export DETECTION_CACHE=$cache
 # One thread each, so that floating-point sums always run in the same order.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$cache"
 venv=$cache/venv
 if ! "$venv/bin/python" -c 'import sklearn' 2>/dev/null ||

@@ -2,12 +2,14 @@
 //! time-split test set of `detection/` (the newest phishing, first seen from the split date of
 //! `detection/config.json`, and a fifth of the legitimate names).
 //!
-//!   cargo run --release -p securityguard-api --example eval-detection [DATASET]
+//!   cargo run --release -p securityguard-api --example eval-detection [DATASET [SPLIT]]
 //!
 //! DATASET is the `dataset.tsv` the training pipeline writes (default
 //! `$SG_CACHE/detection/dataset.tsv`; `detection/train.sh --dataset-only` re-derives it from the
-//! pinned sources). It must be the one the model was trained on: its test rows must number what
-//! the artifact records.
+//! pinned sources). It must be the one the model was trained on: the rows of SPLIT must number
+//! what the artifact records. SPLIT is `test` (default) or `validation`, where the settings of
+//! the scan are chosen: there it also prints what the scan would give at other values of the
+//! model's `rules` threshold (below which the name rules' heuristics are ignored).
 //!
 //! Two measures, each as precision, recall and false-positive rate at WARN-or-BLOCK and at
 //! BLOCK, and ROC-AUC:
@@ -16,9 +18,16 @@
 //! - the whole domain scan as `POST /v1/scan/domains` answers it: the official domains, the
 //!   pattern library of a fresh deployment (its seed migration), the rules and the model.
 //!   Its ROC-AUC ranks by the action first, then by the probability.
+//!
+//! Both again with the MetaMask allowlist's names as the only legitimate ones (crypto sites
+//! that are not phishing: the hardest legitimate names), and the legitimate names the scan warns
+//! though the model alone does not, by the rules' warning kinds.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use securityguard_api::scan::model::DomainModel;
+use securityguard_api::scan::official::OfficialDomains;
 use securityguard_api::scan::patterns::PatternSet;
 use securityguard_api::scan::verdict::Action;
 use securityguard_api::scan::{self, Detection, domain};
@@ -26,11 +35,19 @@ use securityguard_api::scan::{self, Detection, domain};
 /// The pattern library a fresh deployment starts with.
 const SEED: &str = include_str!("../migrations/20261125000002_seed_patterns.sql");
 
-/// One test row: is it phishing, and its score and verdict.
+/// One row: is it phishing, and its score and verdict.
 struct Scored {
     phishing: bool,
     score: f64,
     action: Action,
+}
+
+/// One row of the dataset.
+struct Row {
+    host: String,
+    phishing: bool,
+    /// A legitimate name from the MetaMask allowlist.
+    crypto_legitimate: bool,
 }
 
 /// `(kind, value)` of the seed's INSERT rows and `(value, data)` of its rule-parameter UPDATEs.
@@ -55,14 +72,18 @@ fn seed_patterns() -> PatternSet {
     set
 }
 
-/// The test rows of the dataset: (host, is phishing).
-fn test_rows(path: &PathBuf) -> Vec<(String, bool)> {
+/// The rows of one split of the dataset.
+fn split_rows(path: &PathBuf, split: &str) -> Vec<Row> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}; `detection/train.sh --dataset-only` writes it", path.display()));
     text.lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split('\t').collect();
-            (fields.len() == 5 && fields[2] == "test").then(|| (fields[0].to_owned(), fields[1] == "1"))
+            (fields.len() == 5 && fields[2] == split).then(|| Row {
+                host: fields[0].to_owned(),
+                phishing: fields[1] == "1",
+                crypto_legitimate: fields[1] == "0" && fields[4].split(',').any(|s| s == "metamask-allowlist"),
+            })
         })
         .collect()
 }
@@ -118,50 +139,90 @@ fn cost_per_domain(hosts: &[&str], f: impl Fn(&str) -> f64) -> f64 {
     best
 }
 
-fn main() {
-    let path = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("SG_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/securityguard"));
-        cache.join("detection/dataset.tsv")
-    });
-    let detection = Detection::compiled_in().expect("the compiled-in detection data loads");
-    let model = &detection.model;
-    let rows = test_rows(&path);
-    let (phishing, legitimate) = (rows.iter().filter(|r| r.1).count(), rows.iter().filter(|r| !r.1).count());
-    let artifact: serde_json::Value = serde_json::from_str(scan::model::ARTIFACT).expect("the artifact is JSON");
-    let recorded = &artifact["training"]["rows"];
-    assert!(
-        recorded["test_phishing"] == phishing && recorded["test_legitimate"] == legitimate,
-        "{}: {phishing} / {legitimate} test rows, the model was evaluated on {recorded}: another dataset",
-        path.display()
-    );
-
-    let set = seed_patterns();
+/// The scan of every row: the model alone, the whole domain scan, and the rules' warning kinds
+/// on the legitimate names the scan warns though the model alone does not.
+fn score(rows: &[Row], set: &PatternSet, detection: &Detection) -> (Vec<Scored>, Vec<Scored>, BTreeMap<String, usize>) {
     let (mut alone, mut served) = (Vec::new(), Vec::new());
-    let mut official = [0usize; 2];
-    for (host, phishing) in &rows {
-        let a = model.assess(host);
-        alone.push(Scored { phishing: *phishing, score: a.probability, action: a.action });
-        let normalized = domain::normalize(host).expect("the dataset holds normalized hosts");
-        official[usize::from(*phishing)] += usize::from(detection.official.covering(&normalized).is_some());
-        let r = scan::scan_domain(normalized, &set, &detection);
+    let mut by_rules = BTreeMap::new();
+    for row in rows {
+        let a = detection.model.assess(&row.host);
+        alone.push(Scored { phishing: row.phishing, score: a.probability, action: a.action });
+        let normalized = domain::normalize(&row.host).expect("the dataset holds normalized hosts");
+        let r = scan::scan_domain(normalized, set, detection);
         let rank = match r.action {
             Action::None => 0.0,
             Action::Warn => 1.0,
             Action::Block => 2.0,
         };
-        served.push(Scored { phishing: *phishing, score: rank + r.probability.unwrap_or(0.0), action: r.action });
+        if !row.phishing && r.action > a.action {
+            let mut kinds: Vec<&str> = r.warnings.iter().map(|w| w.kind).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            *by_rules.entry(kinds.join(" + ")).or_default() += 1;
+        }
+        served.push(Scored { phishing: row.phishing, score: rank + r.probability.unwrap_or(0.0), action: r.action });
     }
+    (alone, served, by_rules)
+}
 
-    println!("model {} (WARN >= {}, BLOCK >= {})", model.version(), model.thresholds().warn, model.thresholds().block);
-    let hosts: Vec<&str> = rows.iter().map(|(h, _)| h.as_str()).collect();
+/// The rows of `all` whose row is phishing or a MetaMask allowlist name.
+fn crypto_only(rows: &[Row], all: Vec<Scored>) -> Vec<Scored> {
+    all.into_iter().zip(rows).filter(|(_, row)| row.phishing || row.crypto_legitimate).map(|(s, _)| s).collect()
+}
+
+/// The compiled-in detection data with another `rules` threshold.
+fn with_rules_threshold(rules: f64) -> Detection {
+    let mut art: serde_json::Value = serde_json::from_str(scan::model::ARTIFACT).expect("the artifact is JSON");
+    art["thresholds"]["rules"] = serde_json::json!(rules);
+    let model = DomainModel::from_json(&art.to_string()).expect("the artifact loads");
+    Detection { model, official: OfficialDomains::compiled_in().expect("the official domains load") }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("SG_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/securityguard"));
+        cache.join("detection/dataset.tsv")
+    });
+    let split = args.next().unwrap_or_else(|| "test".to_owned());
+    assert!(split == "test" || split == "validation", "SPLIT is test or validation, not {split}");
+    let detection = Detection::compiled_in().expect("the compiled-in detection data loads");
+    let model = &detection.model;
+    let rows = split_rows(&path, &split);
+    let phishing = rows.iter().filter(|r| r.phishing).count();
+    let legitimate = rows.len() - phishing;
+    let artifact: serde_json::Value = serde_json::from_str(scan::model::ARTIFACT).expect("the artifact is JSON");
+    let recorded = &artifact["training"]["rows"];
+    assert!(
+        recorded[format!("{split}_phishing")] == phishing && recorded[format!("{split}_legitimate")] == legitimate,
+        "{}: {phishing} / {legitimate} {split} rows, the model was evaluated on {recorded}: another dataset",
+        path.display()
+    );
+
+    let set = seed_patterns();
+    let official = [false, true].map(|phishing| {
+        rows.iter()
+            .filter(|r| r.phishing == phishing)
+            .filter(|r| detection.official.covering(&domain::normalize(&r.host).unwrap_or_default()).is_some())
+            .count()
+    });
+    let (alone, served, by_rules) = score(&rows, &set, &detection);
+
+    let t = model.thresholds();
+    println!("model {} (WARN >= {}, BLOCK >= {}, rules count from {})", model.version(), t.warn, t.block, t.rules);
+    let hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
     println!(
         "cost a domain (this build, this machine): the model {:.1} µs, the whole domain scan {:.1} µs",
         cost_per_domain(&hosts, |h| model.probability(h)),
         cost_per_domain(&hosts, |h| f64::from(scan::scan_domain(h.to_owned(), &set, &detection).risk_score))
     );
-    println!("test set {}: {phishing} phishing, {legitimate} legitimate", path.display());
+    let crypto = rows.iter().filter(|r| r.crypto_legitimate).count();
+    println!(
+        "{split} set {}: {phishing} phishing, {legitimate} legitimate ({crypto} of the MetaMask allowlist)",
+        path.display()
+    );
     println!("official domains (never warned) among them: {} phishing, {} legitimate", official[1], official[0]);
     println!(
         "\n| scored by | ROC-AUC | WARN+ precision | WARN+ recall | WARN+ FPR | BLOCK precision | BLOCK recall | BLOCK FPR |"
@@ -169,4 +230,35 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     print_row("the model alone (Rust scorer)", &alone);
     print_row("the domain scan: official domains, seed patterns, rules, model", &served);
+    print_row("the model alone; legitimate = MetaMask allowlist only", &crypto_only(&rows, alone));
+    print_row("the domain scan; legitimate = MetaMask allowlist only", &crypto_only(&rows, served));
+    println!("\nlegitimate names the scan warns and the model alone does not, by the warnings' kinds:");
+    for (kinds, n) in &by_rules {
+        println!("  {n:5}  {kinds}");
+    }
+
+    if split == "validation" {
+        // The `rules` threshold at the probability above which a share of these legitimate names
+        // score: what the scan would give with it.
+        let mut legit: Vec<f64> = rows.iter().filter(|r| !r.phishing).map(|r| model.probability(&r.host)).collect();
+        legit.sort_by(|a, b| b.total_cmp(a));
+        println!(
+            "\n| rules count from | share of legitimate names at or above | WARN+ recall | WARN+ FPR | WARN+ FPR, MetaMask allowlist |"
+        );
+        println!("|---:|---:|---:|---:|---:|");
+        for share in [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0] {
+            let k = ((share * legit.len() as f64) as usize).min(legit.len() - 1);
+            let rules = if share >= 1.0 {
+                0.0
+            } else if share == 0.0 {
+                2.0
+            } else {
+                legit[k]
+            };
+            let (_, served, _) = score(&rows, &set, &with_rules_threshold(rules));
+            let (_, recall, fpr) = rates(&served, |r| r.action >= Action::Warn);
+            let (_, _, crypto_fpr) = rates(&crypto_only(&rows, served), |r| r.action >= Action::Warn);
+            println!("| {rules:.6} | {share} | {recall:.4} | {:.3} % | {:.2} % |", fpr * 100.0, crypto_fpr * 100.0);
+        }
+    }
 }

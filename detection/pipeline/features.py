@@ -11,12 +11,15 @@ Input: a normalized host (lowercase, no scheme, port, path or trailing dot), as 
   tld      the last label
 
 Sparse features: tokens, each hashed with 64-bit FNV-1a over (namespace byte + token bytes) into
-2**bits buckets (hash & (2**bits - 1)); a token seen twice counts twice.
+2**bits buckets (hash & (2**bits - 1)); a token seen twice counts twice. In this order:
   'S' suffix; 'T' tld
-  'G' byte n-grams (n = 3, 4, 5) of '^' + label + '$'
+  'G' byte n-grams (n = 3, 4, 5) of '^' + label + '$'; 'J' its byte 6-grams
   'H' byte n-grams (n = 3, 4) of '^' + sub + '$' (when sub is not empty)
   'W' each non-empty word of label split at '-'; 'V' each non-empty word of sub split at '.' and '-'
-  'L' each lure word contained in the host (once per word)
+  'A' each run of 3 or more ASCII letters in label (check4drops -> check, drops)
+  'K' the shape of label: a-z -> 'a', 0-9 -> '9', '-' kept, any other byte -> 'x', then runs of
+      the same byte collapsed to one (claim-2024 -> a-9)
+  'L' each lure word contained in the host (once per word); 'X' that word + '@' + tld
   'P' the hosting platform the host is a strict subdomain of (once)
   'B' each protected brand the host imitates (see below; once per brand)
 
@@ -27,7 +30,8 @@ Dense features, in this order (DENSE):
   under another domain, brand: a brand's name is a word of the host (or a word's skeleton is the brand's), brand: a brand name (>= 5
   bytes) is contained in the host, brand: skeleton of label equals a brand's (homoglyph), brand:
   1 edit from a brand (>= 5 bytes), brand: 2 edits from a brand (>= 7 bytes), lure words/3,
-  longest consonant run in label/8, non-ASCII bytes present, reg is a brand's official domain.
+  longest consonant run in label/8, non-ASCII bytes present, reg is a brand's official domain,
+  a brand matched and the host has a lure word.
   "brand" conditions only count when reg is not one of that brand's official domains.
   entropy: Shannon entropy in bits of the byte distribution. edits: optimal string alignment
   distance over the skeletons. skeleton: bytes mapped 0->o 1->l i->l 3->e 4->a 5->s 7->t 8->b,
@@ -36,13 +40,13 @@ Dense features, in this order (DENSE):
 
 import math
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 DENSE = [
     "len_host", "len_label", "labels", "sub_labels", "digit_share", "hyphens", "entropy_host",
     "entropy_label", "digit_run", "ipv4", "punycode", "vowel_share", "on_platform", "brand_tld_swap",
     "brand_word", "brand_contained", "brand_homoglyph", "brand_edit1", "brand_edit2", "lures",
-    "consonant_run", "non_ascii", "official",
+    "consonant_run", "non_ascii", "official", "brand_and_lure",
 ]
 
 FNV_OFFSET = 0xCBF29CE484222325
@@ -118,6 +122,31 @@ def entropy(b):
 VOWELS = set(b"aeiou")
 
 
+def letter_runs(b):
+    """The maximal runs of ASCII letters a-z."""
+    runs, start = [], None
+    for i, c in enumerate(b):
+        if 97 <= c <= 122:
+            if start is None:
+                start = i
+        elif start is not None:
+            runs.append(b[start:i])
+            start = None
+    if start is not None:
+        runs.append(b[start:])
+    return runs
+
+
+def shape(b):
+    """a-z -> 'a', 0-9 -> '9', '-' kept, anything else -> 'x'; runs of one class collapsed."""
+    out = bytearray()
+    for c in b:
+        k = ord("a") if 97 <= c <= 122 else ord("9") if 48 <= c <= 57 else ord("-") if c == 45 else ord("x")
+        if not out or out[-1] != k:
+            out.append(k)
+    return bytes(out)
+
+
 class Extractor:
     def __init__(self, psl, config):
         self.psl = psl
@@ -138,14 +167,22 @@ class Extractor:
 
     def extract(self, host):
         """(sparse bucket -> count, dense list) for one host."""
+        mask = (1 << self.bits) - 1
+        tokens, dense = self.tokens(host)
+        sparse = {}
+        for _, h in tokens:
+            k = h & mask
+            sparse[k] = sparse.get(k, 0) + 1
+        return sparse, dense
+
+    def tokens(self, host):
+        """([(namespace, 64-bit hash)] in the order the scorer sums them, dense list) for one host."""
         suffix, reg, label, sub = self.parts(host)
         hb, lb, sb = host.encode(), label.encode(), sub.encode()
-        mask = (1 << self.bits) - 1
-        sparse = {}
+        out = []
 
         def tok(ns, data):
-            k = fnv1a(ns, data) & mask
-            sparse[k] = sparse.get(k, 0) + 1
+            out.append((ns, fnv1a(ns, data)))
 
         tok(ord("S"), suffix.encode())
         tld = hb.rsplit(b".", 1)[-1]
@@ -154,6 +191,8 @@ class Extractor:
         for n in (3, 4, 5):
             for i in range(len(g) - n + 1):
                 tok(ord("G"), g[i:i + n])
+        for i in range(len(g) - 6 + 1):
+            tok(ord("J"), g[i:i + 6])
         if sb:
             g = b"^" + sb + b"$"
             for n in (3, 4):
@@ -165,10 +204,15 @@ class Extractor:
         for w in sb.replace(b".", b"-").split(b"-"):
             if w:
                 tok(ord("V"), w)
+        for run in letter_runs(lb):
+            if len(run) >= 3:
+                tok(ord("A"), run)
+        tok(ord("K"), shape(lb))
         lures = 0
         for w in self.lures:
             if w in hb:
                 tok(ord("L"), w)
+                tok(ord("X"), w + b"@" + tld)
                 lures += 1
         on_platform = 0.0
         for p in self.platforms:
@@ -181,6 +225,7 @@ class Extractor:
         word_skels = set(skeleton(w) for w in words)
         lskel = skeleton(lb)
         tld_swap = word = contained = homoglyph = edit1 = edit2 = is_official = 0.0
+        any_brand = False
         for name, nskel, official in self.brands:
             if reg in official:
                 is_official = 1.0
@@ -208,6 +253,7 @@ class Extractor:
                     hit = True
             if hit:
                 tok(ord("B"), name)
+                any_brand = True
 
         digits = sum(1 for c in hb if 48 <= c <= 57)
         run = best_run = 0
@@ -246,5 +292,6 @@ class Extractor:
             best_crun / 8.0,
             1.0 if any(c >= 128 for c in hb) else 0.0,
             is_official,
+            1.0 if any_brand and lures else 0.0,
         ]
-        return sparse, dense
+        return out, dense

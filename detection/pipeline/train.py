@@ -55,6 +55,20 @@ def matrix(ex, hosts, bits):
     return sp.hstack([x, sp.csr_matrix(dense)], format="csr")
 
 
+def sample_weights(tr, rows):
+    """Per row: the MetaMask allowlist's legitimate crypto sites (hard negatives) weigh
+    `hard_negative_weight`; phishing weighs exp(-age / recency_days) when that is set, the age
+    counted from the newest phishing of the rows (older campaigns count less)."""
+    newest = max(r[2] for r in rows if r[1] == 1)
+    w = np.ones(len(rows))
+    for i, (_, label, ts, srcs) in enumerate(rows):
+        if label == 0 and "metamask-allowlist" in srcs.split(","):
+            w[i] = tr["hard_negative_weight"]
+        elif label == 1 and tr["recency_days"]:
+            w[i] = math.exp(-(newest - ts) / (tr["recency_days"] * 86400.0))
+    return w
+
+
 def threshold_for(benign_scores, max_fpr):
     """The lowest threshold at which at most max_fpr of these legitimate scores reach it."""
     s = np.sort(benign_scores)[::-1]
@@ -130,26 +144,49 @@ def main():
     print(f"features: {time.time() - t0:.0f} s", file=sys.stderr)
 
     tr = config["training"]
+    yv = y["validation"]
+    weights = {split: sample_weights(tr, rows) for split, rows in data.items()}
     best = None
     selection = []
     for C in tr["C_grid"]:
         m = LogisticRegression(C=C, class_weight=tr["class_weight"], max_iter=tr["max_iter"], solver="lbfgs")
-        m.fit(X["train"], y["train"])
+        m.fit(X["train"], y["train"], sample_weight=weights["train"])
         z = m.decision_function(X["validation"])
-        zb = z[y["validation"] == 0]
+        zb = z[yv == 0]
         t = threshold_for(zb, config["thresholds"]["warn_max_benign_fpr"])
-        rec = float((z[y["validation"] == 1] >= t).mean())
-        auc = float(roc_auc_score(y["validation"], z))
+        rec = float((z[yv == 1] >= t).mean())
+        auc = float(roc_auc_score(yv, z))
         selection.append({"C": C, "validation_recall_at_warn_fpr": rec, "validation_roc_auc": auc})
         print(f"C={C}: validation recall at warn FPR {rec:.4f}, AUC {auc:.4f}", file=sys.stderr)
         if best is None or (rec, auc) > (best[0], best[1]):
             best = (rec, auc, C, m)
-    _, _, C, model = best
+    _, _, C, chosen = best
 
-    # Platt scaling on the validation split.
-    zv = model.decision_function(X["validation"]).reshape(-1, 1)
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(zv, y["validation"])
+    # Platt scaling of the chosen model on the validation split (held out from its training).
+    zv = chosen.decision_function(X["validation"]).reshape(-1, 1)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(zv, yv)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+    # The chosen model's own validation figures, at thresholds from its validation scores.
+    pv_chosen = platt.predict_proba(zv)[:, 1]
+    pvb = pv_chosen[yv == 0]
+    chosen_t = (threshold_for(pvb, config["thresholds"]["warn_max_benign_fpr"]),
+                threshold_for(pvb, config["thresholds"]["block_max_benign_fpr"]))
+    validation = metrics(yv, pv_chosen, *chosen_t)
+    mmv = np.array([r[1] == 1 or "metamask-allowlist" in r[3] for r in data["validation"]])
+    validation_mm = metrics(yv[mmv], pv_chosen[mmv], *chosen_t)
+
+    # The served model: the chosen settings trained again with the validation phishing added (the
+    # newest phishing before the test split), when the configuration asks for it. The validation
+    # legitimate names stay out, so the thresholds below still come from names it never saw; the
+    # calibration is the chosen model's (fitted where its phishing was held out).
+    model = chosen
+    if tr["refit_with_validation_phishing"]:
+        vp = np.flatnonzero(yv == 1)
+        fit_rows = data["train"] + [data["validation"][i] for i in vp]
+        xf = sp.vstack([X["train"], X["validation"][vp]], format="csr")
+        yf = np.concatenate([y["train"], yv[vp]])
+        model = LogisticRegression(C=C, class_weight=tr["class_weight"], max_iter=tr["max_iter"], solver="lbfgs")
+        model.fit(xf, yf, sample_weight=sample_weights(tr, fit_rows))
 
     def r7(v):
         return float("%.7g" % v)
@@ -174,14 +211,18 @@ def main():
             for s in sources["phishing"] + sources["benign"]
         ],
         "training": {"C": C, "class_weight": tr["class_weight"], "split": config["split"],
-                     "rows": stats["rows"]},
+                     "rows": stats["rows"], "hard_negative_weight": tr["hard_negative_weight"],
+                     "recency_days": tr["recency_days"],
+                     "refit_with_validation_phishing": tr["refit_with_validation_phishing"]},
     }
     # Thresholds on the calibrated probability, from the validation split's legitimate names.
+    th = config["thresholds"]
     pv = np.array([score_artifact(art, ex, h) for h, *_ in data["validation"]])
-    pvb = pv[y["validation"] == 0]
-    warn = r7(threshold_for(pvb, config["thresholds"]["warn_max_benign_fpr"]))
-    block = r7(threshold_for(pvb, config["thresholds"]["block_max_benign_fpr"]))
-    art["thresholds"] = {"warn": warn, "block": block}
+    pvb = pv[yv == 0]
+    warn = r7(threshold_for(pvb, th["warn_max_benign_fpr"]))
+    block = r7(threshold_for(pvb, th["block_max_benign_fpr"]))
+    rules = r7(threshold_for(pvb, th["rules_max_benign_fpr"]))
+    art["thresholds"] = {"warn": warn, "block": block, "rules": rules}
 
     with open(ARTIFACT, "w", encoding="utf-8") as f:
         json.dump(art, f, separators=(",", ":"), sort_keys=True)
@@ -195,7 +236,8 @@ def main():
     sk = platt.predict_proba(model.decision_function(X["test"]).reshape(-1, 1))[:, 1]
     drift = float(np.max(np.abs(sk - pt)))
 
-    res = {"validation": metrics(y["validation"], pv, warn, block), "test": metrics(yt, pt, warn, block)}
+    res = {"validation": validation, "validation_metamask_allowlist_only": validation_mm,
+           "test": metrics(yt, pt, warn, block)}
     last = max(r[2] for r in test)
     month = np.array([r[1] == 0 or r[2] >= last - 30 * 86400 for r in test])
     res["test_newest_30_days"] = metrics(yt[month], pt[month], warn, block)
@@ -223,13 +265,18 @@ def main():
             "www.ck", "a.www.ck", "foo.bar.ck", "foo.kawasaki.jp", "city.kawasaki.jp", "x.github.io",
             "raydium-io.web.app", "magic-eden.io", "solflare.co", "wallet-connect-sync.xyz", "jup.ag",
             "app.jup.ag.claim-rewards.top", "meteora-airdrop.arweave.net", "uniswap.org", "aave-v3.com",
-            "e.c", "a-b.example", "123.45.67.89.nip.io", "xn--80ak6aa92e.com", "coinbase.com.secure-login.io"]
+            "e.c", "a-b.example", "123.45.67.89.nip.io", "xn--80ak6aa92e.com", "coinbase.com.secure-login.io",
+            # Letter runs, shapes and lure words with their top-level domain (features version 2).
+            "check4drops-2024.xyz", "claim_reward.top", "a1-b2-c3.io", "free-mint-nft.app.vercel.app",
+            "ünïcödé-wallet.com", "phantom-claim.web.app", "0x1234abcd.eth.limo", "9-9.de", "x.y.z.claim.co.uk",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", "stake-solana-rewards.site",
+            "secure-wallet-sync-validation-portal.online", "walletconnect-bridge.pages.dev"]
     with open(PARITY, "w", encoding="utf-8") as f:
         f.write(f"# host\tprobability (detection/pipeline/train.py, model {art['version']})\n")
         for h in edge + pick:
             f.write(f"{h}\t{score_artifact(art, ex, h):.12f}\n")
 
-    write_report(art, res, selection, stats, drift, newest_from, len(edge) + len(pick))
+    write_report(art, config, res, selection, stats, drift, newest_from, len(edge) + len(pick))
     print(json.dumps({"version": art["version"], "thresholds": art["thresholds"], "test": res["test"]}, indent=1),
           file=sys.stderr)
 
@@ -241,21 +288,39 @@ def fmt(m):
             f"| {w['precision']:.3f} | {b['recall']:.3f} | {b['fpr'] * 100:.3f} % | {b['precision']:.3f} |")
 
 
-def write_report(art, res, selection, stats, drift, newest_from, n_parity):
+def write_report(art, config, res, selection, stats, drift, newest_from, n_parity):
     t = art["thresholds"]
-    split = art["training"]["split"]
+    th = config["thresholds"]
+    tr = art["training"]
+    split = tr["split"]
     d = stats["phishing_first_seen"]
+    weighting = ""
+    if tr["hard_negative_weight"] != 1.0:
+        weighting += f", the MetaMask allowlist's legitimate crypto sites weighted {tr['hard_negative_weight']:g}"
+    if tr["recency_days"]:
+        weighting += f", phishing weighted exp(-age / {tr['recency_days']} days)"
+    if tr["refit_with_validation_phishing"]:
+        served = ("The served model is the chosen one trained again, with the same settings, on the training "
+                  "split plus the validation phishing (the months just before the test split). The validation "
+                  "legitimate names stay out of it, so its thresholds still come from names it never saw; its "
+                  "calibration is the chosen model's. The validation row below is the chosen model (trained "
+                  "without the validation phishing, at thresholds from its own validation scores); the test "
+                  "rows are the served model.")
+    else:
+        served = "The served model is the chosen one."
     lines = [
         "# Domain model: evaluation",
         "",
         f"Written by `detection/pipeline/train.py` for model `{art['version']}` (do not edit by hand; rerun "
         "`just train-domain-model`).",
         "",
-        "Logistic regression (scikit-learn, L2, balanced class weights) on hashed character n-grams, "
-        f"words, suffix and TLD ({1 << art['hash_bits']:,} buckets) and {len(art['dense'])} dense features "
+        f"Logistic regression (scikit-learn, L2, balanced class weights{weighting}) on hashed tokens "
+        "(character 3- to 6-grams of the registrable label, 3- and 4-grams of the subdomain, words, letter "
+        "runs, the label's shape, lure words alone and with the top-level domain, suffix, TLD, hosting "
+        f"platform, imitated brand; {1 << art['hash_bits']:,} buckets) and {len(art['dense'])} dense features "
         "(lengths, entropy, digits, hosting platforms, lure words, similarity to "
-        f"{len(art['brands'])} protected brands); Platt-calibrated. Sources, licences and commits: "
-        "[DATA.md](DATA.md).",
+        f"{len(art['brands'])} protected brands); Platt-calibrated. Features: `pipeline/features.py`. "
+        "Sources, licences and commits: [DATA.md](DATA.md).",
         "",
         "## Split",
         "",
@@ -266,8 +331,9 @@ def write_report(art, res, selection, stats, drift, newest_from, n_parity):
         f"{split['benign_test_share_of_10']}0 % test, {split['benign_validation_share_of_10']}0 % validation",
         "- rows: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(stats["rows"].items())),
         "",
-        "C, the calibration and both thresholds were chosen on the validation split; the test split was "
-        "scored once.",
+        "C, the calibration and the thresholds were chosen on the validation split, and so were the "
+        "features, the hash size and the sample weights (`detection/explore.py` compares them there); the "
+        "test split was scored once. " + served,
         "",
         "| C | validation recall at 0.5 % FPR | validation ROC-AUC |",
         "|---:|---:|---:|",
@@ -277,7 +343,10 @@ def write_report(art, res, selection, stats, drift, newest_from, n_parity):
     lines += [
         "",
         f"Chosen: C = {art['training']['C']}. Thresholds on the calibrated probability: **WARN ≥ {t['warn']}** "
-        f"(at most 0.5 % of validation legitimate names), **BLOCK ≥ {t['block']}** (at most 0.05 %).",
+        f"(at most {th['warn_max_benign_fpr'] * 100:g} % of validation legitimate names), **BLOCK ≥ {t['block']}** "
+        f"(at most {th['block_max_benign_fpr'] * 100:g} %); the name rules' heuristic warnings count from "
+        f"**{t['rules']}** (the top {th['rules_max_benign_fpr'] * 100:g} % of validation legitimate names; "
+        "below it the domain scan keeps only the block list and homoglyphs of protected domains).",
         "",
         "## Results",
         "",
@@ -285,6 +354,7 @@ def write_report(art, res, selection, stats, drift, newest_from, n_parity):
         "| BLOCK FPR | BLOCK precision |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         "| validation | " + fmt(res["validation"])[2:],
+        "| validation, legitimate = MetaMask allowlist only | " + fmt(res["validation_metamask_allowlist_only"])[2:],
         "| **test** | " + fmt(res["test"])[2:],
         "| test, phishing of the newest 30 days | " + fmt(res["test_newest_30_days"])[2:],
         "| test, phishing naming a Solana project | " + fmt(res["test_solana_names"])[2:],

@@ -107,15 +107,23 @@ pub struct DomainReport {
 /// The kind of the warning the domain model adds when it raises a verdict.
 pub const MODEL_WARNING: &str = "domain_model";
 
+/// The warnings of the name rules that hold whatever the model says: the pattern library's
+/// block list, and the look-alikes of a protected domain (its name under another top-level
+/// domain, a few edits from it, or its characters imitated).
+const CERTAIN_RULES: [&str; 4] = ["blocked_domain", "homoglyph_domain", "typosquat_domain", "brand_tld_swap"];
+
 /// A domain's verdict: the rules', raised to WARN or BLOCK when the model's calibrated
-/// probability reaches that threshold (a BLOCK of the rules stays). Official domains and
-/// allowlisted ones (and their subdomains) are neither warned nor scored.
+/// probability reaches that threshold (a BLOCK of the rules stays). Below the model's `rules`
+/// threshold the model vouches for the name, and only the rules' certain warnings (block list,
+/// look-alikes of a protected domain) count: the others (a brand's name inside another name,
+/// keywords, top-level domains, non-ASCII) are heuristics that fire on legitimate names too.
+/// Official domains and allowlisted ones (and their subdomains) are neither warned nor scored.
 pub fn scan_domain(normalized: String, set: &PatternSet, detection: &Detection) -> DomainReport {
     let rules = match detection.official.covering(&normalized) {
         Some(_) => None,
         None => domain::analyze(&normalized, set),
     };
-    let Some(warnings) = rules else {
+    let Some(mut warnings) = rules else {
         return DomainReport {
             domain: normalized,
             action: Action::None,
@@ -124,8 +132,11 @@ pub fn scan_domain(normalized: String, set: &PatternSet, detection: &Detection) 
             probability: None,
         };
     };
-    let Verdict { mut action, mut risk_score, mut warnings } = verdict(warnings, set);
     let assessment = detection.model.assess(&normalized);
+    if assessment.probability < detection.model.thresholds().rules {
+        warnings.retain(|w| CERTAIN_RULES.contains(&w.kind));
+    }
+    let Verdict { mut action, mut risk_score, mut warnings } = verdict(warnings, set);
     if assessment.action > action {
         let (severity, floor) = match assessment.action {
             Action::Block => (Severity::Critical, set.params.block_score),
@@ -180,10 +191,14 @@ pub fn scan_address(address: &str, set: &PatternSet) -> AddressReport {
 mod tests {
     use super::*;
 
-    /// The compiled-in model with other thresholds.
+    /// The compiled-in model with other thresholds (and none under which it vouches for a name).
     fn detection(warn: f64, block: f64) -> Detection {
+        detection_with(serde_json::json!({"warn": warn, "block": block}))
+    }
+
+    fn detection_with(thresholds: serde_json::Value) -> Detection {
         let mut art: serde_json::Value = serde_json::from_str(model::ARTIFACT).unwrap();
-        art["thresholds"] = serde_json::json!({"warn": warn, "block": block});
+        art["thresholds"] = thresholds;
         Detection { model: DomainModel::from_json(&art.to_string()).unwrap(), official: OfficialDomains::default() }
     }
 
@@ -224,6 +239,32 @@ mod tests {
             let r = scan_domain(allowed.into(), &set(), &detection(0.0, 0.0));
             assert_eq!((r.action, r.risk_score, r.warnings.len(), r.probability), (Action::None, 0, 0, None));
         }
+    }
+
+    #[test]
+    fn where_the_model_vouches_for_a_name_only_the_certain_rules_count() {
+        let set = set();
+        let rules_alone = detection(2.0, 2.0);
+        let r = scan_domain("phantom-wallet.io".into(), &set, &rules_alone);
+        assert_eq!((r.action, r.warnings[0].kind), (Action::Warn, "brand_impersonation"));
+        // Every probability is below the `rules` threshold: the model vouches for every name.
+        let vouched = detection_with(serde_json::json!({"warn": 2.0, "block": 2.0, "rules": 2.0}));
+        let r = scan_domain("phantom-wallet.io".into(), &set, &vouched);
+        assert_eq!((r.action, r.risk_score, r.warnings.len()), (Action::None, 0, 0));
+        assert!(r.probability.is_some());
+        // The block list and homoglyphs of a protected domain hold.
+        let r = scan_domain("app.drainer.xyz".into(), &set, &vouched);
+        assert_eq!((r.action, r.warnings[0].kind), (Action::Block, "blocked_domain"));
+        let r = scan_domain("phant0m.app".into(), &set, &vouched);
+        assert_eq!((r.action, r.warnings[0].kind), (Action::Block, "homoglyph_domain"));
+        // So do the protected domain's name under another top-level domain, and its typos.
+        for (lookalike, kind) in [("phantom.io", "brand_tld_swap"), ("phamtom.app", "typosquat_domain")] {
+            let r = scan_domain(lookalike.into(), &set, &vouched);
+            assert_eq!((r.action, r.warnings[0].kind), (Action::Warn, kind), "{lookalike}");
+        }
+        // Nothing is vouched for below a threshold of 0.
+        let none = detection_with(serde_json::json!({"warn": 2.0, "block": 2.0, "rules": 0.0}));
+        assert_eq!(scan_domain("phantom-wallet.io".into(), &set, &none).action, Action::Warn);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::verdict::Action;
 pub const ARTIFACT: &str = include_str!("domain_model.json");
 
 /// The features this code computes, in the artifact's order (`features.py`'s `DENSE`).
-const DENSE: [&str; 23] = [
+const DENSE: [&str; 24] = [
     "len_host",
     "len_label",
     "labels",
@@ -39,8 +39,9 @@ const DENSE: [&str; 23] = [
     "consonant_run",
     "non_ascii",
     "official",
+    "brand_and_lure",
 ];
-const FEATURES_VERSION: u32 = 1;
+const FEATURES_VERSION: u32 = 2;
 /// Longest host the scorer accepts (RFC 1035), and so the size of its buffers.
 const MAX_HOST: usize = 253;
 const MAX_NAME: usize = 63;
@@ -74,6 +75,11 @@ pub struct Thresholds {
     pub warn: f64,
     /// Probability from which the model says BLOCK.
     pub block: f64,
+    /// Probability below which the model vouches for a name: the domain scan then ignores the
+    /// name rules' heuristic warnings (see `scan::scan_domain`). 0 (the default) lets them always
+    /// count.
+    #[serde(default)]
+    pub rules: f64,
 }
 
 #[derive(Deserialize)]
@@ -204,17 +210,20 @@ impl DomainModel {
     }
 
     /// Suffix, top-level domain, character n-grams of the registrable label and of the
-    /// subdomain, and their words.
+    /// subdomain, their words, the label's letter runs and its shape.
     fn add_tokens(&self, p: &Parts, z: &mut f64) {
-        let (hb, lb, sb) = (p.hb, p.lb, p.sb);
+        let (lb, sb) = (p.lb, p.sb);
         *z += self.weight(b'S', p.suffix.as_bytes());
-        *z += self.weight(b'T', hb.rsplit(|&c| c == b'.').next().unwrap_or(hb));
+        *z += self.weight(b'T', p.tld);
         let mut buf = [0u8; MAX_HOST + 2];
         let g = bracket(lb, &mut buf);
         for n in 3..=5 {
             for gram in g.windows(n) {
                 *z += self.weight(b'G', gram);
             }
+        }
+        for gram in g.windows(6) {
+            *z += self.weight(b'J', gram);
         }
         if !sb.is_empty() {
             let g = bracket(sb, &mut buf);
@@ -230,14 +239,20 @@ impl DomainModel {
         for w in sb.split(|&c| c == b'.' || c == b'-').filter(|w| !w.is_empty()) {
             *z += self.weight(b'V', w);
         }
+        for run in lb.split(|c| !c.is_ascii_lowercase()).filter(|r| r.len() >= 3) {
+            *z += self.weight(b'A', run);
+        }
+        *z += self.weight(b'K', shape(lb, &mut buf));
     }
 
-    /// The lure words the host contains; returns how many.
+    /// The lure words the host contains, alone and with the top-level domain; returns how many.
     fn add_lures(&self, p: &Parts, z: &mut f64) -> u32 {
         let mut lures = 0u32;
         for w in &self.lures {
             if p.host.contains(w.as_str()) {
                 *z += self.weight(b'L', w.as_bytes());
+                let h = fnv1a_more(fnv1a_more(fnv1a(b'X', w.as_bytes()), b"@"), p.tld);
+                *z += self.weights[(h & self.mask) as usize];
                 lures += 1;
             }
         }
@@ -271,6 +286,7 @@ impl DomainModel {
             }
             if hits.compare(brand, p, lskel, &words) {
                 *z += self.weight(b'B', brand.name.as_bytes());
+                hits.any = true;
             }
         }
         hits
@@ -282,6 +298,8 @@ impl DomainModel {
 struct Parts<'a> {
     host: &'a str,
     hb: &'a [u8],
+    /// The last label.
+    tld: &'a [u8],
     suffix: &'a str,
     reg: &'a str,
     /// The registrable domain's label (`reg` without the suffix).
@@ -296,7 +314,9 @@ impl<'a> Parts<'a> {
         let reg = psl::domain_str(host).unwrap_or(host);
         let label = if reg.len() > suffix.len() { &reg[..reg.len() - suffix.len() - 1] } else { reg };
         let sub = if host.len() > reg.len() { &host[..host.len() - reg.len() - 1] } else { "" };
-        Self { host, hb: host.as_bytes(), suffix, reg, lb: label.as_bytes(), sb: sub.as_bytes() }
+        let hb = host.as_bytes();
+        let tld = hb.rsplit(|&c| c == b'.').next().unwrap_or(hb);
+        Self { host, hb, tld, suffix, reg, lb: label.as_bytes(), sb: sub.as_bytes() }
     }
 }
 
@@ -310,6 +330,8 @@ struct BrandHits {
     edit1: f64,
     edit2: f64,
     official: bool,
+    /// Some brand (not at its official domain) matched.
+    any: bool,
 }
 
 impl BrandHits {
@@ -378,6 +400,7 @@ fn dense_features(p: &Parts, lures: u32, on_platform: f64, b: &BrandHits) -> [f6
         consonant_run as f64 / 8.0,
         f64::from(u8::from(!p.host.is_ascii())),
         f64::from(u8::from(b.official)),
+        f64::from(u8::from(b.any && lures > 0)),
     ]
 }
 
@@ -390,11 +413,34 @@ const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
 /// 64-bit FNV-1a over a namespace byte and the token.
 fn fnv1a(ns: u8, data: &[u8]) -> u64 {
-    let mut h = (FNV_OFFSET ^ u64::from(ns)).wrapping_mul(FNV_PRIME);
+    fnv1a_more((FNV_OFFSET ^ u64::from(ns)).wrapping_mul(FNV_PRIME), data)
+}
+
+/// FNV-1a continued over more bytes (a token made of several parts).
+fn fnv1a_more(mut h: u64, data: &[u8]) -> u64 {
     for &b in data {
         h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
     }
     h
+}
+
+/// The shape of a label: a-z as `a`, digits as `9`, `-` kept, anything else as `x`, runs of
+/// one class written once (`claim-2024` -> `a-9`).
+fn shape<'a>(s: &[u8], buf: &'a mut [u8; MAX_HOST + 2]) -> &'a [u8] {
+    let mut n = 0;
+    for &c in s.iter().take(MAX_HOST) {
+        let class = match c {
+            b'a'..=b'z' => b'a',
+            b'0'..=b'9' => b'9',
+            b'-' => b'-',
+            _ => b'x',
+        };
+        if n == 0 || buf[n - 1] != class {
+            buf[n] = class;
+            n += 1;
+        }
+    }
+    &buf[..n]
 }
 
 /// `^` + s + `$` in buf.
@@ -571,9 +617,9 @@ mod tests {
     #[test]
     fn the_compiled_in_model_loads() {
         let m = model();
-        assert!(m.version().starts_with("dm1-"), "{}", m.version());
+        assert!(m.version().starts_with("dm2-"), "{}", m.version());
         let t = m.thresholds();
-        assert!(0.0 < t.warn && t.warn <= t.block && t.block < 1.0, "{t:?}");
+        assert!(0.0 <= t.rules && t.rules < t.warn && t.warn <= t.block && t.block < 1.0, "{t:?}");
     }
 
     /// The probabilities the training script computed from the same artifact, to 1e-6.
@@ -606,6 +652,11 @@ mod tests {
         assert!((entropy(b"aabb") - 1.0).abs() < 1e-12);
         assert_eq!(entropy(b""), 0.0);
         assert_eq!(fnv1a(b'S', b""), (FNV_OFFSET ^ u64::from(b'S')).wrapping_mul(FNV_PRIME));
+        assert_eq!(fnv1a_more(fnv1a(b'X', b"claim"), b"@xyz"), fnv1a(b'X', b"claim@xyz"));
+        let mut buf = [0u8; MAX_HOST + 2];
+        assert_eq!(shape(b"claim-2024", &mut buf), b"a-9");
+        assert_eq!(shape("é1--x_".as_bytes(), &mut buf), b"x9-ax");
+        assert_eq!(shape(b"", &mut buf), b"");
     }
 
     #[test]

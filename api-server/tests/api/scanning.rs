@@ -77,16 +77,26 @@ fn domain_fixtures_precision_and_recall() {
 }
 
 /// The served scan (rules and the domain model) on the same fixtures: it misses nothing the
-/// rules catch, and warns exactly these legitimate names (the model's false alarms on
-/// crypto-adjacent and developer sites not on the official list, see detection/EVALUATION.md:
-/// about 5 % of the MetaMask allowlist at the WARN threshold). A change of the model, the rules
-/// or the official list that moves one shows here.
+/// rules catch (the look-alikes of protected domains hold even where the model vouches for a
+/// name), and warns exactly these legitimate names: the model's false alarms on crypto-adjacent
+/// and developer sites not on the official list (github.io pages, developer tools; see
+/// detection/EVALUATION.md: about 3 % of the MetaMask allowlist at the WARN threshold), and
+/// phantomjs.org, two edits from phantom (a look-alike rule, which always counts). A change
+/// of the model, the rules or the official list that moves one shows here.
 #[test]
 fn domain_fixtures_with_the_model() {
     let (missed, mut false_alarms) = domain_fixture_errors(&scan::Detection::compiled_in().unwrap());
     assert_eq!(missed, Vec::<String>::new());
     false_alarms.sort();
-    let known = ["chainlink.com", "jupyter.org", "linear.app", "phantomjs.org", "rust-lang.github.io"];
+    let known = [
+        "chainlink.com",
+        "jupyter.org",
+        "linear.app",
+        "phantomjs.org",
+        "quicknode.com",
+        "rust-lang.github.io",
+        "tokio-rs.github.io",
+    ];
     assert_eq!(false_alarms, known);
 }
 
@@ -401,7 +411,7 @@ async fn scan_domains_and_addresses() {
     assert_eq!(body["domains"][1]["action"], "NONE");
     assert_eq!(body["domains"][2]["warnings"][0]["kind"], "blocked_domain");
     // Scored by the domain model, except the allowlisted domain.
-    assert!(body["model_version"].as_str().unwrap().starts_with("dm1-"), "{body}");
+    assert!(body["model_version"].as_str().unwrap().starts_with("dm2-"), "{body}");
     assert!(body["domains"][0]["probability"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)), "{body}");
     assert!(body["domains"][1].get("probability").is_none(), "{body}");
     let id = body["scan_id"].as_str().unwrap();

@@ -1,0 +1,185 @@
+"""Compare model choices on the validation split (never the test split).
+
+    DETECTION_CACHE=~/.cache/securityguard/detection OMP_NUM_THREADS=1 \
+        $DETECTION_CACHE/venv/bin/python detection/explore.py [EXPERIMENT...]
+
+Not part of `train.sh`: this is how the settings in `config.json` were chosen. Every experiment
+trains on the training split and reports, on the validation split, the recall at the threshold
+that flags at most 0.5 % of the validation legitimate names, the ROC-AUC, and the share of the
+validation names of the MetaMask allowlist (legitimate crypto sites) flagged at that threshold.
+
+The hashed tokens of every host are computed once (all namespaces, 2**20 buckets) and cached in
+the cache directory; an experiment keeps the namespaces it wants and folds the buckets to its
+number of hash bits, which gives the same matrix `train.py` builds for those settings.
+"""
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "pipeline"))
+from features import DENSE, Extractor  # noqa: E402
+from psl import Psl  # noqa: E402
+
+RAW_BITS = 20
+V1_NAMESPACES = b"STGHWVLPB"
+V1_DENSE = len(DENSE) - 1  # brand_and_lure is new
+DAY = 86400
+
+
+def load(cache, config):
+    rows = {"train": [], "validation": [], "test": []}
+    for line in open(os.path.join(cache, "dataset.tsv"), encoding="utf-8"):
+        host, label, split, ts, srcs = line.rstrip("\n").split("\t")
+        rows[split].append((host, int(label), int(ts), srcs))
+    del rows["test"]  # never looked at here
+    return rows
+
+
+def tokens(cache, config, rows):
+    key = hashlib.sha256(open(os.path.join(HERE, "pipeline", "features.py"), "rb").read()
+                         + json.dumps([config[k] for k in ("lure_words", "platforms", "brands")]).encode()
+                         + open(os.path.join(cache, "dataset.tsv"), "rb").read()).hexdigest()[:12]
+    path = os.path.join(cache, f"explore-tokens-{key}.npz")
+    if os.path.exists(path):
+        z = np.load(path)
+        return {s: (z[s + "_r"], z[s + "_c"], z[s + "_n"], z[s + "_d"]) for s in rows}
+    psl = Psl(open(os.path.join(cache, "raw", "psl.txt"), encoding="utf-8").read())
+    ex = Extractor(psl, config)
+    out = {}
+    t0 = time.time()
+    for split, rs in rows.items():
+        r, c, n = [], [], []
+        d = np.zeros((len(rs), len(DENSE)))
+        for i, (h, *_) in enumerate(rs):
+            toks, dense = ex.tokens(h)
+            for ns, hv in toks:
+                r.append(i)
+                c.append(hv & ((1 << RAW_BITS) - 1))
+                n.append(ns)
+            d[i] = dense
+        out[split] = (np.array(r, np.int32), np.array(c, np.int32), np.array(n, np.uint8), d)
+        print(f"tokens {split}: {len(rs)} hosts, {len(r)} tokens, {time.time() - t0:.0f} s", file=sys.stderr)
+    np.savez(path, **{f"{s}_{k}": v for s, t in out.items() for k, v in zip("rcnd", t)})
+    return out
+
+
+def matrix(tok, n_rows, bits, namespaces, n_dense):
+    r, c, n, d = tok
+    keep = np.isin(n, np.frombuffer(namespaces, np.uint8))
+    x = sp.csr_matrix((np.ones(keep.sum()), (r[keep], c[keep] & ((1 << bits) - 1))), shape=(n_rows, 1 << bits))
+    return sp.hstack([x, sp.csr_matrix(d[:, :n_dense])], format="csr")
+
+
+def at_fpr(z, y, max_fpr):
+    zb = np.sort(z[y == 0])[::-1]
+    t = np.nextafter(zb[int(math.floor(max_fpr * len(zb)))], np.inf)
+    return t, float((z[y == 1] >= t).mean())
+
+
+def report(name, z, yv, mm, seconds):
+    t, rec = at_fpr(z, yv, 0.005)
+    _, rec2 = at_fpr(z, yv, 0.002)
+    auc = roc_auc_score(yv, z)
+    mm_fpr = float((z[mm] >= t).mean())
+    line = (f"{name:58s} recall@0.5% {rec:.4f}  recall@0.2% {rec2:.4f}  AUC {auc:.4f}  "
+            f"MetaMask-allowlist flagged {mm_fpr * 100:.1f} % ({int((z[mm] >= t).sum())}/{int(mm.sum())})  {seconds:.0f} s")
+    print(line, flush=True)
+    return {"name": name, "recall": rec, "auc": auc}
+
+
+def main():
+    cache = os.environ["DETECTION_CACHE"]
+    config = json.load(open(os.path.join(HERE, "config.json")))
+    rows = load(cache, config)
+    tok = tokens(cache, config, rows)
+    y = {s: np.array([r[1] for r in rs]) for s, rs in rows.items()}
+    yv = y["validation"]
+    mm = np.array([r[1] == 0 and "metamask-allowlist" in r[3] for r in rows["validation"]])
+    ts = np.array([r[2] for r in rows["train"]])
+    src_mm = np.array([r[1] == 0 and "metamask-allowlist" in r[3] for r in rows["train"]])
+    val_from = max(ts)  # the newest training phishing
+    all_ns = b"STGJHWVAKLXPB"
+    wanted = sys.argv[1:]
+
+    def fit(name, bits=15, ns=all_ns, n_dense=len(DENSE), C=1.0, weight=None, train_mask=None):
+        if wanted and not any(w in name for w in wanted):
+            return None
+        t0 = time.time()
+        xt = matrix(tok["train"], len(rows["train"]), bits, ns, n_dense)
+        xv = matrix(tok["validation"], len(rows["validation"]), bits, ns, n_dense)
+        yt = y["train"]
+        w = np.ones(len(yt)) if weight is None else weight.copy()
+        if train_mask is not None:
+            xt, yt, w = xt[train_mask], yt[train_mask], w[train_mask]
+        # Balanced class weights, as class_weight="balanced" computes them, times the sample weights.
+        for cls in (0, 1):
+            w[yt == cls] *= len(yt) / (2.0 * (yt == cls).sum())
+        m = LogisticRegression(C=C, max_iter=2000, solver="lbfgs")
+        m.fit(xt, yt, sample_weight=w)
+        z = m.decision_function(xv)
+        return report(name, z, yv, mm, time.time() - t0), m, z
+
+    # In order of what they tell: the new token kinds, more hash bits, recency, whether the newest
+    # phishing matters, hard negatives; then the served model's settings and finer variants.
+    fit("v2 features, 15 bits, C=1")
+    fit("v2 features, 17 bits, C=1", bits=17)
+    recency = {tau: np.where(y["train"] == 1, np.exp(-(val_from - ts) / (tau * DAY)), 1.0) for tau in (180, 365)}
+    fit("v2, 17 bits, C=1, recency 365 d", bits=17, weight=recency[365])
+    # Does newer phishing help? Without the last four months of training phishing.
+    old = (y["train"] == 0) | (ts < val_from - 120 * DAY)
+    fit("v2, 17 bits, C=1, training phishing minus its newest 120 days", bits=17, train_mask=old)
+    # Hard negatives: the MetaMask allowlist's legitimate crypto sites weigh more.
+    fit("v2, 17 bits, C=1, MetaMask allowlist x3", bits=17, weight=np.where(src_mm, 3.0, 1.0))
+    fit("v1 features, 15 bits, C=1", ns=V1_NAMESPACES, n_dense=V1_DENSE)
+    fit("v2 features, 17 bits, C=0.3", bits=17, C=0.3)
+    fit("v2 features, 18 bits, C=1", bits=18)
+    fit("v2, 17 bits, C=1, recency 180 d", bits=17, weight=recency[180])
+    fit("v2, 17 bits, C=1, MetaMask allowlist x10", bits=17, weight=np.where(src_mm, 10.0, 1.0))
+    # Second round, from what the first showed: more buckets, recency and hard negatives together.
+    for bits in (18, 19, 20):
+        for tau in (90, 180):
+            for k in (1.0, 5.0):
+                for C in (1.0, 3.0):
+                    w = np.where(y["train"] == 1, np.exp(-(val_from - ts) / (tau * DAY)), np.where(src_mm, k, 1.0))
+                    fit(f"round2: {bits} bits, C={C:g}, recency {tau} d, MetaMask allowlist x{k:g}", bits=bits, C=C,
+                        weight=w)
+    # A stronger model on top: gradient-boosted trees over the logistic regression's score
+    # (out of fold on the training split) and the dense features. Only when asked for by name.
+    if "stack" in wanted:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        t0 = time.time()
+        xt = matrix(tok["train"], len(rows["train"]), 18, all_ns, len(DENSE))
+        xv = matrix(tok["validation"], len(rows["validation"]), 18, all_ns, len(DENSE))
+        yt = y["train"]
+        fold = np.arange(len(yt)) % 3
+        oof = np.zeros(len(yt))
+        for f in range(3):
+            m = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(xt[fold != f], yt[fold != f])
+            oof[fold == f] = m.decision_function(xt[fold == f])
+        m = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(xt, yt)
+        zv = m.decision_function(xv)
+        report("stack: the regression alone", zv, yv, mm, time.time() - t0)
+        ft = np.column_stack([oof, tok["train"][3]])
+        fv = np.column_stack([zv, tok["validation"][3]])
+        for depth, iters in ((3, 100), (4, 200)):
+            g = HistGradientBoostingClassifier(max_iter=iters, max_depth=depth, learning_rate=0.1,
+                                               early_stopping=False, class_weight="balanced", random_state=0)
+            g.fit(ft, yt)
+            report(f"stack: trees depth {depth} x {iters} over score + dense", g.decision_function(fv), yv, mm,
+                   time.time() - t0)
+    for drop in (b"J", b"A", b"K", b"X"):
+        fit(f"v2 without {drop.decode()}, 17 bits, C=1", bits=17, ns=bytes(c for c in all_ns if c not in drop))
+
+
+if __name__ == "__main__":
+    main()
