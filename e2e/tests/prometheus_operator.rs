@@ -57,6 +57,12 @@ async fn more_reconciles(operator: &Operator, n: f64) {
     .await;
 }
 
+/// Waits until the SecurityGuard is Ready: before that, its pods starting still change its
+/// status, however many resyncs wrote nothing meanwhile.
+async fn wait_ready(guards: &Api<SecurityGuard>) {
+    wait_for(guards.clone(), GUARD, TIMEOUT, |g| condition(g, "Ready").is_some_and(|c| c.status == "True")).await;
+}
+
 /// Once the writes stop, four more resyncs write nothing (the ServiceMonitor and
 /// PrometheusRule were written at first).
 async fn assert_converged(operator: &Operator) {
@@ -163,6 +169,7 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     );
 
     // Converged: resyncs write nothing, the ServiceMonitor and PrometheusRule included.
+    wait_ready(&guards).await;
     assert_converged(&operator).await;
 
     // Edited: another label instead of `release`, another interval, no dashboards.
@@ -244,6 +251,7 @@ async fn monitoring_objects_follow_prometheus_operator_and_the_spec() {
     let rules: Api<PrometheusRule> = Api::namespaced(client.clone(), ns);
     wait_for(monitors.clone(), OBJECTS, TIMEOUT, |_| true).await;
     wait_for(rules.clone(), OBJECTS, TIMEOUT, |_| true).await;
+    wait_ready(&guards).await;
     assert_converged(&operator).await;
     guards.patch(GUARD, &PatchParams::default(), &Patch::Merge(&off)).await.expect("off");
     wait_deleted(monitors, OBJECTS, TIMEOUT).await;

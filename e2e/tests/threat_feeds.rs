@@ -125,7 +125,8 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
     let ns = site.ns.name.clone();
     let server = FeedServer::start().await;
     server.serve("/community.txt", "# community list\ndrainer-alpha.xyz\nhttps://lure-beta.xyz/claim\n");
-    server.serve("/blocklist.yaml", "---\n  - url: phantom-wallet-gift.xyz\n    versionTag: \"1\"\n");
+    // A name the domain model does not block on its own: only the feed blocks it.
+    server.serve("/blocklist.yaml", "---\n  - url: orchard-lantern.net\n    versionTag: \"1\"\n");
     site.apply(&with_feeds(&site, &server));
     site.ready(Duration::from_secs(300)).await;
 
@@ -151,7 +152,7 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
     let user = api.sign_in(&new_wallet()).await;
     wait_verdict(&api, &user, "drainer-alpha.xyz", true).await;
     wait_verdict(&api, &user, "login.lure-beta.xyz", true).await;
-    wait_verdict(&api, &user, "phantom-wallet-gift.xyz", true).await;
+    wait_verdict(&api, &user, "orchard-lantern.net", true).await;
 
     // The leader's metrics: entries per feed, the last success, no failure.
     let metrics = node::leader_metrics(&site.client).await;
@@ -218,7 +219,7 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
     assert!(feed(&guard, "community").and_then(|f| f.version).is_some());
     wait_verdict(&api, &user, "drainer-alpha.xyz", false).await;
     wait_verdict(&api, &user, "lure-beta.xyz", true).await;
-    wait_verdict(&api, &user, "phantom-wallet-gift.xyz", true).await;
+    wait_verdict(&api, &user, "orchard-lantern.net", true).await;
 
     // A feed taken off the list: the next sync removes its entries, and says so.
     let one_feed = with_feeds(&site, &server).with(|g| {
@@ -244,7 +245,7 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
         (ok && events.contains("no longer listed removed: phantom (1 entries)")).then_some(())
     })
     .await;
-    wait_verdict(&api, &user, "phantom-wallet-gift.xyz", false).await;
+    wait_verdict(&api, &user, "orchard-lantern.net", false).await;
     wait_verdict(&api, &user, "lure-beta.xyz", true).await;
     let guard = site
         .wait("only the listed feed in the status", SYNC_TIMEOUT, |g| {
