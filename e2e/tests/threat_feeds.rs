@@ -100,6 +100,16 @@ fn synced(guard: &SecurityGuard) -> Option<(String, String, String)> {
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// The messages of the namespace's Events of one reason, and whether kubectl answered.
+fn event_messages(ns: &str, reason: &str) -> (bool, String) {
+    let selector = format!("reason={reason}");
+    let (ok, messages, _) = kubectl(
+        &["-n", ns, "get", "events", "--field-selector", &selector, "-o", "jsonpath={.items[*].message}"],
+        None,
+    );
+    (ok, messages)
+}
+
 /// The verdict of a domain scan.
 async fn verdict(api: &ApiClient, token: &str, domain: &str) -> String {
     let (status, body) = api.post("/v1/scan/domains", Some(token), &json!({"domains": [domain]})).await.expect("scan");
@@ -177,19 +187,7 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
     assert_eq!(community.entries, Some(2), "the last good import stays: {community:?}");
     assert!(community.error.as_deref().is_some_and(|e| e.contains("line 3")), "{community:?}");
     assert!(feed(&guard, "phantom").is_some_and(|f| f.error.is_none()), "the other feed synced");
-    let (ok, events, _) = kubectl(
-        &[
-            "-n",
-            &ns,
-            "get",
-            "events",
-            "--field-selector",
-            "reason=ThreatFeedSyncFailed",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ],
-        None,
-    );
+    let (ok, events) = event_messages(&ns, "ThreatFeedSyncFailed");
     assert!(ok && events.contains("line 3"), "a Warning Event names the line: {events}");
     assert_ne!(verdict(&api, &user, "new-gamma.xyz").await, "BLOCK", "nothing of the broken feed imported");
     assert_eq!(verdict(&api, &user, "drainer-alpha.xyz").await, "BLOCK", "the previous entries stay");
@@ -229,19 +227,7 @@ async fn feeds_sync_on_schedule_broken_feeds_change_nothing_and_shrinking_feeds_
     });
     site.apply(&one_feed);
     securityguard_e2e::eventually("an Event naming the removed feed", SYNC_TIMEOUT, || async {
-        let (ok, events, _) = kubectl(
-            &[
-                "-n",
-                &ns,
-                "get",
-                "events",
-                "--field-selector",
-                "reason=ThreatFeedsSynced",
-                "-o",
-                "jsonpath={.items[*].message}",
-            ],
-            None,
-        );
+        let (ok, events) = event_messages(&ns, "ThreatFeedsSynced");
         (ok && events.contains("no longer listed removed: phantom (1 entries)")).then_some(())
     })
     .await;
