@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::process::Command;
 
 use super::window::{self, Range};
-use crate::backup::envelope::{Keyring, OpenError, Opener};
+use crate::backup::envelope::{Keyring, OpenError};
 use crate::backup::ledger::{self, Holder};
 use crate::backup::pg::{self, DbUrl};
 use crate::backup::store::{self, S3Options, S3Store, Store};
@@ -282,18 +282,11 @@ async fn download(s3: &S3Store, range: &Range, path: &Path, keyring: Option<&Key
     if let (Some(encryption), None) = (&manifest.encryption, keyring) {
         return Err(Error::NoKey { key: manifest.key.clone(), fingerprint: encryption.key_fingerprint.clone() });
     }
-    let mut opener = keyring.filter(|_| manifest.encryption.is_some()).map(Opener::new);
-    let mut opened = None;
-    let (size, sha256) = Store::S3(s3.clone())
-        .download_with(&manifest.key, path, |chunk, out| match (opener.as_mut(), chunk) {
-            (None, chunk) => out.extend_from_slice(chunk.unwrap_or_default()),
-            (Some(opener), Some(chunk)) => {
-                let _ = opener.push(chunk, out);
-            }
-            (Some(opener), None) => opened = Some(opener.finish(out)),
-        })
-        .await
-        .map_err(Error::Store)?;
+    let keyring = keyring.filter(|_| manifest.encryption.is_some());
+    let (size, sha256, opened) =
+        crate::backup::restore::download_opening(&Store::S3(s3.clone()), &manifest.key, path, keyring)
+            .await
+            .map_err(Error::Store)?;
     if size != manifest.size || sha256 != manifest.sha256 {
         return Err(Error::Corrupt {
             key: manifest.key.clone(),
