@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backup::catalog::Source;
 use crate::backup::config::GuardRef;
 use crate::backup::store::{S3Options, ServerSideEncryption, SourceStore};
-use crate::backup::{create, decrypt, drill, ledger, list, logs, restore};
+use crate::backup::{create, decrypt, drill, ledger, list, logs, pitr, restore};
 use crate::crd::RetentionSpec;
 use crate::crd::backup as backup_defaults;
 use crate::run;
@@ -57,6 +57,137 @@ pub enum Command {
     /// Threat feeds: `sync` downloads, checks and imports `spec.threatFeeds` into the API's
     /// pattern library, each feed atomically: what the threat-feed CronJob runs.
     Feeds(FeedsArgs),
+    /// Point-in-time recovery of the managed PostgreSQL: `archive` streams the write-ahead log
+    /// and takes base backups (the `wal-archiver` sidecar); `fetch` reads a WAL file back (the
+    /// `restore_command` of a point-in-time restore).
+    Wal(WalArgs),
+    /// Copy this program to DEST (the init container of a point-in-time restore, which runs in
+    /// the PostgreSQL image).
+    InstallSelf {
+        /// Where the copy goes (made executable).
+        dest: PathBuf,
+    },
+}
+
+/// `wal` subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct WalArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: WalCommand,
+}
+
+/// What `wal` does.
+#[derive(Subcommand, Debug, Clone)]
+pub enum WalCommand {
+    /// Stream the WAL through a replication slot into a spool on the data volume, upload it to
+    /// `<prefix>/<ns>/.pitr/<name>/wal/`, and take base backups; runs until SIGTERM and serves
+    /// /metrics and /healthz.
+    Archive(WalArchiveArgs),
+    /// Write the archived WAL file NAME to DEST (exit 1 when the archive does not hold it).
+    Fetch(WalFetchArgs),
+}
+
+/// Options of `wal archive`. S3 credentials as for `backup`.
+#[derive(Args, Debug, Clone)]
+pub struct WalArchiveArgs {
+    /// S3 bucket of the backups.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard (`--guard <namespace>/<name>` is required).
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// Where `pg_receivewal` writes: on the data volume, so that what is not uploaded survives
+    /// restarts.
+    #[arg(long, env = "SG_WAL_SPOOL", default_value = "/var/lib/postgresql/data/wal-spool")]
+    pub spool: PathBuf,
+
+    /// The PostgreSQL server (the pod's own, over loopback).
+    #[arg(long, env = "SG_WAL_PG_HOST", default_value = "127.0.0.1")]
+    pub pg_host: String,
+
+    /// Its port.
+    #[arg(long, env = "SG_WAL_PG_PORT", default_value_t = 5432)]
+    pub pg_port: u16,
+
+    /// A superuser (or a role with REPLICATION) that loopback connections trust: the managed
+    /// PostgreSQL's user.
+    #[arg(long, env = "PGUSER", default_value = "postgres")]
+    pub pg_user: String,
+
+    /// Time between two passes (heartbeat, upload, marker): `10s`.
+    #[arg(long, env = "SG_WAL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Time between two base backups: `24h`.
+    #[arg(long, env = "SG_BASE_BACKUP_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub base_backup_interval: Duration,
+
+    /// Base backups older than this many days are deleted, with the WAL no kept one needs.
+    #[arg(long, env = "SG_BACKUP_RETENTION_DAYS_S3", default_value_t = backup_defaults::DEFAULT_S3_DAYS)]
+    pub retention_days_s3: u32,
+
+    /// The newest this many base backups are kept whatever their age.
+    #[arg(long, env = "SG_BACKUP_KEEP_LAST", default_value_t = backup_defaults::DEFAULT_KEEP_LAST)]
+    pub keep_last: u32,
+
+    /// Client-side encryption of the WAL and the base backups.
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+
+    /// Address of /metrics and /healthz.
+    #[arg(long, env = "SG_WAL_METRICS_ADDRESS", default_value = "0.0.0.0:9188")]
+    pub metrics_address: SocketAddr,
+
+    /// How the tools run.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+impl WalArchiveArgs {
+    /// What the archiver does.
+    pub fn options(&self) -> Result<pitr::archive::Options, String> {
+        Ok(pitr::archive::Options {
+            s3: self.s3.options(&self.bucket),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone().ok_or("--guard <namespace>/<name> is required")?,
+            spool: self.spool.clone(),
+            host: self.pg_host.clone(),
+            port: self.pg_port,
+            user: self.pg_user.clone(),
+            pg_bin: self.job.pg_bin.clone(),
+            interval: self.interval,
+            base_backup_interval: self.base_backup_interval,
+            retention_days: self.retention_days_s3,
+            keep_last: self.keep_last,
+            encryption_key_file: self.encryption.encryption_key_file.clone(),
+            metrics_address: self.metrics_address,
+        })
+    }
+}
+
+/// Options of `wal fetch`.
+#[derive(Args, Debug, Clone)]
+pub struct WalFetchArgs {
+    /// S3 bucket of the backups.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard (`--guard` is required).
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// The keys of an encrypted archive.
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+
+    /// The WAL file (`%f`).
+    pub name: String,
+
+    /// Where to write it (`%p`).
+    pub dest: PathBuf,
 }
 
 /// Options of `feeds`.
@@ -441,6 +572,25 @@ pub enum BackupsCommand {
     /// Decrypt one object of an encrypted backup (dump, config backup, log archive) copied out of
     /// the bucket, with the key file; the output is removed unless every chunk authenticates.
     Decrypt(DecryptArgs),
+    /// The point-in-time recovery window of the managed PostgreSQL's WAL archive: the first
+    /// and last recoverable times, the base backups, and why it is shorter when it is.
+    Window(WindowArgs),
+}
+
+/// Options of `backups window`.
+#[derive(Args, Debug, Clone)]
+pub struct WindowArgs {
+    /// S3 bucket of the backups.
+    #[arg(long, env = "SG_BACKUP_BUCKET")]
+    pub bucket: String,
+
+    /// S3 connection, prefix and guard (`--guard` is required).
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Options of `backups claim-restore`.
@@ -465,6 +615,11 @@ pub struct ClaimRestoreArgs {
     /// The source asked for, recorded with the claim.
     #[arg(long, env = "SG_RESTORE_SOURCE", default_value = backup_defaults::DEFAULT_SOURCE)]
     pub source: String,
+
+    /// A point-in-time restore to this time (RFC 3339): the claim is refused, before anything
+    /// is recorded or changed, when the time is outside the recoverable window.
+    #[arg(long, env = "SG_RESTORE_POINT_IN_TIME")]
+    pub point_in_time: Option<jiff::Timestamp>,
 
     /// Write a JSON summary of the outcome here (in a Job: /dev/termination-log).
     #[arg(long, env = "SG_TERMINATION_LOG")]
@@ -547,9 +702,34 @@ impl ListArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RestoreArgs {
     /// The database to restore into: postgres://user:password@host:port/database. With
-    /// --verify-only, the server and credentials used to create the scratch database.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    /// --verify-only, the server and credentials used to create the scratch database. Not used
+    /// by a point-in-time restore.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true,
+          required_unless_present_any = ["point_in_time", "roll_back_point_in_time"])]
+    pub database_url: Option<String>,
+
+    /// Point-in-time restore of the managed PostgreSQL to this time (RFC 3339): a base backup
+    /// and the archived WAL replayed up to it, beside the live data in --data-dir, checked, then
+    /// swapped in. Runs in the PostgreSQL image with the database stopped.
+    #[arg(long, env = "SG_RESTORE_POINT_IN_TIME", conflicts_with_all = ["verify_only", "roll_back_point_in_time"])]
+    pub point_in_time: Option<jiff::Timestamp>,
+
+    /// Undo the swap of the point-in-time restore --request-id: the data moved aside goes back.
+    #[arg(long, env = "SG_RESTORE_ROLL_BACK_POINT_IN_TIME", requires = "request_id")]
+    pub roll_back_point_in_time: bool,
+
+    /// The PostgreSQL data volume of a point-in-time restore (the live cluster is `pgdata` in it).
+    #[arg(long, env = "SG_RESTORE_DATA_DIR", default_value = "/var/lib/postgresql/data")]
+    pub data_dir: PathBuf,
+
+    /// The cluster's superuser, for the checks of a point-in-time restore (local connections
+    /// are trusted).
+    #[arg(long, env = "PGUSER", default_value = "postgres")]
+    pub pg_user: String,
+
+    /// Longest the WAL replay of a point-in-time restore may take.
+    #[arg(long, env = "SG_RESTORE_RECOVERY_TIMEOUT", default_value = "2h", value_parser = parse_duration)]
+    pub recovery_timeout: Duration,
 
     /// Which backup: `latest`, `before:<RFC 3339 time>` (the newest taken before it), or a key.
     #[arg(long, env = "SG_RESTORE_SOURCE", default_value = backup_defaults::DEFAULT_SOURCE)]
@@ -588,7 +768,7 @@ pub struct RestoreArgs {
 
     /// The restore request this restore serves, claimed with `backups claim-restore`: once
     /// the database holds the backup, its key is added to the request's record in the ledger.
-    #[arg(long, env = "SG_RESTORE_REQUEST_ID", requires = "claimant")]
+    #[arg(long, env = "SG_RESTORE_REQUEST_ID")]
     pub request_id: Option<String>,
 
     /// The UID that claimed --request-id.
@@ -607,7 +787,7 @@ impl RestoreArgs {
     /// What the restore does.
     pub fn options(&self) -> restore::Options {
         restore::Options {
-            database_url: self.database_url.clone(),
+            database_url: self.database_url.clone().unwrap_or_default(),
             source: self.source.clone(),
             store: self.store.store(&self.s3),
             prefix: self.s3.prefix.clone(),
@@ -616,13 +796,35 @@ impl RestoreArgs {
             scratch_database: self.scratch_database.clone(),
             work_dir: self.work_dir.clone(),
             pg_bin: self.job.pg_bin.clone(),
-            ledger: match (&self.request_id, &self.claimant) {
-                (Some(request_id), Some(claimant)) => {
-                    Some(ledger::Holder { request_id: request_id.clone(), claimant: claimant.clone() })
-                }
-                _ => None,
-            },
+            ledger: self.holder(),
             encryption_key_file: self.encryption.encryption_key_file.clone(),
+        }
+    }
+
+    /// What a point-in-time restore to `target` does.
+    pub fn point_in_time(&self, target: jiff::Timestamp) -> Result<pitr::recover::Options, String> {
+        let bucket = self.store.bucket.clone().ok_or("a point-in-time restore needs --bucket")?;
+        Ok(pitr::recover::Options {
+            s3: self.s3.options(&bucket),
+            prefix: self.s3.prefix.clone(),
+            guard: self.s3.guard.clone().ok_or("--guard <namespace>/<name> is required")?,
+            target,
+            data_dir: self.data_dir.clone(),
+            request_id: self.request_id.clone().ok_or("a point-in-time restore needs --request-id")?,
+            ledger: self.holder(),
+            encryption_key_file: self.encryption.encryption_key_file.clone(),
+            pg_bin: self.job.pg_bin.clone(),
+            user: self.pg_user.clone(),
+            recovery_timeout: self.recovery_timeout,
+        })
+    }
+
+    fn holder(&self) -> Option<ledger::Holder> {
+        match (&self.request_id, &self.claimant) {
+            (Some(request_id), Some(claimant)) => {
+                Some(ledger::Holder { request_id: request_id.clone(), claimant: claimant.clone() })
+            }
+            _ => None,
         }
     }
 

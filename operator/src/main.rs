@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use securityguard_operator::backup::summary::Summary;
-use securityguard_operator::backup::{create, decrypt, drill, ledger, list, logs, restore};
-use securityguard_operator::cli::{BackupsCommand, Cli, Command, FeedsCommand, MonitoringCommand};
+use securityguard_operator::backup::{create, decrypt, drill, ledger, list, logs, pitr, restore};
+use securityguard_operator::cli::{
+    BackupsCommand, Cli, Command, FeedsCommand, ListOutput, MonitoringCommand, RestoreArgs, WalCommand, WindowArgs,
+};
 use securityguard_operator::{crds_yaml, feeds, monitoring, run, telemetry};
 
 #[tokio::main]
@@ -27,9 +29,10 @@ async fn main() -> ExitCode {
                 let key =
                     ledger::record_key(&options.prefix, options.guard.as_deref().unwrap_or(""), &options.request_id);
                 let summary = |result: &_, seconds| Summary::of_claim(result, key, seconds);
-                let work = summarised(args.termination_log.as_deref(), claim(&options), summary);
+                let work = summarised(args.termination_log.as_deref(), claim(&options, args.point_in_time), summary);
                 logged(args.log_text, "claiming the restore request failed", work).await
             }
+            BackupsCommand::Window(args) => print(window(&args).await, "cannot read the WAL archive"),
             BackupsCommand::Decrypt(args) => {
                 let options = args.options();
                 let decrypted = decrypt::run(&options)
@@ -67,6 +70,21 @@ async fn main() -> ExitCode {
             let work = summarised(args.job.termination_log.as_deref(), work, Summary::of_drill);
             logged(args.job.log_text, "restore drill failed", work).await
         }
+        Command::Restore(args) if args.roll_back_point_in_time => {
+            let request = args.request_id.clone().unwrap_or_default();
+            let work = pitr::recover::roll_back(&args.data_dir, &request);
+            let work = summarised(args.job.termination_log.as_deref(), work, Summary::of_point_in_time_rollback);
+            logged(args.job.log_text, "rolling back the point-in-time restore failed", work).await
+        }
+        Command::Restore(args) if args.point_in_time.is_some() => point_in_time(&args).await,
+        Command::Wal(args) => match args.command {
+            WalCommand::Archive(args) => {
+                let work = async { pitr::archive::run(args.options()?).await.map_err(|e| e.to_string()) };
+                logged(args.job.log_text, "the WAL archiver stopped", work).await
+            }
+            WalCommand::Fetch(args) => fetch(&args).await,
+        },
+        Command::InstallSelf { dest } => print(install_self(&dest), "cannot copy this program"),
         Command::Restore(args) => {
             let options = args.options();
             let work = summarised(args.job.termination_log.as_deref(), restore::run(&options), Summary::of_restore);
@@ -75,8 +93,23 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Claims a restore request and logs the verdict.
-async fn claim(options: &ledger::ClaimOptions) -> Result<ledger::Claim, ledger::Error> {
+/// Claims a restore request and logs the verdict; a point-in-time target outside the window is
+/// refused first, and nothing is recorded.
+async fn claim(
+    options: &ledger::ClaimOptions,
+    point_in_time: Option<jiff::Timestamp>,
+) -> Result<ledger::Claim, ledger::Error> {
+    if let Some(target) = point_in_time {
+        let s3 = securityguard_operator::backup::store::S3Store::connect(&options.s3).await;
+        let folder = pitr::folder(&options.prefix, options.guard.as_deref().unwrap_or_default());
+        let loaded = pitr::window::load(&s3, &folder).await.map_err(|e| ledger::Error::Refused(e.to_string()))?;
+        if pitr::window::choose(&loaded.ranges, target).is_none() {
+            return Err(ledger::Error::Refused(format!(
+                "{target} is outside the point-in-time window ({}); nothing was changed",
+                loaded.window.describe()
+            )));
+        }
+    }
     let claim = ledger::claim(options, jiff::Timestamp::now()).await?;
     let record = &claim.record;
     tracing::info!(
@@ -88,6 +121,71 @@ async fn claim(options: &ledger::ClaimOptions) -> Result<ledger::Claim, ledger::
         "restore request judged"
     );
     Ok(claim)
+}
+
+/// `backups window`: the window as JSON or a line of text.
+async fn window(args: &WindowArgs) -> Result<String, String> {
+    let guard = args.s3.guard.clone().ok_or("--guard <namespace>/<name> is required")?;
+    let s3 = securityguard_operator::backup::store::S3Store::connect(&args.s3.options(&args.bucket)).await;
+    let loaded = pitr::window::load(&s3, &pitr::folder(&args.s3.prefix, &guard)).await.map_err(|e| e.to_string())?;
+    Ok(match args.output.output {
+        ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&loaded.window).map_err(|e| e.to_string())?),
+        ListOutput::Table => pitr::window::render(&loaded),
+    })
+}
+
+/// A point-in-time restore, summarised for the controller.
+async fn point_in_time(args: &RestoreArgs) -> ExitCode {
+    let work = async {
+        let target = args.point_in_time.ok_or_else(|| pitr::recover::Error::Copy {
+            step: "reading the arguments",
+            detail: "no --point-in-time".into(),
+        })?;
+        let options = args
+            .point_in_time(target)
+            .map_err(|detail| pitr::recover::Error::Copy { step: "reading the arguments", detail })?;
+        pitr::recover::run(&options).await
+    };
+    let work = summarised(args.job.termination_log.as_deref(), work, Summary::of_point_in_time);
+    logged(args.job.log_text, "point-in-time restore failed", work).await
+}
+
+/// `wal fetch`: exit 0 with the file written, 1 when the archive lacks it (quietly: PostgreSQL
+/// asks for files that may not exist), 2 on any other failure.
+async fn fetch(args: &securityguard_operator::cli::WalFetchArgs) -> ExitCode {
+    let Some(guard) = args.s3.guard.clone() else {
+        eprintln!("error: --guard <namespace>/<name> is required");
+        return ExitCode::from(2);
+    };
+    let keyring = match &args.encryption.encryption_key_file {
+        Some(path) => match securityguard_operator::backup::envelope::Keyring::read(path).await {
+            Ok(keys) => Some(keys),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let s3 = securityguard_operator::backup::store::S3Store::connect(&args.s3.options(&args.bucket)).await;
+    let folder = pitr::folder(&args.s3.prefix, &guard);
+    match pitr::fetch::fetch(&s3, &folder, &args.name, &args.dest, keyring.as_ref()).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(pitr::fetch::Error::Absent(_)) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: wal fetch {}: {error}", args.name);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Copies this program to `dest`, executable.
+fn install_self(dest: &Path) -> Result<String, std::io::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::env::current_exe()?;
+    std::fs::copy(&exe, dest)?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))?;
+    Ok(format!("copied {} to {}\n", exe.display(), dest.display()))
 }
 
 /// Prints what a command rendered; or says on stderr what it `cannot` do, and exits 1.

@@ -138,6 +138,8 @@ pub struct Report {
     pub manifest: Manifest,
     /// Backups deleted by retention, per tier.
     pub deleted: Vec<(&'static str, usize)>,
+    /// The point-in-time recovery window, when the guard's WAL is archived.
+    pub point_in_time: Option<super::pitr::window::Window>,
 }
 
 /// What the dump step leaves: the bytes streamed, and what the snapshot saw.
@@ -218,7 +220,13 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     };
     write_manifest(&stores, &manifest, dumped.streamed.parts, clock).await?;
     let deleted = apply_retention(options, &s3_store, local_store.as_ref(), &dump_key).await?;
-    Ok(Report { manifest, deleted })
+    let point_in_time = match (&s3_store, guard) {
+        (Store::S3(s3), Some(guard)) => {
+            super::pitr::window::report(s3, &super::pitr::folder(&options.prefix, guard)).await
+        }
+        _ => None,
+    };
+    Ok(Report { manifest, deleted, point_in_time })
 }
 
 /// Snapshot → `pg_dump` streamed into the sinks → snapshot released → size stored checked.
@@ -402,7 +410,7 @@ async fn transfer(
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (the kubelet) or SIGINT (Ctrl-C).
-async fn stop_requested() -> &'static str {
+pub(crate) async fn stop_requested() -> &'static str {
     let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(signal) => signal,
         Err(error) => {

@@ -97,6 +97,10 @@ pub struct Claim {
 /// A ledger operation that failed, naming the record.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The request was refused before any record was made (a point-in-time target outside the
+    /// window).
+    #[error("restore refused: {0}")]
+    Refused(String),
     /// Reading or writing the record failed.
     #[error("restore ledger: {0}")]
     Store(#[from] store::Error),

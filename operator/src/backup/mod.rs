@@ -37,6 +37,7 @@ pub mod list;
 pub mod logs;
 pub mod manifest;
 pub mod pg;
+pub mod pitr;
 pub mod restore;
 pub mod retention;
 pub mod store;

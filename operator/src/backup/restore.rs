@@ -306,20 +306,8 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         .suffix(manifest::DUMP_SUFFIX)
         .tempfile_in(&dir)
         .map_err(|source| Error::TempFile { dir: dir.display().to_string(), source })?;
-    // Decrypted on the way when encrypted; a failure sticks and is reported once the checksum of
-    // the whole object is known (a corrupt object is reported as corrupt).
-    let mut opener = keyring.as_ref().map(Opener::new);
-    let mut opened = None;
-    let (size, sha256) = store
-        .download_with(&key, temp.path(), |chunk, out| match (opener.as_mut(), chunk) {
-            (None, chunk) => out.extend_from_slice(chunk.unwrap_or_default()),
-            (Some(opener), Some(chunk)) => {
-                let _ = opener.push(chunk, out);
-            }
-            (Some(opener), None) => opened = Some(opener.finish(out)),
-        })
-        .await
-        .map_err(Error::Store)?;
+    let (size, sha256, opened) =
+        download_opening(&store, &key, temp.path(), keyring.as_ref()).await.map_err(Error::Store)?;
     clock.lap(Step::Download);
     if size != manifest.size || sha256 != manifest.sha256 {
         return Err(Error::Corrupt {
@@ -364,6 +352,30 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         record_in_ledger(&store, options, holder, &key).await;
     }
     Ok(Report { manifest, database, seconds, started_at, recovered_in, steps })
+}
+
+/// Downloads `key` into `path`, opened on the way when `keyring` is given: the size and SHA-256
+/// of the object as stored, and (when opened) whether every chunk authenticated. A failure to
+/// open sticks and is for the caller to report once the checksum of the whole object is known
+/// (a corrupt object is reported as corrupt).
+pub async fn download_opening(
+    store: &Store,
+    key: &str,
+    path: &Path,
+    keyring: Option<&Keyring>,
+) -> Result<(u64, String, Option<Result<u64, OpenError>>), store::Error> {
+    let mut opener = keyring.map(Opener::new);
+    let mut opened = None;
+    let (size, sha256) = store
+        .download_with(key, path, |chunk, out| match (opener.as_mut(), chunk) {
+            (None, chunk) => out.extend_from_slice(chunk.unwrap_or_default()),
+            (Some(opener), Some(chunk)) => {
+                let _ = opener.push(chunk, out);
+            }
+            (Some(opener), None) => opened = Some(opener.finish(out)),
+        })
+        .await?;
+    Ok((size, sha256, opened))
 }
 
 /// Adds the restored key to the request's record in the ledger. The database holds the backup

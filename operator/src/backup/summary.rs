@@ -9,7 +9,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{create, drill, ledger, logs, restore};
+use super::{create, drill, ledger, logs, pitr, restore};
 use crate::crd::DrillRecovery;
 
 /// Largest termination message the kubelet keeps.
@@ -66,6 +66,12 @@ pub struct Summary {
     /// restore and check the backup).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillRecovery>,
+    /// backup: the point-in-time recovery window of the guard's WAL archive, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<pitr::window::Window>,
+    /// Point-in-time restore: what was recovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<pitr::recover::Report>,
     /// The error, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -83,6 +89,7 @@ impl Summary {
                 summary.taken_at = Some(report.manifest.started_at);
                 summary.deleted = report.deleted.iter().copied().collect();
                 summary.config = report.manifest.config.as_ref().map(|c| c.key.clone());
+                summary.point_in_time = report.point_in_time.clone();
             }
             Err(error) => {
                 summary.result = Outcome::Failed;
@@ -169,6 +176,39 @@ impl Summary {
         summary
     }
 
+    /// The summary of a point-in-time restore (`command: restore`, as the dump's restore).
+    pub fn of_point_in_time(result: &Result<pitr::recover::Report, pitr::recover::Error>, seconds: f64) -> Self {
+        let mut summary = Summary::empty("restore", seconds);
+        match result {
+            Ok(report) => {
+                summary.key = Some(report.base_backup.clone());
+                summary.taken_at = Some(report.base_backup_at);
+                summary.database_changed = Some(true);
+                summary.recovery = Some(report.clone());
+            }
+            Err(error) => {
+                summary.result = Outcome::Failed;
+                summary.error = Some(error.to_string());
+                summary.database_changed = Some(error.database_changed());
+            }
+        }
+        summary
+    }
+
+    /// The summary of the rollback of a point-in-time restore.
+    pub fn of_point_in_time_rollback(result: &Result<bool, pitr::recover::Error>, seconds: f64) -> Self {
+        let mut summary = Summary::empty("restore", seconds);
+        match result {
+            Ok(moved) => summary.database_changed = Some(*moved),
+            Err(error) => {
+                summary.result = Outcome::Failed;
+                summary.error = Some(error.to_string());
+                summary.database_changed = Some(true);
+            }
+        }
+        summary
+    }
+
     fn empty(command: &'static str, seconds: f64) -> Self {
         Summary {
             command,
@@ -184,6 +224,8 @@ impl Summary {
             database_changed: None,
             claim: None,
             drill: None,
+            point_in_time: None,
+            recovery: None,
             error: None,
         }
     }
