@@ -321,13 +321,28 @@ pub async fn restore(request: &RestoreRequest) -> Result<String, Error> {
         .map_err(|source| Error::Patch { namespace: namespace.clone(), name: name.clone(), source })?;
     Ok(format!(
         "restore {request_id} of SecurityGuard {namespace}/{name} from {source} requested.\n\
-         The operator scales the API to 0, takes a safety backup, restores, and scales back.\n\
+         {how}\n\
          Follow it (phase in status.restore.phase):\n  \
          kubectl get securityguard {name} -n {namespace} -w -o custom-columns=NAME:.metadata.name,RESTORE:.status.restore.phase\n\
          Wait for the end:\n  \
          kubectl wait securityguard/{name} -n {namespace} --for=jsonpath='{{.status.restore.phase}}'=Completed --timeout=1h\n",
         source = request.source,
+        how = how_it_restores(&guard, &request.source),
     ))
+}
+
+/// What the operator will do with a restore from `source` of the SecurityGuard `guard` (pure):
+/// `before:<time>` with point-in-time recovery and the managed PostgreSQL recovers to that time.
+pub fn how_it_restores(guard: &Value, source: &Source) -> &'static str {
+    let point_in_time = guard.pointer("/spec/backup/pointInTime").is_some_and(|p| !p.is_null())
+        && guard.pointer("/spec/postgres/external").is_none_or(Value::is_null)
+        && source.to_string().starts_with("before:");
+    if point_in_time {
+        "The operator checks the time against the recoverable window, scales the API and PostgreSQL to 0, \
+         recovers PostgreSQL's data directory to that time (the old one kept aside for a rollback), and scales both back."
+    } else {
+        "The operator scales the API to 0, takes a safety backup, restores, and scales back."
+    }
 }
 
 #[cfg(test)]
@@ -427,6 +442,18 @@ mod tests {
             Some("Point-in-time recovery: no window known\n  error: segment missing\n")
         );
         assert_eq!(recoverable_window(&json!({"status": {"backup": {}}})), None);
+    }
+
+    #[test]
+    fn a_restore_before_a_time_with_point_in_time_recovery_says_how_it_recovers() {
+        let before: Source = "before:2026-11-25T09:00:00Z".parse().expect("source");
+        let latest: Source = "latest".parse().expect("source");
+        let pitr = json!({"spec": {"backup": {"pointInTime": {}}}});
+        assert!(how_it_restores(&pitr, &before).contains("recoverable window"));
+        assert!(how_it_restores(&pitr, &latest).contains("safety backup"));
+        let external = json!({"spec": {"backup": {"pointInTime": {}}, "postgres": {"external": {}}}});
+        assert!(how_it_restores(&external, &before).contains("safety backup"));
+        assert!(how_it_restores(&json!({"spec": {"backup": {}}}), &before).contains("safety backup"));
     }
 
     #[test]

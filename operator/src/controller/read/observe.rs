@@ -77,8 +77,9 @@ pub struct Observed {
     /// The managed PostgreSQL runs at least one pod and is ready (always true for an external
     /// one).
     pub postgres_ready: bool,
-    /// PostgreSQL pods still present, counted while a point-in-time restore replaces its data
-    /// (None: not counted in this reconcile).
+    /// PostgreSQL pods still present, counted while a point-in-time restore replaces its data,
+    /// and at least 1 until its StatefulSet has taken in the scale to 0 (None: not counted in this
+    /// reconcile).
     pub postgres_pods: Option<usize>,
     /// The Jobs of the restore in progress: the claim in the restore ledger.
     pub claim: JobState,
@@ -132,7 +133,7 @@ pub async fn observe(
 
     let all_jobs = jobs::jobs_of(&stores.jobs, namespace, &validated.name);
     let (pods_left, [claim, safety_backup, restore, rollback]) =
-        restore_in_progress(client, guard, validated, &all_jobs).await?;
+        restore_in_progress(client, stores, guard, validated, &all_jobs).await?;
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
     let feed_syncs = match &validated.spec.threat_feeds {
         Some(_) => {
@@ -181,6 +182,7 @@ struct PodsLeft {
 /// absent).
 async fn restore_in_progress(
     client: &Client,
+    stores: &Stores,
     guard: &SecurityGuard,
     validated: &ValidatedGuard,
     all_jobs: &[(JobKind, Option<String>, Job)],
@@ -198,7 +200,11 @@ async fn restore_in_progress(
             _ => None,
         },
         postgres: match replacing_data {
-            true => Some(count_pods(client, validated, Component::Postgres).await?),
+            // A StatefulSet that has not yet taken in its scale to 0 could start a pod again.
+            true => {
+                let pods = count_pods(client, validated, Component::Postgres).await?;
+                Some(if postgres_scaled_to_zero(stores, validated) { pods } else { pods.max(1) })
+            }
             false => None,
         },
     };
@@ -343,6 +349,17 @@ async fn finished_since_status(
     }
     finished.sort_by_key(|f| f.at);
     Ok(finished)
+}
+
+/// PostgreSQL's StatefulSet asks for no pod, its controller has seen that, and it counts none.
+fn postgres_scaled_to_zero(stores: &Stores, validated: &ValidatedGuard) -> bool {
+    let name = object_name(&validated.name, Component::Postgres);
+    let Some(sts) = stores.stateful_sets.get(&ObjectRef::new(&name).within(&validated.namespace)) else { return true };
+    let sts = sts.object();
+    let status = sts.status.unwrap_or_default();
+    sts.spec.and_then(|s| s.replicas) == Some(0)
+        && status.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0)
+        && status.replicas == 0
 }
 
 /// The pods of a component, those being deleted included.

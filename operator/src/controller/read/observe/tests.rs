@@ -267,6 +267,16 @@ async fn a_point_in_time_restore_counts_postgres_pods_while_it_replaces_the_data
         let (observed, _) = observe_with(&status(phase), &stores, script).await;
         assert_eq!(observed.expect("observes").restore.postgres_pods, Some(1), "{phase}");
     }
+    // None left: 0 once the StatefulSet has taken in its scale to 0, else still 1.
+    let none = || vec![expect(POSTGRES_PODS, Reply::Json(list([])))];
+    let (observed, _) = observe_with(&status("Restoring"), &stores, none()).await;
+    assert_eq!(observed.expect("observes").restore.postgres_pods, Some(1), "the StatefulSet still asks for a pod");
+    let mut stopped = stateful_set("sg-postgres", true);
+    stopped.spec.as_mut().expect("spec").replicas = Some(0);
+    stopped.status.as_mut().expect("status").replicas = 0;
+    let stopped = Stores { stateful_sets: cache([stopped]), ..caches(true, true, true) };
+    let (observed, _) = observe_with(&status("Restoring"), &stopped, none()).await;
+    assert_eq!(observed.expect("observes").restore.postgres_pods, Some(0));
     // Not before the data is replaced, and never for a restore of a dump.
     let (observed, _) = observe_with(&status("Claiming"), &stores, vec![]).await;
     assert_eq!(observed.expect("observes").restore.postgres_pods, None);
