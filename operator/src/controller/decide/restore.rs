@@ -329,11 +329,16 @@ fn recovery_failed(s: &mut RestoreStatus, t: Timestamp, f: &Finished, entered: &
         fail_untouched(s, cause, entered);
         return;
     }
-    s.error = Some(format!("the point-in-time restore to {t} failed after swapping the data directory: {error}"));
+    // Only a pod that says so left the data directory in place; silence means it may be swapped.
+    let how = match f.summary.as_ref().and_then(|r| r.database_changed) {
+        Some(true) => "after swapping the data directory",
+        _ => "without saying whether it swapped the data directory",
+    };
+    s.error = Some(format!("the point-in-time restore to {t} failed {how}: {error}"));
     s.phase = RestorePhase::RollingBack;
     s.message = format!(
-        "the point-in-time restore to {t} failed after swapping the data directory ({error}); moving the \
-         data directory kept aside (pgdata.before-{}) back, PostgreSQL still stopped",
+        "the point-in-time restore to {t} failed {how} ({error}); moving the data directory kept aside \
+         (pgdata.before-{}) back, PostgreSQL still stopped",
         s.request_id
     );
     entered.push(RestorePhase::RollingBack);
@@ -536,6 +541,18 @@ mod tests {
             at: Timestamp::from_second(2_000).expect("time"),
             succeeded,
             summary: Some(Box::new(summary)),
+        })
+    }
+
+    /// A restore Job whose pod was killed: failed, no summary.
+    fn killed_restore() -> JobState {
+        JobState::Finished(Finished {
+            job: "restore".into(),
+            kind: JobKind::Restore,
+            request: Some("r1".into()),
+            at: Timestamp::from_second(2_000).expect("time"),
+            succeeded: false,
+            summary: None,
         })
     }
 
@@ -742,14 +759,7 @@ mod tests {
         let spec = spec(Some(("r1", "latest")));
         let mut o = scaled_down();
         // No summary at all (the pod was killed): the database may have changed.
-        o.restore = JobState::Finished(Finished {
-            job: "restore".into(),
-            kind: JobKind::Restore,
-            request: Some("r1".into()),
-            at: Timestamp::from_second(2_000).expect("time"),
-            succeeded: false,
-            summary: None,
-        });
+        o.restore = killed_restore();
         let p = step(&spec, Some(&in_phase(RestorePhase::Restoring)), &o);
         let s = p.status.clone().expect("status");
         assert_eq!(s.phase, RestorePhase::RollingBack);
@@ -985,6 +995,15 @@ mod tests {
         assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
         assert!(!p.directives.stop_postgres);
         assert!(s.message.contains("was moved back: the data is as before"), "{}", s.message);
+
+        // A pod killed without a word may have swapped: moved back all the same.
+        o.restore = killed_restore();
+        o.rollback = JobState::Absent;
+        let p = step(&spec, Some(&pitr_in_phase(RestorePhase::Restoring)), &o);
+        let killed = p.status.clone().expect("status");
+        assert_eq!(killed.phase, RestorePhase::RollingBack);
+        assert!(killed.message.contains("without saying whether it swapped"), "{}", killed.message);
+        assert_eq!(p.directives.jobs, [JobRequest::PointInTimeRollback { request_id: "r1".into() }]);
 
         // A rollback that fails too says where the data is.
         o.rollback =
