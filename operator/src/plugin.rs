@@ -213,6 +213,9 @@ pub fn recoverable_window(guard: &Value) -> Option<String> {
         }
         _ => format!("Point-in-time recovery: {}\n", status.message.as_deref().unwrap_or("no window known")),
     };
+    if let Some(through) = &window.archived_through {
+        text.push_str(&format!("  WAL archived through {}\n", through.0));
+    }
     if let Some(error) = &window.error {
         text.push_str(&format!("  error: {error}\n"));
     }
@@ -436,10 +439,14 @@ mod tests {
             recoverable_window(&external).as_deref(),
             Some("Point-in-time recovery: PostgreSQL is external: ...\n")
         );
-        let broken = json!({"status": {"backup": {"pointInTime": {"error": "segment missing"}}}});
+        let broken = json!({"status": {"backup": {"pointInTime": {
+            "error": "segment missing", "archivedThrough": "2026-11-30T19:40:09Z"}}}});
         assert_eq!(
             recoverable_window(&broken).as_deref(),
-            Some("Point-in-time recovery: no window known\n  error: segment missing\n")
+            Some(
+                "Point-in-time recovery: no window known\n  WAL archived through 2026-11-30T19:40:09Z\n  \
+                 error: segment missing\n"
+            )
         );
         assert_eq!(recoverable_window(&json!({"status": {"backup": {}}})), None);
     }

@@ -822,6 +822,7 @@ mod tests {
             first_recoverable: Some(at(1_000)),
             last_recoverable: Some(at(5_000)),
             base_backups: Some(2),
+            archived_through: None,
             error: None,
         };
         let status = point_in_time_status(&g, Some(&waiting), &[job("a", 10, Some(window)), job("b", 20, None)])

@@ -486,6 +486,10 @@ pub struct RecoverableWindow {
     /// Base backups kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_backups: Option<u32>,
+    /// Every change committed before this time was archived, as of the archiver's last pass
+    /// before the backup: the recovery point then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_through: Option<Time>,
     /// Why the window could not be read, or what is wrong with the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -504,7 +508,8 @@ impl RecoverableWindow {
     }
 }
 
-/// What a point-in-time restore Job recovered: the `pointInTime` field of its summary.
+/// What a point-in-time restore Job recovered: the `recovery` field of its summary (or
+/// `pointInTime`, as the interface between the two sides first named it).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PointInTimeRecovery {
@@ -513,8 +518,8 @@ pub struct PointInTimeRecovery {
     /// Key of the base backup it started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_backup: Option<String>,
-    /// WAL segments replayed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// WAL segments replayed (`walFiles` in the summary: the files fetched from the archive).
+    #[serde(default, alias = "walFiles", skip_serializing_if = "Option::is_none")]
     pub wal_segments: Option<u64>,
 }
 

@@ -282,7 +282,7 @@ fn recovered(s: &mut RestoreStatus, t: Timestamp, observed: &Observed, entered: 
             s.outcome = Some(RestorePhase::Completed);
             let base = s.restored_key.as_deref().map(|k| format!(" from base backup {k}")).unwrap_or_default();
             let segments = summary
-                .and_then(|r| r.point_in_time.as_ref()?.recovery()?.wal_segments)
+                .and_then(|r| r.recovered()?.wal_segments)
                 .map(|n| format!(" ({n} WAL segments replayed)"))
                 .unwrap_or_default();
             let message = format!("recovered to {t}{base}{segments}; starting PostgreSQL and scaling the API back");

@@ -72,6 +72,16 @@ pub struct Summary {
     /// recovered (boxed: most summaries go without).
     #[serde(default)]
     pub point_in_time: Option<Box<PointInTimeReport>>,
+    /// A point-in-time restore only: what it recovered (boxed: most summaries go without).
+    #[serde(default)]
+    pub recovery: Option<Box<PointInTimeRecovery>>,
+}
+
+impl Summary {
+    /// What a point-in-time restore recovered, in `recovery` or in `pointInTime`.
+    pub fn recovered(&self) -> Option<&PointInTimeRecovery> {
+        self.recovery.as_deref().or_else(|| self.point_in_time.as_ref()?.recovery())
+    }
 }
 
 /// The `pointInTime` field of a summary: its shape tells which.
@@ -436,9 +446,24 @@ mod tests {
             "seconds":40.0,"databaseChanged":true,"takenAt":"2026-11-30T00:00:00Z",
             "pointInTime":{"target":"2026-11-30T12:00:00Z","baseBackup":"b/prod/.pitr/sg/base/x.tar.gz","walSegments":17}}"#;
         let summary = newest_summary(&[pod(restore, 10)]).expect("a summary");
-        let recovery = summary.point_in_time.as_ref().and_then(|p| p.recovery()).expect("a recovery");
+        let recovery = summary.recovered().expect("a recovery");
         assert_eq!(recovery.wal_segments, Some(17));
         assert_eq!(recovery.target.0, "2026-11-30T12:00:00Z".parse::<Timestamp>().expect("time"));
+
+        // As the data path writes it: `recovery`, with the WAL files fetched.
+        let restore = r#"{"command":"restore","result":"succeeded","key":"p/prod/.pitr/sg/base/x.tar.gz",
+            "seconds":40.0,"databaseChanged":true,"takenAt":"2026-11-30T00:00:00Z",
+            "recovery":{"target":"2026-11-30T12:00:00Z","baseBackup":"p/prod/.pitr/sg/base/x.tar.gz",
+                        "baseBackupAt":"2026-11-30T00:00:00Z","walFiles":9,"seconds":{"replay":3.5}}}"#;
+        let summary = newest_summary(&[pod(restore, 10)]).expect("a summary");
+        assert_eq!(summary.recovered().map(|r| r.wal_segments), Some(Some(9)));
+        // ... and the window with the archiver's last pass.
+        let backup = r#"{"command":"backup","result":"succeeded","seconds":1.0,"pointInTime":{"baseBackups":1,
+            "firstRecoverable":"2026-11-30T00:00:05Z","lastRecoverable":"2026-11-30T12:00:00Z",
+            "archivedThrough":"2026-11-30T12:00:09Z"}}"#;
+        let summary = newest_summary(&[pod(backup, 10)]).expect("a summary");
+        let window = summary.point_in_time.as_ref().and_then(|p| p.window()).expect("a window");
+        assert!(window.archived_through.is_some());
     }
 
     #[test]

@@ -218,6 +218,7 @@ mod tests {
             first_recoverable: Some(t(0)),
             last_recoverable: Some(t(60)),
             base_backups: Some(1),
+            archived_through: None,
             error: Some("segment 7 missing".into()),
         };
         let mut backup = drill(true, None);

@@ -304,6 +304,7 @@ mod tests {
         let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned().unwrap_or_default();
         assert_eq!(value("SG_GUARD")["value"], "prod/sg", "the WAL archive of the guard's own folder");
         assert_eq!(value("SG_RESTORE_CLAIMANT")["value"], "uid-1");
+        assert_eq!(value("PGUSER")["value"], "securityguard", "the managed PostgreSQL's superuser");
         assert_eq!(value("SG_BACKUP_ENCRYPTION_KEY_FILE")["value"], "/var/run/securityguard/backup-encryption/keys");
         assert_eq!(value("AWS_SECRET_ACCESS_KEY")["valueFrom"]["secretKeyRef"]["name"], "s3");
         assert!(env.iter().all(|e| e["valueFrom"]["secretKeyRef"]["name"] != "backup-key"));

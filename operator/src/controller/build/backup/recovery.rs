@@ -80,7 +80,7 @@ impl Recovery<'_> {
         let (volumes, mounts) = volumes(self.guard, self.backup);
         let labels = job_labels(self.guard, kind, Some(self.request_id));
         let resources = self.postgres.resources.clone().unwrap_or_else(|| resources("250m", "512Mi", "2Gi"));
-        let env = env(self.guard, self.backup);
+        let env = env(self.guard, self.backup, self.postgres);
         PodTemplateSpec {
             metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
             spec: Some(PodSpec {
@@ -117,10 +117,12 @@ impl Recovery<'_> {
     }
 }
 
-/// The bucket and the guard's own folder (the WAL archive's), the claimant of the request (the
-/// ledger records the restore), the keys' file, the termination log.
-fn env(guard: &ValidatedGuard, backup: &BackupSpec) -> Vec<EnvVar> {
+/// The bucket and the guard's own folder (the WAL archive's), the superuser the checks of the
+/// recovered cluster connect as, the claimant of the request (the ledger records the restore),
+/// the keys' file, the termination log.
+fn env(guard: &ValidatedGuard, backup: &BackupSpec, postgres: &ManagedPostgres) -> Vec<EnvVar> {
     let mut env = s3_env(guard, backup, own_folder(guard));
+    env.push(plain_env("PGUSER", postgres.user.clone()));
     env.push(plain_env("SG_RESTORE_CLAIMANT", guard.owner.uid.clone()));
     if let Some((_, _, key_file)) = encryption_key(backup) {
         env.push(key_file);

@@ -159,6 +159,10 @@ mod tests {
         assert_eq!(value("SG_BACKUP_PATH_STYLE")["value"], "true");
         assert_eq!(value("PGUSER")["value"], "securityguard");
         assert_eq!(value("SG_BASE_BACKUP_INTERVAL")["value"], "12h");
+        assert_eq!(
+            (value("SG_BACKUP_RETENTION_DAYS_S3")["value"].clone(), value("SG_BACKUP_KEEP_LAST")["value"].clone()),
+            ("90".into(), "3".into())
+        );
         assert_eq!(value("SG_BACKUP_ENCRYPTION_KEY_FILE")["value"], "/var/run/securityguard/backup-encryption/keys");
         assert_eq!(value("AWS_ACCESS_KEY_ID")["valueFrom"]["secretKeyRef"]["name"], "s3");
         assert!(env.iter().all(|e| e["valueFrom"]["secretKeyRef"]["name"] != "backup-key"), "the key is a file only");

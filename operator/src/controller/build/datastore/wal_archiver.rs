@@ -51,11 +51,14 @@ pub fn build(guard: &ValidatedGuard, postgres: &ManagedPostgres, image: &str) ->
 }
 
 /// The bucket and the guard's folder, the superuser it connects as over 127.0.0.1, the base
-/// backups' interval.
+/// backups' interval, and the retention of the dumps, which the base backups (and the WAL they
+/// need) follow.
 fn env(guard: &ValidatedGuard, backup: &BackupSpec, pitr: &PointInTimeSpec, postgres: &ManagedPostgres) -> Vec<EnvVar> {
     let mut env = s3_env(guard, backup, own_folder(guard));
     env.push(plain_env("PGUSER", postgres.user.clone()));
     env.push(plain_env("SG_BASE_BACKUP_INTERVAL", pitr.base_backup_interval.clone()));
+    env.push(plain_env("SG_BACKUP_RETENTION_DAYS_S3", backup.retention.s3_days.to_string()));
+    env.push(plain_env("SG_BACKUP_KEEP_LAST", backup.retention.keep_last.to_string()));
     env
 }
 
