@@ -244,6 +244,12 @@ pub struct GuardMetrics {
     pub verify_recovery_point_target: Family<GuardLabels, FloatGauge>,
     /// The newest drill's recovery time per step, in seconds.
     pub verify_step: Family<DrillStepLabels, FloatGauge>,
+    /// With point-in-time recovery: the recovery point above which the WAL archive alerts.
+    pub wal_archive_lag_threshold: Family<GuardLabels, FloatGauge>,
+    /// With point-in-time recovery: Unix time of the earliest time a restore can recover to.
+    pub pitr_first_recoverable: Family<GuardLabels, FloatGauge>,
+    /// With point-in-time recovery: Unix time of the latest time a restore can recover to.
+    pub pitr_last_recoverable: Family<GuardLabels, FloatGauge>,
 }
 
 impl GuardMetrics {
@@ -312,6 +318,21 @@ impl GuardMetrics {
             "backup_verify_step_seconds",
             "Recovery time of the newest restore drill of a SecurityGuard per step: download, verify, restore, checks",
             self.verify_step.clone(),
+        );
+        registry.register(
+            "wal_archive_lag_threshold_seconds",
+            "Recovery point above which the WAL archive of a SecurityGuard alerts (spec.backup.pointInTime.archiveLagAlert)",
+            self.wal_archive_lag_threshold.clone(),
+        );
+        registry.register(
+            "pitr_first_recoverable_timestamp_seconds",
+            "Unix time of the earliest time a point-in-time restore of a SecurityGuard can recover to, as the newest backup found it",
+            self.pitr_first_recoverable.clone(),
+        );
+        registry.register(
+            "pitr_last_recoverable_timestamp_seconds",
+            "Unix time of the latest time a point-in-time restore of a SecurityGuard can recover to, as the newest backup found it",
+            self.pitr_last_recoverable.clone(),
         );
     }
 
@@ -397,9 +418,29 @@ impl GuardMetrics {
         }
     }
 
+    /// Point-in-time recovery: the alert threshold of the WAL archive and the recoverable window
+    /// (Unix seconds); `None` drops a series (recovery off, or no window known).
+    pub fn point_in_time(&self, guard: &GuardLabels, threshold: Option<f64>, window: (Option<f64>, Option<f64>)) {
+        for (family, value) in [
+            (&self.wal_archive_lag_threshold, threshold),
+            (&self.pitr_first_recoverable, window.0),
+            (&self.pitr_last_recoverable, window.1),
+        ] {
+            match value {
+                Some(value) => {
+                    family.get_or_create(guard).set(value);
+                }
+                None => {
+                    family.remove(guard);
+                }
+            }
+        }
+    }
+
     /// Drops every series of a SecurityGuard (it was deleted).
     pub fn forget(&self, guard: &GuardLabels) {
         self.drill_recovery(guard, None);
+        self.point_in_time(guard, None, (None, None));
         self.backup_last_success.remove(guard);
         self.backup_last_failure.remove(guard);
         self.backup_last_duration.remove(guard);
@@ -652,6 +693,18 @@ mod tests {
             s.iter()
                 .any(|l| l == &format!(r#"securityguard_operator_restore_phase{{{a_labels},phase="Restoring"}} 0"#))
         );
+
+        m.guards.point_in_time(&a, Some(300.0), (Some(1_000.0), None));
+        let s = samples(&m);
+        assert!(
+            s.iter()
+                .any(|l| l == &format!("securityguard_operator_wal_archive_lag_threshold_seconds{{{a_labels}}} 300.0"))
+        );
+        assert!(
+            s.iter().any(|l| l
+                == &format!("securityguard_operator_pitr_first_recoverable_timestamp_seconds{{{a_labels}}} 1000.0"))
+        );
+        assert!(!s.iter().any(|l| l.contains("pitr_last_recoverable_timestamp_seconds{")), "no window end known");
 
         m.guards.set_backup_interval(&a, None);
         m.guards.forget(&b);

@@ -3,7 +3,9 @@
 //!
 //! - `kubectl securityguard backups NAME [-n NS]` lists the SecurityGuard's backups, as
 //!   `securityguard-operator backups list` does, from the bucket of its `spec.backup.s3` with the
-//!   credentials of the Secret it names. Needs `get` on securityguards and on that Secret.
+//!   credentials of the Secret it names, then the newest drill and, with point-in-time
+//!   recovery, the recoverable window from the status. Needs `get` on securityguards and on that
+//!   Secret.
 //! - `kubectl securityguard restore NAME --source latest|<key>|before:<time> [-n NS]` asks the
 //!   operator for a restore: a merge patch of `spec.restore` with a new `requestId`. Needs `get`
 //!   and `patch` on securityguards.
@@ -28,7 +30,7 @@ use crate::backup::manifest;
 use crate::backup::store::{self, S3Options, S3Store, StaticCredentials, Store};
 use crate::crd::backup::{ACCESS_KEY_ID, DEFAULT_PREFIX, DEFAULT_REGION, SECRET_ACCESS_KEY};
 use crate::crd::duration::human;
-use crate::crd::{BackupRun, RecoveryTarget};
+use crate::crd::{BackupRun, PointInTimeStatus, RecoveryTarget};
 
 /// Which SecurityGuard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,13 +189,37 @@ pub async fn backups(target: &Target, format: Format) -> Result<String, Error> {
     let client = connect().await?;
     let (namespace, guard) = read_guard(&client, target).await?;
     let mut text = listing(&client, &namespace, &target.name, &guard, format).await?;
-    if format == Format::Table
-        && let Some(drill) = newest_drill(&guard)
-    {
-        text.push('\n');
-        text.push_str(&drill);
+    if format == Format::Table {
+        for part in [newest_drill(&guard), recoverable_window(&guard)].into_iter().flatten() {
+            text.push('\n');
+            text.push_str(&part);
+        }
     }
     Ok(text)
+}
+
+/// The recoverable window of `status.backup.pointInTime`, for people (pure): from when to when
+/// a point-in-time restore can recover, as of which backup, or why there is none.
+pub fn recoverable_window(guard: &Value) -> Option<String> {
+    let status: PointInTimeStatus =
+        serde_json::from_value(guard.pointer("/status/backup/pointInTime")?.clone()).ok()?;
+    let window = &status.window;
+    let mut text = match (&window.first_recoverable, &window.last_recoverable) {
+        (Some(first), Some(last)) => {
+            let bases = window.base_backups.map(|n| format!(", {n} base backups")).unwrap_or_default();
+            let seen =
+                status.observed_at.as_ref().map(|t| format!(" (as of the backup at {})", t.0)).unwrap_or_default();
+            format!("Point-in-time recovery: from {} to {}{bases}{seen}\n", first.0, last.0)
+        }
+        _ => format!("Point-in-time recovery: {}\n", status.message.as_deref().unwrap_or("no window known")),
+    };
+    if let Some(through) = &window.archived_through {
+        text.push_str(&format!("  WAL archived through {}\n", through.0));
+    }
+    if let Some(error) = &window.error {
+        text.push_str(&format!("  error: {error}\n"));
+    }
+    Some(text)
 }
 
 /// The newest restore drill of `status.backup.lastVerification`, for people (pure): when, which
@@ -298,13 +324,28 @@ pub async fn restore(request: &RestoreRequest) -> Result<String, Error> {
         .map_err(|source| Error::Patch { namespace: namespace.clone(), name: name.clone(), source })?;
     Ok(format!(
         "restore {request_id} of SecurityGuard {namespace}/{name} from {source} requested.\n\
-         The operator scales the API to 0, takes a safety backup, restores, and scales back.\n\
+         {how}\n\
          Follow it (phase in status.restore.phase):\n  \
          kubectl get securityguard {name} -n {namespace} -w -o custom-columns=NAME:.metadata.name,RESTORE:.status.restore.phase\n\
          Wait for the end:\n  \
          kubectl wait securityguard/{name} -n {namespace} --for=jsonpath='{{.status.restore.phase}}'=Completed --timeout=1h\n",
         source = request.source,
+        how = how_it_restores(&guard, &request.source),
     ))
+}
+
+/// What the operator will do with a restore from `source` of the SecurityGuard `guard` (pure):
+/// `before:<time>` with point-in-time recovery and the managed PostgreSQL recovers to that time.
+pub fn how_it_restores(guard: &Value, source: &Source) -> &'static str {
+    let point_in_time = guard.pointer("/spec/backup/pointInTime").is_some_and(|p| !p.is_null())
+        && guard.pointer("/spec/postgres/external").is_none_or(Value::is_null)
+        && source.to_string().starts_with("before:");
+    if point_in_time {
+        "The operator checks the time against the recoverable window, scales the API and PostgreSQL to 0, \
+         recovers PostgreSQL's data directory to that time (the old one kept aside for a rollback), and scales both back."
+    } else {
+        "The operator scales the API to 0, takes a safety backup, restores, and scales back."
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +420,47 @@ mod tests {
             Some("Newest restore drill: passed at 2026-11-29T03:31:00Z (Job j), backup -\n")
         );
         assert_eq!(newest_drill(&json!({"status": {}})), None);
+    }
+
+    #[test]
+    fn the_recoverable_window_is_shown_or_why_there_is_none() {
+        let guard = json!({"status": {"backup": {"pointInTime": {
+            "firstRecoverable": "2026-11-29T00:00:05Z", "lastRecoverable": "2026-11-30T19:40:00Z",
+            "baseBackups": 2, "observedAt": "2026-11-30T19:41:00Z", "message": "recoverable from ..."}}}});
+        assert_eq!(
+            recoverable_window(&guard).as_deref(),
+            Some(
+                "Point-in-time recovery: from 2026-11-29T00:00:05Z to 2026-11-30T19:40:00Z, 2 base backups \
+                 (as of the backup at 2026-11-30T19:41:00Z)\n"
+            )
+        );
+        let external = json!({"status": {"backup": {"pointInTime": {"message": "PostgreSQL is external: ..."}}}});
+        assert_eq!(
+            recoverable_window(&external).as_deref(),
+            Some("Point-in-time recovery: PostgreSQL is external: ...\n")
+        );
+        let broken = json!({"status": {"backup": {"pointInTime": {
+            "error": "segment missing", "archivedThrough": "2026-11-30T19:40:09Z"}}}});
+        assert_eq!(
+            recoverable_window(&broken).as_deref(),
+            Some(
+                "Point-in-time recovery: no window known\n  WAL archived through 2026-11-30T19:40:09Z\n  \
+                 error: segment missing\n"
+            )
+        );
+        assert_eq!(recoverable_window(&json!({"status": {"backup": {}}})), None);
+    }
+
+    #[test]
+    fn a_restore_before_a_time_with_point_in_time_recovery_says_how_it_recovers() {
+        let before: Source = "before:2026-11-25T09:00:00Z".parse().expect("source");
+        let latest: Source = "latest".parse().expect("source");
+        let pitr = json!({"spec": {"backup": {"pointInTime": {}}}});
+        assert!(how_it_restores(&pitr, &before).contains("recoverable window"));
+        assert!(how_it_restores(&pitr, &latest).contains("safety backup"));
+        let external = json!({"spec": {"backup": {"pointInTime": {}}, "postgres": {"external": {}}}});
+        assert!(how_it_restores(&external, &before).contains("safety backup"));
+        assert!(how_it_restores(&json!({"spec": {"backup": {}}}), &before).contains("safety backup"));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct PluginCli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
-    /// List the backups of a SecurityGuard, newest first, with their state.
+    /// List the backups of a SecurityGuard, newest first, with their state; then the newest
+    /// restore drill and, with point-in-time recovery, the recoverable window.
     Backups(GuardBackupsArgs),
     /// Ask the operator to restore a SecurityGuard's database from a backup.
     Restore(RequestRestoreArgs),

@@ -18,8 +18,8 @@ use crate::crd::schedule;
 use crate::crd::{
     BackupRun, BackupSpec, BackupStatus, CONDITION_BACKUP_HEALTHY, CONDITION_BACKUP_VERIFIED, CONDITION_DEGRADED,
     CONDITION_MONITORING_READY, CONDITION_PAUSED, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_THREAT_FEEDS_SYNCED, FeedOutcome, RestoreStatus, SecurityGuard, SecurityGuardStatus, ThreatFeedStatus,
-    ThreatFeedsSpec, ThreatFeedsStatus,
+    CONDITION_THREAT_FEEDS_SYNCED, FeedOutcome, PointInTimeStatus, RestoreStatus, SecurityGuard, SecurityGuardStatus,
+    ThreatFeedStatus, ThreatFeedsSpec, ThreatFeedsStatus,
 };
 
 /// One condition's new value.
@@ -98,11 +98,12 @@ pub fn from_applied(inputs: &Inputs<'_>) -> SecurityGuardStatus {
     let Inputs { guard, validated, applied, now, .. } = *inputs;
     let previous = guard.status.as_ref();
     let backup = validated.spec.backup.as_ref().map(|_| {
-        backup_status(
-            previous.and_then(|s| s.backup.as_ref()),
-            &inputs.observed.finished,
-            inputs.decision.backup_request.as_deref(),
-        )
+        let previous = previous.and_then(|s| s.backup.as_ref());
+        let finished = &inputs.observed.finished;
+        BackupStatus {
+            point_in_time: point_in_time_status(validated, previous.and_then(|b| b.point_in_time.as_ref()), finished),
+            ..backup_status(previous, finished, inputs.decision.backup_request.as_deref())
+        }
     });
     let restore = inputs.decision.restore.status.clone();
     let threat_feeds = validated.spec.threat_feeds.as_ref().map(|spec| {
@@ -378,6 +379,46 @@ pub fn backup_status(
         status.last_request_id = Some(request.to_owned());
     }
     status
+}
+
+/// `status.backup.pointInTime.message` of an external PostgreSQL.
+pub const EXTERNAL_POINT_IN_TIME: &str = "PostgreSQL is external: point-in-time recovery belongs to its provider; \
+     the logical dumps stay the backup method and a restore before:<time> restores the newest dump before it";
+
+/// `status.backup.pointInTime` with `spec.backup.pointInTime`: the recoverable window the newest
+/// backup Job that finished reported (one that reported none leaves the window as it was); for
+/// an external PostgreSQL, that point-in-time recovery is its provider's.
+pub fn point_in_time_status(
+    validated: &ValidatedGuard,
+    previous: Option<&PointInTimeStatus>,
+    finished: &[Finished],
+) -> Option<PointInTimeStatus> {
+    validated.spec.backup.as_ref()?.point_in_time.as_ref()?;
+    if validated.postgres_managed().is_none() {
+        return Some(PointInTimeStatus { message: Some(EXTERNAL_POINT_IN_TIME.to_owned()), ..Default::default() });
+    }
+    // Oldest first: the newest that reported a window wins.
+    let reported = finished
+        .iter()
+        .rev()
+        .filter(|f| f.kind == JobKind::Backup)
+        .find_map(|f| Some((f.at, f.summary.as_ref()?.point_in_time.as_ref()?.window()?.clone())));
+    let Some((at, window)) = reported else {
+        let waiting = PointInTimeStatus {
+            message: Some(
+                "no backup has reported the recoverable window yet: the WAL archiver takes a base backup when it \
+                 starts, and the next backup reads the window"
+                    .to_owned(),
+            ),
+            ..Default::default()
+        };
+        return Some(previous.filter(|p| p.observed_at.is_some()).cloned().unwrap_or(waiting));
+    };
+    Some(PointInTimeStatus {
+        message: Some(format!("recoverable {}", window.describe())),
+        window,
+        observed_at: Some(Time(at)),
+    })
 }
 
 /// BackupHealthy and (with drills on) BackupVerified.
@@ -752,6 +793,65 @@ mod tests {
             Some("True"),
             "other conditions are kept"
         );
+    }
+
+    #[test]
+    fn the_recoverable_window_comes_from_the_newest_backup_that_reported_one() {
+        use crate::controller::build::test_support::{MINIMAL, guard};
+        use crate::controller::read::jobs::{PointInTimeReport, Summary};
+        use crate::crd::RecoverableWindow;
+        let backup = "  backup:\n    s3: {bucket: b, credentialsSecret: s3}\n    pointInTime: {}\n";
+        let g = guard(&format!("{MINIMAL}{backup}"));
+        let at = |s: i64| Time(Timestamp::from_second(s).expect("time"));
+        let job = |name: &str, finished: i64, window: Option<RecoverableWindow>| Finished {
+            job: name.into(),
+            kind: JobKind::Backup,
+            request: None,
+            at: at(finished).0,
+            succeeded: true,
+            summary: Some(Box::new(Summary {
+                point_in_time: window.map(|w| Box::new(PointInTimeReport::Window(w))),
+                ..Summary::default()
+            })),
+        };
+        let waiting = point_in_time_status(&g, None, &[]).expect("reported");
+        assert!(waiting.message.as_deref().is_some_and(|m| m.contains("no backup has reported")), "{waiting:?}");
+        assert_eq!(waiting.window.first_recoverable, None);
+
+        let window = RecoverableWindow {
+            first_recoverable: Some(at(1_000)),
+            last_recoverable: Some(at(5_000)),
+            base_backups: Some(2),
+            archived_through: None,
+            error: None,
+        };
+        let status = point_in_time_status(&g, Some(&waiting), &[job("a", 10, Some(window)), job("b", 20, None)])
+            .expect("status");
+        assert_eq!(status.window.first_recoverable, Some(at(1_000)));
+        assert_eq!(status.window.last_recoverable, Some(at(5_000)));
+        assert_eq!((status.window.base_backups, status.observed_at.clone()), (Some(2), Some(at(10))));
+        assert_eq!(
+            status.message.as_deref(),
+            Some("recoverable from 1970-01-01T00:16:40Z to 1970-01-01T01:23:20Z (2 base backups)")
+        );
+        // A backup reporting nothing keeps the window; an error is shown with it.
+        assert_eq!(point_in_time_status(&g, Some(&status), &[job("c", 30, None)]), Some(status.clone()));
+        let broken = RecoverableWindow { error: Some("segment 7 missing".into()), ..RecoverableWindow::default() };
+        let shrunk = point_in_time_status(&g, Some(&status), &[job("d", 40, Some(broken))]).expect("status");
+        assert_eq!(
+            (shrunk.window.error.as_deref(), shrunk.window.first_recoverable),
+            (Some("segment 7 missing"), None)
+        );
+
+        // An external PostgreSQL: not refused, the provider's.
+        let external = guard(&format!(
+            "{MINIMAL}  postgres:\n    external: {{connectionSecret: {{name: db, key: url}}}}\n{backup}"
+        ));
+        let status = point_in_time_status(&external, Some(&status), &[]).expect("status");
+        assert_eq!(status.message.as_deref(), Some(EXTERNAL_POINT_IN_TIME));
+        assert_eq!(status.window.first_recoverable, None);
+        // Off: nothing.
+        assert_eq!(point_in_time_status(&guard(MINIMAL), None, &[]), None);
     }
 
     /// A drill Job that finished at `at`, with the figures of its summary (`missed` as the

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{
     ManagedPostgres, ManagedRedis, RecordedAutoscaling, RestorePhase, SecretKeyReference, SecurityGuardSpec,
@@ -198,6 +199,9 @@ pub enum JobRequest {
         request_id: String,
         /// `latest`, `before:<time>` or a key, recorded with the claim.
         source: String,
+        /// A point-in-time restore's target: the claim refuses a time outside the recoverable
+        /// window, before anything changes.
+        point_in_time: Option<Timestamp>,
     },
     /// The safety backup of a restore.
     SafetyBackup {
@@ -218,6 +222,19 @@ pub enum JobRequest {
         /// Key of the safety backup.
         key: String,
     },
+    /// A point-in-time restore: the managed PostgreSQL's data directory recovered to `target`
+    /// from a base backup and the archived WAL, by a pod of the PostgreSQL image on its volume.
+    PointInTimeRestore {
+        /// The restore's request.
+        request_id: String,
+        /// The time recovered to.
+        target: Timestamp,
+    },
+    /// Moving back the data directory a failed point-in-time restore kept aside.
+    PointInTimeRollback {
+        /// The restore's request.
+        request_id: String,
+    },
 }
 
 impl JobRequest {
@@ -227,8 +244,8 @@ impl JobRequest {
             Self::Backup { .. } => JobKind::Backup,
             Self::ClaimRestore { .. } => JobKind::ClaimRestore,
             Self::SafetyBackup { .. } => JobKind::SafetyBackup,
-            Self::Restore { .. } => JobKind::Restore,
-            Self::Rollback { .. } => JobKind::Rollback,
+            Self::Restore { .. } | Self::PointInTimeRestore { .. } => JobKind::Restore,
+            Self::Rollback { .. } | Self::PointInTimeRollback { .. } => JobKind::Rollback,
         }
     }
 
@@ -239,7 +256,9 @@ impl JobRequest {
             | Self::ClaimRestore { request_id, .. }
             | Self::SafetyBackup { request_id }
             | Self::Restore { request_id, .. }
-            | Self::Rollback { request_id, .. } => request_id,
+            | Self::Rollback { request_id, .. }
+            | Self::PointInTimeRestore { request_id, .. }
+            | Self::PointInTimeRollback { request_id } => request_id,
         }
     }
 
@@ -251,8 +270,9 @@ impl JobRequest {
             Self::Backup { .. } => format!("backup-{hash}"),
             Self::ClaimRestore { .. } => format!("restore-{hash}-claim"),
             Self::SafetyBackup { .. } => format!("restore-{hash}-safety"),
-            Self::Restore { .. } => format!("restore-{hash}"),
-            Self::Rollback { .. } => format!("restore-{hash}-rollback"),
+            // A request is restored one way or the other: the two kinds share their names.
+            Self::Restore { .. } | Self::PointInTimeRestore { .. } => format!("restore-{hash}"),
+            Self::Rollback { .. } | Self::PointInTimeRollback { .. } => format!("restore-{hash}-rollback"),
         };
         bounded_name(guard, &suffix, 63)
     }
@@ -280,6 +300,21 @@ pub fn backup_service_account(guard: &str) -> String {
 /// Name of the ServiceAccount of the log-archive pods (may read the API pods' logs).
 pub fn log_archive_service_account(guard: &str) -> String {
     bounded_name(guard, "log-archive", 63)
+}
+
+/// The `postgres` user of the Debian-based PostgreSQL image: the owner of its data directory.
+pub const POSTGRES_UID: i64 = 999;
+/// Where PostgreSQL's data volume is mounted (in its pod, its WAL archiver and the
+/// point-in-time restore); the cluster lives in `pgdata` below it.
+pub const POSTGRES_DATA_DIR: &str = "/var/lib/postgresql/data";
+
+/// Name of the data volume of the managed datastores (and of its claim template).
+pub const DATA_VOLUME: &str = "data";
+
+/// The claim of the managed PostgreSQL's data volume: the StatefulSet's claim template
+/// `<template>-<statefulset>-<ordinal>` of its only pod, 0.
+pub fn postgres_data_claim(guard: &str) -> String {
+    format!("{DATA_VOLUME}-{}-0", object_name(guard, Component::Postgres))
 }
 
 /// Name of the local-tier volume claim.
@@ -311,6 +346,8 @@ pub struct Directives {
     pub scale: Scale,
     /// Suspend every CronJob.
     pub suspend_backups: bool,
+    /// Scale the managed PostgreSQL to 0: a point-in-time restore replaces its data directory.
+    pub stop_postgres: bool,
     /// One-off Jobs that must exist.
     pub jobs: Vec<JobRequest>,
 }
@@ -402,6 +439,10 @@ pub const SERVICE_PORT: i32 = 80;
 pub const POSTGRES_PORT: i32 = 5432;
 /// Port of the managed Redis.
 pub const REDIS_PORT: i32 = 6379;
+/// Port of the WAL archiver's `/metrics` and `/healthz` beside the managed PostgreSQL.
+pub const WAL_METRICS_PORT: i32 = 9188;
+/// Name of that port, on the container and on the PostgreSQL Service.
+pub const WAL_METRICS_PORT_NAME: &str = "wal-metrics";
 
 /// Key of the PostgreSQL password in the generated credentials Secret.
 pub const POSTGRES_PASSWORD_KEY: &str = "postgres-password";

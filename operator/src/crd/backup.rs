@@ -1,5 +1,6 @@
 //! Backups to S3 (`spec.backup`) and restore by editing the resource (`spec.restore`).
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::KubeSchema;
@@ -62,6 +63,59 @@ pub struct BackupSpec {
     /// whoever loses every copy of the key loses the backups encrypted with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionSpec>,
+
+    /// Point-in-time recovery of the managed PostgreSQL (absent: off): its write-ahead log is
+    /// archived continuously to the same bucket and prefix, beside periodic base backups, so that
+    /// `spec.restore.source: before:<time>` recovers the database to that second. For an external
+    /// PostgreSQL the dumps stay the method and `status.backup.pointInTime.message` says that
+    /// point-in-time recovery belongs to its provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<PointInTimeSpec>,
+}
+
+/// Continuous archiving of the write-ahead log (WAL) of the managed PostgreSQL: a `wal-archiver`
+/// container of the operator's image beside PostgreSQL streams every change to
+/// `<prefix>/<namespace>/.pitr/<name>/` and takes the base backups. The database does not wait
+/// for it: while S3 is unreachable, it keeps what is not uploaded on the data volume and catches
+/// up, and the recovery point it has reached is a metric, an alert and the recoverable window
+/// in `status.backup.pointInTime`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PointInTimeSpec {
+    /// How often a base backup (a copy of the whole PostgreSQL cluster) is taken: a restore
+    /// starts from the newest base backup before its target and replays the WAL since, so a
+    /// shorter interval restores faster and stores more. A duration in the form of
+    /// `spec.backup.verify.targets.recoveryTime` (default `24h`). A base backup is also taken
+    /// when the archiver starts and finds none of the current timeline.
+    #[serde(default = "default_base_backup_interval")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(formats::duration_rule()).message(formats::DURATION_MESSAGE))]
+    pub base_backup_interval: String,
+
+    /// The recovery point above which the alert `SecurityGuardWalArchiveBehind` fires: how old
+    /// the newest change known to be archived may be (`time()` minus
+    /// `securityguard_wal_archived_through_timestamp_seconds`) before someone is told, once it
+    /// has been older for 2 minutes. A duration in the form of `baseBackupInterval` (default `5m`).
+    #[serde(default = "default_archive_lag_alert")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(formats::duration_rule()).message(formats::DURATION_MESSAGE))]
+    pub archive_lag_alert: String,
+
+    /// CPU and memory of the `wal-archiver` container, as quantities (default requests 50m /
+    /// 64Mi, limit 256Mi). A request may not exceed its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "formats::resources_schema")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for PointInTimeSpec {
+    fn default() -> Self {
+        Self {
+            base_backup_interval: DEFAULT_BASE_BACKUP_INTERVAL.to_owned(),
+            archive_lag_alert: DEFAULT_ARCHIVE_LAG_ALERT.to_owned(),
+            resources: None,
+        }
+    }
 }
 
 /// Client-side encryption of the backups (ChaCha20-Poly1305 in 64 KiB authenticated chunks, a
@@ -288,7 +342,12 @@ pub struct RestoreSpec {
     /// Which backup: `latest` (default), `before:<RFC 3339 time>` (the newest taken before
     /// it, e.g. `before:2026-11-25T09:00:00Z`: a date that exists, `T`, a time 00:00:00 to
     /// 23:59:59 with up to nine fractional digits, and `Z` or an offset such as `+02:00`), or a
-    /// backup key as `backups list` shows it.
+    /// backup key as `backups list` shows it. With `spec.backup.pointInTime` and the managed
+    /// PostgreSQL, `before:<time>` is a point-in-time restore: the database recovered to that
+    /// second from a base backup and the archived WAL, refused before anything changes when the
+    /// time is outside the recoverable window (`status.backup.pointInTime`). PostgreSQL is
+    /// stopped meanwhile, and its data directory as it was is kept aside on the volume instead
+    /// of a safety backup.
     #[serde(default = "default_source")]
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new(formats::restore_source_rule())
@@ -318,6 +377,12 @@ pub const DEFAULT_RECOVERY_TIME: &str = "15m";
 pub const DEFAULT_RECOVERY_POINT: &str = "1h";
 /// Default backup a restore starts from (`spec.restore.source`, and `--source` of `restore`).
 pub const DEFAULT_SOURCE: &str = "latest";
+/// Default interval between two base backups (`spec.backup.pointInTime.baseBackupInterval`, and
+/// `--base-backup-interval` of `wal archive`).
+pub const DEFAULT_BASE_BACKUP_INTERVAL: &str = "24h";
+/// Default recovery point above which the WAL archive alerts
+/// (`spec.backup.pointInTime.archiveLagAlert`).
+pub const DEFAULT_ARCHIVE_LAG_ALERT: &str = "5m";
 /// Key of the access key id in the credentials Secret (`spec.backup.s3.credentialsSecret`).
 pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 /// Key of the secret access key in the credentials Secret (`spec.backup.s3.credentialsSecret`).
@@ -337,6 +402,12 @@ fn default_recovery_time() -> String {
 }
 fn default_recovery_point() -> String {
     DEFAULT_RECOVERY_POINT.to_owned()
+}
+fn default_base_backup_interval() -> String {
+    DEFAULT_BASE_BACKUP_INTERVAL.to_owned()
+}
+fn default_archive_lag_alert() -> String {
+    DEFAULT_ARCHIVE_LAG_ALERT.to_owned()
 }
 fn default_prefix() -> String {
     DEFAULT_PREFIX.to_owned()
@@ -379,6 +450,77 @@ pub struct BackupStatus {
     /// The last `spec.backup.requestId` acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_request_id: Option<String>,
+    /// With `spec.backup.pointInTime`: the recoverable window, as the newest backup Job found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<PointInTimeStatus>,
+}
+
+/// The window a point-in-time restore can reach, as a backup Job read it from the WAL archive.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PointInTimeStatus {
+    /// The window.
+    #[serde(flatten)]
+    pub window: RecoverableWindow,
+    /// The window in words, or why there is none (for an external PostgreSQL: that
+    /// point-in-time recovery belongs to its provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the backup Job that reported the window finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
+}
+
+/// The recoverable window as the data path reports it: the `pointInTime` field of a backup
+/// Job's summary and of `backups list --output json`, and in `status.backup.pointInTime`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverableWindow {
+    /// The earliest time a restore can recover to: the end of the oldest base backup kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recoverable: Option<Time>,
+    /// The latest time a restore can recover to: every change committed before it is archived
+    /// without a gap since the base backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recoverable: Option<Time>,
+    /// Base backups kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_backups: Option<u32>,
+    /// Every change committed before this time was archived, as of the archiver's last pass
+    /// before the backup: the recovery point then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_through: Option<Time>,
+    /// Why the window could not be read, or what is wrong with the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RecoverableWindow {
+    /// `from <first> to <last> (<n> base backups)`, or what is missing.
+    pub fn describe(&self) -> String {
+        match (&self.first_recoverable, &self.last_recoverable) {
+            (Some(first), Some(last)) => {
+                let bases = self.base_backups.map(|n| format!(" ({n} base backups)")).unwrap_or_default();
+                format!("from {} to {}{bases}", first.0, last.0)
+            }
+            _ => "empty: no base backup with its WAL archived yet".to_owned(),
+        }
+    }
+}
+
+/// What a point-in-time restore Job recovered: the `recovery` field of its summary (or
+/// `pointInTime`, as the interface between the two sides first named it).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PointInTimeRecovery {
+    /// The time recovered to.
+    pub target: Time,
+    /// Key of the base backup it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_backup: Option<String>,
+    /// WAL segments replayed (`walFiles` in the summary: the files fetched from the archive).
+    #[serde(default, alias = "walFiles", skip_serializing_if = "Option::is_none")]
+    pub wal_segments: Option<u64>,
 }
 
 /// One finished backup or drill Job.
@@ -641,6 +783,10 @@ pub struct RestoreStatus {
     /// The outcome to report once the API is scaled back (while `ScalingUp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<RestorePhase>,
+    /// A point-in-time restore: the time the database is recovered to (absent: a restore of a
+    /// dump). Decided when the restore starts, from `spec.backup.pointInTime` and `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<Time>,
 }
 
 /// Autoscaler bounds recorded before a restore.

@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 pub use backup::{
     BackupRun, BackupSpec, BackupStatus, DrillRecovery, EncryptionSpec, LocalTierSpec, LogArchiveSpec,
-    RecordedAutoscaling, RecoverySteps, RecoveryTarget, RecoveryTargets, RestorePhase, RestoreSpec, RestoreStatus,
-    RetentionSpec, S3Spec, ServerSideEncryptionSpec, ServerSideEncryptionType, VerifySpec,
+    PointInTimeRecovery, PointInTimeSpec, PointInTimeStatus, RecordedAutoscaling, RecoverableWindow, RecoverySteps,
+    RecoveryTarget, RecoveryTargets, RestorePhase, RestoreSpec, RestoreStatus, RetentionSpec, S3Spec,
+    ServerSideEncryptionSpec, ServerSideEncryptionType, VerifySpec,
 };
 pub use datastore::{
     ExternalDatastore, ManagedPostgres, ManagedRedis, PostgresSpec, REDIS_DEFAULT_MEMORY_LIMIT, RedisSpec,

@@ -222,6 +222,18 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
             ),
         },
         AlertSpec {
+            name: "SecurityGuardWalArchiveBehind",
+            expr: wal_archive_behind(namespace, name, &guard),
+            for_: "2m",
+            severity: Severity::Critical,
+            summary: format!(
+                "The WAL archive of {who} is behind its threshold: a loss of the database now would lose more data than allowed"
+            ),
+            description: format!(
+                "The newest change of {who} known to be archived in S3 is {{{{ $value | humanizeDuration }}}} old (or the WAL archiver beside PostgreSQL reports nothing), more than spec.backup.pointInTime.archiveLagAlert: losing the database now would lose the changes since. securityguard_wal_archive_errors_total says which step fails."
+            ),
+        },
+        AlertSpec {
             name: "SecurityGuardRestoreFailed",
             expr: format!("{by_guard} (securityguard_operator_restore_phase{{{guard}, phase=\"Failed\"}}) == 1"),
             for_: "0m",
@@ -322,6 +334,25 @@ pub fn guard_rule_groups(namespace: &str, name: &str) -> Vec<RuleGroup> {
             rules: feed_rules.into_iter().map(|a| alert(a, &labels)).collect(),
         },
     ]
+}
+
+/// How old the newest change archived by the WAL archiver of the guard `name` is (scraped
+/// through its PostgreSQL Service), where it is above the guard's threshold; with no archiver
+/// series at all, the threshold plus a second (so that a dead archiver alerts too). Silent
+/// without point-in-time recovery (the operator exports no threshold then) and while a restore
+/// has stopped PostgreSQL on purpose.
+fn wal_archive_behind(namespace: &str, name: &str, guard: &str) -> String {
+    let by_ns = "max by (namespace)";
+    let archived = format!(
+        "{by_ns} (securityguard_wal_archived_through_timestamp_seconds{{namespace={}, service={}}})",
+        quote(namespace),
+        quote(&format!("{name}-postgres"))
+    );
+    let threshold = format!("{by_ns} (securityguard_operator_wal_archive_lag_threshold_seconds{{{guard}}})");
+    format!(
+        "(\n  time() - {archived}\n  or on (namespace) ({threshold} + 1 unless on (namespace) {archived})\n)\n> on (namespace) {threshold}\nunless on () (max by (namespace, securityguard) (securityguard_operator_restore_phase{{{guard}, phase=~{}}}) == 1)",
+        quote(RESTORE_DOWNTIME_PHASES)
+    )
 }
 
 /// The newest drill's figure `what` (`recovery_time`, `recovery_point`) where it is above the
@@ -451,7 +482,7 @@ mod tests {
     fn every_guard_alert_is_scoped_to_its_guard() {
         let groups = guard_rule_groups("shop", "guard");
         let rules = rules(&groups);
-        assert_eq!(rules.len(), 16);
+        assert_eq!(rules.len(), 17);
         for rule in rules {
             let name = rule.alert.as_deref().expect("alerting rule");
             // Every selector in the expression names the guard's namespace.

@@ -2,11 +2,12 @@
 //!
 //! Pure functions only: no I/O, no clock, no randomness. One file per kind of child, grouped by
 //! what they serve (`api/`, `datastore/`, `backup/`, `monitoring/`, `feeds/`); the fragments several
-//! builders share (`meta`, `pod`) are apart from the whole objects, and no builder imports
-//! another.
+//! builders share (`meta`, `pod`, `bucket`) are apart from the whole objects, and no builder
+//! imports another.
 
 pub mod api;
 pub mod backup;
+pub mod bucket;
 pub mod children;
 pub mod datastore;
 pub mod feeds;
@@ -30,7 +31,9 @@ pub fn build(guard: &ValidatedGuard, directives: &Directives, platform: &Platfor
     ChildResources {
         service_account: api::service_account::build(guard),
         credentials: datastore::credentials::build(guard),
-        postgres: guard.postgres_managed().map(|m| datastore::postgres::build(guard, m)),
+        postgres: guard
+            .postgres_managed()
+            .map(|m| datastore::postgres::build(guard, m, directives, &platform.job_image)),
         redis: guard.redis_managed().map(|m| datastore::redis::build(guard, m)),
         network_policies: datastore::network_policy::build(guard),
         deployment: api::deployment::build(guard, directives.scale, &config_map),

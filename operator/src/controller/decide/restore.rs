@@ -17,8 +17,16 @@
 //! of this name re-created from the same spec) ends in Skipped: not a failure, nothing was
 //! touched, and the message says when the request was handled. A claim that could not be made
 //! ends in Failed, equally untouched.
+//!
+//! A point-in-time restore (`before:<time>` with `spec.backup.pointInTime` and the managed
+//! PostgreSQL; decided once, when the restore is recorded) takes the same path with three
+//! differences: the claim also refuses a time outside the recoverable window; there is no
+//! logical safety backup, since the restore keeps PostgreSQL's data directory aside on its volume
+//! and the rollback moves it back; and while Restoring and RollingBack PostgreSQL too is scaled
+//! to 0, its Job created only once no PostgreSQL pod is left.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::controller::read::jobs::{ClaimReport, ClaimVerdict, Finished, JobState};
 use crate::controller::read::observe::Observed;
@@ -59,8 +67,18 @@ pub fn plan(spec: &SecurityGuardSpec, previous: Option<&RestoreStatus>, observed
     } else if let Some(s) = status.as_mut() {
         advance(s, observed, &mut entered);
     }
-    let directives = directives(status.as_ref());
+    let directives = directives(status.as_ref(), observed);
     Plan { status, directives, entered }
+}
+
+/// The time a restore of `asked` recovers to, when it is a point-in-time restore: `before:<time>`
+/// while `spec.backup.pointInTime` is set and the operator runs PostgreSQL.
+fn point_in_time_target(spec: &SecurityGuardSpec, asked: &RestoreSpec) -> Option<Timestamp> {
+    spec.backup.as_ref()?.point_in_time.as_ref()?;
+    if spec.postgres.external.is_some() {
+        return None;
+    }
+    asked.source.strip_prefix("before:")?.parse().ok()
 }
 
 fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) -> RestoreStatus {
@@ -77,11 +95,15 @@ fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) ->
         None => spec.replicas.unwrap_or(3),
     });
     let bounds = autoscaling.map(|a| format!(", autoscaler {}-{}", a.min_replicas, a.max_replicas)).unwrap_or_default();
+    let point_in_time = point_in_time_target(spec, asked);
+    let what = point_in_time.map(|t| format!("; a point-in-time restore to {t}")).unwrap_or_default();
     RestoreStatus {
         request_id: asked.request_id.clone(),
         source: asked.source.clone(),
         phase: RestorePhase::Pending,
-        message: format!("recorded {replicas} API replicas{bounds}; claiming the request in the restore ledger next"),
+        message: format!(
+            "recorded {replicas} API replicas{bounds}{what}; claiming the request in the restore ledger next"
+        ),
         started_at: Time(observed.now),
         finished_at: None,
         recorded_replicas: replicas,
@@ -90,6 +112,7 @@ fn record(spec: &SecurityGuardSpec, asked: &RestoreSpec, observed: &Observed) ->
         restored_key: None,
         outcome: None,
         error: None,
+        point_in_time: point_in_time.map(Time),
     }
 }
 
@@ -99,8 +122,11 @@ fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<Restore
     loop {
         let moved = match s.phase {
             RestorePhase::Pending => {
+                let window = target(s)
+                    .map(|t| format!(" and checking that {t} is inside the recoverable window"))
+                    .unwrap_or_default();
                 let message = format!(
-                    "claiming request {} in the restore ledger beside the backups; nothing changes before it is granted",
+                    "claiming request {} in the restore ledger beside the backups{window}; nothing changes before it is granted",
                     s.request_id
                 );
                 enter(entered, s, RestorePhase::Claiming, message);
@@ -109,7 +135,11 @@ fn advance(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<Restore
             RestorePhase::Claiming => claimed(s, observed, entered),
             RestorePhase::ScalingDown => scaled_down(s, observed, entered),
             RestorePhase::SafetyBackup => safety_backup_taken(s, &observed.safety_backup, entered),
-            RestorePhase::Restoring => restored(s, &observed.restore, entered),
+            RestorePhase::Restoring => match target(s) {
+                Some(t) => recovered(s, t, observed, entered),
+                None => restored(s, &observed.restore, entered),
+            },
+            RestorePhase::RollingBack if target(s).is_some() => moved_back(s, &observed.rollback, entered),
             RestorePhase::RollingBack => rolled_back(s, &observed.rollback, entered),
             RestorePhase::ScalingUp => {
                 scaled_up(s, observed, entered);
@@ -177,8 +207,19 @@ fn refusal(request_id: &str, c: &ClaimReport) -> String {
     )
 }
 
-/// ScalingDown → SafetyBackup once no API pod is left and PostgreSQL is ready.
+/// The time a point-in-time restore recovers to (None: a restore of a dump).
+fn target(s: &RestoreStatus) -> Option<Timestamp> {
+    s.point_in_time.as_ref().map(|t| t.0)
+}
+
+/// ScalingDown → SafetyBackup once no API pod is left and PostgreSQL is ready; a point-in-time
+/// restore goes straight on to Restoring once no API pod is left.
 fn scaled_down(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) -> bool {
+    if let (Some(t), Some(0)) = (target(s), observed.api_pods) {
+        let message = format!("no API pod left; stopping PostgreSQL to recover it to {t}; {}", kept_aside(s));
+        enter(entered, s, RestorePhase::Restoring, message);
+        return true;
+    }
     match observed.api_pods {
         Some(0) if observed.postgres_ready => {
             let message = "backing up the database as it is, to undo the restore if it fails".to_owned();
@@ -230,6 +271,100 @@ fn restored(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestorePhas
     true
 }
 
+/// Restoring (point in time) → ScalingUp once the recovery succeeded; a failure moves the data
+/// directory back or ends untouched. Waits for PostgreSQL's pod to be gone before its Job is
+/// asked for.
+fn recovered(s: &mut RestoreStatus, t: Timestamp, observed: &Observed, entered: &mut Vec<RestorePhase>) -> bool {
+    match &observed.restore {
+        JobState::Finished(f) if f.succeeded => {
+            let summary = f.summary.as_ref();
+            s.restored_key = summary.and_then(|r| r.key.clone());
+            s.outcome = Some(RestorePhase::Completed);
+            let base = s.restored_key.as_deref().map(|k| format!(" from base backup {k}")).unwrap_or_default();
+            let segments = summary
+                .and_then(|r| r.recovered()?.wal_segments)
+                .map(|n| format!(" ({n} WAL segments replayed)"))
+                .unwrap_or_default();
+            let message = format!("recovered to {t}{base}{segments}; starting PostgreSQL and scaling the API back");
+            enter(entered, s, RestorePhase::ScalingUp, message);
+            true
+        }
+        JobState::Finished(f) => {
+            recovery_failed(s, t, f, entered);
+            true
+        }
+        JobState::Running => {
+            s.message = format!("recovering PostgreSQL's data directory to {t}");
+            false
+        }
+        JobState::Absent => {
+            // Counted from the reconcile after Restoring was entered on.
+            if let Some(pods) = observed.postgres_pods {
+                let now = match pods {
+                    0 => format!("PostgreSQL is stopped; starting the recovery to {t}"),
+                    _ => format!("waiting for PostgreSQL's pod to stop before recovering to {t}"),
+                };
+                s.message = format!("{now}; {}", kept_aside(s));
+            }
+            false
+        }
+    }
+}
+
+/// What stands in for the safety backup of a point-in-time restore.
+fn kept_aside(s: &RestoreStatus) -> String {
+    format!(
+        "no logical safety backup: the rollback is PostgreSQL's data directory as it is, kept aside on \
+         its volume as pgdata.before-{}",
+        s.request_id
+    )
+}
+
+/// A point-in-time restore that failed: untouched when its pod says the data directory was not
+/// swapped yet, else the directory kept aside is moved back.
+fn recovery_failed(s: &mut RestoreStatus, t: Timestamp, f: &Finished, entered: &mut Vec<RestorePhase>) {
+    let error = f.error();
+    if f.summary.as_ref().and_then(|r| r.database_changed) == Some(false) {
+        let cause = format!("the point-in-time restore to {t} failed before changing the database: {error}");
+        fail_untouched(s, cause, entered);
+        return;
+    }
+    // Only a pod that says so left the data directory in place; silence means it may be swapped.
+    let how = match f.summary.as_ref().and_then(|r| r.database_changed) {
+        Some(true) => "after swapping the data directory",
+        _ => "without saying whether it swapped the data directory",
+    };
+    s.error = Some(format!("the point-in-time restore to {t} failed {how}: {error}"));
+    s.phase = RestorePhase::RollingBack;
+    s.message = format!(
+        "the point-in-time restore to {t} failed {how} ({error}); moving the data directory kept aside \
+         (pgdata.before-{}) back, PostgreSQL still stopped",
+        s.request_id
+    );
+    entered.push(RestorePhase::RollingBack);
+}
+
+/// RollingBack (point in time) → ScalingUp once the data directory kept aside was moved back,
+/// saying whether the data is as before.
+fn moved_back(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestorePhase>) -> bool {
+    let JobState::Finished(f) = job else { return false };
+    let cause = s.error.clone().unwrap_or_default();
+    let kept = format!("pgdata.before-{}", s.request_id);
+    let message = if f.succeeded {
+        format!("{cause}; the data directory kept aside ({kept}) was moved back: the data is as before")
+    } else {
+        format!(
+            "{cause}; moving the data directory kept aside back failed too: {}. PostgreSQL's volume still \
+             holds it as {kept}: move it back to pgdata by hand while PostgreSQL is stopped",
+            f.error()
+        )
+    };
+    s.error = Some(message.clone());
+    s.outcome = Some(RestorePhase::Failed);
+    enter(entered, s, RestorePhase::ScalingUp, format!("{message}; starting PostgreSQL and scaling the API back"));
+    true
+}
+
 /// RollingBack → ScalingUp once the safety backup's restore finished, saying whether the data
 /// is as before.
 fn rolled_back(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestorePhase>) -> bool {
@@ -251,18 +386,20 @@ fn rolled_back(s: &mut RestoreStatus, job: &JobState, entered: &mut Vec<RestoreP
     true
 }
 
-/// ScalingUp → Completed or Failed once the API is back at its recorded size.
+/// ScalingUp → Completed or Failed once the API is back at its recorded size (and, after a
+/// point-in-time restore, PostgreSQL is ready again).
 fn scaled_up(s: &mut RestoreStatus, observed: &Observed, entered: &mut Vec<RestorePhase>) {
-    if observed.ready_replicas < s.recorded_replicas {
+    if observed.ready_replicas < s.recorded_replicas || (target(s).is_some() && !observed.postgres_ready) {
         return;
     }
     let outcome = s.outcome.unwrap_or(RestorePhase::Completed);
+    let restored = match (target(s), &s.restored_key) {
+        (Some(t), Some(key)) => format!("recovered to {t} from base backup {key}"),
+        (Some(t), None) => format!("recovered to {t}"),
+        (None, key) => format!("restored {}", key.clone().unwrap_or_else(|| s.source.clone())),
+    };
     let message = match outcome {
-        RestorePhase::Completed => format!(
-            "restored {}; the API is back at {} replicas",
-            s.restored_key.clone().unwrap_or_else(|| s.source.clone()),
-            s.recorded_replicas
-        ),
+        RestorePhase::Completed => format!("{restored}; the API is back at {} replicas", s.recorded_replicas),
         _ => s.error.clone().unwrap_or_else(|| "failed".to_owned()),
     };
     s.finished_at = Some(Time(observed.now));
@@ -300,16 +437,21 @@ fn restore_failed(s: &mut RestoreStatus, f: &Finished, entered: &mut Vec<Restore
 }
 
 /// How to run in a phase.
-fn directives(status: Option<&RestoreStatus>) -> Directives {
+fn directives(status: Option<&RestoreStatus>, observed: &Observed) -> Directives {
     let Some(s) = status else { return Directives::default() };
     let request_id = s.request_id.clone();
+    if let Some(t) = target(s)
+        && let Some(directives) = point_in_time_directives(s, t, observed)
+    {
+        return directives;
+    }
     match s.phase {
         RestorePhase::Pending | RestorePhase::Completed | RestorePhase::Failed | RestorePhase::Skipped => {
             Directives::default()
         }
         // The API keeps running as the spec says while the ledger is asked.
         RestorePhase::Claiming => Directives {
-            jobs: vec![JobRequest::ClaimRestore { request_id, source: s.source.clone() }],
+            jobs: vec![JobRequest::ClaimRestore { request_id, source: s.source.clone(), point_in_time: target(s) }],
             ..Directives::default()
         },
         RestorePhase::ScalingDown => Directives { scale: Scale::Zero, suspend_backups: true, ..Directives::default() },
@@ -317,16 +459,19 @@ fn directives(status: Option<&RestoreStatus>) -> Directives {
             scale: Scale::Zero,
             suspend_backups: true,
             jobs: vec![JobRequest::SafetyBackup { request_id }],
+            ..Directives::default()
         },
         RestorePhase::Restoring => Directives {
             scale: Scale::Zero,
             suspend_backups: true,
             jobs: vec![JobRequest::Restore { request_id, source: s.source.clone() }],
+            ..Directives::default()
         },
         RestorePhase::RollingBack => Directives {
             scale: Scale::Zero,
             suspend_backups: true,
             jobs: vec![JobRequest::Rollback { request_id, key: s.safety_backup_key.clone().unwrap_or_default() }],
+            ..Directives::default()
         },
         RestorePhase::ScalingUp => Directives {
             scale: Scale::Recorded { replicas: s.recorded_replicas, autoscaling: s.recorded_autoscaling },
@@ -335,10 +480,29 @@ fn directives(status: Option<&RestoreStatus>) -> Directives {
     }
 }
 
+/// How a point-in-time restore runs while PostgreSQL's data directory is being replaced: the
+/// API and PostgreSQL at 0, and the Job once no PostgreSQL pod is left (or already created, so
+/// that it stays asked for). None in the other phases, which run as any restore's.
+fn point_in_time_directives(s: &RestoreStatus, target: Timestamp, observed: &Observed) -> Option<Directives> {
+    let request_id = s.request_id.clone();
+    let (job, state) = match s.phase {
+        RestorePhase::Restoring => (JobRequest::PointInTimeRestore { request_id, target }, &observed.restore),
+        RestorePhase::RollingBack => (JobRequest::PointInTimeRollback { request_id }, &observed.rollback),
+        _ => return None,
+    };
+    let stopped = observed.postgres_pods == Some(0) || *state != JobState::Absent;
+    Some(Directives {
+        scale: Scale::Zero,
+        suspend_backups: true,
+        stop_postgres: true,
+        jobs: if stopped { vec![job] } else { Vec::new() },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::read::jobs::Summary;
+    use crate::controller::read::jobs::{PointInTimeReport, Summary};
     use crate::controller::vocabulary::JobKind;
     use k8s_openapi::jiff::Timestamp;
 
@@ -361,6 +525,7 @@ mod tests {
             autoscaler: Some(RecordedAutoscaling { min_replicas: 4, max_replicas: 9 }),
             api_pods: None,
             postgres_ready: true,
+            postgres_pods: None,
             claim: JobState::Absent,
             safety_backup: JobState::Absent,
             restore: JobState::Absent,
@@ -376,6 +541,18 @@ mod tests {
             at: Timestamp::from_second(2_000).expect("time"),
             succeeded,
             summary: Some(Box::new(summary)),
+        })
+    }
+
+    /// A restore Job whose pod was killed: failed, no summary.
+    fn killed_restore() -> JobState {
+        JobState::Finished(Finished {
+            job: "restore".into(),
+            kind: JobKind::Restore,
+            request: Some("r1".into()),
+            at: Timestamp::from_second(2_000).expect("time"),
+            succeeded: false,
+            summary: None,
         })
     }
 
@@ -400,7 +577,10 @@ mod tests {
         let s = p.status.clone().expect("status");
         assert_eq!(s.phase, RestorePhase::Claiming);
         assert_eq!((p.directives.scale, p.directives.suspend_backups), (Scale::Spec, false));
-        assert_eq!(p.directives.jobs, [JobRequest::ClaimRestore { request_id: "r1".into(), source: "latest".into() }]);
+        assert_eq!(
+            p.directives.jobs,
+            [JobRequest::ClaimRestore { request_id: "r1".into(), source: "latest".into(), point_in_time: None }]
+        );
         o.claim = JobState::Running;
         assert_eq!(step(&spec, Some(&s), &o).status.as_ref(), Some(&s), "waits for the verdict");
 
@@ -579,14 +759,7 @@ mod tests {
         let spec = spec(Some(("r1", "latest")));
         let mut o = scaled_down();
         // No summary at all (the pod was killed): the database may have changed.
-        o.restore = JobState::Finished(Finished {
-            job: "restore".into(),
-            kind: JobKind::Restore,
-            request: Some("r1".into()),
-            at: Timestamp::from_second(2_000).expect("time"),
-            succeeded: false,
-            summary: None,
-        });
+        o.restore = killed_restore();
         let p = step(&spec, Some(&in_phase(RestorePhase::Restoring)), &o);
         let s = p.status.clone().expect("status");
         assert_eq!(s.phase, RestorePhase::RollingBack);
@@ -621,5 +794,223 @@ mod tests {
         let p = step(&spec(None), Some(&in_phase(RestorePhase::Restoring)), &o);
         assert_eq!(p.status.map(|s| s.phase), Some(RestorePhase::Restoring));
         assert_eq!(p.directives.scale, Scale::Zero);
+    }
+
+    const T: &str = "2026-11-30T12:00:00Z";
+
+    /// A spec with point-in-time recovery, asking for `source`; `external`: PostgreSQL is not
+    /// the operator's.
+    fn pitr_spec(source: &str, external: bool) -> SecurityGuardSpec {
+        let mut spec = spec(Some(("r1", source)));
+        spec.backup.as_mut().expect("backup").point_in_time = Some(crate::crd::PointInTimeSpec::default());
+        if external {
+            spec.postgres = serde_json::from_value(
+                serde_json::json!({"external": {"connectionSecret": {"name": "db", "key": "url"}}}),
+            )
+            .expect("external");
+        }
+        spec
+    }
+
+    fn t() -> Timestamp {
+        T.parse().expect("time")
+    }
+
+    #[test]
+    fn before_a_time_is_a_point_in_time_restore_only_with_the_archive_and_the_managed_postgres() {
+        let o = observed();
+        let recorded = |spec: &SecurityGuardSpec| step(spec, None, &o).status.expect("status");
+        let pitr = recorded(&pitr_spec(&format!("before:{T}"), false));
+        assert_eq!(pitr.point_in_time, Some(Time(t())));
+        assert!(pitr.message.contains(&format!("a point-in-time restore to {T}")), "{}", pitr.message);
+        // An offset is the same instant.
+        let offset = recorded(&pitr_spec("before:2026-11-30T14:00:00+02:00", false));
+        assert_eq!(offset.point_in_time, Some(Time(t())));
+        // Otherwise unchanged: the newest dump before the time, or not a time at all.
+        assert_eq!(recorded(&pitr_spec(&format!("before:{T}"), true)).point_in_time, None);
+        assert_eq!(recorded(&spec(Some(("r1", &format!("before:{T}"))))).point_in_time, None);
+        assert_eq!(recorded(&pitr_spec("latest", false)).point_in_time, None);
+    }
+
+    /// A point-in-time restore of `r1` in `phase`.
+    fn pitr_in_phase(phase: RestorePhase) -> RestoreStatus {
+        let mut s = step(&pitr_spec(&format!("before:{T}"), false), None, &observed()).status.expect("status");
+        s.phase = phase;
+        s
+    }
+
+    #[test]
+    fn a_point_in_time_restore_claims_with_its_time_and_skips_the_safety_backup() {
+        let spec = pitr_spec(&format!("before:{T}"), false);
+        let mut o = observed();
+        let p = step(&spec, Some(&pitr_in_phase(RestorePhase::Pending)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Claiming);
+        assert!(s.message.contains(&format!("checking that {T} is inside the recoverable window")), "{}", s.message);
+        assert_eq!(
+            p.directives.jobs,
+            [JobRequest::ClaimRestore {
+                request_id: "r1".into(),
+                source: format!("before:{T}"),
+                point_in_time: Some(t())
+            }]
+        );
+        assert!(!p.directives.stop_postgres);
+
+        o.claim = claim(ClaimVerdict::Claimed, true, None);
+        o.api_pods = Some(0);
+        o.postgres_ready = false;
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Restoring, "no safety backup, PostgreSQL need not be ready");
+        assert_eq!(p.entered, [RestorePhase::ScalingDown, RestorePhase::Restoring]);
+        assert!(s.message.contains("pgdata.before-r1"), "the rollback is the data kept aside: {}", s.message);
+        assert_eq!(
+            (p.directives.scale, p.directives.suspend_backups, p.directives.stop_postgres),
+            (Scale::Zero, true, true)
+        );
+        assert!(p.directives.jobs.is_empty(), "PostgreSQL's pod was not counted yet");
+        assert_eq!(s.safety_backup_key, None);
+    }
+
+    #[test]
+    fn a_window_refused_by_the_claim_fails_before_anything_changes() {
+        let mut o = observed();
+        let error =
+            "2026-11-01T00:00:00Z is outside the recoverable window: from 2026-11-29T00:00:05Z to 2026-11-30T19:40:00Z";
+        o.claim = finished(JobKind::ClaimRestore, false, Summary { error: Some(error.into()), ..Summary::default() });
+        let p =
+            step(&pitr_spec("before:2026-11-01T00:00:00Z", false), Some(&pitr_in_phase(RestorePhase::Claiming)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+        assert_eq!(p.directives, Directives::default(), "nothing scaled, PostgreSQL untouched");
+        assert!(s.message.contains("outside the recoverable window: from 2026-11-29T00:00:05Z"), "{}", s.message);
+        assert!(s.message.contains("nothing was changed"), "{}", s.message);
+    }
+
+    #[test]
+    fn the_point_in_time_job_waits_for_postgres_to_stop_then_recovers_and_scales_both_back() {
+        let spec = pitr_spec(&format!("before:{T}"), false);
+        let mut o = scaled_down();
+        o.postgres_ready = false;
+        o.postgres_pods = Some(1);
+        let restoring = pitr_in_phase(RestorePhase::Restoring);
+        let p = step(&spec, Some(&restoring), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::Restoring);
+        assert!(s.message.contains("waiting for PostgreSQL's pod to stop"), "{}", s.message);
+        assert!(p.directives.stop_postgres && p.directives.jobs.is_empty());
+
+        o.postgres_pods = Some(0);
+        let p = step(&spec, Some(&s), &o);
+        assert_eq!(p.directives.jobs, [JobRequest::PointInTimeRestore { request_id: "r1".into(), target: t() }]);
+        // Once created, the Job stays asked for whatever is counted.
+        o.postgres_pods = None;
+        o.restore = JobState::Running;
+        let p = step(&spec, Some(&s), &o);
+        assert_eq!(p.directives.jobs.len(), 1);
+        assert!(p.status.expect("status").message.contains("recovering"));
+
+        let recovery = crate::crd::PointInTimeRecovery {
+            target: Time(t()),
+            base_backup: Some("base/x.tar.gz".into()),
+            wal_segments: Some(17),
+        };
+        o.restore = finished(
+            JobKind::Restore,
+            true,
+            Summary {
+                key: Some("b/prod/.pitr/sg/base/x.tar.gz".into()),
+                database_changed: Some(true),
+                point_in_time: Some(Box::new(PointInTimeReport::Recovery(recovery))),
+                ..Summary::default()
+            },
+        );
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Completed)));
+        assert!(
+            s.message.contains(&format!(
+                "recovered to {T} from base backup b/prod/.pitr/sg/base/x.tar.gz (17 WAL segments replayed)"
+            )),
+            "{}",
+            s.message
+        );
+        assert!(!p.directives.stop_postgres, "PostgreSQL comes back");
+        assert!(matches!(p.directives.scale, Scale::Recorded { replicas: 5, .. }));
+
+        // Completed once the API is back and PostgreSQL ready.
+        o.ready_replicas = 5;
+        let waiting = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(waiting.phase, RestorePhase::ScalingUp, "PostgreSQL is not ready yet");
+        o.postgres_ready = true;
+        let done = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(done.phase, RestorePhase::Completed);
+        assert!(done.message.starts_with(&format!("recovered to {T} from base backup")), "{}", done.message);
+    }
+
+    #[test]
+    fn a_point_in_time_restore_that_failed_before_the_swap_ends_untouched() {
+        let spec = pitr_spec(&format!("before:{T}"), false);
+        let mut o = Observed { postgres_pods: Some(0), ..scaled_down() };
+        o.restore = finished(
+            JobKind::Restore,
+            false,
+            Summary {
+                error: Some("WAL segment 0000000100000000000000A7 is missing".into()),
+                database_changed: Some(false),
+                ..Summary::default()
+            },
+        );
+        let p = step(&spec, Some(&pitr_in_phase(RestorePhase::Restoring)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
+        assert!(!p.directives.stop_postgres && p.directives.jobs.is_empty(), "PostgreSQL and the API scale back");
+        assert!(s.message.contains("is missing") && s.message.contains("not touched"), "{}", s.message);
+        o.ready_replicas = 5;
+        let s = step(&spec, Some(&s), &o).status.expect("status");
+        assert_eq!(s.phase, RestorePhase::Failed);
+    }
+
+    #[test]
+    fn a_point_in_time_restore_that_failed_after_the_swap_moves_the_data_back_with_postgres_stopped() {
+        let spec = pitr_spec(&format!("before:{T}"), false);
+        let mut o = Observed { postgres_pods: Some(0), ..scaled_down() };
+        o.restore = finished(
+            JobKind::Restore,
+            false,
+            Summary { error: Some("row counts differ".into()), database_changed: Some(true), ..Summary::default() },
+        );
+        let p = step(&spec, Some(&pitr_in_phase(RestorePhase::Restoring)), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!(s.phase, RestorePhase::RollingBack);
+        assert_eq!(p.entered, [RestorePhase::RollingBack]);
+        assert!(p.directives.stop_postgres && p.directives.scale == Scale::Zero);
+        assert_eq!(p.directives.jobs, [JobRequest::PointInTimeRollback { request_id: "r1".into() }]);
+        assert!(s.message.contains("pgdata.before-r1"), "{}", s.message);
+
+        o.rollback = finished(JobKind::Rollback, true, Summary::default());
+        let p = step(&spec, Some(&s), &o);
+        let s = p.status.clone().expect("status");
+        assert_eq!((s.phase, s.outcome), (RestorePhase::ScalingUp, Some(RestorePhase::Failed)));
+        assert!(!p.directives.stop_postgres);
+        assert!(s.message.contains("was moved back: the data is as before"), "{}", s.message);
+
+        // A pod killed without a word may have swapped: moved back all the same.
+        o.restore = killed_restore();
+        o.rollback = JobState::Absent;
+        let p = step(&spec, Some(&pitr_in_phase(RestorePhase::Restoring)), &o);
+        let killed = p.status.clone().expect("status");
+        assert_eq!(killed.phase, RestorePhase::RollingBack);
+        assert!(killed.message.contains("without saying whether it swapped"), "{}", killed.message);
+        assert_eq!(p.directives.jobs, [JobRequest::PointInTimeRollback { request_id: "r1".into() }]);
+
+        // A rollback that fails too says where the data is.
+        o.rollback =
+            finished(JobKind::Rollback, false, Summary { error: Some("rename: busy".into()), ..Summary::default() });
+        let mut rolling = pitr_in_phase(RestorePhase::RollingBack);
+        rolling.error = Some("the point-in-time restore failed".into());
+        let s = step(&spec, Some(&rolling), &o).status.expect("status");
+        assert!(s.message.contains("rename: busy") && s.message.contains("by hand"), "{}", s.message);
     }
 }

@@ -213,15 +213,19 @@ fn check_backup(backup: &BackupSpec, refs: &References, problems: &mut Vec<Probl
             problems.push(Problem::Schedule { field, schedule: schedule.clone(), reason });
         }
     }
+    let mut durations = Vec::new();
     if backup.verify.enabled {
         let targets = &backup.verify.targets;
-        for (field, text) in [
-            ("spec.backup.verify.targets.recoveryTime", &targets.recovery_time),
-            ("spec.backup.verify.targets.recoveryPoint", &targets.recovery_point),
-        ] {
-            if let Err(reason) = crate::crd::duration::parse(text) {
-                problems.push(Problem::Duration { field, reason });
-            }
+        durations.push(("spec.backup.verify.targets.recoveryTime", &targets.recovery_time));
+        durations.push(("spec.backup.verify.targets.recoveryPoint", &targets.recovery_point));
+    }
+    if let Some(pitr) = &backup.point_in_time {
+        durations.push(("spec.backup.pointInTime.baseBackupInterval", &pitr.base_backup_interval));
+        durations.push(("spec.backup.pointInTime.archiveLagAlert", &pitr.archive_lag_alert));
+    }
+    for (field, text) in durations {
+        if let Err(reason) = crate::crd::duration::parse(text) {
+            problems.push(Problem::Duration { field, reason });
         }
     }
 }
@@ -422,6 +426,34 @@ mod tests {
         assert!(validate(&guard(defaults), &refs).is_ok());
         let off = "  backup:\n    s3: {bucket: bkt, credentialsSecret: s3}\n    verify: {enabled: false, targets: {recoveryTime: x}}\n";
         assert!(validate(&guard(off), &refs).is_ok());
+    }
+
+    #[test]
+    fn point_in_time_durations_name_their_field_and_an_external_postgres_is_not_refused() {
+        let mut s3 = secret("s3", ACCESS_KEY_ID, "a");
+        s3.data.get_or_insert_default().insert(SECRET_ACCESS_KEY.to_owned(), ByteString(b"b".to_vec()));
+        let db = secret("db", "url", "postgresql://u:p@db.example.com:5432/sg");
+        let refs = References::from_secrets([secret("jwt", "k", JWT), s3, db]);
+        let backup = "  backup:\n    s3: {bucket: bkt, credentialsSecret: s3}\n";
+        let bad = format!("{backup}    pointInTime: {{baseBackupInterval: 1d1d, archiveLagAlert: 0m}}\n");
+        let err = validate(&guard(&bad), &refs).unwrap_err();
+        let fields: Vec<_> = err
+            .0
+            .iter()
+            .filter_map(|p| match p {
+                Problem::Duration { field, .. } => Some(*field),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fields, ["spec.backup.pointInTime.baseBackupInterval", "spec.backup.pointInTime.archiveLagAlert"]);
+        // The defaults are valid; an external PostgreSQL is reported in the status, not refused.
+        let defaults = validate(&guard(&format!("{backup}    pointInTime: {{}}\n")), &refs).expect("valid");
+        let pitr = defaults.spec.backup.and_then(|b| b.point_in_time).expect("pointInTime");
+        assert_eq!((pitr.base_backup_interval.as_str(), pitr.archive_lag_alert.as_str()), ("24h", "5m"));
+        let external = format!(
+            "  postgres:\n    external: {{connectionSecret: {{name: db, key: url}}}}\n{backup}    pointInTime: {{}}\n"
+        );
+        assert!(validate(&guard(&external), &refs).is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::cached::Remembered;
 use crate::controller::vocabulary::{
     FEED_SYNC_JOB, FIELD_MANAGER, INSTANCE_LABEL, JOB_KIND_LABEL, JobKind, MANAGED_BY_LABEL, REQUEST_LABEL, describe,
 };
-use crate::crd::{DrillRecovery, FeedOutcome, RemovedFeed};
+use crate::crd::{DrillRecovery, FeedOutcome, PointInTimeRecovery, RecoverableWindow, RemovedFeed};
 
 /// Reading a Job's pod failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,48 @@ pub struct Summary {
     /// every other summary goes without).
     #[serde(default)]
     pub claim: Option<Box<ClaimReport>>,
+    /// With a WAL archive: a backup's recoverable window, or what a point-in-time restore
+    /// recovered (boxed: most summaries go without).
+    #[serde(default)]
+    pub point_in_time: Option<Box<PointInTimeReport>>,
+    /// A point-in-time restore only: what it recovered (boxed: most summaries go without).
+    #[serde(default)]
+    pub recovery: Option<Box<PointInTimeRecovery>>,
+}
+
+impl Summary {
+    /// What a point-in-time restore recovered, in `recovery` or in `pointInTime`.
+    pub fn recovered(&self) -> Option<&PointInTimeRecovery> {
+        self.recovery.as_deref().or_else(|| self.point_in_time.as_ref()?.recovery())
+    }
+}
+
+/// The `pointInTime` field of a summary: its shape tells which.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PointInTimeReport {
+    /// A point-in-time restore: the time recovered to, from which base backup.
+    Recovery(PointInTimeRecovery),
+    /// A backup: the window a point-in-time restore can reach now.
+    Window(RecoverableWindow),
+}
+
+impl PointInTimeReport {
+    /// What a point-in-time restore recovered.
+    pub fn recovery(&self) -> Option<&PointInTimeRecovery> {
+        match self {
+            Self::Recovery(r) => Some(r),
+            Self::Window(_) => None,
+        }
+    }
+
+    /// The recoverable window a backup found.
+    pub fn window(&self) -> Option<&RecoverableWindow> {
+        match self {
+            Self::Window(w) => Some(w),
+            Self::Recovery(_) => None,
+        }
+    }
 }
 
 /// What a restore's claim in the restore ledger found (see `backup::ledger`).
@@ -377,6 +419,51 @@ mod tests {
         assert_eq!((summary.feeds[0].entries, summary.feeds[0].version), (Some(2), Some(7)));
         assert!(summary.feeds[1].error.as_deref().is_some_and(|e| e.contains("line 3")));
         assert_eq!(summary.error.as_deref(), Some("1 of 2 feeds failed: broken"));
+    }
+
+    #[test]
+    fn reads_the_recoverable_window_of_a_backup_and_what_a_point_in_time_restore_recovered() {
+        let backup = r#"{"command":"backup","result":"succeeded","key":"b/prod/sg/k.pgdump","seconds":3.0,
+            "pointInTime":{"firstRecoverable":"2026-11-29T00:00:05Z","lastRecoverable":"2026-11-30T19:40:00Z",
+                           "baseBackups":2}}"#;
+        let summary = newest_summary(&[pod(backup, 10)]).expect("a summary");
+        let window = summary.point_in_time.as_ref().and_then(|p| p.window()).expect("a window");
+        assert_eq!(window.base_backups, Some(2));
+        assert_eq!(
+            window.first_recoverable.as_ref().map(|t| t.0),
+            Some("2026-11-29T00:00:05Z".parse::<Timestamp>().expect("time"))
+        );
+        assert_eq!(window.error, None);
+        assert!(summary.point_in_time.as_ref().and_then(|p| p.recovery()).is_none());
+
+        let broken = r#"{"command":"backup","result":"succeeded","seconds":1.0,
+            "pointInTime":{"error":"WAL segment 000000010000000000000007 is missing"}}"#;
+        let summary = newest_summary(&[pod(broken, 10)]).expect("a summary");
+        let window = summary.point_in_time.as_ref().and_then(|p| p.window()).expect("a window");
+        assert!(window.error.as_deref().is_some_and(|e| e.contains("missing")));
+
+        let restore = r#"{"command":"restore","result":"succeeded","key":"b/prod/.pitr/sg/base/x.tar.gz",
+            "seconds":40.0,"databaseChanged":true,"takenAt":"2026-11-30T00:00:00Z",
+            "pointInTime":{"target":"2026-11-30T12:00:00Z","baseBackup":"b/prod/.pitr/sg/base/x.tar.gz","walSegments":17}}"#;
+        let summary = newest_summary(&[pod(restore, 10)]).expect("a summary");
+        let recovery = summary.recovered().expect("a recovery");
+        assert_eq!(recovery.wal_segments, Some(17));
+        assert_eq!(recovery.target.0, "2026-11-30T12:00:00Z".parse::<Timestamp>().expect("time"));
+
+        // As the data path writes it: `recovery`, with the WAL files fetched.
+        let restore = r#"{"command":"restore","result":"succeeded","key":"p/prod/.pitr/sg/base/x.tar.gz",
+            "seconds":40.0,"databaseChanged":true,"takenAt":"2026-11-30T00:00:00Z",
+            "recovery":{"target":"2026-11-30T12:00:00Z","baseBackup":"p/prod/.pitr/sg/base/x.tar.gz",
+                        "baseBackupAt":"2026-11-30T00:00:00Z","walFiles":9,"seconds":{"replay":3.5}}}"#;
+        let summary = newest_summary(&[pod(restore, 10)]).expect("a summary");
+        assert_eq!(summary.recovered().map(|r| r.wal_segments), Some(Some(9)));
+        // ... and the window with the archiver's last pass.
+        let backup = r#"{"command":"backup","result":"succeeded","seconds":1.0,"pointInTime":{"baseBackups":1,
+            "firstRecoverable":"2026-11-30T00:00:05Z","lastRecoverable":"2026-11-30T12:00:00Z",
+            "archivedThrough":"2026-11-30T12:00:09Z"}}"#;
+        let summary = newest_summary(&[pod(backup, 10)]).expect("a summary");
+        let window = summary.point_in_time.as_ref().and_then(|p| p.window()).expect("a window");
+        assert!(window.archived_through.is_some());
     }
 
     #[test]

@@ -28,9 +28,11 @@ pub enum Error {
     /// Reading a Job's pods failed.
     #[error(transparent)]
     Job(#[from] jobs::Error),
-    /// Counting the API pods failed.
-    #[error("counting the API pods in {namespace}: {}", describe(.source))]
-    ApiPods {
+    /// Counting the pods of a component (the API's, PostgreSQL's) failed.
+    #[error("counting the {} pods in {namespace}: {}", .component.as_str(), describe(.source))]
+    CountPods {
+        /// Whose pods.
+        component: Component,
         /// Namespace.
         namespace: String,
         /// The client error.
@@ -72,8 +74,13 @@ pub struct Observed {
     pub autoscaler: Option<RecordedAutoscaling>,
     /// API pods still present (None: not counted in this reconcile).
     pub api_pods: Option<usize>,
-    /// The managed PostgreSQL is ready (always true for an external one).
+    /// The managed PostgreSQL runs at least one pod and is ready (always true for an external
+    /// one).
     pub postgres_ready: bool,
+    /// PostgreSQL pods still present, counted while a point-in-time restore replaces its data,
+    /// and at least 1 until its StatefulSet has taken in the scale to 0 (None: not counted in this
+    /// reconcile).
+    pub postgres_pods: Option<usize>,
     /// The Jobs of the restore in progress: the claim in the restore ledger.
     pub claim: JobState,
     /// The safety backup.
@@ -120,12 +127,13 @@ pub async fn observe(
         Some(_) => stores
             .stateful_sets
             .get(&ObjectRef::new(&object_name(&validated.name, Component::Postgres)).within(namespace))
-            .is_some_and(|s| stateful_set_ready(&s.object())),
+            .map(|s| s.object())
+            .is_some_and(|s| stateful_set_ready(&s) && s.spec.as_ref().and_then(|sp| sp.replicas) != Some(0)),
     };
 
     let all_jobs = jobs::jobs_of(&stores.jobs, namespace, &validated.name);
-    let (api_pods, [claim, safety_backup, restore, rollback]) =
-        restore_in_progress(client, guard, validated, &all_jobs).await?;
+    let (pods_left, [claim, safety_backup, restore, rollback]) =
+        restore_in_progress(client, stores, guard, validated, &all_jobs).await?;
     let finished = finished_since_status(client, guard, namespace, &all_jobs).await?;
     let feed_syncs = match &validated.spec.threat_feeds {
         Some(_) => {
@@ -145,8 +153,9 @@ pub async fn observe(
             deployment_replicas: deployment.as_ref().and_then(|d| d.spec.as_ref()?.replicas),
             ready_replicas: deployment.as_ref().and_then(|d| d.status.as_ref()?.ready_replicas).unwrap_or(0),
             autoscaler,
-            api_pods,
+            api_pods: pods_left.api,
             postgres_ready,
+            postgres_pods: pods_left.postgres,
             claim,
             safety_backup,
             restore,
@@ -159,21 +168,45 @@ pub async fn observe(
     })
 }
 
-/// What a restore in progress waits for: the API pods still there while it scales down, and the
+/// The pods a restore in progress waits to be gone (None: not counted).
+#[derive(Debug, Clone, Copy, Default)]
+struct PodsLeft {
+    /// The API's, while it scales down.
+    api: Option<usize>,
+    /// PostgreSQL's, while a point-in-time restore replaces its data.
+    postgres: Option<usize>,
+}
+
+/// What a restore in progress waits for: the pods still there while it scales down, and the
 /// state of the Job its phase awaits (claim, safety backup, restore, rollback; the others
 /// absent).
 async fn restore_in_progress(
     client: &Client,
+    stores: &Stores,
     guard: &SecurityGuard,
     validated: &ValidatedGuard,
     all_jobs: &[(JobKind, Option<String>, Job)],
-) -> Result<(Option<usize>, [JobState; 4]), Error> {
+) -> Result<(PodsLeft, [JobState; 4]), Error> {
     let mut states = [JobState::Absent, JobState::Absent, JobState::Absent, JobState::Absent];
     let previous = guard.status.as_ref().and_then(|s| s.restore.as_ref());
-    let Some(current) = previous.filter(|s| !s.phase.is_finished()) else { return Ok((None, states)) };
-    let api_pods = match current.phase {
-        RestorePhase::ScalingDown => Some(count_api_pods(client, validated).await?),
-        _ => None,
+    let Some(current) = previous.filter(|s| !s.phase.is_finished()) else {
+        return Ok((PodsLeft::default(), states));
+    };
+    let replacing_data =
+        current.point_in_time.is_some() && matches!(current.phase, RestorePhase::Restoring | RestorePhase::RollingBack);
+    let pods_left = PodsLeft {
+        api: match current.phase {
+            RestorePhase::ScalingDown => Some(count_pods(client, validated, Component::Api).await?),
+            _ => None,
+        },
+        postgres: match replacing_data {
+            // A StatefulSet that has not yet taken in its scale to 0 could start a pod again.
+            true => {
+                let pods = count_pods(client, validated, Component::Postgres).await?;
+                Some(if postgres_scaled_to_zero(stores, validated) { pods } else { pods.max(1) })
+            }
+            false => None,
+        },
     };
     if let Some(kind) = awaited_job(current.phase) {
         // Only this object's Jobs: one of a deleted SecurityGuard of the same name may linger
@@ -196,7 +229,7 @@ async fn restore_in_progress(
         };
         states[slot] = jobs::state(client, &validated.namespace, kind, job).await?;
     }
-    Ok((api_pods, states))
+    Ok((pods_left, states))
 }
 
 /// Why pods fail, for the components that the caches show not ready: a SecurityGuard whose
@@ -318,8 +351,20 @@ async fn finished_since_status(
     Ok(finished)
 }
 
-async fn count_api_pods(client: &Client, guard: &ValidatedGuard) -> Result<usize, Error> {
-    let selector = selector_labels(&guard.name, Component::Api)
+/// PostgreSQL's StatefulSet asks for no pod, its controller has seen that, and it counts none.
+fn postgres_scaled_to_zero(stores: &Stores, validated: &ValidatedGuard) -> bool {
+    let name = object_name(&validated.name, Component::Postgres);
+    let Some(sts) = stores.stateful_sets.get(&ObjectRef::new(&name).within(&validated.namespace)) else { return true };
+    let sts = sts.object();
+    let status = sts.status.unwrap_or_default();
+    sts.spec.and_then(|s| s.replicas) == Some(0)
+        && status.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0)
+        && status.replicas == 0
+}
+
+/// The pods of a component, those being deleted included.
+async fn count_pods(client: &Client, guard: &ValidatedGuard, component: Component) -> Result<usize, Error> {
+    let selector = selector_labels(&guard.name, component)
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -328,7 +373,7 @@ async fn count_api_pods(client: &Client, guard: &ValidatedGuard) -> Result<usize
     let list = pods
         .list_metadata(&ListParams::default().labels(&selector))
         .await
-        .map_err(|source| Error::ApiPods { namespace: guard.namespace.clone(), source })?;
+        .map_err(|source| Error::CountPods { component, namespace: guard.namespace.clone(), source })?;
     Ok(list.items.len())
 }
 

@@ -124,11 +124,13 @@ impl Events<'_> {
 pub fn finished_job_events(f: &Finished) -> Vec<(EventType, &'static str, String)> {
     let key = f.summary.as_ref().and_then(|s| s.key.as_deref()).unwrap_or("-");
     if f.kind != JobKind::Verify {
-        return vec![if f.succeeded {
+        let mut events = vec![if f.succeeded {
             (EventType::Normal, "BackupSucceeded", format!("Backup {key} succeeded (Job {})", f.job))
         } else {
             (EventType::Warning, "BackupFailed", format!("Backup failed (Job {}): {}", f.job, f.error()))
         }];
+        events.extend(window_events(f));
+        return events;
     }
     let recovery = f.summary.as_ref().and_then(|s| s.drill.as_deref());
     match recovery {
@@ -153,6 +155,21 @@ pub fn finished_job_events(f: &Finished) -> Vec<(EventType, &'static str, String
         )],
         None => vec![(EventType::Normal, "BackupVerified", format!("Restore drill {key} succeeded (Job {})", f.job))],
     }
+}
+
+/// The recoverable window a backup found, with point-in-time recovery: appended to its Event,
+/// and a Warning `PointInTimeWindowError` when the archive has a problem.
+fn window_events(f: &Finished) -> Vec<(EventType, &'static str, String)> {
+    let Some(window) = f.summary.as_ref().and_then(|s| s.point_in_time.as_ref()?.window()) else { return Vec::new() };
+    let mut events = vec![(
+        EventType::Normal,
+        "PointInTimeWindow",
+        format!("Point-in-time recovery possible {} (Job {})", window.describe(), f.job),
+    )];
+    if let Some(error) = &window.error {
+        events.push((EventType::Warning, "PointInTimeWindowError", format!("WAL archive (Job {}): {error}", f.job)));
+    }
+    events
 }
 
 /// Cuts a note to what an Event keeps, marking the cut.
@@ -186,6 +203,38 @@ mod tests {
                 ..Default::default()
             })),
         }
+    }
+
+    #[test]
+    fn a_backup_names_the_recoverable_window_it_found() {
+        use crate::controller::read::jobs::PointInTimeReport;
+        use crate::crd::RecoverableWindow;
+        let t = |s: i64| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(s).expect("time"),
+            )
+        };
+        let window = RecoverableWindow {
+            first_recoverable: Some(t(0)),
+            last_recoverable: Some(t(60)),
+            base_backups: Some(1),
+            archived_through: None,
+            error: Some("segment 7 missing".into()),
+        };
+        let mut backup = drill(true, None);
+        backup.kind = JobKind::Backup;
+        backup.job = "sg-backup-1".into();
+        if let Some(summary) = backup.summary.as_mut() {
+            summary.point_in_time = Some(Box::new(PointInTimeReport::Window(window)));
+        }
+        let events = finished_job_events(&backup);
+        let reasons: Vec<_> = events.iter().map(|(_, reason, _)| *reason).collect();
+        assert_eq!(reasons, ["BackupSucceeded", "PointInTimeWindow", "PointInTimeWindowError"]);
+        assert_eq!(
+            events[1].2,
+            "Point-in-time recovery possible from 1970-01-01T00:00:00Z to 1970-01-01T00:01:00Z (1 base backups) (Job sg-backup-1)"
+        );
+        assert_eq!(events[2].0, EventType::Warning);
     }
 
     fn figures(time: f64, point: f64) -> crate::crd::DrillRecovery {

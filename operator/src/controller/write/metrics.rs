@@ -38,11 +38,29 @@ pub fn export(metrics: &Metrics, guard: &ValidatedGuard, status: &SecurityGuardS
             metrics.guards.restore_drill(&labels, seconds(&last.finished_at), last.error.is_none());
         }
     }
+    export_point_in_time(metrics, guard, &labels, status);
     let newest_drill = status.backup.as_ref().and_then(|b| b.last_verification.as_ref());
     metrics.guards.drill_recovery(&labels, newest_drill.and_then(|run| run.recovery.as_ref()));
     if let Some(restore) = &status.restore {
         metrics.guards.set_restore_phase(&labels, restore.phase.as_str());
     }
+}
+
+/// The WAL archive's alert threshold and the recoverable window, while the operator runs
+/// PostgreSQL with point-in-time recovery.
+fn export_point_in_time(metrics: &Metrics, guard: &ValidatedGuard, labels: &GuardLabels, status: &SecurityGuardStatus) {
+    let seconds = |t: &Time| t.0.as_millisecond() as f64 / 1000.0;
+    let pitr = guard
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.point_in_time.as_ref())
+        .filter(|_| guard.postgres_managed().is_some());
+    let threshold = pitr.and_then(|p| crate::crd::duration::parse(&p.archive_lag_alert).ok()).map(|d| d.as_secs_f64());
+    let window = status.backup.as_ref().and_then(|b| b.point_in_time.as_ref()).filter(|_| pitr.is_some());
+    let first = window.and_then(|w| w.window.first_recoverable.as_ref()).map(seconds);
+    let last = window.and_then(|w| w.window.last_recoverable.as_ref()).map(seconds);
+    metrics.guards.point_in_time(labels, threshold, (first, last));
 }
 
 /// The labels of one feed of a SecurityGuard.

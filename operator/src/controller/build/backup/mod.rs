@@ -5,6 +5,7 @@ pub mod cron_job;
 pub mod job;
 pub mod pod;
 pub mod rbac;
+pub mod recovery;
 pub mod volume;
 
 use super::children::BackupObjects;
@@ -20,6 +21,6 @@ pub fn build(guard: &ValidatedGuard, directives: &Directives, job_image: &str) -
         role_bindings,
         cron_jobs: cron_job::build(guard, directives.suspend_backups, job_image),
         volume: volume::build(guard),
-        jobs: directives.jobs.iter().map(|request| job::build(guard, backup, request, job_image)).collect(),
+        jobs: directives.jobs.iter().filter_map(|request| job::build(guard, backup, request, job_image)).collect(),
     }
 }

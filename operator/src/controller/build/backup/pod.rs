@@ -5,22 +5,22 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, KeyToPath, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretVolumeSource,
-    Volume, VolumeMount,
+    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::controller::build::bucket::{encryption_key, own_folder, s3_env};
 use crate::controller::build::meta::{client_labels, labels};
 use crate::controller::build::pod::{
     database_env, empty_dir, mount, plain_env, resources, restricted_container_security_context,
-    restricted_pod_security_context, secret_env,
+    restricted_pod_security_context,
 };
 use crate::controller::vocabulary::{
     Component, JOB_KIND_LABEL, JobKind, REQUEST_LABEL, ValidatedGuard, backup_service_account, local_volume_name,
     log_archive_service_account,
 };
-use crate::crd::backup::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use crate::crd::{BackupSpec, EncryptionSpec, SecretKeyReference, ServerSideEncryptionType};
+use crate::crd::BackupSpec;
 
 /// User the operator image runs as.
 pub const JOB_UID: i64 = 65532;
@@ -36,17 +36,13 @@ pub const SAFETY_FOLDER: &str = ".safety";
 pub const LOCAL_DIR: &str = "/backups";
 /// Mount path of the restore's scratch space (the downloaded dump).
 pub const WORK_DIR: &str = "/work";
-/// Mount path of the encryption keys (`spec.backup.encryption.keySecret`).
-pub const ENCRYPTION_KEY_DIR: &str = "/var/run/securityguard/backup-encryption";
-/// The file of the keys in [`ENCRYPTION_KEY_DIR`].
-pub const ENCRYPTION_KEY_FILE: &str = "keys";
 
 /// The key folder of the guard's backups (`SG_GUARD`): `<namespace>/<name>`, or for safety
 /// backups `<namespace>/.safety/<name>`.
 pub fn guard_folder(guard: &ValidatedGuard, kind: JobKind) -> String {
     match kind {
         JobKind::SafetyBackup | JobKind::Rollback => format!("{}/{SAFETY_FOLDER}/{}", guard.namespace, guard.name),
-        _ => format!("{}/{}", guard.namespace, guard.name),
+        _ => own_folder(guard),
     }
 }
 
@@ -109,22 +105,44 @@ pub fn pod_template(
             automount_service_account_token: Some(api_access),
             restart_policy: Some("Never".to_owned()),
             security_context: Some(restricted_pod_security_context(JOB_UID)),
-            containers: vec![Container {
-                name: kind.as_str().to_owned(),
-                image: Some(image.to_owned()),
-                command: Some(vec!["securityguard-operator".to_owned()]),
-                args: Some(args.into_iter().map(str::to_owned).collect()),
-                env: Some(env),
-                resources: Some(resources("100m", "128Mi", "512Mi")),
-                security_context: Some(restricted_container_security_context()),
-                termination_message_path: Some(TERMINATION_LOG.to_owned()),
-                termination_message_policy: Some("File".to_owned()),
-                volume_mounts: Some(mounts),
-                ..Container::default()
-            }],
+            containers: vec![job_container(
+                kind,
+                image,
+                "securityguard-operator",
+                args.into_iter().map(str::to_owned).collect(),
+                env,
+                resources("100m", "128Mi", "512Mi"),
+                mounts,
+            )],
             volumes: Some(volumes),
             ..PodSpec::default()
         }),
+    }
+}
+
+/// The container of a Job's pod doing `kind`: `command` of `image` with `args`, restricted,
+/// writing its summary as its termination message.
+pub fn job_container(
+    kind: JobKind,
+    image: &str,
+    command: &str,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    resources: ResourceRequirements,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    Container {
+        name: kind.as_str().to_owned(),
+        image: Some(image.to_owned()),
+        command: Some(vec![command.to_owned()]),
+        args: Some(args),
+        env: Some(env),
+        resources: Some(resources),
+        security_context: Some(restricted_container_security_context()),
+        termination_message_path: Some(TERMINATION_LOG.to_owned()),
+        termination_message_policy: Some("File".to_owned()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
     }
 }
 
@@ -148,32 +166,11 @@ fn volumes(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bo
         });
         mounts.push(mount("local", LOCAL_DIR));
     }
-    if let Some(encryption) = &backup.encryption {
-        let (volume, key_mount) = encryption_key_volume(encryption);
+    if let Some((volume, key_mount, _)) = encryption_key(backup) {
         volumes.push(volume);
         mounts.push(key_mount);
     }
     (volumes, mounts)
-}
-
-/// The Secret key of the encryption keys as a read-only file (readable by the Job's group
-/// only), and its mount: every kind of backup pod reads or writes encrypted objects.
-fn encryption_key_volume(encryption: &EncryptionSpec) -> (Volume, VolumeMount) {
-    let volume = Volume {
-        name: "encryption-key".to_owned(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(encryption.key_secret.name.clone()),
-            items: Some(vec![KeyToPath {
-                key: encryption.key_secret.key.clone(),
-                path: ENCRYPTION_KEY_FILE.to_owned(),
-                mode: None,
-            }]),
-            default_mode: Some(0o440),
-            optional: None,
-        }),
-        ..Volume::default()
-    };
-    (volume, VolumeMount { read_only: Some(true), ..mount("encryption-key", ENCRYPTION_KEY_DIR) })
 }
 
 /// The environment of the backup pod doing `kind` (the request's own variables come after).
@@ -182,7 +179,7 @@ fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) 
     if !matches!(kind, JobKind::LogArchive | JobKind::ClaimRestore) {
         env.extend(database_env(guard));
     }
-    env.extend(s3_env(guard, backup, kind));
+    env.extend(s3_env(guard, backup, guard_folder(guard, kind)));
     match kind {
         JobKind::Backup | JobKind::SafetyBackup => {
             env.push(plain_env("SG_BACKUP_RETENTION_DAYS_S3", backup.retention.s3_days.to_string()));
@@ -207,43 +204,9 @@ fn env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind, local: bool) 
         }
         JobKind::ClaimRestore => {}
     }
-    if backup.encryption.is_some() {
-        env.push(plain_env("SG_BACKUP_ENCRYPTION_KEY_FILE", format!("{ENCRYPTION_KEY_DIR}/{ENCRYPTION_KEY_FILE}")));
+    if let Some((_, _, key_file)) = encryption_key(backup) {
+        env.push(key_file);
     }
     env.push(plain_env("SG_TERMINATION_LOG", TERMINATION_LOG.to_owned()));
-    env
-}
-
-/// Where the backups are, and the credentials to reach them (from the Secret, never copied).
-pub fn s3_env(guard: &ValidatedGuard, backup: &BackupSpec, kind: JobKind) -> Vec<EnvVar> {
-    let s3 = &backup.s3;
-    let credential =
-        |key: &str| secret_env(key, &SecretKeyReference { name: s3.credentials_secret.clone(), key: key.to_owned() });
-    let mut env = vec![
-        plain_env("SG_BACKUP_BUCKET", s3.bucket.clone()),
-        plain_env("SG_BACKUP_PREFIX", s3.prefix.clone()),
-        plain_env("SG_BACKUP_REGION", s3.region.clone()),
-        credential(ACCESS_KEY_ID),
-        credential(SECRET_ACCESS_KEY),
-        plain_env("SG_GUARD", guard_folder(guard, kind)),
-        plain_env("SG_GUARD_NAMESPACE", guard.namespace.clone()),
-        plain_env("SG_GUARD_NAME", guard.name.clone()),
-    ];
-    if let Some(endpoint) = &s3.endpoint {
-        env.push(plain_env("SG_BACKUP_ENDPOINT", endpoint.clone()));
-    }
-    if s3.path_style {
-        env.push(plain_env("SG_BACKUP_PATH_STYLE", "true".to_owned()));
-    }
-    if let Some(sse) = &s3.server_side_encryption {
-        match (sse.type_, &sse.kms_key_id) {
-            (ServerSideEncryptionType::SseKms, Some(key_id)) => {
-                env.push(plain_env("SG_BACKUP_SSE_KMS_KEY_ID", key_id.clone()));
-            }
-            (ServerSideEncryptionType::SseS3, _) => env.push(plain_env("SG_BACKUP_SSE_S3", "true".to_owned())),
-            // Refused at admission, and by validation: never built.
-            (ServerSideEncryptionType::SseKms, None) => {}
-        }
-    }
     env
 }

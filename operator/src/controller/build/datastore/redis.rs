@@ -2,11 +2,11 @@
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Probe};
 
-use super::stateful_set::{DATA_VOLUME, DatastoreParts, objects};
+use super::stateful_set::{DatastoreParts, objects};
 use crate::controller::build::children::DatastoreObjects;
 use crate::controller::build::pod::{exec_probe, mount, resources, restricted_container_security_context, secret_env};
 use crate::controller::vocabulary::{
-    Component, REDIS_PASSWORD_KEY, REDIS_PORT, ValidatedGuard, credentials_secret_name,
+    Component, DATA_VOLUME, REDIS_PASSWORD_KEY, REDIS_PORT, ValidatedGuard, credentials_secret_name,
 };
 use crate::crd::{ManagedRedis, SecretKeyReference};
 
@@ -53,6 +53,10 @@ pub fn build(guard: &ValidatedGuard, spec: &ManagedRedis) -> DatastoreObjects {
             component: Component::Redis,
             port: REDIS_PORT,
             container,
+            sidecars: Vec::new(),
+            volumes: Vec::new(),
+            extra_ports: Vec::new(),
+            replicas: 1,
             uid: REDIS_UID,
             storage: spec.storage.clone(),
             storage_class_name: spec.storage_class_name.clone(),

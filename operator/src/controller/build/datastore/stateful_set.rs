@@ -13,10 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::controller::build::children::DatastoreObjects;
 use crate::controller::build::meta::{labels, metadata};
 use crate::controller::build::pod::{empty_dir, restricted_pod_security_context};
-use crate::controller::vocabulary::{Component, ValidatedGuard, object_name, selector_labels};
-
-/// Name of the data volume (and of its claim template).
-pub const DATA_VOLUME: &str = "data";
+use crate::controller::vocabulary::{Component, DATA_VOLUME, ValidatedGuard, object_name, selector_labels};
 
 /// Inputs that differ between PostgreSQL and Redis.
 pub struct DatastoreParts {
@@ -26,6 +23,14 @@ pub struct DatastoreParts {
     pub port: i32,
     /// Its container (with the data volume mounted).
     pub container: Container,
+    /// Containers beside it (PostgreSQL's WAL archiver).
+    pub sidecars: Vec<Container>,
+    /// Volumes besides the data and scratch ones (the WAL archiver's encryption keys).
+    pub volumes: Vec<Volume>,
+    /// Service ports besides the datastore's own (the WAL archiver's metrics).
+    pub extra_ports: Vec<ServicePort>,
+    /// Pods: 1, or 0 while a point-in-time restore replaces the data.
+    pub replicas: i32,
     /// User the container runs as.
     pub uid: i64,
     /// Size of the data volume.
@@ -41,13 +46,23 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
     let component = parts.component;
     let name = object_name(&guard.name, component);
     let selector = selector_labels(&guard.name, component);
-    let mut volumes: Vec<Volume> = parts.scratch_volumes.iter().map(|v| empty_dir(v)).collect();
+    let mut volumes: Vec<Volume> = parts.scratch_volumes.iter().map(|v| empty_dir(v)).chain(parts.volumes).collect();
     volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut containers = vec![parts.container];
+    containers.extend(parts.sidecars);
+    let mut ports = vec![ServicePort {
+        name: Some(component.as_str().to_owned()),
+        port: parts.port,
+        target_port: Some(IntOrString::Int(parts.port)),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    }];
+    ports.extend(parts.extra_ports);
 
     let stateful_set = StatefulSet {
         metadata: metadata(guard, component, name.clone()),
         spec: Some(StatefulSetSpec {
-            replicas: Some(1),
+            replicas: Some(parts.replicas),
             service_name: Some(name.clone()),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
             // The data stays when the SecurityGuard or the StatefulSet goes away.
@@ -61,7 +76,7 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
                     automount_service_account_token: Some(false),
                     security_context: Some(restricted_pod_security_context(parts.uid)),
                     termination_grace_period_seconds: Some(60),
-                    containers: vec![parts.container],
+                    containers,
                     volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
@@ -77,13 +92,7 @@ pub fn objects(guard: &ValidatedGuard, parts: DatastoreParts) -> DatastoreObject
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(selector),
-            ports: Some(vec![ServicePort {
-                name: Some(component.as_str().to_owned()),
-                port: parts.port,
-                target_port: Some(IntOrString::Int(parts.port)),
-                protocol: Some("TCP".to_owned()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(ports),
             ..ServiceSpec::default()
         }),
         ..Service::default()

@@ -249,6 +249,41 @@ async fn a_restore_scaling_down_counts_the_api_pods_by_their_metadata() {
     assert!(accept.contains("as=PartialObjectMetadataList"), "only the metadata is read: {accept}");
 }
 
+/// PostgreSQL's pods (a point-in-time restore waits for them to be gone).
+const POSTGRES_PODS: &str = "GET /api/v1/namespaces/prod/pods?labelSelector=app.kubernetes.io/component=postgres,app.kubernetes.io/instance=sg,app.kubernetes.io/name=securityguard";
+
+#[tokio::test]
+async fn a_point_in_time_restore_counts_postgres_pods_while_it_replaces_the_data() {
+    let status = |phase: &str| {
+        format!(
+            "status:\n  restore: {{requestId: r1, source: 'before:2026-03-01T10:00:00Z', phase: {phase}, message: '', \
+             startedAt: '2026-03-01T11:00:00Z', recordedReplicas: 2, pointInTime: '2026-03-01T10:00:00Z'}}\n"
+        )
+    };
+    let pods = list([json!({"metadata": {"name": "sg-postgres-0"}})]);
+    let stores = caches(true, true, true);
+    for phase in ["Restoring", "RollingBack"] {
+        let script = vec![expect(POSTGRES_PODS, Reply::Json(pods.clone()))];
+        let (observed, _) = observe_with(&status(phase), &stores, script).await;
+        assert_eq!(observed.expect("observes").restore.postgres_pods, Some(1), "{phase}");
+    }
+    // None left: 0 once the StatefulSet has taken in its scale to 0, else still 1.
+    let none = || vec![expect(POSTGRES_PODS, Reply::Json(list([])))];
+    let (observed, _) = observe_with(&status("Restoring"), &stores, none()).await;
+    assert_eq!(observed.expect("observes").restore.postgres_pods, Some(1), "the StatefulSet still asks for a pod");
+    let mut stopped = stateful_set("sg-postgres", true);
+    stopped.spec.as_mut().expect("spec").replicas = Some(0);
+    stopped.status.as_mut().expect("status").replicas = 0;
+    let stopped = Stores { stateful_sets: cache([stopped]), ..caches(true, true, true) };
+    let (observed, _) = observe_with(&status("Restoring"), &stopped, none()).await;
+    assert_eq!(observed.expect("observes").restore.postgres_pods, Some(0));
+    // Not before the data is replaced, and never for a restore of a dump.
+    let (observed, _) = observe_with(&status("Claiming"), &stores, vec![]).await;
+    assert_eq!(observed.expect("observes").restore.postgres_pods, None);
+    let (observed, _) = observe_with(&restore_status("Restoring"), &stores, vec![]).await;
+    assert_eq!(observed.expect("observes").restore.postgres_pods, None);
+}
+
 #[tokio::test]
 async fn a_restore_reads_the_outcome_of_its_own_job() {
     let stores = Stores {
@@ -332,7 +367,10 @@ async fn failed_reads_name_what_they_read() {
 
     let (observed, _) =
         observe_with(&restore_status("ScalingDown"), &empty_caches(), vec![expect(API_PODS, Reply::Status(403))]).await;
-    assert!(matches!(&observed, Err(Error::ApiPods { namespace, .. }) if namespace == "prod"), "{observed:?}");
+    assert!(
+        matches!(&observed, Err(Error::CountPods { component: Component::Api, namespace, .. }) if namespace == "prod"),
+        "{observed:?}"
+    );
 
     let (observed, _) =
         observe_with("", &caches(false, true, false), vec![expect(&unready_pods("api,redis"), Reply::Status(500))])
