@@ -106,12 +106,12 @@ bench-backup SIZE_MB="1024": prepare
     cargo build --release -p securityguard-operator
     SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" scripts/bench-backup.sh {{SIZE_MB}}
 
-# Benchmark point-in-time recovery on a pgbench database of scale SCALE (64: about 1 GB): the
+# Benchmark point-in-time recovery on a database of SIZE_MB (1024): the
 # recovery point under a steady write load, and `restore --point-in-time` from S3 against the same
 # recovery by hand from local copies (BENCHMARKS.md).
-bench-pitr SCALE="64": prepare
+bench-pitr SIZE_MB="1024": prepare
     cargo build --release -p securityguard-operator
-    SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" scripts/bench-pitr.sh {{SCALE}}
+    SG_OPERATOR_BIN="$CARGO_TARGET_DIR/release/securityguard-operator" scripts/bench-pitr.sh {{SIZE_MB}}
 
 # Benchmark the API (scans with cache hit and miss, /health/live as the ceiling) against the
 # local PostgreSQL and Redis (BENCHMARKS.md).

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Point-in-time recovery benchmark (BENCHMARKS.md, "Point-in-time recovery"), run by
-# `just bench-pitr [SCALE]`.
+# `just bench-pitr [SIZE_MB]`.
 #
 # On a private PostgreSQL 15 cluster (initdb'd here, run as the postgres user) and the moto S3
 # server of scripts/services/s3.sh, in one run:
-#   1. a pgbench database of scale SCALE (default 64: about 1 GB);
+#   1. a database of at least SIZE_MB (default 1024): the tables of `pgbench -i -s 8` (the write
+#      load's) and scan-like rows generated as scripts/bench-backup.sh does (what gzip meets in
+#      production: hex digests, JSON, not pgbench's blank padding);
 #   2. the `wal archive` sidecar (release build, 10 s passes, a base backup at start), and beside
 #      it, for the baseline, `pg_basebackup -Ft -z` and `pg_receivewal` into local directories;
 #   3. a steady write load (`pgbench -R 200 -T 120`, 4 clients) while the recovery point is
@@ -14,11 +16,11 @@
 #   5. the same recovery by hand from the local copies: extract the tar, `restore_command = 'cp'`,
 #      `recovery_target_time = T`, start, wait for the promotion — timed.
 #
-#   scripts/bench-pitr.sh [SCALE]     (SG_OPERATOR_BIN: the binary, default the release build)
+#   scripts/bench-pitr.sh [SIZE_MB]     (SG_OPERATOR_BIN: the binary, default the release build)
 set -euo pipefail
 
 SG_CACHE="${SG_CACHE:-$HOME/.cache/securityguard}"
-SCALE="${1:-64}"
+SIZE_MB="${1:-1024}"
 root=$(cd "$(dirname "$0")/.." && pwd)
 operator="${SG_OPERATOR_BIN:-${CARGO_TARGET_DIR:-$SG_CACHE/target}/release/securityguard-operator}"
 work="$SG_CACHE/bench-pitr"
@@ -65,10 +67,25 @@ PY
 start_pg() { as_pg "$pg/pg_ctl" -D "$1" -l "$work/$2.log" -w -t 600 start -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" >/dev/null; }
 psql_() { "$pg/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 
-log "initdb and pgbench -i -s $SCALE"
+log "initdb, pgbench -i -s 8, then scan-like rows up to $SIZE_MB MiB"
 as_pg "$pg/initdb" -D "$data/pgdata" -U postgres --auth=trust --no-locale >/dev/null
 start_pg "$data/pgdata" live
-as_pg "$pg/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s "$SCALE" -q postgres 2>&1 | tail -1 >&2
+as_pg "$pg/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s 8 -q postgres 2>&1 | tail -1 >&2
+psql_ -c "CREATE TABLE scans (id bigint PRIMARY KEY, wallet text NOT NULL, signature text NOT NULL,
+  verdict text NOT NULL, risk_score int NOT NULL, details jsonb NOT NULL, created_at timestamptz NOT NULL)"
+while (( $(psql_ -c "SELECT pg_database_size('postgres')") < SIZE_MB * 1024 * 1024 )); do
+  psql_ -c "
+    INSERT INTO scans
+    SELECT n, md5(n::text) || substr(md5((n * 7)::text), 1, 12),
+           md5((n * 3)::text) || md5((n * 5)::text) || substr(md5((n * 11)::text), 1, 24),
+           (ARRAY['safe', 'suspicious', 'malicious'])[1 + n % 3], (n * 37) % 101,
+           jsonb_build_object('program', md5((n % 5000)::text), 'instructions', n % 17,
+                              'flags', jsonb_build_array(n % 2 = 0, n % 3 = 0), 'note', 'transfer to ' || md5((n * 13)::text)),
+           timestamptz '2026-01-01' + n * interval '7 seconds'
+    FROM generate_series(coalesce((SELECT max(id) FROM scans), 0) + 1, coalesce((SELECT max(id) FROM scans), 0) + 500000) n"
+  log "  $(psql_ -c "SELECT pg_size_pretty(pg_database_size('postgres'))")"
+done
+psql_ -c "CHECKPOINT"
 size=$(psql_ -c "SELECT pg_size_pretty(pg_database_size('postgres'))")
 log "database: $size"
 
@@ -91,15 +108,16 @@ log "steady write load: pgbench -R 200 -T 120 (4 clients), the recovery point sa
 as_pg "$pg/pgbench" -h 127.0.0.1 -p "$port" -U postgres -c 4 -j 2 -R 200 -T 120 -n postgres >"$work/pgbench.out" 2>&1 &
 load=$!
 samples="$work/rpo.txt"; : >"$samples"
+( while kill -0 "$load" 2>/dev/null; do
+    through=$(metric securityguard_wal_archived_through_timestamp_seconds)
+    echo "$(date +%s.%N) - $through" | bc -l >>"$samples"
+    sleep 1
+  done ) &
+sampler=$!
 sleep 60
 target=$(psql_ -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
-rows_at_target=$(psql_ -c "SELECT count(*) FROM pgbench_history")
-while kill -0 "$load" 2>/dev/null; do
-  through=$(metric securityguard_wal_archived_through_timestamp_seconds)
-  echo "$(date +%s.%N) - $through" | bc -l >>"$samples"
-  sleep 1
-done
-# The first minute of samples too: they were taken by the loop above only after the target read.
+target_pg="$(date -u -d "$target" '+%Y-%m-%d %H:%M:%S')+00"
+wait "$load" "$sampler"
 tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench.out")
 read -r rpo_p50 rpo_p95 rpo_max < <(sort -g "$samples" | awk '{a[NR]=$1} END {printf "%.1f %.1f %.1f\n", a[int(NR*0.5)], a[int(NR*0.95)], a[NR]}')
 log "RPO under load: p50 ${rpo_p50}s, p95 ${rpo_p95}s, max ${rpo_max}s ($tps tps)"
@@ -117,7 +135,7 @@ ours=$(since "$t")
 start_pg "$data/pgdata" restored
 rows_restored=$(psql_ -c "SELECT count(*) FROM pgbench_history")
 as_pg "$pg/pg_ctl" -D "$data/pgdata" -m fast -w stop >/dev/null
-log "ours: ${ours}s; pgbench_history rows at the target $rows_at_target, restored $rows_restored"
+log "ours: ${ours}s; pgbench_history rows restored: $rows_restored"
 
 log "by hand: extract the local base backup, restore_command cp, recovery_target_time, start, wait for the promotion"
 t=$(now)
@@ -125,7 +143,7 @@ as_pg mkdir -m 700 "$work/hand/pgdata"
 as_pg tar -xzf "$work/hand/base/base.tar.gz" -C "$work/hand/pgdata"
 as_pg sh -c "cat >> '$work/hand/pgdata/postgresql.auto.conf'" <<CONF
 restore_command = 'cp $work/hand/wal/%f %p || cp $work/hand/wal/%f.partial %p'
-recovery_target_time = '$target'
+recovery_target_time = '$target_pg'
 recovery_target_action = 'promote'
 CONF
 as_pg touch "$work/hand/pgdata/recovery.signal"
@@ -134,15 +152,16 @@ until [ "$(psql_ -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0
 hand=$(since "$t")
 rows_hand=$(psql_ -c "SELECT count(*) FROM pgbench_history")
 log "by hand: ${hand}s; rows $rows_hand"
+[ "$rows_hand" = "$rows_restored" ] || { log "the two recoveries differ: $rows_restored against $rows_hand"; exit 1; }
 
 read -r download extract replay checks < <(python3 -c "import json,sys; s=json.load(open('$work/restore.json'))['recovery']['seconds']; print(*(round(s.get(k,0),1) for k in ('download','extract','replay','checks')))")
 cat <<TABLE
 | measure | value |
 |---|---|
-| database | $size (pgbench scale $SCALE) |
+| database | $size (pgbench -s 8 and scan-like rows) |
 | write load | $tps tps (pgbench -R 200, 4 clients, 120 s) |
 | recovery point under load (now − archived-through), p50 / p95 / max | ${rpo_p50} s / ${rpo_p95} s / ${rpo_max} s |
 | \`restore --point-in-time\` from S3 (download, verify, extract, replay, checks, swap) | ${ours} s (download $download, extract $extract, replay $replay, checks $checks) |
 | by hand from local disk (extract, replay with \`cp\`, promote) | ${hand} s |
-| rows of pgbench_history at the target / restored / by hand | $rows_at_target / $rows_restored / $rows_hand |
+| rows of pgbench_history restored / by hand (the same target: must be equal) | $rows_restored / $rows_hand |
 TABLE

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMapKeySelector, EnvVar, EnvVarSource, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use securityguard_operator::crd::{
-    BackupSpec, EncryptionSpec, ExternalDatastore, LocalTierSpec, PostgresSpec, RedisSpec, RestoreSpec, S3Spec,
-    SecretKeyReference, SecurityGuard, SecurityGuardSpec,
+    BackupSpec, EncryptionSpec, ExternalDatastore, LocalTierSpec, PointInTimeSpec, PostgresSpec, RedisSpec,
+    RestoreSpec, S3Spec, SecretKeyReference, SecurityGuard, SecurityGuardSpec,
 };
 use serde_json::json;
 
@@ -127,6 +127,12 @@ pub trait GuardFixture: Sized {
     /// An on-demand backup (after [`backup`](Self::backup)).
     fn backup_request(self, request_id: &str) -> Self {
         self.with(|g| backup_of(g).request_id = Some(request_id.to_owned()))
+    }
+
+    /// Continuous WAL archiving for point-in-time recovery, with the defaults (after
+    /// [`backup`](Self::backup)).
+    fn point_in_time(self) -> Self {
+        self.with(|g| backup_of(g).point_in_time = Some(PointInTimeSpec::default()))
     }
 
     /// A local copy of the backups on a volume of this size (after [`backup`](Self::backup)).
