@@ -207,7 +207,8 @@ t0=$(now)
 start containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
   containerd --config "$nd/containerd/config.toml"
 wait_for containerd 30 "containerd answers" ctr -a "$sock" version
-ctr -a "$sock" plugins ls 2>/dev/null | grep -q 'io.containerd.snapshotter.v1.*overlayfs.*ok' \
+plugins=$(ctr -a "$sock" plugins ls 2>/dev/null)
+grep -q 'io.containerd.snapshotter.v1.*overlayfs.*ok' <<<"$plugins" \
   || fail containerd "the overlayfs snapshotter is not available"
 
 # --- Images
@@ -222,7 +223,10 @@ else
   "$repo/images/load.sh" "$sock" "$images" >"$nd/images-load.log" 2>&1 8>&- || fail images-load "images/load.sh failed"
   log "images: imported ($(elapsed "$t0"))"
 fi
-ctr -a "$sock" -n k8s.io images ls -q | grep -qx 'registry.k8s.io/pause:3.10' \
+# The listing first, then the search: `ctr ... | grep -q` under pipefail fails when grep exits at
+# its match before ctr has written everything (SIGPIPE).
+refs=$(ctr -a "$sock" -n k8s.io images ls -q)
+grep -qx 'registry.k8s.io/pause:3.10' <<<"$refs" \
   || fail containerd "containerd has no image registry.k8s.io/pause:3.10 (the pod sandbox image)"
 
 # --- Cluster objects: RBAC of the node's host processes, local-path-provisioner's namespace,
