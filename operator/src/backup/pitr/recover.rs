@@ -651,6 +651,24 @@ mod tests {
         assert_eq!(pg_time("2026-11-30T10:00:00.0025Z".parse().expect("time")), "2026-11-30 10:00:00.002500+00");
     }
 
+    #[test]
+    fn the_controller_reads_the_report_as_written() {
+        let report = Report {
+            target: "2026-11-30T10:00:00Z".parse().expect("time"),
+            base_backup: "b/20261130T080000Z.tar.gz".into(),
+            base_backup_at: "2026-11-30T08:00:01Z".parse().expect("time"),
+            recovered_to: Some("2026-11-30 09:59:59.5+00".into()),
+            wal_files: 7,
+            row_counts: BTreeMap::new(),
+            seconds: BTreeMap::from([("download", 1.5), ("replay", 4.0)]),
+        };
+        let read: crate::crd::PointInTimeRecovery =
+            serde_json::from_value(serde_json::to_value(&report).expect("JSON")).expect("the status type reads it");
+        assert_eq!(read.target.0.to_string(), report.target.to_string());
+        assert_eq!(read.base_backup.as_deref(), Some(report.base_backup.as_str()));
+        assert_eq!(read.wal_segments, Some(7));
+    }
+
     #[tokio::test]
     async fn a_swap_is_undone_by_a_roll_back_and_refused_twice() {
         let dir = tempfile::tempdir().expect("dir");

@@ -499,6 +499,25 @@ mod tests {
     }
 
     #[test]
+    fn the_controller_reads_the_window_as_written() {
+        let window = Window {
+            first_recoverable: Some(at("2026-11-30T08:00:00Z")),
+            last_recoverable: Some(at("2026-11-30T10:00:00Z")),
+            base_backups: 2,
+            archived_through: Some(at("2026-11-30T10:00:05.5Z")),
+            error: Some("WAL segment 000000010000000000000003 is missing from the archive".into()),
+        };
+        let read: crate::crd::RecoverableWindow =
+            serde_json::from_value(serde_json::to_value(&window).expect("JSON")).expect("the status type reads it");
+        let text = |t: Option<Timestamp>| t.map(|t| t.to_string());
+        assert_eq!(read.first_recoverable.map(|t| t.0.to_string()), text(window.first_recoverable));
+        assert_eq!(read.last_recoverable.map(|t| t.0.to_string()), text(window.last_recoverable));
+        assert_eq!(read.archived_through.map(|t| t.0.to_string()), text(window.archived_through));
+        assert_eq!(read.base_backups, Some(2));
+        assert_eq!(read.error, window.error);
+    }
+
+    #[test]
     fn an_archive_without_marker_or_base_says_so() {
         let a = Archive { history: History::first(), ..Archive::default() };
         let (_, window) = solve(&a, &BTreeMap::new());
