@@ -148,7 +148,18 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Option<Vec<Warning>> {
             format!("{domain} is on the block list ({b})"),
         )]);
     }
+    if domain.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some(vec![ip_address(domain)]);
+    }
     Some(lookalikes(domain, set))
+}
+
+/// A bare IPv4 address instead of a name. Wallets, dApps and exchanges are served under their
+/// names (with certificates for them); a page at a bare address names nobody, so there is no
+/// one it could be checked against, and the domain model, trained on names, cannot vouch for it.
+fn ip_address(domain: &str) -> Warning {
+    let message = format!("{domain} is a bare IP address, not a site's name");
+    warning("ip_address_domain", Severity::Medium, message)
 }
 
 /// Look-alikes of the protected brands, and the weaker signals of the name itself.
@@ -372,6 +383,11 @@ mod tests {
         assert_eq!(kinds("phantom-wallet.io"), vec!["brand_impersonation"]);
         assert_eq!(kinds("phantom.app.login-secure.io"), vec!["brand_impersonation"]);
         assert!(kinds("claim-airdrop-now.xyz").contains(&"phishing_keywords"));
+        // Bare IPv4 addresses; names that merely look numeric are names.
+        assert_eq!(kinds("185.22.13.7"), vec!["ip_address_domain"]);
+        assert_eq!(kinds("http://10.0.0.1:8080/connect"), vec!["ip_address_domain"]);
+        assert!(kinds("1.2.3.4.nip.io").is_empty());
+        assert!(kinds("999.1.1.1").is_empty());
         assert!(kinds("example.org").is_empty());
         assert_eq!(registrable("a.b.example.co.uk"), "example.co.uk");
         assert_eq!(registrable("a.b.example.com"), "example.com");
