@@ -176,11 +176,7 @@ fn crypto_only(rows: &[Row], all: Vec<Scored>) -> Vec<Scored> {
 
 /// The rows of `all` whose row is phishing or a chain list name.
 fn chains_only(rows: &[Row], all: &[Scored]) -> Vec<Scored> {
-    all.iter()
-        .zip(rows)
-        .filter(|(_, row)| row.phishing || row.chain_legitimate)
-        .map(|(s, _)| *s)
-        .collect()
+    all.iter().zip(rows).filter(|(_, row)| row.phishing || row.chain_legitimate).map(|(s, _)| *s).collect()
 }
 
 /// The compiled-in detection data with another `rules` threshold.
