@@ -269,7 +269,11 @@ impl<'a> Candidate<'a> {
         let distance = strsim::damerau_levenshtein(&self.label_skeleton, &brand_skeleton);
         let max = if brand_label.len() >= 7 { 2 } else { 1 };
         if reg_label != brand_label && distance <= max {
-            return imitated("typosquat_domain", format!("{domain} is {distance} edit(s) away from {brand}"));
+            // Two edits from a name of seven letters or more also reach ordinary words and
+            // other projects' names (balance/binance, urlscan/solscan, fantom/phantom): a
+            // separate kind, so that the domain scan can weigh it against the model.
+            let kind = if distance <= 1 { "typosquat_domain" } else { "distant_typosquat_domain" };
+            return imitated(kind, format!("{domain} is {distance} edit(s) away from {brand}"));
         }
         if reg_label == brand_label && self.reg != brand {
             let message = format!("{domain} uses the name of {brand} under another top-level domain");
@@ -373,6 +377,7 @@ mod tests {
         assert_eq!(kinds("рhantom.app"), vec!["homoglyph_domain"]); // Cyrillic р
         assert_eq!(kinds("phamtom.app"), vec!["typosquat_domain"]);
         assert_eq!(kinds("solfare.com"), vec!["typosquat_domain"]);
+        assert_eq!(kinds("phantuomn.app"), vec!["distant_typosquat_domain"]);
         assert_eq!(kinds("phantom.com"), vec!["brand_tld_swap"]);
         // The punycode form of the Cyrillic-р lookalike.
         let ascii = idna::domain_to_ascii("рhantom.app").unwrap();
