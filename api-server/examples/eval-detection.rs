@@ -36,6 +36,7 @@ use securityguard_api::scan::{self, Detection, domain};
 const SEED: &str = include_str!("../migrations/20261125000002_seed_patterns.sql");
 
 /// One row: is it phishing, and its score and verdict.
+#[derive(Clone, Copy)]
 struct Scored {
     phishing: bool,
     score: f64,
@@ -48,6 +49,8 @@ struct Row {
     phishing: bool,
     /// A legitimate name from the MetaMask allowlist.
     crypto_legitimate: bool,
+    /// A legitimate name from the chain list (chain sites, explorers, RPC endpoints, faucets).
+    chain_legitimate: bool,
 }
 
 /// `(kind, value)` of the seed's INSERT rows and `(value, data)` of its rule-parameter UPDATEs.
@@ -83,6 +86,7 @@ fn split_rows(path: &PathBuf, split: &str) -> Vec<Row> {
                 host: fields[0].to_owned(),
                 phishing: fields[1] == "1",
                 crypto_legitimate: fields[1] == "0" && fields[4].split(',').any(|s| s == "metamask-allowlist"),
+                chain_legitimate: fields[1] == "0" && fields[4].split(',').any(|s| s == "ethereum-chains"),
             })
         })
         .collect()
@@ -170,6 +174,11 @@ fn crypto_only(rows: &[Row], all: Vec<Scored>) -> Vec<Scored> {
     all.into_iter().zip(rows).filter(|(_, row)| row.phishing || row.crypto_legitimate).map(|(s, _)| s).collect()
 }
 
+/// The rows of `all` whose row is phishing or a chain list name.
+fn chains_only(rows: &[Row], all: &[Scored]) -> Vec<Scored> {
+    all.iter().zip(rows).filter(|(_, row)| row.phishing || row.chain_legitimate).map(|(s, _)| *s).collect()
+}
+
 /// The compiled-in detection data with another `rules` threshold.
 fn with_rules_threshold(rules: f64) -> Detection {
     let mut art: serde_json::Value = serde_json::from_str(scan::model::ARTIFACT).expect("the artifact is JSON");
@@ -219,8 +228,9 @@ fn main() {
         cost_per_domain(&hosts, |h| f64::from(scan::scan_domain(h.to_owned(), &set, &detection).risk_score))
     );
     let crypto = rows.iter().filter(|r| r.crypto_legitimate).count();
+    let chains = rows.iter().filter(|r| r.chain_legitimate).count();
     println!(
-        "{split} set {}: {phishing} phishing, {legitimate} legitimate ({crypto} of the MetaMask allowlist)",
+        "{split} set {}: {phishing} phishing, {legitimate} legitimate ({crypto} of the MetaMask allowlist, {chains} of the chain list)",
         path.display()
     );
     println!("official domains (never warned) among them: {} phishing, {} legitimate", official[1], official[0]);
@@ -230,6 +240,10 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     print_row("the model alone (Rust scorer)", &alone);
     print_row("the domain scan: official domains, seed patterns, rules, model", &served);
+    if rows.iter().any(|r| r.chain_legitimate) {
+        print_row("the model alone; legitimate = chain list only", &chains_only(&rows, &alone));
+        print_row("the domain scan; legitimate = chain list only", &chains_only(&rows, &served));
+    }
     print_row("the model alone; legitimate = MetaMask allowlist only", &crypto_only(&rows, alone));
     print_row("the domain scan; legitimate = MetaMask allowlist only", &crypto_only(&rows, served));
     println!("\nlegitimate names the scan warns and the model alone does not, by the warnings' kinds:");

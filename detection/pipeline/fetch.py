@@ -144,6 +144,23 @@ def hsts_hosts(wheel):
     return sorted(set(hosts))
 
 
+URL_RE = re.compile(r"https?://[^\s'\"`<>)]+")
+HOST_RE = re.compile(r"^https?://([A-Za-z0-9._-]+)(?:[:/?#]|$)")
+IPV4_RE = re.compile(r"^[0-9.]+$")
+
+
+def url_hosts(urls):
+    """The host names of http(s) URLs. Left out: literal IP addresses (RPC nodes of chain lists
+    are often bare IPs, which would teach the model that a bare IP is a legitimate site) and URLs
+    whose host is a template (`https://${API}/`)."""
+    hosts = set()
+    for u in urls:
+        m = HOST_RE.match(u.strip())
+        if m and not IPV4_RE.match(m.group(1)):
+            hosts.add(m.group(1).lower())
+    return sorted(hosts)
+
+
 def fetch_file(cache, src):
     if src["kind"] == "pypi":
         path = download_pypi(cache, src)
@@ -158,6 +175,14 @@ def fetch_file(cache, src):
         with tarfile.open(path) as t:
             cfg = json.load(t.extractfile(src["file"]))
         entries = sorted(set(cfg["whitelist"]))
+    elif src["format"] == "url-hosts":
+        with tarfile.open(path) as t:
+            text = t.extractfile(src["file"]).read().decode("utf-8")
+        entries = url_hosts(URL_RE.findall(text))
+    elif src["format"] == "simple-icons-urls":
+        with tarfile.open(path) as t:
+            icons = json.load(t.extractfile(src["file"]))
+        entries = url_hosts(u for icon in icons for u in (icon.get("source"), icon.get("guidelines")) if u)
     else:
         raise ValueError(src["format"])
     return [(e, 0, src["version"]) for e in entries], {"entries": len(entries)}

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import beta
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -56,24 +57,36 @@ def matrix(ex, hosts, bits):
 
 
 def sample_weights(tr, rows):
-    """Per row: the MetaMask allowlist's legitimate crypto sites (hard negatives) weigh
-    `hard_negative_weight`; phishing weighs exp(-age / recency_days) when that is set, the age
-    counted from the newest phishing of the rows (older campaigns count less)."""
+    """Per row: legitimate names of the sources in `hard_negative_weights` (legitimate crypto
+    sites: the MetaMask allowlist, the chain list) weigh their source's weight (the largest when
+    several);
+    phishing weighs exp(-age / recency_days) when that is set, the age counted from the newest
+    phishing of the rows (older campaigns count less)."""
     newest = max(r[2] for r in rows if r[1] == 1)
+    hard = tr["hard_negative_weights"]
     w = np.ones(len(rows))
     for i, (_, label, ts, srcs) in enumerate(rows):
-        if label == 0 and "metamask-allowlist" in srcs.split(","):
-            w[i] = tr["hard_negative_weight"]
+        weights = [hard[s] for s in srcs.split(",") if s in hard]
+        if label == 0 and weights:
+            w[i] = max(weights)
         elif label == 1 and tr["recency_days"]:
             w[i] = math.exp(-(newest - ts) / (tr["recency_days"] * 86400.0))
     return w
 
 
-def threshold_for(benign_scores, max_fpr):
-    """The lowest threshold at which at most max_fpr of these legitimate scores reach it."""
+def threshold_for(benign_scores, max_fpr, confidence=None):
+    """The lowest threshold at which at most max_fpr of these legitimate scores reach it.
+
+    With a confidence (0.9), at most as many as keep the one-sided Clopper-Pearson upper bound
+    of the false-positive rate at or below max_fpr: the rate measured on these names is a
+    sample, and a threshold set exactly at max_fpr exceeds it on new names about half the time."""
     s = np.sort(benign_scores)[::-1]
-    k = int(math.floor(max_fpr * len(s)))
-    return float(np.nextafter(s[k], 1.0)) if k < len(s) else 0.0
+    n = len(s)
+    k = int(math.floor(max_fpr * n))
+    if confidence:
+        while k > 0 and beta.ppf(confidence, k + 1, n - k) > max_fpr:
+            k -= 1
+    return float(np.nextafter(s[k], 1.0)) if k < n else 0.0
 
 
 def version_of(config_bytes, sources_bytes, psl_text):
@@ -169,11 +182,14 @@ def main():
     # The chosen model's own validation figures, at thresholds from its validation scores.
     pv_chosen = platt.predict_proba(zv)[:, 1]
     pvb = pv_chosen[yv == 0]
-    chosen_t = (threshold_for(pvb, config["thresholds"]["warn_max_benign_fpr"]),
+    chosen_t = (threshold_for(pvb, config["thresholds"]["warn_max_benign_fpr"],
+                              config["thresholds"].get("warn_confidence")),
                 threshold_for(pvb, config["thresholds"]["block_max_benign_fpr"]))
     validation = metrics(yv, pv_chosen, *chosen_t)
     mmv = np.array([r[1] == 1 or "metamask-allowlist" in r[3] for r in data["validation"]])
     validation_mm = metrics(yv[mmv], pv_chosen[mmv], *chosen_t)
+    chv = np.array([r[1] == 1 or "ethereum-chains" in r[3].split(",") for r in data["validation"]])
+    validation_chains = metrics(yv[chv], pv_chosen[chv], *chosen_t) if (chv & (yv == 0)).any() else None
 
     # The served model: the chosen settings trained again with the validation phishing added (the
     # newest phishing before the test split), when the configuration asks for it. The validation
@@ -211,7 +227,7 @@ def main():
             for s in sources["phishing"] + sources["benign"]
         ],
         "training": {"C": C, "class_weight": tr["class_weight"], "split": config["split"],
-                     "rows": stats["rows"], "hard_negative_weight": tr["hard_negative_weight"],
+                     "rows": stats["rows"], "hard_negative_weights": tr["hard_negative_weights"],
                      "recency_days": tr["recency_days"],
                      "refit_with_validation_phishing": tr["refit_with_validation_phishing"]},
     }
@@ -219,10 +235,11 @@ def main():
     th = config["thresholds"]
     pv = np.array([score_artifact(art, ex, h) for h, *_ in data["validation"]])
     pvb = pv[yv == 0]
-    warn = r7(threshold_for(pvb, th["warn_max_benign_fpr"]))
+    warn = r7(threshold_for(pvb, th["warn_max_benign_fpr"], th.get("warn_confidence")))
     block = r7(threshold_for(pvb, th["block_max_benign_fpr"]))
     rules = r7(threshold_for(pvb, th["rules_max_benign_fpr"]))
     art["thresholds"] = {"warn": warn, "block": block, "rules": rules}
+    served_warn_fpr = float((pvb >= warn).mean())
 
     with open(ARTIFACT, "w", encoding="utf-8") as f:
         json.dump(art, f, separators=(",", ":"), sort_keys=True)
@@ -237,6 +254,7 @@ def main():
     drift = float(np.max(np.abs(sk - pt)))
 
     res = {"validation": validation, "validation_metamask_allowlist_only": validation_mm,
+           "validation_ethereum-chains_only": validation_chains, "validation_served_warn_fpr": served_warn_fpr,
            "test": metrics(yt, pt, warn, block)}
     last = max(r[2] for r in test)
     month = np.array([r[1] == 0 or r[2] >= last - 30 * 86400 for r in test])
@@ -247,6 +265,11 @@ def main():
     res["test_on_platforms"] = metrics(yt[plat], pt[plat], warn, block)
     mm = np.array([r[1] == 1 or "metamask-allowlist" in r[3] for r in test])
     res["test_metamask_allowlist_only"] = metrics(yt[mm], pt[mm], warn, block)
+    # By source of the legitimate names: the crypto chain sites, the developer and brand sites.
+    for name in ("ethereum-chains", "simple-icons"):
+        sel = np.array([r[1] == 1 or name in r[3].split(",") for r in test])
+        if (sel & (yt == 0)).any():
+            res[f"test_{name}_only"] = metrics(yt[sel], pt[sel], warn, block)
     newest_from = time.strftime("%Y-%m-%d", time.gmtime(last - 30 * 86400))
 
     # Parity vectors: hand-picked edge cases, made-up lures and a deterministic sample of the test
@@ -295,8 +318,10 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
     split = tr["split"]
     d = stats["phishing_first_seen"]
     weighting = ""
-    if tr["hard_negative_weight"] != 1.0:
-        weighting += f", the MetaMask allowlist's legitimate crypto sites weighted {tr['hard_negative_weight']:g}"
+    names = {"metamask-allowlist": "the MetaMask allowlist's", "ethereum-chains": "the chain list's"}
+    for src, k in tr["hard_negative_weights"].items():
+        if k != 1.0:
+            weighting += f", {names.get(src, src)} legitimate crypto sites weighted {k:g}"
     if tr["recency_days"]:
         weighting += f", phishing weighted exp(-age / {tr['recency_days']} days)"
     if tr["refit_with_validation_phishing"]:
@@ -308,6 +333,12 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
                   "rows are the served model.")
     else:
         served = "The served model is the chosen one."
+    if th.get("warn_confidence"):
+        warn_rule = (f"as many validation legitimate names as keep the {th['warn_confidence'] * 100:g} % upper "
+                     f"confidence bound of the false-positive rate at {th['warn_max_benign_fpr'] * 100:g} %: "
+                     f"{res['validation_served_warn_fpr'] * 100:.2f} % of them")
+    else:
+        warn_rule = f"at most {th['warn_max_benign_fpr'] * 100:g} % of validation legitimate names"
     lines = [
         "# Domain model: evaluation",
         "",
@@ -343,7 +374,7 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
     lines += [
         "",
         f"Chosen: C = {art['training']['C']}. Thresholds on the calibrated probability: **WARN ≥ {t['warn']}** "
-        f"(at most {th['warn_max_benign_fpr'] * 100:g} % of validation legitimate names), **BLOCK ≥ {t['block']}** "
+        f"({warn_rule}), **BLOCK ≥ {t['block']}** "
         f"(at most {th['block_max_benign_fpr'] * 100:g} %); the name rules' heuristic warnings count from "
         f"**{t['rules']}** (the top {th['rules_max_benign_fpr'] * 100:g} % of validation legitimate names; "
         "below it the domain scan keeps only the block list and homoglyphs of protected domains).",
@@ -355,11 +386,21 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         "| validation | " + fmt(res["validation"])[2:],
         "| validation, legitimate = MetaMask allowlist only | " + fmt(res["validation_metamask_allowlist_only"])[2:],
+    ]
+    if res["validation_ethereum-chains_only"]:
+        lines.append("| validation, legitimate = chain list only | " + fmt(res["validation_ethereum-chains_only"])[2:])
+    lines += [
         "| **test** | " + fmt(res["test"])[2:],
         "| test, phishing of the newest 30 days | " + fmt(res["test_newest_30_days"])[2:],
         "| test, phishing naming a Solana project | " + fmt(res["test_solana_names"])[2:],
         "| test, hosts on hosting platforms (both classes) | " + fmt(res["test_on_platforms"])[2:],
         "| test, legitimate = MetaMask allowlist only | " + fmt(res["test_metamask_allowlist_only"])[2:],
+    ]
+    for name, what in (("ethereum-chains", "chain list (sites, explorers, RPC, faucets)"),
+                       ("simple-icons", "Simple Icons brand sites")):
+        if f"test_{name}_only" in res:
+            lines.append(f"| test, legitimate = {what} only | " + fmt(res[f"test_{name}_only"])[2:])
+    lines += [
         "",
         "WARN+ counts a name as flagged when the model says WARN or BLOCK. Precision depends on the "
         "share of phishing in the set (here about one in eight); in traffic it will differ.",

@@ -148,7 +148,18 @@ pub fn analyze(domain: &str, set: &PatternSet) -> Option<Vec<Warning>> {
             format!("{domain} is on the block list ({b})"),
         )]);
     }
+    if domain.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some(vec![ip_address(domain)]);
+    }
     Some(lookalikes(domain, set))
+}
+
+/// A bare IPv4 address instead of a name. Wallets, dApps and exchanges are served under their
+/// names (with certificates for them); a page at a bare address names nobody, so there is no
+/// one it could be checked against, and the domain model, trained on names, cannot vouch for it.
+fn ip_address(domain: &str) -> Warning {
+    let message = format!("{domain} is a bare IP address, not a site's name");
+    warning("ip_address_domain", Severity::Medium, message)
 }
 
 /// Look-alikes of the protected brands, and the weaker signals of the name itself.
@@ -258,7 +269,11 @@ impl<'a> Candidate<'a> {
         let distance = strsim::damerau_levenshtein(&self.label_skeleton, &brand_skeleton);
         let max = if brand_label.len() >= 7 { 2 } else { 1 };
         if reg_label != brand_label && distance <= max {
-            return imitated("typosquat_domain", format!("{domain} is {distance} edit(s) away from {brand}"));
+            // Two edits from a name of seven letters or more also reach ordinary words and
+            // other projects' names (balance/binance, urlscan/solscan, fantom/phantom): a
+            // separate kind, so that the domain scan can weigh it against the model.
+            let kind = if distance <= 1 { "typosquat_domain" } else { "distant_typosquat_domain" };
+            return imitated(kind, format!("{domain} is {distance} edit(s) away from {brand}"));
         }
         if reg_label == brand_label && self.reg != brand {
             let message = format!("{domain} uses the name of {brand} under another top-level domain");
@@ -362,6 +377,7 @@ mod tests {
         assert_eq!(kinds("рhantom.app"), vec!["homoglyph_domain"]); // Cyrillic р
         assert_eq!(kinds("phamtom.app"), vec!["typosquat_domain"]);
         assert_eq!(kinds("solfare.com"), vec!["typosquat_domain"]);
+        assert_eq!(kinds("phantuomn.app"), vec!["distant_typosquat_domain"]);
         assert_eq!(kinds("phantom.com"), vec!["brand_tld_swap"]);
         // The punycode form of the Cyrillic-р lookalike.
         let ascii = idna::domain_to_ascii("рhantom.app").unwrap();
@@ -372,6 +388,11 @@ mod tests {
         assert_eq!(kinds("phantom-wallet.io"), vec!["brand_impersonation"]);
         assert_eq!(kinds("phantom.app.login-secure.io"), vec!["brand_impersonation"]);
         assert!(kinds("claim-airdrop-now.xyz").contains(&"phishing_keywords"));
+        // Bare IPv4 addresses; names that merely look numeric are names.
+        assert_eq!(kinds("185.22.13.7"), vec!["ip_address_domain"]);
+        assert_eq!(kinds("http://10.0.0.1:8080/connect"), vec!["ip_address_domain"]);
+        assert!(kinds("1.2.3.4.nip.io").is_empty());
+        assert!(kinds("999.1.1.1").is_empty());
         assert!(kinds("example.org").is_empty());
         assert_eq!(registrable("a.b.example.co.uk"), "example.co.uk");
         assert_eq!(registrable("a.b.example.com"), "example.com");

@@ -90,6 +90,8 @@ struct BrandSpec {
 
 struct Brand {
     name: String,
+    /// Finds the name inside a host (built once: a search's set-up costs as much as a search).
+    finder: memchr::memmem::Finder<'static>,
     skeleton: Vec<u8>,
     official: Vec<String>,
 }
@@ -146,7 +148,8 @@ impl DomainModel {
             }
             let mut buf = [0u8; MAX_HOST];
             let skeleton = skeleton(b.name.as_bytes(), &mut buf).to_vec();
-            brands.push(Brand { name: b.name, skeleton, official: b.official });
+            let finder = memchr::memmem::Finder::new(b.name.as_bytes()).into_owned();
+            brands.push(Brand { name: b.name, finder, skeleton, official: b.official });
         }
         Ok(Self {
             version: art.version,
@@ -348,12 +351,12 @@ impl BrandHits {
             self.word = 1.0;
             hit = true;
         }
-        if name.len() >= 5 && p.host.contains(brand.name.as_str()) {
+        if name.len() >= 5 && brand.finder.find(p.hb).is_some() {
             self.contained = 1.0;
             hit = true;
         }
         if name.len() >= 5 && lb != name && lskel.len().abs_diff(brand.skeleton.len()) <= 2 {
-            let edits = match osa(lskel, &brand.skeleton) {
+            let edits = match osa_within(lskel, &brand.skeleton, 2) {
                 0 => &mut self.homoglyph,
                 1 => &mut self.edit1,
                 2 if name.len() >= 7 => &mut self.edit2,
@@ -533,34 +536,42 @@ fn skeleton<'a>(s: &[u8], buf: &'a mut [u8; MAX_HOST]) -> &'a [u8] {
     &buf[..n]
 }
 
-/// Optimal string alignment distance (as `strsim::osa_distance`); `b` is a brand skeleton (at
-/// most `MAX_NAME` bytes, checked when the model loads).
-fn osa(a: &[u8], b: &[u8]) -> usize {
-    if a.is_empty() {
-        return b.len();
-    }
-    if b.is_empty() {
-        return a.len();
+/// Optimal string alignment distance (as `strsim::osa_distance`) when it is at most `max`,
+/// else `max + 1`: the features only tell 0, 1 and 2 edits apart from more. `b` is a brand
+/// skeleton (at most `MAX_NAME` bytes, checked when the model loads).
+fn osa_within(a: &[u8], b: &[u8], max: usize) -> usize {
+    if a.is_empty() || b.is_empty() {
+        return a.len().max(b.len()).min(max + 1);
     }
     let lb = b.len().min(MAX_NAME);
-    // Three rotating rows: i - 2, i - 1 and i.
-    let mut rows = [[0usize; MAX_NAME + 1]; 3];
+    // Three rotating rows: i - 2, i - 1 and i. Distances are at most MAX_HOST and fit in u16.
+    let mut rows = [[0u16; MAX_NAME + 1]; 3];
     for (j, v) in rows[0].iter_mut().enumerate().take(lb + 1) {
-        *v = j;
+        *v = j as u16;
     }
+    let bound = max as u16;
+    let mut prev_min = 0;
     for i in 1..=a.len() {
         let (cur, prev, prev2) = (i % 3, (i + 2) % 3, (i + 1) % 3);
-        rows[cur][0] = i;
+        rows[cur][0] = i as u16;
+        let mut row_min = rows[cur][0];
         for j in 1..=lb {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let cost = u16::from(a[i - 1] != b[j - 1]);
             let mut v = (rows[prev][j] + 1).min(rows[cur][j - 1] + 1).min(rows[prev][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(rows[prev2][j - 2] + 1);
             }
             rows[cur][j] = v;
+            row_min = row_min.min(v);
         }
+        // Every alignment crosses row i - 1 or row i (a transposition skips one row, never
+        // two), and its cost never falls along the way: past the bound in both, it stays past.
+        if row_min > bound && prev_min > bound {
+            return max + 1;
+        }
+        prev_min = row_min;
     }
-    rows[a.len() % 3][lb]
+    usize::from(rows[a.len() % 3][lb]).min(max + 1)
 }
 
 /// Shannon entropy in bits of the byte distribution.
@@ -645,10 +656,16 @@ mod tests {
         let mut buf = [0u8; MAX_HOST];
         assert_eq!(skeleton(b"ph4nt0m-rnvvi", &mut buf), b"phantommwl");
         assert_eq!(skeleton(b"rrn", &mut buf), b"rm");
-        assert_eq!(osa(b"phantom", b"phamtom"), 1);
-        assert_eq!(osa(b"phantom", b"phnatom"), 1);
-        assert_eq!(osa(b"ca", b"abc"), 3);
-        assert_eq!(osa(b"", b"abc"), 3);
+        assert_eq!(osa_within(b"phantom", b"phamtom", 2), 1);
+        assert_eq!(osa_within(b"phantom", b"phnatom", 2), 1);
+        assert_eq!(osa_within(b"ca", b"abc", 3), 3);
+        assert_eq!(osa_within(b"ca", b"abc", 2), 3);
+        assert_eq!(osa_within(b"", b"abc", 5), 3);
+        assert_eq!(osa_within(b"", b"abc", 2), 3);
+        assert_eq!(osa_within(b"raydium", b"raydium", 2), 0);
+        assert_eq!(osa_within(b"rayduim", b"raydium", 2), 1);
+        assert_eq!(osa_within(b"solflare", b"soIfIares", 2), 3);
+        assert_eq!(osa_within(b"xxxxxxxxxxxxxxxxxxxx", b"phantom", 2), 3);
         assert!((entropy(b"aabb") - 1.0).abs() < 1e-12);
         assert_eq!(entropy(b""), 0.0);
         assert_eq!(fnv1a(b'S', b""), (FNV_OFFSET ^ u64::from(b'S')).wrapping_mul(FNV_PRIME));
