@@ -49,7 +49,8 @@ cleanup() {
     [ -f "$dir/postmaster.pid" ] && as_pg "$pg/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
   done
 }
-trap cleanup EXIT
+# The clusters and copies take a few GB: removed at the end unless SG_KEEP_BENCH=1.
+trap 'cleanup; [ "${SG_KEEP_BENCH:-0}" = 1 ] || rm -rf "$work"' EXIT
 cleanup
 rm -rf "$work"
 mkdir -p "$data" "$work/hand"
