@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
             logged(args.job.log_text, "backup failed", work).await
         }
         Command::Backups(args) => match args.command {
-            BackupsCommand::List(args) => print(list::run(&args.options()).await, "cannot list the backups"),
+            BackupsCommand::List(args) => print(listing(&args).await, "cannot list the backups"),
             BackupsCommand::ClaimRestore(args) => {
                 let options = args.options();
                 let key =
@@ -121,6 +121,19 @@ async fn claim(
         "restore request judged"
     );
     Ok(claim)
+}
+
+/// `backups list`; the table also says the point-in-time window when the guard's WAL is archived
+/// (the JSON stays an array of backups: `backups window -o json` has the window).
+async fn listing(args: &securityguard_operator::cli::ListArgs) -> Result<String, String> {
+    let mut text = list::run(&args.options()).await.map_err(|e| e.to_string())?;
+    if let (ListOutput::Table, Some(bucket), Some(guard)) = (args.output.output, &args.store.bucket, &args.s3.guard) {
+        let s3 = securityguard_operator::backup::store::S3Store::connect(&args.s3.options(bucket)).await;
+        if let Some(window) = pitr::window::report(&s3, &pitr::folder(&args.s3.prefix, guard)).await {
+            text.push_str(&format!("\nPoint-in-time recovery: {}\n", window.describe_line()));
+        }
+    }
+    Ok(text)
 }
 
 /// `backups window`: the window as JSON or a line of text.

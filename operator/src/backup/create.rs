@@ -387,7 +387,7 @@ async fn transfer(
     // A Job being stopped (deleted, past its deadline) gets SIGTERM: abort cleanly, then exit.
     let result = tokio::select! {
         result = work => result,
-        signal = stop_requested() => Err(Error::Interrupted { key: key.to_owned(), signal }),
+        signal = tools::stop_requested() => Err(Error::Interrupted { key: key.to_owned(), signal }),
     };
     let streamed = match result {
         Ok(streamed) => streamed,
@@ -407,19 +407,4 @@ async fn transfer(
         return Err(store_error(error));
     }
     Ok(streamed)
-}
-
-/// Resolves when the process is asked to stop: SIGTERM (the kubelet) or SIGINT (Ctrl-C).
-pub(crate) async fn stop_requested() -> &'static str {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-    }
 }

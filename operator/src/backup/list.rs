@@ -85,14 +85,7 @@ pub async fn run(options: &Options) -> Result<String, store::Error> {
     };
     let folder = manifest::folder(&options.prefix, options.guard.as_deref());
     let backups = catalog::load(&store, &folder).await?;
-    let mut text = render(&backups, options.format);
-    // The JSON stays an array of backups (`backups window -o json` has the window).
-    if let (Format::Table, store::Store::S3(s3), Some(guard)) = (options.format, &store, options.guard.as_deref())
-        && let Some(window) = super::pitr::window::report(s3, &super::pitr::folder(&options.prefix, guard)).await
-    {
-        text.push_str(&format!("\nPoint-in-time recovery: {}\n", window.describe_line()));
-    }
-    Ok(text)
+    Ok(render(&backups, options.format))
 }
 
 /// The listing of `backups` (newest first) in `format`.

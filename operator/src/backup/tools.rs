@@ -169,3 +169,18 @@ fn spawn_tail(pipe: Option<impl AsyncRead + Unpin + Send + 'static>) -> JoinHand
         String::from_utf8_lossy(&tail).into_owned()
     })
 }
+
+/// Resolves when the process is asked to stop: SIGTERM (the kubelet) or SIGINT (Ctrl-C).
+pub async fn stop_requested() -> &'static str {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}

@@ -36,8 +36,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
+use super::layout::{Heartbeat, Marker, SLOT, marker_key, wal_key};
 use super::wal::{Lsn, Segment, WalFile};
-use super::{Heartbeat, Marker, SLOT, base, fetch, marker_key, wal_key};
+use super::{base, fetch};
 use crate::backup::envelope::Keyring;
 use crate::backup::pg;
 use crate::backup::store::{self, S3Options, S3Store, Store};
@@ -202,7 +203,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         .await
         .map_err(|source| Error::Io { what: format!("listening on {}", options.metrics_address), source })?;
     let s3 = S3Store::connect(&options.s3).await;
-    let folder = super::folder(&options.prefix, &options.guard);
+    let folder = super::layout::folder(&options.prefix, &options.guard);
     let archiver = Arc::new(Archiver {
         options,
         s3,
@@ -215,7 +216,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     tokio::spawn(serve(listener, archiver.clone()));
     tracing::info!(folder = %archiver.folder, spool = %archiver.options.spool.display(), "archiving the WAL");
     archiver.upload_leftovers().await;
-    let stop = crate::backup::create::stop_requested();
+    let stop = crate::backup::tools::stop_requested();
     tokio::pin!(stop);
     let mut state = LoopState::default();
     loop {
@@ -650,12 +651,24 @@ impl Archiver {
     }
 
     async fn base_backup(&self) {
-        match base::take(self).await {
+        let options = &self.options;
+        let target = base::Target {
+            s3: &self.s3,
+            folder: &self.folder,
+            keyring: self.keyring.as_ref(),
+            connect: self.connect_options(),
+            host: &options.host,
+            port: options.port,
+            user: &options.user,
+            pg_bin: options.pg_bin.as_deref(),
+        };
+        match base::take(&target).await {
             Ok(manifest) => {
                 self.metrics.uploaded("base");
                 self.metrics.last_base_backup.set(seconds(manifest.stopped_at));
                 tracing::info!(key = %manifest.key, size = manifest.size, start = %manifest.start_lsn, stop = %manifest.stop_lsn, "base backup stored");
-                if let Err(error) = base::retention(self, Timestamp::now()).await {
+                let policy = (options.retention_days, options.keep_last);
+                if let Err(error) = base::retention(&self.s3, &self.folder, policy, Timestamp::now()).await {
                     self.metrics.error("retention");
                     tracing::warn!(%error, "retention of the WAL archive failed");
                 }

@@ -9,7 +9,7 @@
 //! consistent, is at or before it). Recovery that reaches the upper bound is consistent; the
 //! archive from the lower bound on holds everything the backup needs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -19,14 +19,14 @@ use std::task::{Context, Poll};
 use async_compression::Level;
 use async_compression::tokio::bufread::GzipEncoder;
 use jiff::{SignedDuration, Timestamp};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, ReadBuf};
 use tokio::process::Command;
 
-use super::archive::Archiver;
+use super::layout::{BASE_MANIFEST_VERSION, BaseManifest, MAX_RECORD_BYTES, base_key, base_manifest_key, wal_name};
 use super::wal::{Lsn, WalFile};
-use super::{BASE_MANIFEST_VERSION, BaseManifest, MAX_RECORD_BYTES, base_key, base_manifest_key, wal_name};
-use crate::backup::envelope::{self, Sealer};
+use crate::backup::envelope::{self, Keyring, Sealer};
 use crate::backup::manifest::Encryption;
 use crate::backup::pg;
 use crate::backup::store::{self, S3Store, Store};
@@ -91,18 +91,37 @@ pub async fn manifests(s3: &S3Store, folder: &str) -> Result<Vec<BaseManifest>, 
     Ok(out)
 }
 
-/// Takes a base backup through `archiver`'s connection settings.
-pub async fn take(archiver: &Archiver) -> Result<BaseManifest, Error> {
-    let options = &archiver.options;
+/// Where a base backup is taken from and stored.
+pub struct Target<'a> {
+    /// The bucket.
+    pub s3: &'a S3Store,
+    /// The archive's folder.
+    pub folder: &'a str,
+    /// The keys, when encrypting.
+    pub keyring: Option<&'a Keyring>,
+    /// The server, for its WAL positions.
+    pub connect: PgConnectOptions,
+    /// The server's host, port and user, for `pg_basebackup`.
+    pub host: &'a str,
+    /// Its port.
+    pub port: u16,
+    /// The role (REPLICATION, trusted over loopback).
+    pub user: &'a str,
+    /// Directory of `pg_basebackup` (default: on PATH).
+    pub pg_bin: Option<&'a Path>,
+}
+
+/// Takes a base backup of `target`'s server into its bucket.
+pub async fn take(target: &Target<'_>) -> Result<BaseManifest, Error> {
+    let options = target;
     let started_at = Timestamp::now();
-    let key = base_key(&archiver.folder, started_at);
-    let program = pg::program(options.pg_bin.as_deref(), "pg_basebackup");
+    let key = base_key(target.folder, started_at);
+    let program = pg::program(options.pg_bin, "pg_basebackup");
     let store_error = |detail: String| Error::Store { key: key.clone(), detail };
-    let mut conn =
-        PgConnection::connect_with(&archiver.connect_options()).await.map_err(|e| Error::Server(e.to_string()))?;
+    let mut conn = PgConnection::connect_with(&target.connect).await.map_err(|e| Error::Server(e.to_string()))?;
     let (start_lsn, timeline) = position(&mut conn).await?;
     let mut child = Command::new(&program)
-        .args(["--host", &options.host, "--port", &options.port.to_string(), "--username", &options.user])
+        .args(["--host", options.host, "--port", &options.port.to_string(), "--username", options.user])
         .args(["--no-password", "--pgdata", "-", "--format", "tar", "--wal-method", "none"])
         .args(["--checkpoint", "fast", "--verbose"])
         .stdin(Stdio::null())
@@ -126,9 +145,9 @@ pub async fn take(archiver: &Archiver) -> Result<BaseManifest, Error> {
     let tar_bytes = Arc::new(AtomicU64::new(0));
     let counted = Counting { inner: stdout, count: tar_bytes.clone() };
     let reader = GzipEncoder::with_quality(BufReader::new(counted), Level::Fastest);
-    let sealer = archiver.keyring.as_ref().map(|k| Sealer::new(k.current()));
+    let sealer = target.keyring.map(|k| Sealer::new(k.current()));
     let fingerprint = sealer.as_ref().map(Sealer::fingerprint);
-    let upload = MultipartUpload::start(&archiver.s3, &key).await.map_err(|e| store_error(e.to_string()))?;
+    let upload = MultipartUpload::start(target.s3, &key).await.map_err(|e| store_error(e.to_string()))?;
     let mut sinks = Sinks { s3: upload, local: None };
     let streamed = match upload::stream(reader, PART_SIZE, &mut sinks, sealer).await {
         Ok(streamed) => streamed,
@@ -157,7 +176,7 @@ pub async fn take(archiver: &Archiver) -> Result<BaseManifest, Error> {
     }
     sinks.s3.finish().await.map_err(|e| store_error(e.to_string()))?;
     let stopped_at = Timestamp::now();
-    let size = archiver.s3.head_size(&key).await.map_err(|e| store_error(e.to_string()))?;
+    let size = target.s3.head_size(&key).await.map_err(|e| store_error(e.to_string()))?;
     if size != streamed.size {
         return Err(store_error(format!("{size} bytes stored, {} written", streamed.size)));
     }
@@ -180,7 +199,7 @@ pub async fn take(archiver: &Archiver) -> Result<BaseManifest, Error> {
         }),
     };
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| store_error(e.to_string()))?;
-    Store::S3(archiver.s3.clone())
+    Store::S3(target.s3.clone())
         .put_small(&base_manifest_key(&key), bytes, "application/json")
         .await
         .map_err(|e| store_error(e.to_string()))?;
@@ -230,11 +249,17 @@ pub fn doomed(bases: &[BaseManifest], now: Timestamp, max_age_days: u32, keep_la
     }
 }
 
-/// Applies retention to the archive of `archiver`.
-pub async fn retention(archiver: &Archiver, now: Timestamp) -> Result<(), store::Error> {
-    let bases = manifests(&archiver.s3, &archiver.folder).await?;
-    let doomed = doomed(&bases, now, archiver.options.retention_days, archiver.options.keep_last);
-    let store = Store::S3(archiver.s3.clone());
+/// Applies retention to the archive in `folder`: base backups older than `max_age_days` (never
+/// the newest `keep_last`), and the WAL no kept one needs.
+pub async fn retention(
+    s3: &S3Store,
+    folder: &str,
+    (max_age_days, keep_last): (u32, u32),
+    now: Timestamp,
+) -> Result<(), store::Error> {
+    let bases = manifests(s3, folder).await?;
+    let doomed = doomed(&bases, now, max_age_days, keep_last);
+    let store = Store::S3(s3.clone());
     for key in &doomed.bases {
         // The manifest first: a base backup without it is never used.
         store.delete(&base_manifest_key(key)).await?;
@@ -243,8 +268,8 @@ pub async fn retention(archiver: &Archiver, now: Timestamp) -> Result<(), store:
     }
     let Some(keep_from) = doomed.keep_from else { return Ok(()) };
     let mut deleted = 0usize;
-    for object in store.list(&format!("{}/wal/", archiver.folder)).await? {
-        let old = match wal_name(&archiver.folder, &object.key).as_deref().and_then(WalFile::parse) {
+    for object in store.list(&format!("{folder}/wal/")).await? {
+        let old = match wal_name(folder, &object.key).as_deref().and_then(WalFile::parse) {
             Some(WalFile::Segment(s) | WalFile::Partial(s)) => s.number < keep_from,
             // History files are tiny and recovery reads them to follow timelines: kept.
             Some(WalFile::History(_)) | None => false,

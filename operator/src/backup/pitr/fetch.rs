@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
+use super::layout::{Heartbeat, wal_key};
 use super::wal::{Segment, WalFile};
-use super::{Heartbeat, wal_key};
 use crate::backup::envelope::{self, Keyring};
 use crate::backup::store::{self, S3Store};
 

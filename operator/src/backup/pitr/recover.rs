@@ -184,7 +184,7 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         None => None,
     };
     let s3 = S3Store::connect(&options.s3).await;
-    let folder = super::folder(&options.prefix, &options.guard);
+    let folder = super::layout::folder(&options.prefix, &options.guard);
     let loaded = window::load(&s3, &folder).await?;
     let Some(range) = window::choose(&loaded.ranges, options.target).cloned() else {
         return Err(Error::OutsideWindow { target: options.target, window: loaded.window.describe() });

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use super::layout::{BaseManifest, Heartbeat, MAX_RECORD_BYTES, Marker};
 use super::wal::{History, Lsn, Segment, WalFile};
-use super::{BaseManifest, Heartbeat, MAX_RECORD_BYTES, Marker};
 use crate::backup::store::{self, ObjectInfo, S3Store, Store};
 
 /// How far back from a gap the stored heartbeats are looked up.
@@ -232,7 +232,7 @@ pub async fn load(s3: &S3Store, folder: &str) -> Result<Loaded, Error> {
     let store = Store::S3(s3.clone());
     let objects = store.list(&format!("{folder}/")).await?;
     let mut archive = index(folder, &objects);
-    archive.marker = match store.read_small(&super::marker_key(folder), MAX_RECORD_BYTES).await {
+    archive.marker = match store.read_small(&super::layout::marker_key(folder), MAX_RECORD_BYTES).await {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| Error::Damaged(format!("the marker: {e}")))?),
         Err(store::Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
@@ -330,7 +330,7 @@ impl Window {
 pub fn index(folder: &str, objects: &[ObjectInfo]) -> Archive {
     let mut archive = Archive { history: History::first(), ..Archive::default() };
     for object in objects {
-        match super::wal_name(folder, &object.key).as_deref().and_then(WalFile::parse) {
+        match super::layout::wal_name(folder, &object.key).as_deref().and_then(WalFile::parse) {
             Some(WalFile::Segment(s)) => {
                 archive.segments.insert(s);
             }
