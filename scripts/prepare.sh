@@ -4,7 +4,10 @@
 set -euo pipefail
 log() { printf '[prepare] %s\n' "$*" >&2; }
 need=()
-for cmd in openssl curl python3; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
+# command:package (tests/pitr.rs stops its archivers with pkill; the benchmarks compute with bc).
+for pair in openssl:openssl curl:curl python3:python3 pkill:procps bc:bc; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -178,6 +178,29 @@ const SIWS_DOMAIN: &str = "securityguard.local";
 const SIWS_URI: &str = "https://securityguard.local";
 
 impl ApiClient {
+    /// The scans a wallet's history lists, newest first.
+    pub async fn history(&self, token: &str) -> Vec<String> {
+        let (status, body) = self.get("/v1/scans", Some(token)).await.expect("history");
+        assert_eq!(status, 200, "{body}");
+        body["scans"]
+            .as_array()
+            .expect("scans")
+            .iter()
+            .filter_map(|s| s["scan_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Scans a domain and reads the scan back (it is stored once readable); its id.
+    pub async fn scan_stored(&self, token: &str, domain: &str) -> String {
+        let (status, body) =
+            self.post("/v1/scan/domains", Some(token), &serde_json::json!({"domains": [domain]})).await.expect("scan");
+        assert_eq!(status, 200, "{body}");
+        let id = body["scan_id"].as_str().expect("scan id").to_owned();
+        let (status, body) = self.get(&format!("/v1/scans/{id}"), Some(token)).await.expect("read back");
+        assert_eq!(status, 200, "{body}");
+        id
+    }
+
     /// The client of the API at `base` (`http://host:port`).
     pub fn new(base: String) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");

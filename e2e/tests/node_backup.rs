@@ -19,14 +19,13 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
 use securityguard_e2e::backups::Bucket;
 use securityguard_e2e::fixtures::GuardFixture;
-use securityguard_e2e::node::{self, ApiClient, S3, Site, leader, new_wallet};
+use securityguard_e2e::node::{self, S3, Site, leader, new_wallet};
 use securityguard_e2e::{
     OPERATOR_NAMESPACE, eventually, kubectl, kubectl_ok, s3_credentials, secret_with, wait_deleted,
 };
 use securityguard_operator::backup::envelope::{self, Keyring};
 use securityguard_operator::backup::manifest::{self, Manifest};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
-use serde_json::json;
 
 const GUARD: &str = "shop";
 const JOB_IMAGE: &str = "ghcr.io/securityguard/operator:0.1.0";
@@ -91,23 +90,6 @@ fn last_successful_key(guard: &SecurityGuard) -> Option<String> {
 fn restore_phase(guard: &SecurityGuard, request: &str) -> Option<RestorePhase> {
     let restore = guard.status.as_ref()?.restore.as_ref()?;
     (restore.request_id == request).then_some(restore.phase)
-}
-
-/// The scans a wallet's history lists, by kind, newest first.
-async fn history(api: &ApiClient, token: &str) -> Vec<String> {
-    let (status, body) = api.get("/v1/scans", Some(token)).await.expect("history");
-    assert_eq!(status, 200, "{body}");
-    body["scans"].as_array().expect("scans").iter().filter_map(|s| s["scan_id"].as_str().map(str::to_owned)).collect()
-}
-
-/// Scans a domain and waits until the scan is stored (reading it back flushes the writer).
-async fn scan(api: &ApiClient, token: &str, domain: &str) -> String {
-    let (status, body) = api.post("/v1/scan/domains", Some(token), &json!({"domains": [domain]})).await.expect("scan");
-    assert_eq!(status, 200, "{body}");
-    let id = body["scan_id"].as_str().expect("scan id").to_owned();
-    let (status, body) = api.get(&format!("/v1/scans/{id}"), Some(token)).await.expect("read back");
-    assert_eq!(status, 200, "{body}");
-    id
 }
 
 #[tokio::test]
@@ -282,14 +264,14 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     let token = api.sign_in(&wallet).await;
 
     // Data written through the API, then a backup.
-    let kept = scan(&api, &token, "phantom.app").await;
+    let kept = api.scan_stored(&token, "phantom.app").await;
     site.apply(&with_backups(&site, &bucket).backup_request("b1"));
     let guard = site.wait("the backup of request b1", TIMEOUT, |g| last_successful_key(g).is_some()).await;
     let backup_key = last_successful_key(&guard).expect("backup key");
 
     // The data changes after the backup.
-    let lost = scan(&api, &token, "phant0m.app").await;
-    assert_eq!(history(&api, &token).await, [lost.clone(), kept.clone()]);
+    let lost = api.scan_stored(&token, "phant0m.app").await;
+    assert_eq!(api.history(&token).await, [lost.clone(), kept.clone()]);
 
     // The on-call engineer edits the SecurityGuard. The real API pods terminate while the
     // restore scales the API down.
@@ -321,13 +303,13 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     // The API is back with the data as it was at the backup.
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(history(&api, &token).await, std::slice::from_ref(&kept), "the scan made after the backup is gone");
+    assert_eq!(api.history(&token).await, std::slice::from_ref(&kept), "the scan made after the backup is gone");
     let (status, _) = api.get(&format!("/v1/scans/{lost}"), Some(&token)).await.expect("read");
     assert_eq!(status, 404);
 
     // Again, with the operator's leader pod deleted while the restore runs: the other replica
     // takes over and completes it.
-    let again = scan(&api, &token, "phant0m.app").await;
+    let again = api.scan_stored(&token, "phant0m.app").await;
     site.apply(&with_backups(&site, &bucket).backup_request("b1").restore("r2", &backup_key));
     site.wait("restore r2 past Pending", TIMEOUT, |g| {
         matches!(restore_phase(g, "r2"), Some(RestorePhase::SafetyBackup | RestorePhase::Restoring))
@@ -341,13 +323,13 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     assert_ne!(new_leader, old_leader, "another operator pod leads");
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(history(&api, &token).await, std::slice::from_ref(&kept), "{again} is gone again");
+    assert_eq!(api.history(&token).await, std::slice::from_ref(&kept), "{again} is gone again");
 
     // The cluster rebuilt from Git: the SecurityGuard deleted (its data volume and password
     // stay) and re-created from the same manifest, spec.restore r2 included. The ledger in the
     // bucket refuses r2 before anything scales down: the API keeps its pods and the data
     // written since r2 stays.
-    let since = scan(&api, &token, "phantom-wallet.app").await;
+    let since = api.scan_stored(&token, "phantom-wallet.app").await;
     let manifest = with_backups(&site, &bucket).backup_request("b1").restore("r2", &backup_key);
     site.guards().delete(GUARD, &DeleteParams::foreground()).await.expect("delete the SecurityGuard");
     wait_deleted(site.guards(), GUARD, TIMEOUT).await;
@@ -398,7 +380,7 @@ async fn restore_by_edit_brings_the_api_back_with_the_data_of_the_backup() {
     let api = site.api().await;
     api.wait_ready(Duration::from_secs(60)).await;
     let token = api.sign_in(&wallet).await;
-    assert_eq!(history(&api, &token).await, [since, kept], "nothing was restored again");
+    assert_eq!(api.history(&token).await, [since, kept], "nothing was restored again");
 }
 
 /// Watches a Deployment and records the replicas its spec asks for, every version seen.
@@ -452,7 +434,7 @@ async fn encrypted_backups_restore_only_with_their_key() {
     let api = site.api().await;
     api.wait_ready(Duration::from_secs(60)).await;
     let token = api.sign_in(&new_wallet()).await;
-    let kept = scan(&api, &token, "phantom.app").await;
+    let kept = api.scan_stored(&token, "phantom.app").await;
 
     site.apply(&encrypted(with_backups(&site, &bucket).backup_request("b1")));
     let guard = site.wait("the encrypted backup of request b1", TIMEOUT, |g| last_successful_key(g).is_some()).await;
@@ -473,7 +455,7 @@ async fn encrypted_backups_restore_only_with_their_key() {
 
     // The key rotated the wrong way: the Secret holds the new key only.
     key_secret(&ns, &[new.as_str()]);
-    let lost = scan(&api, &token, "phant0m.app").await;
+    let lost = api.scan_stored(&token, "phant0m.app").await;
     site.apply(&encrypted(with_backups(&site, &bucket).backup_request("b1")).restore("r1", &key));
     let guard = site.wait("restore r1 Failed", TIMEOUT, |g| restore_phase(g, "r1") == Some(RestorePhase::Failed)).await;
     let restore = guard.status.and_then(|s| s.restore).expect("restore status");
@@ -485,7 +467,7 @@ async fn encrypted_backups_restore_only_with_their_key() {
     assert!(!said.contains(&old) && !said.contains(&new), "fingerprints only");
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(history(&api, &token).await, [lost.clone(), kept.clone()], "the database was not touched");
+    assert_eq!(api.history(&token).await, [lost.clone(), kept.clone()], "the database was not touched");
 
     // The rotation done right: the new key first, the old one below it.
     key_secret(&ns, &[new.as_str(), old.as_str()]);
@@ -493,7 +475,7 @@ async fn encrypted_backups_restore_only_with_their_key() {
     site.wait("restore r2 Completed", TIMEOUT, |g| restore_phase(g, "r2") == Some(RestorePhase::Completed)).await;
     site.ready(TIMEOUT).await;
     api.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(history(&api, &token).await, [kept], "{lost} is gone: the backup was restored");
+    assert_eq!(api.history(&token).await, [kept], "{lost} is gone: the backup was restored");
 }
 
 /// Watches the API pods until none is left, and returns every pod seen deleted.

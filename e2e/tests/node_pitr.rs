@@ -14,31 +14,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use securityguard_e2e::backups::Bucket;
 use securityguard_e2e::fixtures::GuardFixture;
-use securityguard_e2e::node::{self, ApiClient, S3, Site, new_wallet};
+use securityguard_e2e::node::{self, S3, Site, new_wallet};
 use securityguard_e2e::{eventually, s3_credentials};
 use securityguard_operator::backup::pitr::{self, window::Window};
 use securityguard_operator::crd::{RestorePhase, SecurityGuard};
-use serde_json::json;
 
 const GUARD: &str = "ledger";
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The scans a wallet's history lists, newest first.
-async fn history(api: &ApiClient, token: &str) -> Vec<String> {
-    let (status, body) = api.get("/v1/scans", Some(token)).await.expect("history");
-    assert_eq!(status, 200, "{body}");
-    body["scans"].as_array().expect("scans").iter().filter_map(|s| s["scan_id"].as_str().map(str::to_owned)).collect()
-}
-
-/// Scans a domain and reads the scan back (it is committed once readable).
-async fn scan(api: &ApiClient, token: &str, domain: &str) -> String {
-    let (status, body) = api.post("/v1/scan/domains", Some(token), &json!({"domains": [domain]})).await.expect("scan");
-    assert_eq!(status, 200, "{body}");
-    let id = body["scan_id"].as_str().expect("scan id").to_owned();
-    let (status, body) = api.get(&format!("/v1/scans/{id}"), Some(token)).await.expect("read back");
-    assert_eq!(status, 200, "{body}");
-    id
-}
 
 fn restore_phase(guard: &SecurityGuard, request: &str) -> Option<RestorePhase> {
     let restore = guard.status.as_ref()?.restore.as_ref()?;
@@ -86,21 +68,21 @@ async fn a_restore_to_a_time_by_edit_keeps_what_came_before_it_and_nothing_after
     })
     .await;
     eventually("the clock inside the window", TIMEOUT, || async { (Timestamp::now() > opened).then_some(()) }).await;
-    let kept = scan(&api, &token, "phantom.app").await;
+    let kept = api.scan_stored(&token, "phantom.app").await;
     let written = Timestamp::now();
     eventually("the next whole second", TIMEOUT, || async {
         (Timestamp::now().as_second() > written.as_second()).then_some(())
     })
     .await;
     let target = Timestamp::from_second(Timestamp::now().as_second()).expect("a time");
-    let lost = scan(&api, &token, "phant0m.app").await;
+    let lost = api.scan_stored(&token, "phant0m.app").await;
     let after = Timestamp::now();
     let reached = eventually("the window past the second scan", TIMEOUT, || async {
         window(&bucket, &folder).await.filter(|w| w.last_recoverable.is_some_and(|l| l >= after))
     })
     .await;
     assert_eq!(reached.error, None, "{reached:?}");
-    assert_eq!(history(&api, &token).await, [lost.clone(), kept.clone()]);
+    assert_eq!(api.history(&token).await, [lost.clone(), kept.clone()]);
 
     // The status shows the window once a backup Job read it.
     site.apply(&guard().backup_request("b1"));
@@ -154,7 +136,7 @@ async fn a_restore_to_a_time_by_edit_keeps_what_came_before_it_and_nothing_after
     let api = site.api().await;
     api.wait_ready(Duration::from_secs(60)).await;
     let token = api.sign_in(&wallet).await;
-    assert_eq!(history(&api, &token).await, std::slice::from_ref(&kept), "the scan made after the target is gone");
+    assert_eq!(api.history(&token).await, std::slice::from_ref(&kept), "the scan made after the target is gone");
     let (status, _) = api.get(&format!("/v1/scans/{lost}"), Some(&token)).await.expect("read");
     assert_eq!(status, 404);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics::Metrics;
@@ -41,8 +41,13 @@ fn router(health: Health) -> Router {
         .with_state(health)
 }
 
-async fn metrics(State(health): State<Health>) -> impl IntoResponse {
-    match health.metrics.encode() {
+async fn metrics(State(health): State<Health>) -> Response {
+    metrics_response(health.metrics.encode())
+}
+
+/// The OpenMetrics answer of a `/metrics` endpoint (also the WAL archiver's).
+pub fn metrics_response(encoded: Result<String, std::fmt::Error>) -> Response {
+    match encoded {
         Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

@@ -248,25 +248,13 @@ struct LoopState {
 }
 
 async fn serve(listener: tokio::net::TcpListener, archiver: Arc<Archiver>) {
-    use axum::http::{StatusCode, header};
-    use axum::response::IntoResponse;
     use axum::routing::get;
     let router = axum::Router::new()
         .route(
             "/metrics",
             get(move || {
                 let archiver = archiver.clone();
-                async move {
-                    match archiver.metrics.encode() {
-                        Ok(body) => (
-                            StatusCode::OK,
-                            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-                            body,
-                        )
-                            .into_response(),
-                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response(),
-                    }
-                }
+                async move { crate::http::metrics_response(archiver.metrics.encode()) }
             }),
         )
         .route("/healthz", get(|| async { "ok" }));
@@ -591,8 +579,7 @@ impl Archiver {
             .bucket(&self.s3.bucket)
             .key(&key)
             .content_type("application/gzip")
-            .metadata("sha256", sha)
-            .set_metadata_heartbeat(heartbeat)
+            .set_metadata(Some(metadata(sha, heartbeat)))
             .set_server_side_encryption(sse.map(store::ServerSideEncryption::header))
             .set_ssekms_key_id(sse.and_then(store::ServerSideEncryption::kms_key_id))
             .body(stored.into())
@@ -687,6 +674,15 @@ fn after(time: Timestamp, interval: Duration) -> Timestamp {
         .unwrap_or(time)
 }
 
+/// The S3 user metadata of a WAL object: its SHA-256, and the newest heartbeat inside it.
+fn metadata(sha256: String, heartbeat: Option<Heartbeat>) -> std::collections::HashMap<String, String> {
+    let mut metadata = std::collections::HashMap::from([("sha256".to_owned(), sha256)]);
+    if let Some(beat) = heartbeat {
+        metadata.insert("heartbeat".to_owned(), beat.to_metadata());
+    }
+    metadata
+}
+
 /// What a pass learnt from the server.
 #[derive(Debug, Clone, Copy)]
 struct Followed {
@@ -694,19 +690,6 @@ struct Followed {
     target: Lsn,
     timeline: u32,
     flushed: bool,
-}
-
-trait HeartbeatMetadata {
-    fn set_metadata_heartbeat(self, heartbeat: Option<Heartbeat>) -> Self;
-}
-
-impl HeartbeatMetadata for aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
-    fn set_metadata_heartbeat(self, heartbeat: Option<Heartbeat>) -> Self {
-        match heartbeat {
-            Some(beat) => self.metadata("heartbeat", beat.to_metadata()),
-            None => self,
-        }
-    }
 }
 
 async fn lsn(conn: &mut PgConnection, query: &'static str) -> Result<Lsn, sqlx::Error> {
@@ -719,16 +702,6 @@ async fn timeline(conn: &mut PgConnection) -> Result<u32, sqlx::Error> {
     let name: String =
         sqlx::query_scalar("SELECT pg_walfile_name(pg_current_wal_flush_lsn())").fetch_one(&mut *conn).await?;
     Segment::parse(&name).map(|s| s.timeline).ok_or_else(|| sqlx::Error::Protocol(format!("odd WAL file name {name}")))
-}
-
-/// A `timestamptz` as PostgreSQL prints it (`2026-11-30 10:00:01.123456+00`, any zone).
-pub fn parse_pg_time(text: &str) -> Option<Timestamp> {
-    let text = text.trim();
-    // `+00` → `+00:00`, as RFC 3339 wants.
-    let (body, zone) = text.rsplit_once(['+', '-']).filter(|(b, _)| b.contains(' '))?;
-    let sign = &text[body.len()..=body.len()];
-    let zone = if zone.contains(':') { zone.to_owned() } else { format!("{zone}:00") };
-    format!("{}{sign}{zone}", body.replacen(' ', "T", 1)).parse().ok()
 }
 
 /// The WAL files of a spool, oldest first (history files first).
@@ -763,14 +736,6 @@ pub async fn log_lines(program: &'static str, reader: impl tokio::io::AsyncBufRe
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_times_postgres_prints() {
-        assert_eq!(parse_pg_time("2026-11-30 10:00:01.123456+00"), "2026-11-30T10:00:01.123456Z".parse().ok());
-        assert_eq!(parse_pg_time("2026-11-30 11:00:01+01"), "2026-11-30T10:00:01Z".parse().ok());
-        assert_eq!(parse_pg_time("2026-11-30 04:30:00-05:30"), "2026-11-30T10:00:00Z".parse().ok());
-        assert_eq!(parse_pg_time("yesterday"), None);
-    }
 
     #[tokio::test]
     async fn the_spool_is_read_oldest_first_and_other_files_are_ignored() {
