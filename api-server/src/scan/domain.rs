@@ -1,7 +1,10 @@
 //! Domain checks: allow- and block-list suffix matching, and lookalikes of protected brand
 //! domains (edit distance, homoglyphs, brand names under other domains).
 
+use aho_corasick::AhoCorasick;
+
 use super::patterns::PatternSet;
+use super::skeleton::{ProtectedDomain, label_of, skeleton};
 use super::verdict::{Severity, Warning};
 
 /// Longest accepted domain (RFC 1035).
@@ -66,47 +69,6 @@ pub fn registrable(domain: &str) -> &str {
     psl::domain_str(domain).unwrap_or(domain)
 }
 
-/// Maps confusable characters to the ASCII letters they imitate.
-fn skeleton_char(c: char) -> char {
-    match c {
-        'а' | 'ɑ' | 'α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | '@' => 'a',
-        'Ь' | 'ь' | 'ḃ' => 'b',
-        'с' | 'ϲ' | 'ç' => 'c',
-        'ԁ' | 'ɗ' => 'd',
-        'е' | 'ё' | 'è' | 'é' | 'ê' | 'ë' | 'ε' | '3' => 'e',
-        'ɡ' => 'g',
-        'һ' => 'h',
-        'і' | 'ı' | 'ì' | 'í' | 'î' | 'ï' | 'l' | '1' | '|' | 'ӏ' => 'l',
-        'ј' => 'j',
-        'κ' | 'к' => 'k',
-        'ո' | 'п' => 'n',
-        'о' | 'ο' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | '0' | 'ø' => 'o',
-        'р' | 'ρ' => 'p',
-        'ԛ' => 'q',
-        'ѕ' | '5' | '$' => 's',
-        'т' | 'τ' | '7' => 't',
-        'υ' | 'ù' | 'ú' | 'û' | 'ü' => 'u',
-        'ν' | 'ѵ' => 'v',
-        'ѡ' | 'ԝ' => 'w',
-        'х' | 'χ' => 'x',
-        'у' | 'ý' | 'ÿ' => 'y',
-        'ᴢ' => 'z',
-        other => other,
-    }
-}
-
-/// A comparison form: confusables mapped, 'i' and 'l' merged, "rn" read as "m", "vv" as "w",
-/// hyphens dropped.
-pub fn skeleton(s: &str) -> String {
-    let mapped: String =
-        s.chars().map(skeleton_char).map(|c| if c == 'i' { 'l' } else { c }).filter(|&c| c != '-').collect();
-    mapped.replace("rn", "m").replace("vv", "w")
-}
-
-fn label_of(registrable: &str) -> &str {
-    registrable.split('.').next().unwrap_or(registrable)
-}
-
 const SUSPICIOUS_WORDS: &[&str] = &[
     "airdrop",
     "claim",
@@ -134,6 +96,36 @@ const SUSPICIOUS_TLDS: &[&str] = &[
     "xyz", "top", "click", "site", "online", "live", "icu", "buzz", "rest", "monster", "cfd", "sbs", "shop", "fun",
     "pw", "tk", "ml", "ga", "cf", "gq",
 ];
+
+/// The lure and phishing words of a domain, found in one pass (an Aho-Corasick automaton over
+/// both lists, built once) rather than one substring search per word.
+struct Words {
+    /// Bit i: `SUSPICIOUS_WORDS[i]`; bit `SUSPICIOUS_WORDS.len() + j`: `LURE_WORDS[j]`.
+    found: u64,
+}
+
+static WORD_FINDER: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
+    const { assert!(SUSPICIOUS_WORDS.len() + LURE_WORDS.len() <= 64) };
+    AhoCorasick::new(SUSPICIOUS_WORDS.iter().chain(LURE_WORDS)).expect("the word lists build an automaton")
+});
+
+impl Words {
+    fn in_domain(domain: &str) -> Self {
+        let found =
+            WORD_FINDER.find_overlapping_iter(domain).fold(0u64, |found, m| found | (1 << m.pattern().as_usize()));
+        Self { found }
+    }
+
+    /// Any lure or phishing word.
+    fn any(&self) -> bool {
+        self.found != 0
+    }
+
+    /// The phishing words, in `SUSPICIOUS_WORDS`' order.
+    fn suspicious(&self) -> impl Iterator<Item = &'static str> + '_ {
+        SUSPICIOUS_WORDS.iter().enumerate().filter(|(i, _)| self.found & (1 << i) != 0).map(|(_, w)| *w)
+    }
+}
 
 /// Warnings for one normalized domain; `None` for a domain on the allow list (or under one),
 /// which nothing else may warn about either.
@@ -206,9 +198,13 @@ struct Candidate<'a> {
     has_non_ascii: bool,
     reg_skeleton: String,
     label_skeleton: String,
+    /// The characters in `label_skeleton`.
+    label_skeleton_chars: usize,
     whole_skeleton: String,
     /// The skeletons of the domain's tokens (split at dots and hyphens).
     token_skeletons: Vec<String>,
+    /// The lure and phishing words the domain contains.
+    words: Words,
     /// A lure word, a phishing word or a top-level domain often used for phishing.
     lured: bool,
 }
@@ -225,6 +221,8 @@ impl<'a> Candidate<'a> {
         let reg = registrable(domain);
         let reg_label = label_of(reg);
         let tld = reg.rsplit('.').next().unwrap_or("");
+        let words = Words::in_domain(domain);
+        let label_skeleton = skeleton(reg_label);
         Self {
             domain,
             reg,
@@ -232,24 +230,25 @@ impl<'a> Candidate<'a> {
             tld,
             has_non_ascii: !domain.is_ascii(),
             reg_skeleton: skeleton(reg),
-            label_skeleton: skeleton(reg_label),
+            label_skeleton_chars: label_skeleton.chars().count(),
+            label_skeleton,
             whole_skeleton: skeleton(domain),
             token_skeletons: domain.split(['.', '-']).map(skeleton).collect(),
-            lured: LURE_WORDS.iter().any(|w| domain.contains(w))
-                || SUSPICIOUS_WORDS.iter().any(|w| domain.contains(w))
-                || SUSPICIOUS_TLDS.contains(&tld),
+            lured: words.any() || SUSPICIOUS_TLDS.contains(&tld),
+            words,
         }
     }
 
-    fn compare(&self, brand: &str) -> Brand {
+    fn compare(&self, protected: &ProtectedDomain) -> Brand {
         let (domain, reg_label) = (self.domain, self.reg_label);
+        let brand = protected.domain.as_str();
         if matches_suffix(domain, brand) {
             return Brand::Itself;
         }
-        let brand_label = label_of(brand);
-        let brand_skeleton = skeleton(brand_label);
+        let brand_label = protected.label();
+        let brand_skeleton = &protected.label_skeleton;
         let imitated = |kind, message| Brand::Imitated(warning(kind, Severity::High, message));
-        if self.reg_skeleton == skeleton(brand) || (self.has_non_ascii && self.label_skeleton == brand_skeleton) {
+        if self.reg_skeleton == protected.skeleton || (self.has_non_ascii && self.label_skeleton == *brand_skeleton) {
             let message = format!("{domain} imitates {brand} with look-alike characters");
             return Brand::Imitated(warning("homoglyph_domain", Severity::Critical, message));
         }
@@ -266,8 +265,14 @@ impl<'a> Candidate<'a> {
         if brand_label.len() < 4 {
             return Brand::Other;
         }
-        let distance = strsim::damerau_levenshtein(&self.label_skeleton, &brand_skeleton);
         let max = if brand_label.len() >= 7 { 2 } else { 1 };
+        // The distance is at least the difference in length: skip the comparisons that cannot
+        // come within `max`.
+        let distance = if self.label_skeleton_chars.abs_diff(protected.label_skeleton_chars) <= max {
+            strsim::damerau_levenshtein(&self.label_skeleton, brand_skeleton)
+        } else {
+            usize::MAX
+        };
         if reg_label != brand_label && distance <= max {
             // Two edits from a name of seven letters or more also reach ordinary words and
             // other projects' names (balance/binance, urlscan/solscan, fantom/phantom): a
@@ -282,8 +287,8 @@ impl<'a> Candidate<'a> {
         // The brand's name inside another registrable domain: phantom-wallet.com,
         // phantom.app.evil.io, secure-phant0m.xyz; a name merely containing it
         // (tensorflow.org) only counts together with a lure word.
-        let exact_token = self.token_skeletons.contains(&brand_skeleton);
-        if exact_token || (self.whole_skeleton.contains(&brand_skeleton) && self.lured) {
+        let exact_token = self.token_skeletons.contains(brand_skeleton);
+        if exact_token || (self.lured && self.whole_skeleton.contains(brand_skeleton.as_str())) {
             return imitated(
                 "brand_impersonation",
                 format!("{domain} contains the name of {brand} but is not {brand}"),
@@ -305,7 +310,7 @@ impl<'a> Candidate<'a> {
         } else if self.has_non_ascii && !lookalike {
             out.push(warning("non_ascii_domain", Severity::Medium, format!("{domain} contains non-ASCII characters")));
         }
-        let words: Vec<&str> = SUSPICIOUS_WORDS.iter().copied().filter(|w| domain.contains(w)).collect();
+        let words: Vec<&str> = self.words.suspicious().collect();
         if !words.is_empty() {
             let message = format!("{domain} contains words common in wallet phishing: {}", words.join(", "));
             out.push(warning("phishing_keywords", Severity::Medium, message));

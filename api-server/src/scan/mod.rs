@@ -5,6 +5,7 @@ pub mod model;
 pub mod official;
 pub mod patterns;
 pub mod rules;
+pub mod skeleton;
 pub mod tx;
 pub mod verdict;
 

@@ -7,6 +7,7 @@
 //! allocates nothing: tokens are hashed and their weights summed as they are produced, with
 //! stack buffers for n-grams and skeletons.
 
+use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 
 use super::verdict::Action;
@@ -45,6 +46,12 @@ const FEATURES_VERSION: u32 = 2;
 /// Longest host the scorer accepts (RFC 1035), and so the size of its buffers.
 const MAX_HOST: usize = 253;
 const MAX_NAME: usize = 63;
+/// Most lure words and brands an artifact may have: the words and brands found in a host are
+/// kept in fixed bit sets, so that scoring allocates nothing.
+const MAX_LURES: usize = 128;
+const MAX_BRANDS: usize = 256;
+/// Brand names from this length on count when contained anywhere in the host.
+const CONTAINED_FROM: usize = 5;
 
 #[derive(Deserialize)]
 struct Artifact {
@@ -90,10 +97,38 @@ struct BrandSpec {
 
 struct Brand {
     name: String,
-    /// Finds the name inside a host (built once: a search's set-up costs as much as a search).
-    finder: memchr::memmem::Finder<'static>,
     skeleton: Vec<u8>,
+    /// The letters of `skeleton`, counted (see `Letters`).
+    letters: Letters,
     official: Vec<String>,
+}
+
+/// Counts of the bytes of a skeleton, in 32 buckets (`byte % 32`). Half the difference between
+/// two counts (more precisely: the larger of the two one-sided differences) is a lower bound of
+/// the edit distance, since an edit changes it by at most one and a transposition not at all;
+/// merging bytes into buckets only lowers it. It rules most brands out before the edit
+/// distance is computed.
+#[derive(Clone, Copy)]
+struct Letters([u8; 32]);
+
+impl Letters {
+    fn of(s: &[u8]) -> Self {
+        let mut counts = [0u8; 32];
+        for &c in s {
+            counts[usize::from(c % 32)] = counts[usize::from(c % 32)].saturating_add(1);
+        }
+        Self(counts)
+    }
+
+    /// A lower bound of the edit distance between the two skeletons counted.
+    fn distance_at_least(&self, other: &Self) -> usize {
+        let (mut more, mut fewer) = (0usize, 0usize);
+        for (&a, &b) in self.0.iter().zip(&other.0) {
+            more += usize::from(a.saturating_sub(b));
+            fewer += usize::from(b.saturating_sub(a));
+        }
+        more.max(fewer)
+    }
 }
 
 /// A loaded model.
@@ -107,8 +142,33 @@ pub struct DomainModel {
     b: f64,
     thresholds: Thresholds,
     lures: Vec<String>,
+    /// Finds every lure word in a host in one pass (pattern i is `lures[i]`).
+    lure_finder: AhoCorasick,
     platforms: Vec<String>,
     brands: Vec<Brand>,
+    /// Finds every brand name of `CONTAINED_FROM` letters or more in a host in one pass
+    /// (pattern i is the brand `contained_brands[i]`).
+    brand_finder: AhoCorasick,
+    contained_brands: Vec<usize>,
+}
+
+/// A fixed set of small indices (lure words, brands).
+struct Bits<const WORDS: usize>([u64; WORDS]);
+
+impl<const WORDS: usize> Bits<WORDS> {
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+}
+
+impl<const WORDS: usize> Default for Bits<WORDS> {
+    fn default() -> Self {
+        Self([0; WORDS])
+    }
 }
 
 /// The model's view of one domain.
@@ -141,6 +201,9 @@ impl DomainModel {
         }
         let dense_weights: [f64; DENSE.len()] =
             art.dense_weights.try_into().map_err(|_| "domain model: wrong number of dense weights")?;
+        if art.lure_words.len() > MAX_LURES || art.brands.len() > MAX_BRANDS {
+            return Err(format!("domain model: more than {MAX_LURES} lure words or {MAX_BRANDS} brands"));
+        }
         let mut brands = Vec::with_capacity(art.brands.len());
         for b in art.brands {
             if b.name.is_empty() || b.name.len() > MAX_NAME {
@@ -148,9 +211,16 @@ impl DomainModel {
             }
             let mut buf = [0u8; MAX_HOST];
             let skeleton = skeleton(b.name.as_bytes(), &mut buf).to_vec();
-            let finder = memchr::memmem::Finder::new(b.name.as_bytes()).into_owned();
-            brands.push(Brand { name: b.name, finder, skeleton, official: b.official });
+            let letters = Letters::of(&skeleton);
+            brands.push(Brand { name: b.name, skeleton, letters, official: b.official });
         }
+        let finder = |words: &mut dyn Iterator<Item = &str>| {
+            AhoCorasick::new(words).map_err(|e| format!("domain model: cannot search for its words: {e}"))
+        };
+        let lure_finder = finder(&mut art.lure_words.iter().map(String::as_str))?;
+        let contained_brands: Vec<usize> =
+            (0..brands.len()).filter(|&i| brands[i].name.len() >= CONTAINED_FROM).collect();
+        let brand_finder = finder(&mut contained_brands.iter().map(|&i| brands[i].name.as_str()))?;
         Ok(Self {
             version: art.version,
             mask: (1u64 << art.hash_bits) - 1,
@@ -161,8 +231,11 @@ impl DomainModel {
             b: art.calibration.b,
             thresholds: art.thresholds,
             lures: art.lure_words,
+            lure_finder,
             platforms: art.platforms,
             brands,
+            brand_finder,
+            contained_brands,
         })
     }
 
@@ -250,9 +323,14 @@ impl DomainModel {
 
     /// The lure words the host contains, alone and with the top-level domain; returns how many.
     fn add_lures(&self, p: &Parts, z: &mut f64) -> u32 {
+        let mut found = Bits::<{ MAX_LURES / 64 }>::default();
+        for m in self.lure_finder.find_overlapping_iter(p.hb) {
+            found.insert(m.pattern().as_usize());
+        }
         let mut lures = 0u32;
-        for w in &self.lures {
-            if p.host.contains(w.as_str()) {
+        // In the list's order, as `features.py` adds them.
+        for (i, w) in self.lures.iter().enumerate() {
+            if found.contains(i) {
                 *z += self.weight(b'L', w.as_bytes());
                 let h = fnv1a_more(fnv1a_more(fnv1a(b'X', w.as_bytes()), b"@"), p.tld);
                 *z += self.weights[(h & self.mask) as usize];
@@ -280,14 +358,19 @@ impl DomainModel {
     fn add_brands(&self, p: &Parts, z: &mut f64) -> BrandHits {
         let mut lskel_buf = [0u8; MAX_HOST];
         let lskel = skeleton(p.lb, &mut lskel_buf);
+        let letters = Letters::of(lskel);
         let words = HostWords::new(p.hb);
+        let mut contained = Bits::<{ MAX_BRANDS / 64 }>::default();
+        for m in self.brand_finder.find_overlapping_iter(p.hb) {
+            contained.insert(self.contained_brands[m.pattern().as_usize()]);
+        }
         let mut hits = BrandHits::default();
-        for brand in &self.brands {
+        for (i, brand) in self.brands.iter().enumerate() {
             if brand.official.iter().any(|o| o == p.reg) {
                 hits.official = true;
                 continue;
             }
-            if hits.compare(brand, p, lskel, &words) {
+            if hits.compare(brand, p, (lskel, &letters), &words, contained.contains(i)) {
                 *z += self.weight(b'B', brand.name.as_bytes());
                 hits.any = true;
             }
@@ -339,7 +422,16 @@ struct BrandHits {
 
 impl BrandHits {
     /// Compares the host with one brand (not its official domain); true when any signal fired.
-    fn compare(&mut self, brand: &Brand, p: &Parts, lskel: &[u8], words: &HostWords) -> bool {
+    /// `contained`: the host contains the brand's name (of `CONTAINED_FROM` letters or more).
+    /// `lskel`: the skeleton of the registrable label, and its letters counted.
+    fn compare(
+        &mut self,
+        brand: &Brand,
+        p: &Parts,
+        (lskel, letters): (&[u8], &Letters),
+        words: &HostWords,
+        contained: bool,
+    ) -> bool {
         let lb = p.lb;
         let name = brand.name.as_bytes();
         let mut hit = false;
@@ -351,11 +443,15 @@ impl BrandHits {
             self.word = 1.0;
             hit = true;
         }
-        if name.len() >= 5 && brand.finder.find(p.hb).is_some() {
+        if contained {
             self.contained = 1.0;
             hit = true;
         }
-        if name.len() >= 5 && lb != name && lskel.len().abs_diff(brand.skeleton.len()) <= 2 {
+        if name.len() >= 5
+            && lb != name
+            && lskel.len().abs_diff(brand.skeleton.len()) <= 2
+            && letters.distance_at_least(&brand.letters) <= 2
+        {
             let edits = match osa_within(lskel, &brand.skeleton, 2) {
                 0 => &mut self.homoglyph,
                 1 => &mut self.edit1,

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::skeleton::ProtectedDomain;
 use super::tx::Pubkey;
 
 /// Tunable rule parameters (kind `rule_parameter` in the library).
@@ -27,7 +28,8 @@ pub struct PatternSet {
     /// A set: a scan looks up each suffix of the domain (a feed adds tens of thousands).
     pub blocked_domains: HashSet<String>,
     pub allowed_domains: Vec<String>,
-    pub protected_domains: Vec<String>,
+    /// With their comparison forms, computed once here rather than for every scanned domain.
+    pub protected_domains: Vec<ProtectedDomain>,
     /// Addresses as keys, so that checking a transaction's accounts encodes nothing.
     pub malicious_addresses: HashSet<Pubkey>,
     pub trusted_addresses: HashSet<Pubkey>,
@@ -44,7 +46,7 @@ impl PatternSet {
                 self.blocked_domains.insert(value.to_ascii_lowercase());
             }
             "allowed_domain" => self.allowed_domains.push(value.to_ascii_lowercase()),
-            "protected_domain" => self.protected_domains.push(value.to_ascii_lowercase()),
+            "protected_domain" => self.protected_domains.push(ProtectedDomain::new(value)),
             "malicious_address" | "trusted_address" | "trusted_program" => {
                 let key =
                     Pubkey::from_base58(value).ok_or_else(|| format!("{kind} {value} is not a base58 address"))?;
