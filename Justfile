@@ -147,6 +147,12 @@ eval-detection SPLIT="test":
     if [ ! -f "$SG_CACHE/detection/dataset.tsv" ]; then nice -n 10 detection/train.sh --dataset-only; fi
     nice -n 10 cargo run -q --release -p securityguard-api --example eval-detection -- "$SG_CACHE/detection/dataset.tsv" {{SPLIT}}
 
+# Score a list of your own (one host or URL a line, `#` comments) as `POST /v1/scan/domains`
+# would: a line per host (action, the model's probability, the official domain covering it, the
+# warnings' kinds) and the count of each action. For names the product has never seen.
+score-domains FILE:
+    nice -n 10 cargo run -q --release -p securityguard-api --example eval-detection -- --hosts {{FILE}}
+
 # Every container image the cluster needs, built from Debian packages and our binaries without a
 # registry (images/README.md): archives in $SG_CACHE/images, loaded by `images/load.sh SOCKET`.
 images:

@@ -22,6 +22,13 @@
 //! Both again with the MetaMask allowlist's names as the only legitimate ones (crypto sites
 //! that are not phishing: the hardest legitimate names), and the legitimate names the scan warns
 //! though the model alone does not, by the rules' warning kinds.
+//!
+//!   cargo run --release -p securityguard-api --example eval-detection -- --hosts FILE
+//!
+//! scores a list of your own instead (one host or URL a line, `#` comments), as
+//! `POST /v1/scan/domains` would: a line per host with the action, the model's probability, the
+//! official domain that covers it and the warnings' kinds, then the count of each action. This is
+//! how to measure the scan on names of your own that it has never seen.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,6 +58,9 @@ struct Row {
     crypto_legitimate: bool,
     /// A legitimate name from the chain list (chain sites, explorers, RPC endpoints, faucets).
     chain_legitimate: bool,
+    /// A legitimate name from any of the crypto sources the model weighs as hard negatives
+    /// (the artifact's `training.hard_negative_weights`: wallets, exchanges, chain and token sites).
+    any_crypto_legitimate: bool,
 }
 
 /// `(kind, value)` of the seed's INSERT rows and `(value, data)` of its rule-parameter UPDATEs.
@@ -76,7 +86,7 @@ fn seed_patterns() -> PatternSet {
 }
 
 /// The rows of one split of the dataset.
-fn split_rows(path: &PathBuf, split: &str) -> Vec<Row> {
+fn split_rows(path: &PathBuf, split: &str, crypto_sources: &[String]) -> Vec<Row> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}; `detection/train.sh --dataset-only` writes it", path.display()));
     text.lines()
@@ -87,6 +97,8 @@ fn split_rows(path: &PathBuf, split: &str) -> Vec<Row> {
                 phishing: fields[1] == "1",
                 crypto_legitimate: fields[1] == "0" && fields[4].split(',').any(|s| s == "metamask-allowlist"),
                 chain_legitimate: fields[1] == "0" && fields[4].split(',').any(|s| s == "ethereum-chains"),
+                any_crypto_legitimate: fields[1] == "0"
+                    && fields[4].split(',').any(|s| crypto_sources.iter().any(|c| c == s)),
             })
         })
         .collect()
@@ -174,6 +186,11 @@ fn crypto_only(rows: &[Row], all: Vec<Scored>) -> Vec<Scored> {
     all.into_iter().zip(rows).filter(|(_, row)| row.phishing || row.crypto_legitimate).map(|(s, _)| s).collect()
 }
 
+/// The rows of `all` whose row is phishing or a name of any crypto source.
+fn any_crypto_only(rows: &[Row], all: &[Scored]) -> Vec<Scored> {
+    all.iter().zip(rows).filter(|(_, row)| row.phishing || row.any_crypto_legitimate).map(|(s, _)| *s).collect()
+}
+
 /// The rows of `all` whose row is phishing or a chain list name.
 fn chains_only(rows: &[Row], all: &[Scored]) -> Vec<Scored> {
     all.iter().zip(rows).filter(|(_, row)| row.phishing || row.chain_legitimate).map(|(s, _)| *s).collect()
@@ -187,8 +204,39 @@ fn with_rules_threshold(rules: f64) -> Detection {
     Detection { model, official: OfficialDomains::compiled_in().expect("the official domains load") }
 }
 
+/// `--hosts FILE`: each host of FILE as the domain scan answers it, and the count of each action.
+fn score_hosts(path: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let detection = Detection::compiled_in().expect("the compiled-in detection data loads");
+    let set = seed_patterns();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    println!("model {}", detection.model.version());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let Ok(host) = domain::normalize(line) else {
+            println!("refused\t-\t-\t{line}");
+            *counts.entry("refused".to_owned()).or_default() += 1;
+            continue;
+        };
+        let official =
+            detection.official.covering(&host).map_or_else(|| "-".to_owned(), |(domain, _)| domain.to_owned());
+        let r = scan::scan_domain(host.clone(), &set, &detection);
+        let mut kinds: Vec<&str> = r.warnings.iter().map(|w| w.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let action = format!("{:?}", r.action).to_lowercase();
+        let probability = r.probability.map_or_else(|| "-".to_owned(), |p| format!("{p:.4}"));
+        println!("{action}\t{probability}\t{official}\t{host}\t{}", kinds.join(","));
+        *counts.entry(action).or_default() += 1;
+    }
+    println!("{counts:?}");
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
+    if let Some(flag) = std::env::args().nth(1).filter(|a| a == "--hosts") {
+        let file = args.nth(1).unwrap_or_else(|| panic!("{flag} FILE"));
+        return score_hosts(&file);
+    }
     let path = args.next().map(PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("SG_CACHE")
             .map(PathBuf::from)
@@ -199,10 +247,14 @@ fn main() {
     assert!(split == "test" || split == "validation", "SPLIT is test or validation, not {split}");
     let detection = Detection::compiled_in().expect("the compiled-in detection data loads");
     let model = &detection.model;
-    let rows = split_rows(&path, &split);
+    let artifact: serde_json::Value = serde_json::from_str(scan::model::ARTIFACT).expect("the artifact is JSON");
+    let crypto_sources: Vec<String> = artifact["training"]["hard_negative_weights"]
+        .as_object()
+        .map(|weights| weights.keys().cloned().collect())
+        .unwrap_or_default();
+    let rows = split_rows(&path, &split, &crypto_sources);
     let phishing = rows.iter().filter(|r| r.phishing).count();
     let legitimate = rows.len() - phishing;
-    let artifact: serde_json::Value = serde_json::from_str(scan::model::ARTIFACT).expect("the artifact is JSON");
     let recorded = &artifact["training"]["rows"];
     assert!(
         recorded[format!("{split}_phishing")] == phishing && recorded[format!("{split}_legitimate")] == legitimate,
@@ -243,6 +295,16 @@ fn main() {
     if rows.iter().any(|r| r.chain_legitimate) {
         print_row("the model alone; legitimate = chain list only", &chains_only(&rows, &alone));
         print_row("the domain scan; legitimate = chain list only", &chains_only(&rows, &served));
+    }
+    if rows.iter().any(|r| r.any_crypto_legitimate) {
+        print_row(
+            "the model alone; legitimate = crypto sites only (every hard-negative source)",
+            &any_crypto_only(&rows, &alone),
+        );
+        print_row(
+            "the domain scan; legitimate = crypto sites only (every hard-negative source)",
+            &any_crypto_only(&rows, &served),
+        );
     }
     print_row("the model alone; legitimate = MetaMask allowlist only", &crypto_only(&rows, alone));
     print_row("the domain scan; legitimate = MetaMask allowlist only", &crypto_only(&rows, served));

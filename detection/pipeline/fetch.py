@@ -11,6 +11,7 @@ adds a line carrying that entry; only entries still in the list at the pinned co
 (entries that were removed again, typically false positives, are not phishing for us).
 """
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -118,7 +119,8 @@ def download_pypi(cache, src):
 def download_npm(cache, src):
     d = os.path.join(cache, "downloads")
     os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"{src['package']}-{src['version']}.tgz")
+    # npm pack names a scoped package's tarball scope-name-version.tgz.
+    path = os.path.join(d, f"{src['package'].lstrip('@').replace('/', '-')}-{src['version']}.tgz")
     if not os.path.exists(path):
         subprocess.run(["npm", "pack", "--silent", f"{src['package']}@{src['version']}"], cwd=d, check=True,
                        stdout=subprocess.DEVNULL)
@@ -144,13 +146,13 @@ def hsts_hosts(wheel):
     return sorted(set(hosts))
 
 
-URL_RE = re.compile(r"https?://[^\s'\"`<>)]+")
-HOST_RE = re.compile(r"^https?://([A-Za-z0-9._-]+)(?:[:/?#]|$)")
+URL_RE = re.compile(r"(?:https?|wss?)://[^\s'\"`<>)]+")
+HOST_RE = re.compile(r"^(?:https?|wss?)://([A-Za-z0-9._-]+)(?:[:/?#]|$)")
 IPV4_RE = re.compile(r"^[0-9.]+$")
 
 
 def url_hosts(urls):
-    """The host names of http(s) URLs. Left out: literal IP addresses (RPC nodes of chain lists
+    """The host names of http(s) and ws(s) URLs. Left out: literal IP addresses (RPC nodes of chain lists
     are often bare IPs, which would teach the model that a bare IP is a legitimate site) and URLs
     whose host is a template (`https://${API}/`)."""
     hosts = set()
@@ -159,6 +161,34 @@ def url_hosts(urls):
         if m and not IPV4_RE.match(m.group(1)):
             hosts.add(m.group(1).lower())
     return sorted(hosts)
+
+
+def tar_texts(path, patterns):
+    """The text of every file of the tarball whose name matches one of the glob patterns, in name order."""
+    with tarfile.open(path) as t:
+        members = sorted((m for m in t.getmembers() if m.isfile() and any(fnmatch.fnmatchcase(m.name, p)
+                                                                            for p in patterns)),
+                         key=lambda m: m.name)
+        if not members:
+            raise SystemExit(f"{path}: no file matches {patterns}")
+        return [t.extractfile(m).read().decode("utf-8", "replace") for m in members]
+
+
+def ccxt_urls(text):
+    """The URLs of an exchange class's `'urls': {...}` block (ccxt's js/src/<exchange>.js): its
+    site, API, documentation and fee pages, not the other links of the file."""
+    i = text.find("'urls': {")
+    if i < 0:
+        return []
+    depth = 0
+    for k in range(i + len("'urls': "), len(text)):
+        if text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return URL_RE.findall(text[i:k])
+    return []
 
 
 def fetch_file(cache, src):
@@ -176,9 +206,15 @@ def fetch_file(cache, src):
             cfg = json.load(t.extractfile(src["file"]))
         entries = sorted(set(cfg["whitelist"]))
     elif src["format"] == "url-hosts":
+        texts = tar_texts(path, src.get("files") or [src["file"]])
+        entries = url_hosts(u for text in texts for u in URL_RE.findall(text))
+    elif src["format"] == "ccxt-urls":
+        entries = url_hosts(u for text in tar_texts(path, src["files"]) for u in ccxt_urls(text))
+    elif src["format"] == "token-list-websites":
         with tarfile.open(path) as t:
-            text = t.extractfile(src["file"]).read().decode("utf-8")
-        entries = url_hosts(URL_RE.findall(text))
+            tokens = json.load(t.extractfile(src["file"]))["tokens"]
+        entries = url_hosts(w if "://" in w else "https://" + w
+                            for w in ((tok.get("extensions") or {}).get("website") for tok in tokens) if w)
     elif src["format"] == "simple-icons-urls":
         with tarfile.open(path) as t:
             icons = json.load(t.extractfile(src["file"]))

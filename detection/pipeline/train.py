@@ -89,6 +89,11 @@ def threshold_for(benign_scores, max_fpr, confidence=None):
     return float(np.nextafter(s[k], 1.0)) if k < n else 0.0
 
 
+def is_crypto_legitimate(tr, srcs):
+    """A legitimate name of a crypto source: one of `hard_negative_weights`' sources."""
+    return any(s in tr["hard_negative_weights"] for s in srcs.split(","))
+
+
 def version_of(config_bytes, sources_bytes, psl_text):
     h = hashlib.sha256()
     h.update(sources_bytes)
@@ -182,6 +187,7 @@ def main():
     # The chosen model's own validation figures, at thresholds from its validation scores.
     pv_chosen = platt.predict_proba(zv)[:, 1]
     pvb = pv_chosen[yv == 0]
+    cv = np.array([r[1] == 0 and is_crypto_legitimate(tr, r[3]) for r in data["validation"]])
     chosen_t = (threshold_for(pvb, config["thresholds"]["warn_max_benign_fpr"],
                               config["thresholds"].get("warn_confidence")),
                 threshold_for(pvb, config["thresholds"]["block_max_benign_fpr"]))
@@ -190,6 +196,7 @@ def main():
     validation_mm = metrics(yv[mmv], pv_chosen[mmv], *chosen_t)
     chv = np.array([r[1] == 1 or "ethereum-chains" in r[3].split(",") for r in data["validation"]])
     validation_chains = metrics(yv[chv], pv_chosen[chv], *chosen_t) if (chv & (yv == 0)).any() else None
+    validation_crypto = metrics(yv[cv | (yv == 1)], pv_chosen[cv | (yv == 1)], *chosen_t)
 
     # The served model: the chosen settings trained again with the validation phishing added (the
     # newest phishing before the test split), when the configuration asks for it. The validation
@@ -240,6 +247,7 @@ def main():
     rules = r7(threshold_for(pvb, th["rules_max_benign_fpr"]))
     art["thresholds"] = {"warn": warn, "block": block, "rules": rules}
     served_warn_fpr = float((pvb >= warn).mean())
+    served_warn_crypto_fpr = float((pv[cv] >= warn).mean())
 
     with open(ARTIFACT, "w", encoding="utf-8") as f:
         json.dump(art, f, separators=(",", ":"), sort_keys=True)
@@ -255,6 +263,7 @@ def main():
 
     res = {"validation": validation, "validation_metamask_allowlist_only": validation_mm,
            "validation_ethereum-chains_only": validation_chains, "validation_served_warn_fpr": served_warn_fpr,
+           "validation_crypto_only": validation_crypto, "validation_served_warn_crypto_fpr": served_warn_crypto_fpr,
            "test": metrics(yt, pt, warn, block)}
     last = max(r[2] for r in test)
     month = np.array([r[1] == 0 or r[2] >= last - 30 * 86400 for r in test])
@@ -265,8 +274,10 @@ def main():
     res["test_on_platforms"] = metrics(yt[plat], pt[plat], warn, block)
     mm = np.array([r[1] == 1 or "metamask-allowlist" in r[3] for r in test])
     res["test_metamask_allowlist_only"] = metrics(yt[mm], pt[mm], warn, block)
+    crypto = np.array([r[1] == 1 or is_crypto_legitimate(tr, r[3]) for r in test])
+    res["test_crypto_only"] = metrics(yt[crypto], pt[crypto], warn, block)
     # By source of the legitimate names: the crypto chain sites, the developer and brand sites.
-    for name in ("ethereum-chains", "simple-icons"):
+    for name in ("ethereum-chains", "simple-icons", "solana-token-list", "ccxt-exchanges"):
         sel = np.array([r[1] == 1 or name in r[3].split(",") for r in test])
         if (sel & (yt == 0)).any():
             res[f"test_{name}_only"] = metrics(yt[sel], pt[sel], warn, block)
@@ -318,7 +329,9 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
     split = tr["split"]
     d = stats["phishing_first_seen"]
     weighting = ""
-    names = {"metamask-allowlist": "the MetaMask allowlist's", "ethereum-chains": "the chain list's"}
+    names = {"metamask-allowlist": "the MetaMask allowlist's", "ethereum-chains": "the chain list's",
+             "solana-token-list": "the Solana token list's", "ccxt-exchanges": "ccxt's exchange",
+             "polkadot-apps": "Polkadot's", "cosmos-chain-registry": "the Cosmos chain registry's"}
     for src, k in tr["hard_negative_weights"].items():
         if k != 1.0:
             weighting += f", {names.get(src, src)} legitimate crypto sites weighted {k:g}"
@@ -336,7 +349,8 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
     if th.get("warn_confidence"):
         warn_rule = (f"as many validation legitimate names as keep the {th['warn_confidence'] * 100:g} % upper "
                      f"confidence bound of the false-positive rate at {th['warn_max_benign_fpr'] * 100:g} %: "
-                     f"{res['validation_served_warn_fpr'] * 100:.2f} % of them")
+                     f"{res['validation_served_warn_fpr'] * 100:.2f} % of them, and "
+                     f"{res['validation_served_warn_crypto_fpr'] * 100:.2f} % of the legitimate crypto names among them")
     else:
         warn_rule = f"at most {th['warn_max_benign_fpr'] * 100:g} % of validation legitimate names"
     lines = [
@@ -389,14 +403,18 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
     ]
     if res["validation_ethereum-chains_only"]:
         lines.append("| validation, legitimate = chain list only | " + fmt(res["validation_ethereum-chains_only"])[2:])
+    lines.append("| validation, legitimate = crypto sites only (every weighted source) | "
+                 + fmt(res["validation_crypto_only"])[2:])
     lines += [
         "| **test** | " + fmt(res["test"])[2:],
         "| test, phishing of the newest 30 days | " + fmt(res["test_newest_30_days"])[2:],
         "| test, phishing naming a Solana project | " + fmt(res["test_solana_names"])[2:],
         "| test, hosts on hosting platforms (both classes) | " + fmt(res["test_on_platforms"])[2:],
+        "| test, legitimate = crypto sites only (every weighted source) | " + fmt(res["test_crypto_only"])[2:],
         "| test, legitimate = MetaMask allowlist only | " + fmt(res["test_metamask_allowlist_only"])[2:],
     ]
     for name, what in (("ethereum-chains", "chain list (sites, explorers, RPC, faucets)"),
+                       ("solana-token-list", "Solana token list sites"), ("ccxt-exchanges", "ccxt exchange sites"),
                        ("simple-icons", "Simple Icons brand sites")):
         if f"test_{name}_only" in res:
             lines.append(f"| test, legitimate = {what} only | " + fmt(res[f"test_{name}_only"])[2:])
