@@ -181,19 +181,9 @@ fn score(rows: &[Row], set: &PatternSet, detection: &Detection) -> (Vec<Scored>,
     (alone, served, by_rules)
 }
 
-/// The rows of `all` whose row is phishing or a MetaMask allowlist name.
-fn crypto_only(rows: &[Row], all: Vec<Scored>) -> Vec<Scored> {
-    all.into_iter().zip(rows).filter(|(_, row)| row.phishing || row.crypto_legitimate).map(|(s, _)| s).collect()
-}
-
-/// The rows of `all` whose row is phishing or a name of any crypto source.
-fn any_crypto_only(rows: &[Row], all: &[Scored]) -> Vec<Scored> {
-    all.iter().zip(rows).filter(|(_, row)| row.phishing || row.any_crypto_legitimate).map(|(s, _)| *s).collect()
-}
-
-/// The rows of `all` whose row is phishing or a chain list name.
-fn chains_only(rows: &[Row], all: &[Scored]) -> Vec<Scored> {
-    all.iter().zip(rows).filter(|(_, row)| row.phishing || row.chain_legitimate).map(|(s, _)| *s).collect()
+/// The rows of `all` whose row is phishing or a legitimate name `kind` picks (a source's names).
+fn legitimate_only(rows: &[Row], all: &[Scored], kind: impl Fn(&Row) -> bool) -> Vec<Scored> {
+    all.iter().zip(rows).filter(|(_, row)| row.phishing || kind(row)).map(|(s, _)| *s).collect()
 }
 
 /// The compiled-in detection data with another `rules` threshold.
@@ -293,21 +283,33 @@ fn main() {
     print_row("the model alone (Rust scorer)", &alone);
     print_row("the domain scan: official domains, seed patterns, rules, model", &served);
     if rows.iter().any(|r| r.chain_legitimate) {
-        print_row("the model alone; legitimate = chain list only", &chains_only(&rows, &alone));
-        print_row("the domain scan; legitimate = chain list only", &chains_only(&rows, &served));
+        print_row(
+            "the model alone; legitimate = chain list only",
+            &legitimate_only(&rows, &alone, |r| r.chain_legitimate),
+        );
+        print_row(
+            "the domain scan; legitimate = chain list only",
+            &legitimate_only(&rows, &served, |r| r.chain_legitimate),
+        );
     }
     if rows.iter().any(|r| r.any_crypto_legitimate) {
         print_row(
             "the model alone; legitimate = crypto sites only (every hard-negative source)",
-            &any_crypto_only(&rows, &alone),
+            &legitimate_only(&rows, &alone, |r| r.any_crypto_legitimate),
         );
         print_row(
             "the domain scan; legitimate = crypto sites only (every hard-negative source)",
-            &any_crypto_only(&rows, &served),
+            &legitimate_only(&rows, &served, |r| r.any_crypto_legitimate),
         );
     }
-    print_row("the model alone; legitimate = MetaMask allowlist only", &crypto_only(&rows, alone));
-    print_row("the domain scan; legitimate = MetaMask allowlist only", &crypto_only(&rows, served));
+    print_row(
+        "the model alone; legitimate = MetaMask allowlist only",
+        &legitimate_only(&rows, &alone, |r| r.crypto_legitimate),
+    );
+    print_row(
+        "the domain scan; legitimate = MetaMask allowlist only",
+        &legitimate_only(&rows, &served, |r| r.crypto_legitimate),
+    );
     println!("\nlegitimate names the scan warns and the model alone does not, by the warnings' kinds:");
     for (kinds, n) in &by_rules {
         println!("  {n:5}  {kinds}");
@@ -333,7 +335,8 @@ fn main() {
             };
             let (_, served, _) = score(&rows, &set, &with_rules_threshold(rules));
             let (_, recall, fpr) = rates(&served, |r| r.action >= Action::Warn);
-            let (_, _, crypto_fpr) = rates(&crypto_only(&rows, served), |r| r.action >= Action::Warn);
+            let (_, _, crypto_fpr) =
+                rates(&legitimate_only(&rows, &served, |r| r.crypto_legitimate), |r| r.action >= Action::Warn);
             println!("| {rules:.6} | {share} | {recall:.4} | {:.3} % | {:.2} % |", fpr * 100.0, crypto_fpr * 100.0);
         }
     }
