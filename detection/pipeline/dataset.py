@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from psl import Psl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OFFICIAL = os.path.join(ROOT, "api-server", "src", "scan", "official_domains.txt")
 LABEL_RE = re.compile(r"^[^\s/?#@:*!\"'<>\\|]+$")
 
 
@@ -110,6 +111,18 @@ def main():
         k = site_key(psl, platforms, d)
         benign[k] = (d, 0, {"official-brands"})
     stats["official_brand_domains"] = len(official)
+    # The API's official domains (api-server/src/scan/official_domains.txt: the ecosystem's major
+    # projects, each with the source that names it) are legitimate by definition too, and the
+    # names phishing imitates most: training only, weighted as hard negatives (config.json).
+    listed = 0
+    for line in open(OFFICIAL, encoding="utf-8"):
+        if line.strip() and not line.startswith("#"):
+            d = normalize(line.split("|", 1)[0])
+            k = site_key(psl, platforms, d)
+            old = benign.get(k)
+            benign[k] = (old[0] if old else d, 0, (old[2] if old else set()) | {"official-domains"})
+            listed += 1
+    stats["official_domains"] = listed
     both = set(phish) & set(benign)
     stats["ambiguous_keys_dropped"] = len(both)
     test_from = day(config["split"]["test_from"])
@@ -127,7 +140,7 @@ def main():
             continue
         b = int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) % 10
         split = "test" if b < nt else "validation" if b < nt + nv else "train"
-        if "official-brands" in srcs:
+        if "official-brands" in srcs or "official-domains" in srcs:
             split = "train"
         rows.append((h, 0, split, 0, ",".join(sorted(srcs))))
     rows.sort(key=lambda r: (r[2], -r[1], r[3], r[0]))

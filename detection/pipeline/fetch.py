@@ -56,13 +56,15 @@ ENTRY_RE = {
     "polkadot-deny": re.compile(r'^\s*"([^"]+)",?\s*$'),
     # blocklist.yaml: "  - url: host" (optionally quoted), further keys on their own lines
     "phantom-yaml": re.compile(r'^\s*-\s*url:\s*["\']?([^"\'\s]+)["\']?\s*$'),
+    # a plain list: one host a line; empty lines and '#' comments skipped
+    "plain-lines": re.compile(r'^\s*([^\s#]\S*)\s*$'),
 }
 
 
 def current_entries(fmt, text):
     if fmt == "polkadot-deny":
         return json.loads(text)["deny"]
-    if fmt == "phantom-yaml":
+    if fmt in ("phantom-yaml", "plain-lines"):
         out = []
         for line in text.splitlines():
             m = ENTRY_RE[fmt].match(line)
@@ -191,6 +193,54 @@ def ccxt_urls(text):
     return []
 
 
+def field_urls(text, field):
+    """The values of a key named `field` (JSON, YAML or JavaScript: `"website": "…"`, `website: '…'`)
+    that look like a site: a URL, or a bare host, which gets https:// in front."""
+    out = []
+    for v in re.findall(r"[\"']?\b%s[\"']?\s*:\s*[\"']([^\"'\s]+)[\"']" % re.escape(field), text):
+        out.append(v if "://" in v else "https://" + v)
+    return out
+
+
+def yaml_list_urls(text, key):
+    """The URLs of a top-level YAML list (`websites:` followed by `  - url: …` items)."""
+    m = re.search(r"^%s:\s*\n((?:[ -].*\n?)*)" % re.escape(key), text, re.M)
+    return URL_RE.findall(m.group(1)) if m else []
+
+
+def git_texts(cache, src):
+    """The text of every file of the pinned commit whose path matches one of the glob patterns (and
+    contains `require`, when set), in path order."""
+    gd = git_dir(cache, src["repo"])
+    names = sh(["git", "-C", gd, "ls-tree", "-r", "--name-only", src["commit"]]).decode().splitlines()
+    names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in src["files"])]
+    if not names:
+        raise SystemExit(f"{src['repo']}@{src['commit']}: no file matches {src['files']}")
+    out = sh(["git", "-C", gd, "cat-file", "--batch"],
+             input="".join(f"{src['commit']}:{n}\n" for n in names).encode())
+    texts, i = [], 0
+    while i < len(out):
+        header_end = out.index(b"\n", i)
+        size = int(out[i:header_end].split()[2])
+        texts.append(out[header_end + 1:header_end + 1 + size].decode("utf-8", "replace"))
+        i = header_end + 1 + size + 1
+    return [t for t in texts if src.get("require", "") in t]
+
+
+def fetch_git_files(cache, src):
+    """A legitimate-name source kept in a git repository: the site URLs of its files at the pin."""
+    texts = git_texts(cache, src)
+    if src["format"] == "field-urls":
+        entries = url_hosts(u for t in texts for f in src["fields"] for u in field_urls(t, f))
+    elif src["format"] == "yaml-list-urls":
+        entries = url_hosts(u for t in texts for u in yaml_list_urls(t, src["key"]))
+    else:
+        raise ValueError(src["format"])
+    # `exclude`: placeholders of the file's own comments (a template's example host).
+    entries = [e for e in entries if e not in src.get("exclude", ())]
+    return [(e, 0, src["commit"]) for e in entries], {"entries": len(entries), "files": len(texts)}
+
+
 def fetch_file(cache, src):
     if src["kind"] == "pypi":
         path = download_pypi(cache, src)
@@ -243,7 +293,10 @@ def main():
     summary = {}
     for cls in ("phishing", "benign"):
         for src in sources[cls]:
-            rows, info = fetch_git(cache, src) if src["kind"] == "git" else fetch_file(cache, src)
+            if src["kind"] == "git":
+                rows, info = fetch_git(cache, src) if cls == "phishing" else fetch_git_files(cache, src)
+            else:
+                rows, info = fetch_file(cache, src)
             with open(os.path.join(raw, src["name"] + ".tsv"), "w", encoding="utf-8") as f:
                 for e, ts, ref in rows:
                     f.write(f"{e}\t{ts}\t{ref}\n")

@@ -99,6 +99,8 @@ def version_of(config_bytes, sources_bytes, psl_text):
     h.update(sources_bytes)
     h.update(config_bytes)
     h.update(hashlib.sha256(psl_text.encode()).digest())
+    # The official domains are training rows (dataset.py).
+    h.update(open(os.path.join(ROOT, "api-server", "src", "scan", "official_domains.txt"), "rb").read())
     for name in sorted(os.listdir(HERE)):
         if name.endswith(".py"):
             h.update(name.encode())
@@ -281,6 +283,20 @@ def main():
         sel = np.array([r[1] == 1 or name in r[3].split(",") for r in test])
         if (sel & (yt == 0)).any():
             res[f"test_{name}_only"] = metrics(yt[sel], pt[sel], warn, block)
+    # The project lists added with the scan-feed model: crypto sites from outside the wallet and
+    # chain registries (token projects, grant recipients, ecosystem directories).
+    projects = {"ethereum-lists-tokens", "oss-directory-crypto", "base-ecosystem", "superchain-token-list",
+                "sonarwatch-platforms", "cardano-showcase", "walletconnect-registry"}
+    sel = np.array([r[1] == 1 or bool(projects & set(r[3].split(","))) for r in test])
+    if (sel & (yt == 0)).any():
+        res["test_projects_only"] = metrics(yt[sel], pt[sel], warn, block)
+    # By source of the phishing: the Solana wallets' block lists, and the scam feed (investment and
+    # exchange scams as well as wallet phishing).
+    for key, srcs in (("solana_wallets", {"phantom-blocklist", "solflare-blocklist"}),
+                      ("scam_feed", {"spmedia-crypto-scam-feed"})):
+        sel = np.array([r[1] == 0 or bool(srcs & set(r[3].split(","))) for r in test])
+        if (sel & (yt == 1)).any():
+            res[f"test_phishing_{key}"] = metrics(yt[sel], pt[sel], warn, block)
     newest_from = time.strftime("%Y-%m-%d", time.gmtime(last - 30 * 86400))
 
     # Parity vectors: hand-picked edge cases, made-up lures and a deterministic sample of the test
@@ -331,7 +347,12 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
     weighting = ""
     names = {"metamask-allowlist": "the MetaMask allowlist's", "ethereum-chains": "the chain list's",
              "solana-token-list": "the Solana token list's", "ccxt-exchanges": "ccxt's exchange",
-             "polkadot-apps": "Polkadot's", "cosmos-chain-registry": "the Cosmos chain registry's"}
+             "polkadot-apps": "Polkadot's", "cosmos-chain-registry": "the Cosmos chain registry's",
+             "official-domains": "the API's official domains'",
+             "ethereum-lists-tokens": "the Ethereum token list's", "oss-directory-crypto": "OSS Directory's",
+             "base-ecosystem": "Base's ecosystem directory's", "superchain-token-list": "the Superchain token list's",
+             "sonarwatch-platforms": "SonarWatch's", "cardano-showcase": "the Cardano showcase's",
+             "walletconnect-registry": "the WalletConnect registry's"}
     for src, k in tr["hard_negative_weights"].items():
         if k != 1.0:
             weighting += f", {names.get(src, src)} legitimate crypto sites weighted {k:g}"
@@ -409,13 +430,22 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
         "| **test** | " + fmt(res["test"])[2:],
         "| test, phishing of the newest 30 days | " + fmt(res["test_newest_30_days"])[2:],
         "| test, phishing naming a Solana project | " + fmt(res["test_solana_names"])[2:],
+    ]
+    if "test_phishing_solana_wallets" in res:
+        lines.append("| test, phishing = the Solana wallets' block lists (Phantom, Solflare) only | "
+                     + fmt(res["test_phishing_solana_wallets"])[2:])
+    if "test_phishing_scam_feed" in res:
+        lines.append("| test, phishing = the scam feed (spmedia) only | " + fmt(res["test_phishing_scam_feed"])[2:])
+    lines += [
         "| test, hosts on hosting platforms (both classes) | " + fmt(res["test_on_platforms"])[2:],
         "| test, legitimate = crypto sites only (every weighted source) | " + fmt(res["test_crypto_only"])[2:],
         "| test, legitimate = MetaMask allowlist only | " + fmt(res["test_metamask_allowlist_only"])[2:],
     ]
     for name, what in (("ethereum-chains", "chain list (sites, explorers, RPC, faucets)"),
                        ("solana-token-list", "Solana token list sites"), ("ccxt-exchanges", "ccxt exchange sites"),
-                       ("simple-icons", "Simple Icons brand sites")):
+                       ("simple-icons", "Simple Icons brand sites"),
+                       ("projects", "crypto project lists (tokens, OSS Directory, Base, Superchain, SonarWatch, "
+                                    "Cardano, WalletConnect)")):
         if f"test_{name}_only" in res:
             lines.append(f"| test, legitimate = {what} only | " + fmt(res[f"test_{name}_only"])[2:])
     lines += [

@@ -69,6 +69,11 @@ pub fn registrable(domain: &str) -> &str {
     psl::domain_str(domain).unwrap_or(domain)
 }
 
+/// A top-level domain of the Public Suffix List (`app`, `com`, `io`), as one label.
+fn is_top_level_domain(label: &str) -> bool {
+    psl::suffix(label.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == label.as_bytes())
+}
+
 const SUSPICIOUS_WORDS: &[&str] = &[
     "airdrop",
     "claim",
@@ -207,6 +212,9 @@ struct Candidate<'a> {
     words: Words,
     /// A lure word, a phishing word or a top-level domain often used for phishing.
     lured: bool,
+    /// The labels of the subdomain that a top-level domain follows, still inside the subdomain:
+    /// `phantom` in `phantom.app.secure-login.com`, a name dressed as a whole domain.
+    dressed: Vec<&'a str>,
 }
 
 /// How a domain relates to a protected brand.
@@ -223,6 +231,9 @@ impl<'a> Candidate<'a> {
         let tld = reg.rsplit('.').next().unwrap_or("");
         let words = Words::in_domain(domain);
         let label_skeleton = skeleton(reg_label);
+        let sub = domain.strip_suffix(reg).and_then(|s| s.strip_suffix('.')).unwrap_or("");
+        let sub_labels: Vec<&str> = sub.split('.').filter(|l| !l.is_empty()).collect();
+        let dressed = sub_labels.windows(2).filter(|w| is_top_level_domain(w[1])).map(|w| w[0]).collect();
         Self {
             domain,
             reg,
@@ -236,6 +247,7 @@ impl<'a> Candidate<'a> {
             token_skeletons: domain.split(['.', '-']).map(skeleton).collect(),
             lured: words.any() || SUSPICIOUS_TLDS.contains(&tld),
             words,
+            dressed,
         }
     }
 
@@ -251,6 +263,13 @@ impl<'a> Candidate<'a> {
         if self.reg_skeleton == protected.skeleton || (self.has_non_ascii && self.label_skeleton == *brand_skeleton) {
             let message = format!("{domain} imitates {brand} with look-alike characters");
             return Brand::Imitated(warning("homoglyph_domain", Severity::Critical, message));
+        }
+        // The brand's name and a top-level domain at the start of another site's address
+        // (phantom.app.secure-login.com, orca.app.login-portal.com): what the address bar shows
+        // first reads as the brand's site. No legitimate name of the training data does this.
+        if self.dressed.contains(&brand_label) {
+            let message = format!("{domain} puts the name of {brand} before another site's domain");
+            return imitated("brand_domain_in_subdomain", message);
         }
         // Short brand names (jup) only match as a whole token.
         if brand_label.len() == 3
@@ -391,7 +410,15 @@ mod tests {
         // Punycode that imitates nothing is still reported.
         assert_eq!(kinds(&idna::domain_to_ascii("bücher.example").unwrap()), vec!["punycode_domain"]);
         assert_eq!(kinds("phantom-wallet.io"), vec!["brand_impersonation"]);
-        assert_eq!(kinds("phantom.app.login-secure.io"), vec!["brand_impersonation"]);
+        assert_eq!(kinds("phantom.app.login-secure.io"), vec!["brand_domain_in_subdomain"]);
+        assert_eq!(kinds("raydium.io.wallet.example.com"), vec!["brand_domain_in_subdomain"]);
+        assert_eq!(kinds("solflare.app.example.com"), vec!["brand_domain_in_subdomain"]);
+        assert_eq!(kinds("connect.jup.ag.claim-portal.io")[0], "brand_domain_in_subdomain");
+        // Not a domain in front: the brand's name as an ordinary subdomain label, or followed by
+        // a label that is no top-level domain; and the brand's own subdomains.
+        assert_eq!(kinds("phantom.login-secure.io"), vec!["brand_impersonation"]);
+        assert_eq!(kinds("phantom.wallet.login-secure.io"), vec!["brand_impersonation"]);
+        assert!(kinds("docs.phantom.app").is_empty());
         assert!(kinds("claim-airdrop-now.xyz").contains(&"phishing_keywords"));
         // Bare IPv4 addresses; names that merely look numeric are names.
         assert_eq!(kinds("185.22.13.7"), vec!["ip_address_domain"]);

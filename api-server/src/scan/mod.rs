@@ -110,12 +110,19 @@ pub const MODEL_WARNING: &str = "domain_model";
 
 /// The warnings of the name rules that hold whatever the model says: the pattern library's
 /// block list, the look-alikes of a protected domain (its name under another top-level
-/// domain, one edit from it, or its characters imitated), and a bare IP address (no name for
+/// domain, one edit from it, its characters imitated, or its name and a top-level domain in
+/// front of another site's domain), and a bare IP address (no name for
 /// the model to vouch for). Two edits from a long name (`distant_typosquat_domain`) is a
 /// heuristic like the others: on the validation split it warned 10 legitimate names (explorers
 /// named `*scan`, `balance.*`, `fantom`) and one phishing name.
-const CERTAIN_RULES: [&str; 5] =
-    ["blocked_domain", "homoglyph_domain", "typosquat_domain", "brand_tld_swap", "ip_address_domain"];
+const CERTAIN_RULES: [&str; 6] = [
+    "blocked_domain",
+    "homoglyph_domain",
+    "typosquat_domain",
+    "brand_tld_swap",
+    "brand_domain_in_subdomain",
+    "ip_address_domain",
+];
 
 /// A domain's verdict: the rules', raised to WARN or BLOCK when the model's calibrated
 /// probability reaches that threshold (a BLOCK of the rules stays). Below the model's `rules`
