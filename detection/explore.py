@@ -2,6 +2,7 @@
 
     DETECTION_CACHE=~/.cache/securityguard/detection OMP_NUM_THREADS=1 \
         $DETECTION_CACHE/venv/bin/python detection/explore.py [EXPERIMENT...]
+        $DETECTION_CACHE/venv/bin/python detection/explore.py sources   # the fourth round
 
 Not part of `train.sh`: this is how the settings in `config.json` were chosen. Every experiment
 trains on the training split and reports, on the validation split, the recall at the threshold
@@ -101,9 +102,74 @@ def report(name, z, yv, mm, seconds, by_source=()):
     return {"name": name, "recall": rec, "auc": auc}
 
 
+def sources_round(cache, config):
+    """Fourth round (`explore.py sources`): which sources to train on, with the served settings
+    (train.py's matrix and sample weights, the current config.json). Trains on the training split
+    with a group of rows left out, and compares on the validation split of the current dataset:
+    the official domains as training rows, the crypto project lists as hard negatives (and their
+    weight), the wallets' block lists and the scam feed as phishing; then C and recency again."""
+    import pickle
+
+    import train as T
+
+    tr = config["training"]
+    ex = Extractor(Psl(open(os.path.join(cache, "raw", "psl.txt"), encoding="utf-8").read()), config)
+    data = {"train": [], "validation": []}
+    for line in open(os.path.join(cache, "dataset.tsv"), encoding="utf-8"):
+        host, label, split, ts, srcs = line.rstrip("\n").split("\t")
+        if split in data:
+            data[split].append((host, int(label), int(ts), srcs))
+    key = hashlib.sha256(open(os.path.join(cache, "dataset.tsv"), "rb").read()
+                         + open(os.path.join(HERE, "pipeline", "features.py"), "rb").read()).hexdigest()[:12]
+    path = os.path.join(cache, f"explore-matrix-{key}.pkl")
+    if os.path.exists(path):
+        X = pickle.load(open(path, "rb"))
+    else:
+        X = {s: T.matrix(ex, [r[0] for r in rows], config["hash_bits"]) for s, rows in data.items()}
+        pickle.dump(X, open(path, "wb"))
+    yv = np.array([r[1] for r in data["validation"]])
+    crypto = np.array([r[1] == 0 and T.is_crypto_legitimate(tr, r[3]) for r in data["validation"]])
+
+    def fit(name, leave_out=lambda r: False, C=1.0, **settings):
+        idx = [i for i, r in enumerate(data["train"]) if not leave_out(r)]
+        rows = [data["train"][i] for i in idx]
+        m = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, solver="lbfgs")
+        m.fit(X["train"][idx], np.array([r[1] for r in rows]), sample_weight=T.sample_weights(dict(tr, **settings), rows))
+        z = m.decision_function(X["validation"])
+        t, rec = at_fpr(z, yv, 0.005)
+        line = f"{name:60s} recall@0.5% {rec:.4f}  AUC {roc_auc_score(yv, z):.4f}  crypto flagged {(z[crypto] >= t).mean() * 100:.2f} %"
+        for q in (0.03, 0.02, 0.01):
+            tc, _ = at_fpr(z, np.where(crypto, 0, np.where(yv == 1, 1, -1)), q)
+            line += f"  recall where {q * 100:.0f} % of crypto flagged {(z[yv == 1] >= max(t, tc)).mean():.4f}"
+        print(line, flush=True)
+
+    projects = {"ethereum-lists-tokens", "oss-directory-crypto", "base-ecosystem", "superchain-token-list",
+                "sonarwatch-platforms", "cardano-showcase", "walletconnect-registry"}
+    feeds = {"solflare-blocklist", "keplr-blocklist", "spmedia-crypto-scam-feed"}
+
+    def only(group, label):
+        return lambda r: r[1] == label and set(r[3].split(",")) <= group
+
+    fit("served settings")
+    fit("without the official domains", only({"official-domains"}, 0))
+    fit("without the crypto project lists", only(projects, 0))
+    fit("without the new phishing sources", only(feeds, 1))
+    fit("without the scam feed", only({"spmedia-crypto-scam-feed"}, 1))
+    hard = tr["hard_negative_weights"]
+    for k in (1.0, 3.0, 10.0):
+        fit(f"crypto project lists weighted {k:g}", hard_negative_weights=dict(hard, **{s: k for s in projects}))
+    fit("every crypto source weighted 10", hard_negative_weights={s: 10.0 for s in hard})
+    for days in (90, 365):
+        fit(f"recency {days} days", recency_days=days)
+    for C in (0.5, 2.0):
+        fit(f"C = {C:g}", C=C)
+
+
 def main():
     cache = os.environ["DETECTION_CACHE"]
     config = json.load(open(os.path.join(HERE, "config.json")))
+    if sys.argv[1:] == ["sources"]:
+        return sources_round(cache, config)
     rows = load(cache, config)
     tok = tokens(cache, config, rows)
     y = {s: np.array([r[1] for r in rs]) for s, rs in rows.items()}
