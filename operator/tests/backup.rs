@@ -640,6 +640,46 @@ async fn backup_of_an_unreachable_database_fails_and_writes_nothing() {
     fx.cleanup().await;
 }
 
+/// A database that accepts connections only after the backup started (a managed PostgreSQL
+/// still starting, a Service without a ready endpoint): the backup waits for it, says so in its
+/// log, and succeeds. The database "starts" two seconds in: a port that refuses connections
+/// until a proxy to the real server opens on it.
+#[tokio::test]
+async fn a_backup_waits_for_a_database_that_starts_late() {
+    let fx = Fixture::new().await;
+    fx.sql(SCHEMA).await;
+    let server = url::Url::parse(fx.url.full()).expect("url");
+    let target = SocketAddr::new(
+        server.host_str().expect("host").parse().expect("the test server's address is an IP"),
+        server.port().unwrap_or(5432),
+    );
+    let port = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+    let mut late_url = url::Url::parse(&with_password(&fx.url)).expect("url");
+    late_url.set_port(Some(port)).expect("port");
+    late_url.set_host(Some("127.0.0.1")).expect("host");
+    let mut env = fx.job_env(&fx.servers.s3_endpoint);
+    env.retain(|(name, _)| *name != "DATABASE_URL");
+    env.push(("DATABASE_URL", late_url.to_string()));
+    let database = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind the database's port");
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut server) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    let output = fx.run(&["backup"], &env).await;
+    database.abort();
+    assert!(output.status.success(), "backup failed: {}", stderr(&output));
+    let waited = log_line(&output, "the database does not accept connections yet, waiting");
+    assert!(number(&waited, "attempt") >= 1.0, "{waited}");
+    assert_eq!(dump_keys(&fx.keys().await).len(), 1, "one backup in the bucket");
+    fx.cleanup().await;
+}
+
 /// The config backup's reads against a real API server are tested in e2e/tests/backup_config.rs;
 /// here, what happens when the cluster cannot be read: nothing is dumped, nothing written.
 #[tokio::test]

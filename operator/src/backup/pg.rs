@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, Row};
 use url::Url;
@@ -100,6 +101,32 @@ impl DbUrl {
         PgConnection::connect(self.full()).await.map_err(|source| self.sql("connecting", source))
     }
 
+    /// Connects, waiting up to `patience` while the server cannot be reached or refuses
+    /// connections (an I/O error: a managed PostgreSQL that is still starting, a Service without
+    /// a ready endpoint yet). Any other error (authentication, a missing database) is returned
+    /// at once, and so is the last I/O error when the patience runs out.
+    pub async fn connect_patiently(&self, patience: Duration) -> Result<PgConnection, Error> {
+        let start = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match PgConnection::connect(self.full()).await {
+                Err(sqlx::Error::Io(error)) if start.elapsed() + delay < patience => {
+                    tracing::info!(
+                        database = %self.redacted(),
+                        attempt,
+                        %error,
+                        "the database does not accept connections yet, waiting"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                result => return result.map_err(|source| self.sql("connecting", source)),
+            }
+        }
+    }
+
     /// An [`Error::Sql`] naming this database.
     pub fn sql(&self, what: &'static str, source: sqlx::Error) -> Error {
         Error::Sql { url: self.redacted(), what, source }
@@ -147,6 +174,10 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How long a backup waits for its database to accept connections: a backup that starts while
+/// the managed PostgreSQL starts (a new guard, a restart, a drained node) is not a failed backup.
+pub const CONNECT_PATIENCE: Duration = Duration::from_secs(120);
+
 /// A `REPEATABLE READ` transaction kept open while `pg_dump --snapshot` dumps what it sees: the
 /// row counts of the manifest are those of the dump.
 pub struct Snapshot {
@@ -164,7 +195,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Opens the transaction, exports its snapshot and counts rows in it.
     pub async fn take(url: &DbUrl) -> Result<Self, Error> {
-        let mut conn = url.connect().await?;
+        let mut conn = url.connect_patiently(CONNECT_PATIENCE).await?;
         sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut conn)
             .await
