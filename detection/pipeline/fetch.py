@@ -8,7 +8,9 @@ Git sources are read from a local bare mirror when one exists ($SG_GIT_MIRRORS/<
 or an earlier clone in the cache), else cloned from GitHub. The first-seen date of an entry is the
 committer date of the first commit (in the history of the pinned commit) whose diff of the list file
 adds a line carrying that entry; only entries still in the list at the pinned commit are kept
-(entries that were removed again, typically false positives, are not phishing for us).
+(entries that were removed again, typically false positives, are not phishing for us). Legitimate
+names kept in git (project directories, token lists) are read from the files of the pinned commit,
+undated.
 """
 
 import fnmatch
@@ -221,7 +223,10 @@ def git_texts(cache, src):
     texts, i = [], 0
     while i < len(out):
         header_end = out.index(b"\n", i)
-        size = int(out[i:header_end].split()[2])
+        header = out[i:header_end].split()
+        if header[-1] == b"missing":  # the mirror lacks the blob (a partial snapshot)
+            raise SystemExit(f"{src['repo']}@{src['commit']}: {header[0].decode()} is missing from {gd}")
+        size = int(header[2])
         texts.append(out[header_end + 1:header_end + 1 + size].decode("utf-8", "replace"))
         i = header_end + 1 + size + 1
     return [t for t in texts if src.get("require", "") in t]

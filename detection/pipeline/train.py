@@ -33,6 +33,13 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 ARTIFACT = os.path.join(ROOT, "api-server", "src", "scan", "domain_model.json")
 PARITY = os.path.join(ROOT, "api-server", "src", "scan", "domain_model_parity.tsv")
 REPORT = os.path.join(ROOT, "detection", "EVALUATION.md")
+# Phishing reported apart, by source: the Solana wallets' block lists, the Keplr wallet's, and the
+# scam feed (investment and exchange scams as well as wallet phishing).
+PHISHING_GROUPS = (("solana_wallets", {"phantom-blocklist", "solflare-blocklist"}),
+                   ("keplr", {"keplr-blocklist"}),
+                   ("scam_feed", {"spmedia-crypto-scam-feed"}))
+PHISHING_GROUP_NAMES = (("solana_wallets", "the Solana wallets' block lists (Phantom, Solflare)"),
+                        ("keplr", "Keplr's block list"), ("scam_feed", "the scam feed (spmedia)"))
 SOLANA_NAMES = ["solana", "phantom", "solflare", "backpack", "jup", "jupiter", "raydium", "orca",
                 "magiceden", "tensor", "marinade", "solscan", "kamino", "drift", "meteora", "jito",
                 "pyth", "pump", "bonk", "sanctum", "birdeye", "dexscreener", "sol-", "-sol"]
@@ -199,6 +206,13 @@ def main():
     chv = np.array([r[1] == 1 or "ethereum-chains" in r[3].split(",") for r in data["validation"]])
     validation_chains = metrics(yv[chv], pv_chosen[chv], *chosen_t) if (chv & (yv == 0)).any() else None
     validation_crypto = metrics(yv[cv | (yv == 1)], pv_chosen[cv | (yv == 1)], *chosen_t)
+    # By source of the phishing (the chosen model, which never saw the validation phishing): the
+    # Solana wallets' block lists have validation rows but, at the current pins, almost no test rows.
+    validation_by_source = {}
+    for key, srcs in PHISHING_GROUPS:
+        sel = np.array([r[1] == 0 or bool(srcs & set(r[3].split(","))) for r in data["validation"]])
+        if (sel & (yv == 1)).any():
+            validation_by_source[key] = metrics(yv[sel], pv_chosen[sel], *chosen_t)
 
     # The served model: the chosen settings trained again with the validation phishing added (the
     # newest phishing before the test split), when the configuration asks for it. The validation
@@ -266,6 +280,7 @@ def main():
     res = {"validation": validation, "validation_metamask_allowlist_only": validation_mm,
            "validation_ethereum-chains_only": validation_chains, "validation_served_warn_fpr": served_warn_fpr,
            "validation_crypto_only": validation_crypto, "validation_served_warn_crypto_fpr": served_warn_crypto_fpr,
+           **{f"validation_phishing_{k}": v for k, v in validation_by_source.items()},
            "test": metrics(yt, pt, warn, block)}
     last = max(r[2] for r in test)
     month = np.array([r[1] == 0 or r[2] >= last - 30 * 86400 for r in test])
@@ -290,10 +305,8 @@ def main():
     sel = np.array([r[1] == 1 or bool(projects & set(r[3].split(","))) for r in test])
     if (sel & (yt == 0)).any():
         res["test_projects_only"] = metrics(yt[sel], pt[sel], warn, block)
-    # By source of the phishing: the Solana wallets' block lists, and the scam feed (investment and
-    # exchange scams as well as wallet phishing).
-    for key, srcs in (("solana_wallets", {"phantom-blocklist", "solflare-blocklist"}),
-                      ("scam_feed", {"spmedia-crypto-scam-feed"})):
+    # By source of the phishing (PHISHING_GROUPS).
+    for key, srcs in PHISHING_GROUPS:
         sel = np.array([r[1] == 0 or bool(srcs & set(r[3].split(","))) for r in test])
         if (sel & (yt == 1)).any():
             res[f"test_phishing_{key}"] = metrics(yt[sel], pt[sel], warn, block)
@@ -426,16 +439,17 @@ def write_report(art, config, res, selection, stats, drift, newest_from, n_parit
         lines.append("| validation, legitimate = chain list only | " + fmt(res["validation_ethereum-chains_only"])[2:])
     lines.append("| validation, legitimate = crypto sites only (every weighted source) | "
                  + fmt(res["validation_crypto_only"])[2:])
+    for key, what in PHISHING_GROUP_NAMES:
+        if f"validation_phishing_{key}" in res:
+            lines.append(f"| validation, phishing = {what} only | " + fmt(res[f"validation_phishing_{key}"])[2:])
     lines += [
         "| **test** | " + fmt(res["test"])[2:],
         "| test, phishing of the newest 30 days | " + fmt(res["test_newest_30_days"])[2:],
         "| test, phishing naming a Solana project | " + fmt(res["test_solana_names"])[2:],
     ]
-    if "test_phishing_solana_wallets" in res:
-        lines.append("| test, phishing = the Solana wallets' block lists (Phantom, Solflare) only | "
-                     + fmt(res["test_phishing_solana_wallets"])[2:])
-    if "test_phishing_scam_feed" in res:
-        lines.append("| test, phishing = the scam feed (spmedia) only | " + fmt(res["test_phishing_scam_feed"])[2:])
+    for key, what in PHISHING_GROUP_NAMES:
+        if f"test_phishing_{key}" in res:
+            lines.append(f"| test, phishing = {what} only | " + fmt(res[f"test_phishing_{key}"])[2:])
     lines += [
         "| test, hosts on hosting platforms (both classes) | " + fmt(res["test_on_platforms"])[2:],
         "| test, legitimate = crypto sites only (every weighted source) | " + fmt(res["test_crypto_only"])[2:],
