@@ -282,34 +282,16 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     print_row("the model alone (Rust scorer)", &alone);
     print_row("the domain scan: official domains, seed patterns, rules, model", &served);
-    if rows.iter().any(|r| r.chain_legitimate) {
-        print_row(
-            "the model alone; legitimate = chain list only",
-            &legitimate_only(&rows, &alone, |r| r.chain_legitimate),
-        );
-        print_row(
-            "the domain scan; legitimate = chain list only",
-            &legitimate_only(&rows, &served, |r| r.chain_legitimate),
-        );
+    // The same two scorers with one kind of legitimate name only (the kinds the set has).
+    let kinds: [(&str, fn(&Row) -> bool); 3] = [
+        ("chain list only", |r| r.chain_legitimate),
+        ("crypto sites only (every hard-negative source)", |r| r.any_crypto_legitimate),
+        ("MetaMask allowlist only", |r| r.crypto_legitimate),
+    ];
+    for (kind, is_kind) in kinds.into_iter().filter(|(_, is_kind)| rows.iter().any(is_kind)) {
+        print_row(&format!("the model alone; legitimate = {kind}"), &legitimate_only(&rows, &alone, is_kind));
+        print_row(&format!("the domain scan; legitimate = {kind}"), &legitimate_only(&rows, &served, is_kind));
     }
-    if rows.iter().any(|r| r.any_crypto_legitimate) {
-        print_row(
-            "the model alone; legitimate = crypto sites only (every hard-negative source)",
-            &legitimate_only(&rows, &alone, |r| r.any_crypto_legitimate),
-        );
-        print_row(
-            "the domain scan; legitimate = crypto sites only (every hard-negative source)",
-            &legitimate_only(&rows, &served, |r| r.any_crypto_legitimate),
-        );
-    }
-    print_row(
-        "the model alone; legitimate = MetaMask allowlist only",
-        &legitimate_only(&rows, &alone, |r| r.crypto_legitimate),
-    );
-    print_row(
-        "the domain scan; legitimate = MetaMask allowlist only",
-        &legitimate_only(&rows, &served, |r| r.crypto_legitimate),
-    );
     println!("\nlegitimate names the scan warns and the model alone does not, by the warnings' kinds:");
     for (kinds, n) in &by_rules {
         println!("  {n:5}  {kinds}");

@@ -660,6 +660,8 @@ async fn a_backup_waits_for_a_database_that_starts_late() {
     let mut env = fx.job_env(&fx.servers.s3_endpoint);
     env.retain(|(name, _)| *name != "DATABASE_URL");
     env.push(("DATABASE_URL", late_url.to_string()));
+    // The delay is the scenario, not a wait for a condition: a refused connection leaves no trace
+    // to watch, and a server that hangs up instead is a protocol error, which fails at once.
     let database = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind the database's port");

@@ -232,8 +232,8 @@ impl<'a> Candidate<'a> {
         let words = Words::in_domain(domain);
         let label_skeleton = skeleton(reg_label);
         let sub = domain.strip_suffix(reg).and_then(|s| s.strip_suffix('.')).unwrap_or("");
-        let sub_labels: Vec<&str> = sub.split('.').filter(|l| !l.is_empty()).collect();
-        let dressed = sub_labels.windows(2).filter(|w| is_top_level_domain(w[1])).map(|w| w[0]).collect();
+        let dressed = sub.split('.').zip(sub.split('.').skip(1)).filter(|(_, next)| is_top_level_domain(next));
+        let dressed = dressed.map(|(label, _)| label).collect();
         Self {
             domain,
             reg,

@@ -80,9 +80,10 @@ fn domain_fixtures_precision_and_recall() {
 /// rules catch (the look-alikes of protected domains hold even where the model vouches for a
 /// name), and warns exactly these legitimate names: the model's false alarms on crypto-adjacent
 /// and developer sites not on the official list (see detection/EVALUATION.md: about 2 % of
-/// the MetaMask allowlist's test names at the WARN threshold). phantomjs.org (two edits from phantom) and
-/// tokio-rs.github.io were warned by model dm2-18157a682548; dm2-daea73465176 vouches for both,
-/// and dm2-0cfb76e4ddac (trained with more crypto project sites) for quicknode.com too.
+/// the MetaMask allowlist's test names at the WARN threshold). phantomjs.org (two edits from
+/// phantom) and tokio-rs.github.io were warned by model dm2-18157a682548; dm2-daea73465176
+/// vouches for both, and dm2-0cfb76e4ddac (trained with more crypto project sites) for
+/// quicknode.com too.
 /// A change of the model, the rules or the official list that moves one shows here.
 #[test]
 fn domain_fixtures_with_the_model() {

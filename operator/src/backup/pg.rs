@@ -96,9 +96,9 @@ impl DbUrl {
         DbUrl { url }
     }
 
-    /// Connects.
+    /// Connects; an unreachable server is an error at once.
     pub async fn connect(&self) -> Result<PgConnection, Error> {
-        PgConnection::connect(self.full()).await.map_err(|source| self.sql("connecting", source))
+        self.connect_patiently(Duration::ZERO).await
     }
 
     /// Connects, waiting up to `patience` while the server cannot be reached or refuses
