@@ -181,6 +181,9 @@ fn score(rows: &[Row], set: &PatternSet, detection: &Detection) -> (Vec<Scored>,
     (alone, served, by_rules)
 }
 
+/// Whether a test row is of one kind (a source of legitimate names).
+type RowKind = fn(&Row) -> bool;
+
 /// The rows of `all` whose row is phishing or a legitimate name `kind` picks (a source's names).
 fn legitimate_only(rows: &[Row], all: &[Scored], kind: impl Fn(&Row) -> bool) -> Vec<Scored> {
     all.iter().zip(rows).filter(|(_, row)| row.phishing || kind(row)).map(|(s, _)| *s).collect()
@@ -283,7 +286,7 @@ fn main() {
     print_row("the model alone (Rust scorer)", &alone);
     print_row("the domain scan: official domains, seed patterns, rules, model", &served);
     // The same two scorers with one kind of legitimate name only (the kinds the set has).
-    let kinds: [(&str, fn(&Row) -> bool); 3] = [
+    let kinds: [(&str, RowKind); 3] = [
         ("chain list only", |r| r.chain_legitimate),
         ("crypto sites only (every hard-negative source)", |r| r.any_crypto_legitimate),
         ("MetaMask allowlist only", |r| r.crypto_legitimate),
