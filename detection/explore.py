@@ -3,6 +3,7 @@
     DETECTION_CACHE=~/.cache/securityguard/detection OMP_NUM_THREADS=1 \
         $DETECTION_CACHE/venv/bin/python detection/explore.py [EXPERIMENT...]
         $DETECTION_CACHE/venv/bin/python detection/explore.py sources   # the fourth round
+        $DETECTION_CACHE/venv/bin/python detection/explore.py ceiling   # no time split
 
 Not part of `train.sh`: this is how the settings in `config.json` were chosen. Every experiment
 trains on the training split and reports, on the validation split, the recall at the threshold
@@ -102,17 +103,13 @@ def report(name, z, yv, mm, seconds, by_source=()):
     return {"name": name, "recall": rec, "auc": auc}
 
 
-def sources_round(cache, config):
-    """Fourth round (`explore.py sources`): which sources to train on, with the served settings
-    (train.py's matrix and sample weights, the current config.json). Trains on the training split
-    with a group of rows left out, and compares on the validation split of the current dataset:
-    the official domains as training rows, the crypto project lists as hard negatives (and their
-    weight), the wallets' block lists and the scam feed as phishing; then C and recency again."""
+def served_matrices(cache, config):
+    """The training and validation rows with train.py's matrix for the served settings (cached in
+    the cache directory, keyed by the dataset and features.py)."""
     import pickle
 
     import train as T
 
-    tr = config["training"]
     ex = Extractor(Psl(open(os.path.join(cache, "raw", "psl.txt"), encoding="utf-8").read()), config)
     data = {"train": [], "validation": []}
     for line in open(os.path.join(cache, "dataset.tsv"), encoding="utf-8"):
@@ -127,6 +124,19 @@ def sources_round(cache, config):
     else:
         X = {s: T.matrix(ex, [r[0] for r in rows], config["hash_bits"]) for s, rows in data.items()}
         pickle.dump(X, open(path, "wb"))
+    return data, X
+
+
+def sources_round(cache, config):
+    """Fourth round (`explore.py sources`): which sources to train on, with the served settings
+    (train.py's matrix and sample weights, the current config.json). Trains on the training split
+    with a group of rows left out, and compares on the validation split of the current dataset:
+    the official domains as training rows, the crypto project lists as hard negatives (and their
+    weight), the wallets' block lists and the scam feed as phishing; then C and recency again."""
+    import train as T
+
+    tr = config["training"]
+    data, X = served_matrices(cache, config)
     yv = np.array([r[1] for r in data["validation"]])
     crypto = np.array([r[1] == 0 and T.is_crypto_legitimate(tr, r[3]) for r in data["validation"]])
 
@@ -165,11 +175,74 @@ def sources_round(cache, config):
         fit(f"C = {C:g}", C=C)
 
 
+def ceiling_round(cache, config):
+    """How far the name alone can go (`explore.py ceiling`): the served features and
+    model trained without a time split, on phishing of every period (random 5-fold cross-validation
+    over the training and validation rows, no recency weights), against the time split (training
+    rows, then the validation months). The pooled figure is an upper bound for these features: it
+    has no drift to new campaigns, which the product always meets. Then less regularization (C = 10),
+    as a check that the model's capacity is not what limits it."""
+    import train as T
+
+    tr = config["training"]
+    data, X = served_matrices(cache, config)
+    rows = data["train"] + data["validation"]
+    x = sp.vstack([X["train"], X["validation"]], format="csr")
+    y = np.array([r[1] for r in rows])
+    crypto = np.array([r[1] == 0 and T.is_crypto_legitimate(tr, r[3]) for r in rows])
+    period = np.array([0] * len(data["train"]) + [1] * len(data["validation"]))
+
+    def line(name, z, sel):
+        yy, zz, cc = y[sel], z[sel], crypto[sel]
+        out = f"{name:62s} AUC {roc_auc_score(yy, zz):.4f}"
+        for q in (0.005, 0.01, 0.02):
+            out += f"  recall@{q * 100:g}% {at_fpr(zz, yy, q)[1]:.3f}"
+        t, _ = at_fpr(zz, yy, 0.005)
+        tc, _ = at_fpr(zz, np.where(cc, 0, np.where(yy == 1, 1, -1)), 0.01)
+        out += f"  crypto flagged {(zz[cc] >= t).mean() * 100:.2f} %  recall where 1 % of crypto flagged {(zz[yy == 1] >= max(t, tc)).mean():.3f}"
+        print(out, flush=True)
+
+    def lr(C):
+        return LogisticRegression(C=C, class_weight="balanced", max_iter=tr["max_iter"], solver="lbfgs")
+
+    # Names shared outright: validation phishing whose label (the registrable domain without its
+    # suffix) a legitimate row of either split also has.
+    psl = Psl(open(os.path.join(cache, "raw", "psl.txt"), encoding="utf-8").read())
+
+    def label(host):
+        suffix = psl.suffix(host)
+        return host[: -len(suffix) - 1].split(".")[-1] if len(host) > len(suffix) else host
+
+    legitimate = {label(r[0]) for r in rows if r[1] == 0}
+    shared = [r[0] for r in data["validation"] if r[1] == 1 and label(r[0]) in legitimate]
+    n = int((np.array([r[1] for r in data["validation"]]) == 1).sum())
+    print(f"validation phishing whose label a legitimate row also has: {len(shared)} of {n} "
+          f"({len(shared) / n * 100:.1f} %), e.g. {', '.join(shared[:8])}", flush=True)
+
+    yt = y[period == 0]
+    m = lr(1.0).fit(X["train"], yt, sample_weight=T.sample_weights(tr, data["train"]))
+    z = np.zeros(len(rows))
+    z[period == 1] = m.decision_function(X["validation"])
+    line("time split: training rows, scored on the validation months", z, period == 1)
+    flat = dict(tr, recency_days=0)
+    w = T.sample_weights(flat, rows)
+    fold = np.random.RandomState(0).randint(0, 5, len(rows))
+    for C in (1.0, 10.0):
+        z = np.zeros(len(rows))
+        for k in range(5):
+            fit = fold != k
+            z[~fit] = lr(C).fit(x[fit], y[fit], sample_weight=w[fit]).decision_function(x[~fit])
+        line(f"no time split (5-fold), C = {C:g}, every row", z, np.ones(len(rows), bool))
+        line(f"no time split (5-fold), C = {C:g}, validation months", z, period == 1)
+
+
 def main():
     cache = os.environ["DETECTION_CACHE"]
     config = json.load(open(os.path.join(HERE, "config.json")))
     if sys.argv[1:] == ["sources"]:
         return sources_round(cache, config)
+    if sys.argv[1:2] == ["ceiling"]:
+        return ceiling_round(cache, config)
     rows = load(cache, config)
     tok = tokens(cache, config, rows)
     y = {s: np.array([r[1] for r in rs]) for s, rs in rows.items()}
