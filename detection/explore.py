@@ -103,6 +103,12 @@ def report(name, z, yv, mm, seconds, by_source=()):
     return {"name": name, "recall": rec, "auc": auc}
 
 
+def recall_where_crypto_flagged(z, y, crypto, t, q):
+    """Recall at the stricter of threshold t and the one that flags at most q of the crypto names."""
+    tc, _ = at_fpr(z, np.where(crypto, 0, np.where(y == 1, 1, -1)), q)
+    return float((z[y == 1] >= max(t, tc)).mean())
+
+
 def served_matrices(cache, config):
     """The training and validation rows with train.py's matrix for the served settings (cached in
     the cache directory, keyed by the dataset and features.py)."""
@@ -149,8 +155,7 @@ def sources_round(cache, config):
         t, rec = at_fpr(z, yv, 0.005)
         line = f"{name:60s} recall@0.5% {rec:.4f}  AUC {roc_auc_score(yv, z):.4f}  crypto flagged {(z[crypto] >= t).mean() * 100:.2f} %"
         for q in (0.03, 0.02, 0.01):
-            tc, _ = at_fpr(z, np.where(crypto, 0, np.where(yv == 1, 1, -1)), q)
-            line += f"  recall where {q * 100:.0f} % of crypto flagged {(z[yv == 1] >= max(t, tc)).mean():.4f}"
+            line += f"  recall where {q * 100:.0f} % of crypto flagged {recall_where_crypto_flagged(z, yv, crypto, t, q):.4f}"
         print(line, flush=True)
 
     projects = {"ethereum-lists-tokens", "oss-directory-crypto", "base-ecosystem", "superchain-token-list",
@@ -198,8 +203,8 @@ def ceiling_round(cache, config):
         for q in (0.005, 0.01, 0.02):
             out += f"  recall@{q * 100:g}% {at_fpr(zz, yy, q)[1]:.3f}"
         t, _ = at_fpr(zz, yy, 0.005)
-        tc, _ = at_fpr(zz, np.where(cc, 0, np.where(yy == 1, 1, -1)), 0.01)
-        out += f"  crypto flagged {(zz[cc] >= t).mean() * 100:.2f} %  recall where 1 % of crypto flagged {(zz[yy == 1] >= max(t, tc)).mean():.3f}"
+        out += (f"  crypto flagged {(zz[cc] >= t).mean() * 100:.2f} %  recall where 1 % of crypto flagged "
+                f"{recall_where_crypto_flagged(zz, yy, cc, t, 0.01):.3f}")
         print(out, flush=True)
 
     def lr(C):
@@ -215,17 +220,15 @@ def ceiling_round(cache, config):
 
     legitimate = {label(r[0]) for r in rows if r[1] == 0}
     shared = [r[0] for r in data["validation"] if r[1] == 1 and label(r[0]) in legitimate]
-    n = int((np.array([r[1] for r in data["validation"]]) == 1).sum())
+    n = sum(r[1] for r in data["validation"])
     print(f"validation phishing whose label a legitimate row also has: {len(shared)} of {n} "
           f"({len(shared) / n * 100:.1f} %), e.g. {', '.join(shared[:8])}", flush=True)
 
-    yt = y[period == 0]
-    m = lr(1.0).fit(X["train"], yt, sample_weight=T.sample_weights(tr, data["train"]))
+    m = lr(1.0).fit(X["train"], y[period == 0], sample_weight=T.sample_weights(tr, data["train"]))
     z = np.zeros(len(rows))
     z[period == 1] = m.decision_function(X["validation"])
     line("time split: training rows, scored on the validation months", z, period == 1)
-    flat = dict(tr, recency_days=0)
-    w = T.sample_weights(flat, rows)
+    w = T.sample_weights(dict(tr, recency_days=0), rows)
     fold = np.random.RandomState(0).randint(0, 5, len(rows))
     for C in (1.0, 10.0):
         z = np.zeros(len(rows))
@@ -241,7 +244,7 @@ def main():
     config = json.load(open(os.path.join(HERE, "config.json")))
     if sys.argv[1:] == ["sources"]:
         return sources_round(cache, config)
-    if sys.argv[1:2] == ["ceiling"]:
+    if sys.argv[1:] == ["ceiling"]:
         return ceiling_round(cache, config)
     rows = load(cache, config)
     tok = tokens(cache, config, rows)
